@@ -1,0 +1,59 @@
+"""Real-browser fixtures: system Chromium via Playwright, and `streamlit run` servers on demand."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import StreamlitServer, find_chromium, launch_chromium
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The system chromium; CI must have it (fail), a laptop may not (skip)."""
+    path = find_chromium()
+    if path is None:
+        msg = "chromium not found on PATH (apt-get install chromium); never `playwright install`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator:
+    """One headless Chromium for the session."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = launch_chromium(pw, chromium_path)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(chromium_path: str) -> Iterator[Callable[[str | Path], StreamlitServer]]:
+    """Factory: `streamlit_server(script)` -> a running server (one per script, reused, stopped at the end)."""
+    servers: dict[Path, StreamlitServer] = {}
+
+    def start(script: str | Path) -> StreamlitServer:
+        path = Path(script).resolve()
+        if path not in servers:
+            server = StreamlitServer(path)
+            server.start()
+            servers[path] = server
+        return servers[path]
+
+    yield start
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    """A fresh browser context and page per test (no shared session state)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    p = context.new_page()
+    yield p
+    context.close()
