@@ -1,0 +1,19 @@
+"""Diagnostics of a VAE: one module per concern (disentanglement_lib layout).
+
+Each public function takes (model, data); a private core takes plain arrays. `diagnose` runs them
+all on one encoding of the evaluation split and returns a `Report` (DESIGN.md report keys).
+"""
+from .aggregate import AggregateStats, aggregate_posterior
+from .blur import BlurStats, blurriness, laplacian_sharpness, pixel_variance, radial_spectrum
+from .collapse import CollapseStats, posterior_collapse
+from .iwae import Bounds, log_likelihood_bounds
+from .mig import MIGResult, mig
+from .mutual_info import MutualInfo, mutual_information
+from .report import DiagnoseCancelled, Report, diagnose
+
+__all__ = [
+    "AggregateStats", "BlurStats", "Bounds", "CollapseStats", "DiagnoseCancelled", "MIGResult",
+    "MutualInfo", "Report", "aggregate_posterior", "blurriness", "diagnose", "laplacian_sharpness",
+    "log_likelihood_bounds", "mig", "mutual_information", "pixel_variance", "posterior_collapse",
+    "radial_spectrum",
+]

@@ -1,0 +1,71 @@
+"""Shared plumbing for the metrics: device lookup, batched encode/decode, array conversion."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU if it has none)."""
+    for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
+        if tensors is not None:
+            for t in tensors():
+                return t.device
+    return torch.device("cpu")
+
+
+def check_batch_size(batch_size: int) -> int:
+    """Validate a batch size argument and return it as int."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+@torch.inference_mode()
+def encode_all(model: Any, x: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode x (N, C, H, W) in batches: (mu, logvar), each (N, D), float32 on x's device."""
+    batch_size = check_batch_size(batch_size)
+    mus, logvars = [], []
+    for s in range(0, x.shape[0], batch_size):
+        mu, logvar = model.encode(x[s:s + batch_size])
+        mus.append(mu.float())
+        logvars.append(logvar.float())
+    return torch.cat(mus), torch.cat(logvars)
+
+
+@torch.inference_mode()
+def decode_all(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+               batch_size: int = 500) -> torch.Tensor:
+    """decode(z) in batches: z (N, D) -> images (N, C, H, W)."""
+    batch_size = check_batch_size(batch_size)
+    return torch.cat([decode(z[s:s + batch_size]).float() for s in range(0, z.shape[0], batch_size)])
+
+
+def as_numpy(a: torch.Tensor | np.ndarray, name: str, ndim: int | None = None) -> np.ndarray:
+    """A float64 numpy copy of a tensor or array, checked for ndim and finiteness."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    arr = np.asarray(a, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds NaN or Inf values")
+    return arr
+
+
+def as_tensor(a: torch.Tensor | np.ndarray, name: str, ndim: int | None = None) -> torch.Tensor:
+    """A float32 tensor from a tensor or array, checked for ndim."""
+    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    t = t.float()
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
+    return t
+
+
+def check_posterior(mu: Any, logvar: Any) -> None:
+    """Raise ValueError unless mu and logvar are (N, D) of the same shape with N >= 1."""
+    if tuple(mu.shape) != tuple(logvar.shape) or len(mu.shape) != 2 or mu.shape[0] < 1:
+        raise ValueError(f"mu and logvar must both be (N, D) with N >= 1, got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
