@@ -115,6 +115,8 @@ def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> 
     else:
         from .files import load_file
 
+        if not Path(s).exists() and "/" not in s and "." not in s:
+            raise DataError(f"unknown dataset {s!r}: use one of {', '.join(BUILTIN)} or a path to a data file")
         data = load_file(Path(s))
     if n is not None and n < len(data):
         if n < 1:

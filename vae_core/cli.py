@@ -1,0 +1,179 @@
+"""The command line: train a VAE into a run directory; diagnose a run or a TorchScript model.
+
+Errors are one line on stderr and exit code 2, never a traceback. Progress and logs go to
+stderr, so `diagnose --json` prints exactly one JSON object on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .config import ARCHS, KL_SCHEDULES, LIKELIHOODS, ModelConfig, TrainConfig
+
+log = logging.getLogger("vae_core")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like '400' or '512,256', got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return vals
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code for usage errors)
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m vae_core", description="Train and diagnose Variational Autoencoders.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a VAE and write a run directory",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train a VAE; writes OUT/config.json, model.safetensors, history.csv atomically.")
+    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites) or a path to .npz/.npy/.csv/"
+                   "a folder or .zip of images")
+    t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
+    t.add_argument("--arch", choices=ARCHS, default="mlp", help="encoder/decoder type")
+    t.add_argument("--hidden", type=_ints, default=(400,), help="hidden layer sizes, e.g. '400' or '512,256' "
+                   "(conv: the fully connected layers)")
+    t.add_argument("--conv-channels", type=_ints, default=(32, 64), help="conv: channels of each stride-2 layer")
+    t.add_argument("--latent-dim", type=int, default=20, help="number of latent dimensions D")
+    t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli", help="decoder distribution p(x|z)")
+    t.add_argument("--gaussian-scale", type=float, default=0.1, help="gaussian: std s of p(x|z) "
+                   "(equivalent to beta = 2 s^2 on summed squared error)")
+    t.add_argument("--learn-scale", action="store_true", help="gaussian: learn s instead of fixing it")
+    t.add_argument("--beta", type=float, default=1.0, help="KL weight (1 = the ELBO; > 1 a beta-VAE)")
+    t.add_argument("--kl-schedule", choices=KL_SCHEDULES, default="constant",
+                   help="constant beta, linear warm-up, or cyclical annealing (Fu et al. 2019)")
+    t.add_argument("--warmup", type=float, default=0.3, help="linear: fraction of training over which beta rises")
+    t.add_argument("--beta-start", type=float, default=0.0, help="linear: the KL weight the warm-up starts from")
+    t.add_argument("--cycles", type=int, default=4, help="cyclical: number of cycles M")
+    t.add_argument("--ramp", type=float, default=0.5, help="cyclical: fraction R of each cycle where beta rises")
+    t.add_argument("--free-bits", type=float, default=0.0, help="free bits lambda, nats per dimension (0 = off)")
+    t.add_argument("--epochs", type=int, default=30, help="passes over the training split")
+    t.add_argument("--batch-size", type=int, default=128, help="minibatch size")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--eval-fraction", type=float, default=0.2, help="share of the data held out for evaluation")
+    t.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster; same loss, "
+                   "see benchmarks/train_throughput.py)")
+    t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("diagnose", help="report collapse, MI, IWAE, variance law, blur and MIG",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Diagnose a run directory or a TorchScript file on a dataset (nats per data point).")
+    d.add_argument("model", metavar="MODEL", help="a run directory or a TorchScript file (torch.jit.save)")
+    d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
+    d.add_argument("--n-points", type=int, default=1000, help="evaluate on at most this many held-out points")
+    d.add_argument("--iwae-k", type=int, default=100, help="importance samples for the IWAE bound")
+    d.add_argument("--seed", type=int, default=0, help="seed for the split and the Monte Carlo samples")
+    d.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    return p
+
+
+class _TqdmCallback:
+    def __init__(self, total_epochs: int, disable: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=None, unit="step", file=sys.stderr, disable=disable, dynamic_ncols=True)
+
+    def on_step(self, info: dict[str, Any]) -> bool:
+        if self.bar.total is None:
+            self.bar.total = info["total_steps"]
+        self.bar.update(1)
+        if info["step"] % 10 == 0:
+            self.bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.1f}", kl=f"{info['kl']:.1f}",
+                                 beta=f"{info['beta']:.2f}", refresh=False)
+        return False
+
+    def on_epoch(self, row: dict[str, Any]) -> bool:
+        self.bar.set_postfix(epoch=row["epoch"], loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}",
+                             eval_elbo=f"{row['eval_elbo']:.1f}")
+        return False
+
+
+def _train(a: argparse.Namespace) -> int:
+    from .checkpoints import save_run
+    from .data import load_dataset
+    from .models import VAE
+    from .train import fit
+
+    out = Path(a.out)
+    if out.exists() and not a.overwrite:
+        raise FileExistsError(f"--out {out} already exists; choose another path or pass --overwrite")
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    data = load_dataset(a.data, n=a.n, seed=a.seed)
+    mcfg = ModelConfig(input_shape=data.shape, latent_dim=a.latent_dim, arch=a.arch, hidden=a.hidden,
+                       conv_channels=a.conv_channels, likelihood=a.likelihood,
+                       gaussian_scale=a.gaussian_scale, learn_scale=a.learn_scale)
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, beta=a.beta, kl_schedule=a.kl_schedule,
+                       warmup_fraction=a.warmup, beta_start=a.beta_start, cycles=a.cycles, ramp_fraction=a.ramp,
+                       free_bits=a.free_bits, eval_fraction=a.eval_fraction, seed=a.seed, bf16=a.bf16)
+    train, ev = data.split(tcfg.eval_fraction, tcfg.seed)
+    torch.manual_seed(tcfg.seed)
+    model = VAE(mcfg)
+    cb = _TqdmCallback(tcfg.epochs, disable=a.quiet)
+    try:
+        hist = fit(model, train, ev, tcfg, callbacks=[cb])
+    finally:
+        cb.bar.close()
+    if not hist.rows:
+        raise RuntimeError(f"no epoch finished: {hist.stopped_reason}; nothing saved")
+    dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
+    save_run(out, model, tcfg, hist.rows, dataset=dataset_id, started=started, overwrite=a.overwrite,
+             extra={"n": a.n, "stopped_reason": hist.stopped_reason, "completed": hist.completed,
+                    "n_train": len(train), "n_eval": len(ev)})
+    last = hist.rows[-1]
+    if hist.stopped_reason:
+        print(f"warning: {hist.stopped_reason}", file=sys.stderr)
+    print(f"saved {out}: {len(hist.rows)} epochs, held-out ELBO {last['eval_elbo']:.2f} nats "
+          f"(recon {last['eval_recon_nll']:.2f}, KL {last['eval_kl']:.2f})", file=sys.stderr)
+    return 0
+
+
+def _diagnose(a: argparse.Namespace) -> int:
+    from .checkpoints import load_model
+    from .data import check_fits, load_dataset
+    from .metrics.report import diagnose
+
+    model = load_model(a.model)
+    data = load_dataset(a.data, seed=a.seed)
+    if getattr(model, "input_shape", None) is None:
+        model.set_input_shape(data.shape)
+    check_fits(data, model.input_shape)
+    report = diagnose(model, data, n_points=a.n_points, iwae_k=a.iwae_k, seed=a.seed)
+    if a.json:
+        sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(report.format_table() + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _diagnose(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, RuntimeError) as e:
+        # ValueError covers DataError and CheckpointError: each message names the problem
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
