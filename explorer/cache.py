@@ -1,0 +1,228 @@
+"""Every `st.cache_resource` / `st.cache_data` of the app, keyed by stable ids, never by objects.
+
+A model is keyed by (path, content fingerprint[, input shape]); a dataset by (id or path,
+fingerprint). Cached models are shared by every session: eval mode, read-only, and every call
+runs under `torch.inference_mode()`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae_core import checkpoints, data as vdata
+from vae_core.projection import Progress, Projection
+
+from . import images
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model or dataset as a stable id: what it is and a hash of its content."""
+
+    src: str
+    fp: str
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
+    return checkpoints.fingerprint(path)
+
+
+def source(src: str) -> Source:
+    """A Source for a run dir / model file / data file (content hash) or a built-in dataset id."""
+    p = Path(src)
+    if src in vdata.BUILTIN or not p.exists():
+        return Source(src, src)
+    st_ = (p / "model.safetensors").stat() if p.is_dir() else p.stat()
+    return Source(src, _fingerprint(src, st_.st_mtime_ns, st_.st_size))
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def model(m: Source, input_shape: tuple[int, int, int] | None):
+    """The model (eval mode, shared by all sessions: never train or modify it)."""
+    out = checkpoints.load_model(m.src, input_shape)
+    out.eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
+@st.cache_resource(show_spinner="Loading the data...", max_entries=8)
+def dataset(d: Source) -> vdata.Dataset:
+    """The whole dataset (built-in id or a user's file), as float32 (N, C, H, W)."""
+    return vdata.load_dataset(d.src, n=5000 if d.src == "sprites" else None, seed=0)
+
+
+def model_for(m: Source, d: Source):
+    """The model that fits dataset d: raises DataError/CheckpointError with a clear message if not."""
+    data = dataset(d)
+    shape = None
+    if not Path(m.src).is_dir():  # TorchScript stores no input shape: the data gives it
+        shape = data.shape
+    mdl = model(m, shape)
+    vdata.check_fits(data, mdl.input_shape)
+    try:
+        with torch.inference_mode():
+            mu, _ = mdl.encode(data.x[:2])
+            out = mdl.decode(mu)
+    except Exception as e:  # a user's TorchScript can fail in any way on this data
+        raise vdata.DataError(f"the model could not encode/decode '{data.name}': {str(e).splitlines()[0]}") from None
+    if tuple(out.shape[1:]) != data.shape:
+        raise vdata.DataError(f"the model decodes to {tuple(out.shape[1:])}, the data is {data.shape}")
+    return mdl
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Per-point results of encoding a dataset once (numpy, float32)."""
+
+    mu: np.ndarray  # (N, D)
+    logvar: np.ndarray  # (N, D)
+    kl: np.ndarray  # (N,) KL(q(z|x) || p(z)) per point, nats
+    recon_err: np.ndarray  # (N,) -log p(x | z = mu) per point, nats
+    kl_per_dim: np.ndarray  # (D,) mean over points
+
+
+@st.cache_data(show_spinner="Encoding the data...", max_entries=16)
+def encoded(m: Source, d: Source) -> Encoded:
+    """Encode every point once, batched, under inference_mode."""
+    mdl, data = model_for(m, d), dataset(d)
+    mus, lvs, errs = [], [], []
+    with torch.inference_mode():
+        for i in range(0, len(data), 1000):
+            xb = data.x[i:i + 1000]
+            mu, lv = mdl.encode(xb)
+            mus.append(mu)
+            lvs.append(lv)
+            errs.append(mdl.nll(xb, mu))
+    mu, lv = torch.cat(mus).float(), torch.cat(lvs).float()
+    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), SCIENCE.md closed form
+    return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(),
+                   recon_err=torch.cat(errs).float().numpy(), kl_per_dim=kl_dims.mean(0).numpy())
+
+
+def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:
+    """z (B, D) -> uint8 images (B, H, W[, 3]), upscaled by `scale` (nearest)."""
+    with torch.inference_mode():
+        x = mdl.decode(torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, mdl.latent_dim))
+    imgs = images.to_uint8(x)
+    return np.stack([images.upscale(im, scale) for im in imgs]) if scale > 1 else imgs
+
+
+# --- maps: PCA at once, t-SNE/UMAP in a background thread with progress ------------------------
+
+@dataclass
+class Job:
+    """A background map computation; `progress` in [0, 1]; `result` or `error` when done."""
+
+    progress: float = 0.0
+    phase: str = "queued"
+    result: Projection | None = None
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Jobs:
+    """Shared by all sessions: one worker thread (2 cores here), jobs keyed by their inputs."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map")
+        self.jobs: dict[tuple, Job] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, fn: Callable[[Job], Projection]) -> Job:
+        with self.lock:
+            job = self.jobs.get(key)
+            if job is None or (job.error is not None):
+                job = self.jobs[key] = Job()
+                self.pool.submit(self._run, job, fn)
+            return job
+
+    @staticmethod
+    def _run(job: Job, fn: Callable[[Job], Projection]) -> None:
+        try:
+            job.result = fn(job)
+        except Exception as e:  # shown to the user; the job can be retried
+            job.error = str(e) or type(e).__name__
+        finally:
+            job.progress = 1.0
+            job.done.set()
+
+
+@st.cache_resource
+def _jobs() -> _Jobs:
+    return _Jobs()
+
+
+MAP_PARAMS = {"pca": {}, "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
+
+
+def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
+    """The map of the encoded means: PCA computed now, t-SNE/UMAP queued in the background."""
+    enc = encoded(m, d)
+    labels = dataset(d).y
+
+    def fit(job: Job) -> Projection:
+        def progress(p: Progress) -> None:
+            phases = {"early_exaggeration": (0.0, 0.33), "embedding": (0.33, 0.97), "transform": (0.97, 1.0),
+                      "umap": (0.0, 0.95), "pca": (0.0, 1.0)}
+            lo, hi = phases.get(p.phase, (0.0, 1.0))
+            job.phase = p.phase
+            job.progress = lo + (hi - lo) * (p.iteration / max(p.n_iter, 1))
+
+        return Projection(method, dims, seed=0, progress=progress, n_jobs=max(1, (os.cpu_count() or 2) - 1),
+                          **MAP_PARAMS[method]).fit(enc.mu, labels)
+
+    key = (m, d, method, dims)
+    if method == "pca":
+        return _pca_job(m, d, dims)
+    return _jobs().get(key, fit)
+
+
+@st.cache_resource(max_entries=32)
+def _pca_job(m: Source, d: Source, dims: int) -> Job:
+    job = Job(result=Projection("pca", dims).fit(encoded(m, d).mu), progress=1.0, phase="done")
+    job.done.set()
+    return job
+
+
+def linear_inverse(proj: Projection) -> tuple[np.ndarray, np.ndarray] | None:
+    """For an exact (PCA) 2-D map: origin (D,) and axes (2, D) with z = origin + x*a0 + y*a1."""
+    if not proj.inverse_is_exact or proj.n_components != 2:
+        return None
+    z, _ = proj.inverse(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+    return z[0], np.stack([z[1] - z[0], z[2] - z[0]])
+
+
+def uploads_dir() -> Path:
+    """Where uploads are written, named by content hash (shared safely: same bytes, same file)."""
+    d = Path(os.environ.get("VAE_EXPLORER_UPLOADS", Path.home() / ".cache" / "vae_explorer" / "uploads"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def run_choices() -> list[str]:
+    """Run directories under runs/ (complete ones only: a half-written run is never listed)."""
+    from .state import RUNS_DIR
+
+    return [str(p) for p in checkpoints.list_runs(RUNS_DIR)]
+
+
+
+_transform_lock = threading.Lock()  # openTSNE's transform re-centres the shared map in place
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _proj: Projection,
+                     _samples: np.ndarray) -> np.ndarray:
+    """Map positions (S, dims) of samples of q(z|x) for point idx (keyed by ids, not objects)."""
+    with _transform_lock:
+        return _proj.transform(_samples)

@@ -1,0 +1,270 @@
+"""The Explore page's panels: the map, the drag pad, the selected point, sliders, grids.
+
+Each `*_ui()` draws one panel and returns what the page needs next. Torch work goes through
+`cache` (decode under inference_mode); the page itself stays a list of calls.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from . import cache, figures, images, state
+from .browser_decoder import mlp_decoder_payload
+from .pad import latent_pad, pad_state
+
+COLLAPSE_KL = 0.01  # nats: SCIENCE.md's KL-per-dimension threshold
+SCALE = 5  # nearest-neighbour upscaling of decoded images for display
+
+
+def _z_png(mdl, z: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    return cache.decode(mdl, z[None], scale=scale)[0]
+
+
+# --- map ----------------------------------------------------------------------------------------
+
+def map_controls_ui(data) -> tuple[str, int, str]:
+    """Method, 2-D/3-D and colouring of the map."""
+    c1, c2, c3 = st.columns([2, 1, 2])
+    method = c1.segmented_control("Map", ["pca", "tsne", "umap"], key=state.MAP_METHOD,
+                                  format_func={"pca": "PCA (instant)", "tsne": "t-SNE", "umap": "UMAP"}.get,
+                                  help="PCA is a linear view with an exact way back to latent codes; t-SNE "
+                                       "and UMAP keep neighbours together but only have a local inverse.")
+    dims = c2.segmented_control("View", [2, 3], key=state.MAP_DIMS, format_func=lambda k: f"{k}-D")
+    options = (["label"] if data.y is not None else []) + list(data.factor_names) + \
+        ["reconstruction error", "KL", "none"]
+    if st.session_state.get(state.MAP_COLOR) not in options:
+        st.session_state[state.MAP_COLOR] = options[0]
+    color = c3.selectbox("Colour by", options, key=state.MAP_COLOR)
+    return method or "pca", int(dims or 2), color
+
+
+def map_projection_ui(m, d, method: str, dims: int):
+    """The finished map for (method, dims); PCA meanwhile, with progress, while t-SNE/UMAP compute."""
+    job = cache.map_job(m, d, method, dims)
+    if job.done.is_set() and job.error is None:
+        return job.result
+    if job.error is not None:
+        st.error(f"The {method} map failed: {job.error}. Showing PCA.")
+    else:
+        _progress_fragment(job, method)
+    return cache.map_job(m, d, "pca", dims).result
+
+
+@st.fragment(run_every=1.0)
+def _progress_fragment(job: cache.Job, method: str) -> None:
+    if job.done.is_set():
+        st.rerun()  # the whole page, now with the finished map
+    st.progress(job.progress, text=f"Computing the {method.upper()} map in the background "
+                                   f"({job.phase}, {job.progress:.0%}); showing PCA meanwhile.")
+
+
+def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[str, ...] | None]:
+    """(values, categorical, class names) for the map colouring."""
+    if color == "label":
+        return data.y, True, data.meta.get("classes")
+    if color in data.factor_names:
+        return data.factors[:, data.factor_names.index(color)], True, None
+    if color == "reconstruction error":
+        return enc.recon_err, False, None
+    if color == "KL":
+        return enc.kl, False, None
+    return None, False, None
+
+
+def map_ui(proj, data, enc, color: str, posterior: np.ndarray | None) -> None:
+    """The scatter; a click on a point selects it (2-D; in 3-D pick by number below)."""
+    values, categorical, names = color_values(data, enc, color)
+    sel = st.session_state[state.SELECTED]
+    fig = figures.map_figure(proj.embedding_, values, categorical=categorical, color_name=color,
+                             class_names=names, selected=sel, posterior=posterior)
+    event = st.plotly_chart(fig, key=f"map_{proj.method}_{proj.n_components}", on_select="rerun",
+                            selection_mode="points", config={"scrollZoom": True})
+    points = (event or {}).get("selection", {}).get("points", []) if proj.n_components == 2 else []
+    if points:
+        cd = points[0].get("customdata")
+        idx = int(cd[0] if isinstance(cd, (list, tuple)) else cd)
+        if idx != sel:
+            select_point(idx, enc)
+            st.rerun()
+
+
+def select_point(idx: int, enc) -> None:
+    """Make point idx the selected one (map, pad, sliders and panels follow)."""
+    st.session_state[state.SELECTED] = int(idx)
+    st.session_state["point_pick"] = int(idx)
+    state.set_z(enc.mu[idx].tolist())
+
+
+def _on_point_pick(enc) -> None:
+    v = st.session_state.get("point_pick")
+    if v is not None:
+        select_point(int(v), enc)
+
+
+# --- drag pad -----------------------------------------------------------------------------------
+
+def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = np.percentile(emb, 0.5, axis=0), np.percentile(emb, 99.5, axis=0)
+    pad = 0.15 * (hi - lo)
+    return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
+
+
+@st.fragment
+def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
+    """Drag through the 2-D map; the decoder answers at once (in the browser for MLP decoders)."""
+    emb = proj.embedding_
+    s = pad_state("pad")
+    sel = st.session_state[state.SELECTED]
+    pos = tuple(emb[sel]) if sel is not None else tuple(np.median(emb, axis=0))
+    x, y = (s["x"], s["y"]) if s else pos
+    if st.session_state.get("pad_sel") != sel:  # a new selection moves the marker there
+        st.session_state["pad_sel"] = sel
+        x, y = pos
+    z, dist = proj.inverse(np.array([[x, y]]))
+    lin = cache.linear_inverse(proj)
+    payload = mlp_decoder_payload(mdl) if lin is not None else None
+    common = dict(points=emb, colors=None if labels is None else labels.tolist(),
+                  points_id=f"{proj.method}-{id(proj)}", bounds=_bounds(emb), pos=(float(x), float(y)),
+                  ack=s["seq"] if s else 0, size=300, view_size=150)
+    if payload is not None:
+        latent_pad("pad", decoder=payload, origin=lin[0], axes=lin[1], **common)
+        how = "decoded in your browser at every move"
+    else:
+        latent_pad("pad", image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
+        how = "decoded by the server, one request in flight"
+    far = float(dist[0])
+    where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
+                                                                            "the decoder was never trained here")
+    kind = "exact PCA inverse" if proj.inverse_is_exact else "local inverse: a weighted mean of the nearest codes"
+    st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).")
+    if st.button("Send this point to the sliders", key="pad_to_sliders"):
+        state.set_z(z[0].tolist())
+
+
+# --- selected point -----------------------------------------------------------------------------
+
+def posterior_samples(enc, idx: int, n: int, seed: int = 0) -> np.ndarray:
+    """n draws z = mu + sigma * eps of the point's posterior (the reparameterisation trick): (n, D)."""
+    rng = np.random.default_rng(seed + idx)
+    eps = rng.standard_normal((n, enc.mu.shape[1])).astype(np.float32)
+    return enc.mu[idx] + np.exp(0.5 * enc.logvar[idx]) * eps
+
+
+def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
+    """Original, reconstruction, the code (mu, sigma per dim) and samples from q(z|x)."""
+    idx = st.session_state[state.SELECTED]
+    st.subheader("The selected point")
+    c0, _ = st.columns([1, 3])
+    c0.number_input("Point", 0, len(data) - 1, value=None, key="point_pick", on_change=_on_point_pick,
+                    args=(enc,), placeholder="click the map or type a number",
+                    help="Click a point on the 2-D map, or type its number")
+    if idx is None:
+        st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "
+                "what q(z|x) draws.")
+        return
+    x = images.to_uint8(data.x[idx:idx + 1])[0]
+    label = f" (label {data.y[idx]})" if data.y is not None else ""
+    cols = st.columns([1, 1, 3])
+    cols[0].image(images.upscale(x, SCALE), caption=f"original #{idx}{label}")
+    cols[1].image(_z_png(mdl, enc.mu[idx]), caption="reconstruction: decode(mu)")
+    sigma = np.exp(0.5 * enc.logvar[idx])
+    cols[2].plotly_chart(figures.code_figure(enc.mu[idx], sigma, collapsed), key="code_fig")
+    cols[2].caption(f"Its code: the encoder gives a mean mu and a spread sigma per dimension (grey band: the "
+                    f"prior's +-1). KL of this point {enc.kl[idx]:.1f} nats, reconstruction error "
+                    f"{enc.recon_err[idx]:.1f} nats.")
+    zs = posterior_samples(enc, idx, 8)
+    st.image(images.grid(cache.decode(mdl, zs, scale=3), ncol=8, pad=3),
+             caption="Eight draws z = mu + sigma * eps, eps ~ N(0, I): the reparameterisation trick, "
+                     "made visible. The black cloud on the map is 200 such draws.")
+
+
+# --- latent sliders -----------------------------------------------------------------------------
+
+@st.fragment
+def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
+    """One slider per dimension, sorted by KL; the decoded image answers each step."""
+    ss = st.session_state
+    d = enc.mu.shape[1]
+    if ss[state.Z] is None or len(ss[state.Z]) != d:
+        ss[state.Z] = [0.0] * d
+    b = st.columns(3)
+    if b[0].button("Reset to 0", help="The prior's mean"):
+        state.set_z([0.0] * d)
+    if b[1].button("Random from the prior", help="z ~ N(0, I)"):
+        state.set_z(np.random.default_rng().standard_normal(d).tolist())
+    sel = ss[state.SELECTED]
+    if b[2].button("Code of the selected point", disabled=sel is None):
+        state.set_z(enc.mu[sel].tolist())
+    version = ss[state.Z_VERSION]
+    left, right = st.columns([3, 2])
+    z = np.array(ss[state.Z], dtype=np.float32)
+    with left:
+        cols = st.columns(2)
+        for i, j in enumerate(order):
+            mark = " (collapsed)" if j in collapsed else ""
+            z[j] = cols[i % 2].slider(
+                f"z{j}{mark}", -3.0, 3.0, float(np.clip(z[j], -3, 3)), 0.05, key=f"z_{version}_{j}",
+                help=(f"KL {enc.kl_per_dim[j]:.3f} nats. " + (
+                    "Collapsed: the encoder puts nothing here (KL below 0.01 nats), so the decoder has "
+                    "learned to ignore it; moving it should change little." if mark else "")))
+    ss[state.Z] = z.tolist()
+    right.image(_z_png(mdl, z, 8), caption="decode(z)")
+
+
+# --- grids --------------------------------------------------------------------------------------
+
+def traversal_ui(mdl, enc, order: np.ndarray) -> None:
+    """Rows: dimensions (by KL); columns: values of that dimension, the others held fixed."""
+    sel = st.session_state[state.SELECTED]
+    base = enc.mu[sel] if sel is not None else np.zeros(enc.mu.shape[1], np.float32)
+    c1, c2 = st.columns(2)
+    dims = c1.multiselect("Dimensions", order.tolist(), default=order[:8].tolist(), key="trav_dims")
+    span = c2.slider("Range", 0.5, 4.0, 3.0, 0.5, key="trav_span")
+    if not dims:
+        st.info("Pick at least one dimension.")
+        return
+    vals = np.linspace(-span, span, 9, dtype=np.float32)
+    zs = np.repeat(base[None], len(dims) * len(vals), 0)
+    for r, j in enumerate(dims):
+        zs[r * len(vals):(r + 1) * len(vals), j] = vals
+    img = images.grid(cache.decode(mdl, zs, scale=2), ncol=len(vals), pad=2)
+    st.image(img, caption=f"Rows: z{', z'.join(map(str, dims))}; columns: {vals[0]:.1f} to {vals[-1]:.1f}; "
+                          f"the other dimensions held at {'the selected point' if sel is not None else '0'}.")
+    st.download_button("Download PNG", images.png_bytes(img), "traversal.png", "image/png")
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (falls back to linear when a and b are parallel): (T, D)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = np.clip(a @ b / max(na * nb, 1e-12), -1.0, 1.0)
+    omega = np.arccos(cos)
+    if omega < 1e-6:
+        return (1 - t)[:, None] * a + t[:, None] * b
+    return (np.sin((1 - t) * omega)[:, None] * a + np.sin(t * omega)[:, None] * b) / np.sin(omega)
+
+
+def interpolation_ui(mdl, enc, n: int) -> None:
+    """A strip from point A to point B, linear or spherical, with a GIF download."""
+    sel = st.session_state[state.SELECTED]
+    c1, c2, c3, c4 = st.columns(4)
+    a = c1.number_input("Point A", 0, n - 1, value=int(sel or 0), key="interp_a")
+    b = c2.number_input("Point B", 0, n - 1, value=min(n - 1, 1000), key="interp_b")
+    kind = c3.radio("Path", ["linear", "spherical"], horizontal=True, key="interp_kind",
+                    help="Spherical (slerp) keeps the norm of z typical of the prior along the way.")
+    steps = c4.slider("Steps", 3, 16, 10, key="interp_steps")
+    t = np.linspace(0, 1, steps, dtype=np.float32)
+    za, zb = enc.mu[int(a)], enc.mu[int(b)]
+    zs = (1 - t)[:, None] * za + t[:, None] * zb if kind == "linear" else slerp(za, zb, t)
+    frames = cache.decode(mdl, zs.astype(np.float32), scale=3)
+    st.image(images.grid(frames, ncol=steps, pad=2), caption=f"{kind} path from point {a} to point {b}")
+    st.download_button("Download GIF", images.gif_bytes(list(frames)), "interpolation.gif", "image/gif")
+
+
+def prior_samples_ui(mdl) -> None:
+    """A grid of decode(z), z ~ N(0, I): what the model generates."""
+    seed = st.number_input("Seed", 0, 10_000, 0, key="prior_seed")
+    d = mdl.latent_dim
+    zs = np.random.default_rng(int(seed)).standard_normal((64, d)).astype(np.float32)
+    img = images.grid(cache.decode(mdl, zs, scale=2), ncol=8, pad=2)
+    st.image(img, caption="64 samples from the prior: holes in the aggregate posterior show up as odd images.")
+    st.download_button("Download PNG", images.png_bytes(img), "prior_samples.png", "image/png")

@@ -1,0 +1,52 @@
+"""Session-state keys as constants, and `init()`, which every page calls first.
+
+A page opened directly by URL works because `init()` sets every default: the shipped run
+`runs/default` on `mnist`, with no click.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = ROOT / "runs"
+DEFAULT_RUN = RUNS_DIR / "default"
+DEFAULT_DATA = "mnist"
+
+# What the sidebar picker selected (shared by all pages of one session)
+MODEL_SRC = "model_src"  # str: a run directory or a TorchScript file path
+DATA_SRC = "data_src"  # str: a dataset id or a data file path
+UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
+UPLOADED_DATA = "uploaded_data"  # dict label -> path
+SELECTED = "selected_point"  # int | None: index into the shown data
+Z = "z"  # list[float]: the code the sliders decode
+Z_VERSION = "z_version"  # int: bumped when Z is set from outside the sliders, so they re-read it
+MAP_METHOD = "map_method"
+MAP_DIMS = "map_dims"
+MAP_COLOR = "map_color"
+
+
+def init() -> None:
+    """Set every default this session lacks; safe to call on every rerun of every page."""
+    defaults = {
+        MODEL_SRC: str(DEFAULT_RUN),
+        DATA_SRC: DEFAULT_DATA,
+        UPLOADED_MODELS: {},
+        UPLOADED_DATA: {},
+        SELECTED: None,
+        Z: None,
+        Z_VERSION: 0,
+        MAP_METHOD: "pca",
+        MAP_DIMS: 2,
+        MAP_COLOR: "label",
+    }
+    for k, v in defaults.items():
+        if k not in st.session_state:
+            st.session_state[k] = v
+
+
+def set_z(z: list[float]) -> None:
+    """Point the sliders at a new code (selected point, random draw, reset)."""
+    st.session_state[Z] = [float(v) for v in z]
+    st.session_state[Z_VERSION] += 1

@@ -1,0 +1,119 @@
+"""`*_ui()` functions: draw widgets, return typed values. The sidebar picker lives here."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from vae_core import checkpoints, data as vdata
+
+from . import cache, state
+
+MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript"]
+DATA_TYPES = ["npz", "npy", "csv", "zip"]
+MAX_UPLOAD_MB = 200
+_ERR = "picker_error"
+
+
+def _label(src: str) -> str:
+    p = Path(src)
+    if p.is_dir() and p.parent == state.RUNS_DIR:
+        return f"runs/{p.name}"
+    return p.name if p.exists() else src
+
+
+def _try_select(model_src: str, data_src: str) -> bool:
+    """Select a model/data pair only if they fit; otherwise keep the old pair and say why."""
+    try:
+        cache.model_for(cache.source(model_src), cache.source(data_src))
+    except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
+        st.session_state[_ERR] = (f"Kept {_label(st.session_state[state.MODEL_SRC])} on "
+                                  f"{_label(st.session_state[state.DATA_SRC])}: {_label(model_src)} with "
+                                  f"{_label(data_src)} does not work. {e}")
+        return False
+    st.session_state[state.MODEL_SRC], st.session_state[state.DATA_SRC] = model_src, data_src
+    st.session_state[state.SELECTED] = None
+    st.session_state[state.Z] = None
+    st.session_state[_ERR] = None
+    return True
+
+
+def _on_pick() -> None:
+    if not _try_select(st.session_state["pick_model"], st.session_state["pick_data"]):
+        st.session_state["pick_model"] = st.session_state[state.MODEL_SRC]
+        st.session_state["pick_data"] = st.session_state[state.DATA_SRC]
+
+
+def _save_upload(upload, kind: str) -> Path:
+    """Write an upload under its content hash (atomic); refuse it over the size limit."""
+    data = upload.getvalue()
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise ValueError(f"{upload.name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB")
+    suffix = Path(upload.name).suffix.lower()
+    out = cache.uploads_dir() / f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not out.exists():
+        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    return out
+
+
+def _on_upload(kind: str) -> None:
+    upload = st.session_state.get(f"upload_{kind}")
+    if upload is None:
+        return
+    try:
+        path = _save_upload(upload, kind)
+        if kind == "model":
+            checkpoints.load_torchscript(path)  # refuses pickles and non-TorchScript, never unpickles
+        else:
+            vdata.load_dataset(str(path))  # every data check of the CLI
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.session_state[_ERR] = f"Upload refused, nothing changed: {e}"
+        return
+    registry = st.session_state[state.UPLOADED_MODELS if kind == "model" else state.UPLOADED_DATA]
+    registry[upload.name] = str(path)
+    model_src = str(path) if kind == "model" else st.session_state[state.MODEL_SRC]
+    data_src = str(path) if kind == "data" else st.session_state[state.DATA_SRC]
+    if _try_select(model_src, data_src):
+        st.session_state["pick_model"], st.session_state["pick_data"] = model_src, data_src
+
+
+def sidebar_picker() -> tuple[cache.Source, cache.Source]:
+    """The model and data picker shared by every page; returns the active (model, data) sources."""
+    ss = st.session_state
+    runs = cache.run_choices()
+    model_opts = runs + [p for p in ss[state.UPLOADED_MODELS].values() if p not in runs]
+    if ss[state.MODEL_SRC] not in model_opts:
+        model_opts.append(ss[state.MODEL_SRC])
+    data_opts = list(vdata.BUILTIN) + list(ss[state.UPLOADED_DATA].values())
+    if ss[state.DATA_SRC] not in data_opts:
+        data_opts.append(ss[state.DATA_SRC])
+    ss.setdefault("pick_model", ss[state.MODEL_SRC])
+    ss.setdefault("pick_data", ss[state.DATA_SRC])
+    with st.sidebar:
+        st.subheader("Model and data")
+        st.selectbox("Model", model_opts, key="pick_model", format_func=_label, on_change=_on_pick,
+                     help="A run under runs/ or a TorchScript file you uploaded")
+        st.selectbox("Data", data_opts, key="pick_data", format_func=_label, on_change=_on_pick,
+                     help="A built-in dataset or a file you uploaded")
+        with st.expander("Upload a model or data"):
+            st.file_uploader("TorchScript model (torch.jit.save)", type=MODEL_TYPES, key="upload_model",
+                             on_change=_on_upload, args=("model",),
+                             help="encode(x) -> (mu, logvar) and decode(z) -> mean; pickles are refused")
+            st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
+                             on_change=_on_upload, args=("data",))
+        if ss.get(_ERR):
+            st.error(ss[_ERR])
+    return cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
+
+
+def active_model_ui(m: cache.Source, d: cache.Source):
+    """Load the active pair; on failure show the reason and stop this page (state is kept)."""
+    try:
+        return cache.model_for(m, d), cache.dataset(d)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.error(f"{_label(m.src)} on {_label(d.src)} cannot be shown: {e} Pick another model or data in the sidebar.")
+        st.stop()
