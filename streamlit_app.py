@@ -1,41 +1,52 @@
-"""Home: what a VAE is, the active model and data, and where to go."""
+"""Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go)."""
 import numpy as np
 import streamlit as st
 
 from explorer import cache, figures, images, state, widgets
 
+
+def home() -> None:
+    """What a VAE is, in plain words and a picture of the active model at work."""
+    state.init()
+    m, d = widgets.sidebar_picker()
+    mdl, data = widgets.active_model_ui(m, d)
+    enc = cache.encoded(m, d)
+
+    st.title("VAE Latent Explorer")
+    st.markdown(
+        "A **Variational Autoencoder** squeezes each image into a short code and learns to rebuild the "
+        "image from it. The *encoder* does not give one code but a small cloud: a mean **mu** and a "
+        "spread **sigma** per dimension, q(z|x). Training asks two things at once: rebuild the image "
+        "well from a code drawn from that cloud, and keep the clouds close to a standard normal "
+        "N(0, I), the *prior* (that closeness is the **KL** term). Because the codes stay near N(0, I), "
+        "any point drawn from it decodes to something image-like: the model can *generate*.")
+
+    idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])
+    c1.image(images.upscale(images.to_uint8(data.x[idx:idx + 1])[0], 6), caption="image x")
+    c2.markdown("### →\nencoder")
+    c3.plotly_chart(figures.code_figure(enc.mu[idx], np.exp(0.5 * enc.logvar[idx])), key="home_code")
+    c3.caption(f"its code: {enc.mu.shape[1]} numbers (bars: mu, whiskers: sigma)")
+    c4.markdown("### →\ndecoder")
+    c5.image(cache.decode(mdl, enc.mu[idx][None], scale=6)[0], caption="rebuilt image")
+
+    st.subheader("Active model and data")
+    cfg = getattr(mdl, "cfg", None)
+    arch = f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg else "TorchScript model"
+    st.markdown(f"- Model: **{m.src}** ({arch}, {mdl.likelihood} decoder)\n"
+                f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
+                f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
+                f"(decoding the mean code)")
+
+    st.subheader("Where to go")
+    for page, text in PAGES[1:]:
+        st.page_link(page, label=f"{page.title}: {text}")
+
+
+PAGES = [
+    (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
+    (st.Page("pages/1_Explore.py", title="Explore", icon=":material/explore:"),
+     "drag through the latent space and watch the decoder answer"),
+]
 st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
-state.init()
-m, d = widgets.sidebar_picker()
-mdl, data = widgets.active_model_ui(m, d)
-enc = cache.encoded(m, d)
-
-st.title("VAE Latent Explorer")
-st.markdown(
-    "A **Variational Autoencoder** squeezes each image into a short code and learns to rebuild the "
-    "image from it. The *encoder* does not give one code but a small cloud: a mean **mu** and a "
-    "spread **sigma** per dimension, q(z|x). Training asks two things at once: rebuild the image "
-    "well from a code drawn from that cloud, and keep the clouds close to a standard normal "
-    "N(0, I), the *prior* (that closeness is the **KL** term). Because the codes stay near N(0, I), "
-    "any point drawn from it decodes to something image-like: the model can *generate*.")
-
-idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
-c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])
-c1.image(images.upscale(images.to_uint8(data.x[idx:idx + 1])[0], 6), caption="image x")
-c2.markdown("### →\nencoder")
-c3.plotly_chart(figures.code_figure(enc.mu[idx], np.exp(0.5 * enc.logvar[idx])), key="home_code")
-c3.caption(f"its code: {enc.mu.shape[1]} numbers (bars: mu, whiskers: sigma)")
-c4.markdown("### →\ndecoder")
-c5.image(cache.decode(mdl, enc.mu[idx][None], scale=6)[0], caption="rebuilt image")
-
-st.subheader("Active model and data")
-cfg = getattr(mdl, "cfg", None)
-arch = f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg else "TorchScript model"
-st.markdown(f"- Model: **{m.src}** ({arch}, {mdl.likelihood} decoder)\n"
-            f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
-            f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
-            f"(decoding the mean code)")
-
-st.subheader("Where to go")
-st.page_link("pages/1_Explore.py", label="Explore: drag through the latent space and watch the decoder answer",
-             icon="🧭")
+st.navigation([p for p, _ in PAGES]).run()
