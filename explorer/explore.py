@@ -202,8 +202,9 @@ def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
         cols = st.columns(2)
         for i, j in enumerate(order):
             mark = " (collapsed)" if j in collapsed else ""
+            lo, hi = min(-3.0, float(np.floor(z[j]))), max(3.0, float(np.ceil(z[j])))  # never clip a code
             z[j] = cols[i % 2].slider(
-                f"z{j}{mark}", -3.0, 3.0, float(np.clip(z[j], -3, 3)), 0.05, key=f"z_{version}_{j}",
+                f"z{j}{mark}", lo, hi, float(z[j]), 0.05, key=f"z_{version}_{j}",
                 help=(f"KL {enc.kl_per_dim[j]:.3f} nats. " + (
                     "Collapsed: the encoder puts nothing here (KL below 0.01 nats), so the decoder has "
                     "learned to ignore it; moving it should change little." if mark else "")))
