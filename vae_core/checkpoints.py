@@ -82,6 +82,7 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
         raise FileExistsError(f"run directory {out} already exists; choose another --out or pass overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    old: Path | None = None
     try:
         config = {
             "format_version": FORMAT_VERSION,
@@ -109,6 +110,8 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
         else:
             os.rename(tmp, out)
     except BaseException:
+        if old is not None and old.exists() and not out.exists():
+            os.rename(old, out)  # the new run never took its place: put the existing one back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
