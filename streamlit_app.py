@@ -1,6 +1,10 @@
 """Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go)."""
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
+
+from vae_core import export
 
 from explorer import cache, figures, images, state, widgets
 
@@ -33,10 +37,15 @@ def home() -> None:
     st.subheader("Active model and data")
     cfg = getattr(mdl, "cfg", None)
     arch = f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg else "TorchScript model"
-    st.markdown(f"- Model: **{m.src}** ({arch}, {mdl.likelihood} decoder)\n"
+    st.markdown(f"- Model: **{widgets.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
                 f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
                 f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
                 f"(decoding the mean code)")
+
+    if Path(m.src).is_dir():
+        st.download_button("Download this run (zip)", on_click="ignore", mime="application/zip",
+                           file_name=f"{Path(m.src).name}.zip", data=lambda: export.run_zip(m.src),
+                           help="config.json, model.safetensors and history.csv; upload it in the sidebar elsewhere")
 
     st.subheader("Where to go")
     for page, text in PAGES[1:]:

@@ -269,3 +269,29 @@ def prior_samples_ui(mdl) -> None:
     img = images.grid(cache.decode(mdl, zs, scale=2), ncol=8, pad=2)
     st.image(img, caption="64 samples from the prior: holes in the aggregate posterior show up as odd images.")
     st.download_button("Download PNG", images.png_bytes(img), "prior_samples.png", "image/png")
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+def export_ui(proj, data, enc) -> None:
+    """Downloads of the codes with their map coordinates, and TensorBoard projector files."""
+    from vae_core import export
+
+    extra = {"kl": enc.kl, "recon_err": enc.recon_err}
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Latent codes + map coordinates (CSV)", on_click="ignore", mime="text/csv",
+        file_name=f"codes_{data.name}_{proj.method}{proj.n_components}d.csv",
+        data=lambda: export.codes_csv(enc.mu, enc.logvar, proj.embedding_, data.y, extra),
+        help="One row per image: index, label, map coordinates, mu and sigma per dimension, KL, "
+             "reconstruction error")
+    meta = {"index": list(range(len(data)))}
+    if data.y is not None:
+        meta["label"] = data.y.tolist()
+    meta["recon_err"] = [f"{v:.2f}" for v in enc.recon_err]
+    c2.download_button(
+        "TensorBoard projector files (zip)", on_click="ignore", mime="application/zip",
+        file_name=f"projector_{data.name}.zip",
+        data=lambda: export.projector_zip(enc.mu, images.to_uint8(data.x), meta),
+        help="tensors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip into a folder "
+             "and run `tensorboard --logdir FOLDER`")

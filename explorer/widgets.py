@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -11,17 +12,20 @@ from vae_core import checkpoints, data as vdata
 
 from . import cache, state
 
-MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript"]
+MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
 MAX_UPLOAD_MB = 200
 _ERR = "picker_error"
 
 
-def _label(src: str) -> str:
+def label(src: str) -> str:
+    """A short name for a model or data source; uploads keep their original file name."""
     p = Path(src)
     if p.is_dir() and p.parent == state.RUNS_DIR:
         return f"runs/{p.name}"
-    return p.name if p.exists() else src
+    if p.exists():
+        return f"{p.name} (upload)" if cache.uploads_dir() in p.parents else p.name
+    return src
 
 
 def _try_select(model_src: str, data_src: str) -> bool:
@@ -29,9 +33,9 @@ def _try_select(model_src: str, data_src: str) -> bool:
     try:
         cache.model_for(cache.source(model_src), cache.source(data_src))
     except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
-        st.session_state[_ERR] = (f"Kept {_label(st.session_state[state.MODEL_SRC])} on "
-                                  f"{_label(st.session_state[state.DATA_SRC])}: {_label(model_src)} with "
-                                  f"{_label(data_src)} does not work. {e}")
+        st.session_state[_ERR] = (f"Kept {label(st.session_state[state.MODEL_SRC])} on "
+                                  f"{label(st.session_state[state.DATA_SRC])}: {label(model_src)} with "
+                                  f"{label(data_src)} does not work. {e}")
         return False
     st.session_state[state.MODEL_SRC], st.session_state[state.DATA_SRC] = model_src, data_src
     st.session_state[state.SELECTED] = None
@@ -47,14 +51,16 @@ def _on_pick() -> None:
 
 
 def _save_upload(upload, kind: str) -> Path:
-    """Write an upload under its content hash (atomic); refuse it over the size limit."""
+    """Write an upload as <kind>-<content hash>/<its name> (atomic); refuse it over the size limit."""
     data = upload.getvalue()
     if len(data) > MAX_UPLOAD_MB * 2**20:
         raise ValueError(f"{upload.name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB")
-    suffix = Path(upload.name).suffix.lower()
-    out = cache.uploads_dir() / f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name).lstrip(".") or f"upload.{kind}"
+    folder = cache.uploads_dir() / f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}"
+    out = folder / name
     if not out.exists():
-        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.tmp-{os.getpid()}"
         tmp.write_bytes(data)
         os.replace(tmp, out)
     return out
@@ -66,7 +72,9 @@ def _on_upload(kind: str) -> None:
         return
     try:
         path = _save_upload(upload, kind)
-        if kind == "model":
+        if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
+            path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
+        elif kind == "model":
             checkpoints.load_torchscript(path)  # refuses pickles and non-TorchScript, never unpickles
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
@@ -95,12 +103,12 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source]:
     ss.setdefault("pick_data", ss[state.DATA_SRC])
     with st.sidebar:
         st.subheader("Model and data")
-        st.selectbox("Model", model_opts, key="pick_model", format_func=_label, on_change=_on_pick,
+        st.selectbox("Model", model_opts, key="pick_model", format_func=label, on_change=_on_pick,
                      help="A run under runs/ or a TorchScript file you uploaded")
-        st.selectbox("Data", data_opts, key="pick_data", format_func=_label, on_change=_on_pick,
+        st.selectbox("Data", data_opts, key="pick_data", format_func=label, on_change=_on_pick,
                      help="A built-in dataset or a file you uploaded")
         with st.expander("Upload a model or data"):
-            st.file_uploader("TorchScript model (torch.jit.save)", type=MODEL_TYPES, key="upload_model",
+            st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES, key="upload_model",
                              on_change=_on_upload, args=("model",),
                              help="encode(x) -> (mu, logvar) and decode(z) -> mean; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
@@ -115,5 +123,5 @@ def active_model_ui(m: cache.Source, d: cache.Source):
     try:
         return cache.model_for(m, d), cache.dataset(d)
     except (ValueError, FileNotFoundError, OSError) as e:
-        st.error(f"{_label(m.src)} on {_label(d.src)} cannot be shown: {e} Pick another model or data in the sidebar.")
+        st.error(f"{label(m.src)} on {label(d.src)} cannot be shown: {e} Pick another model or data in the sidebar.")
         st.stop()

@@ -51,3 +51,5 @@ with t2:
 with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
     explore.prior_samples_ui(mdl)
+with st.expander("Export"):
+    explore.export_ui(proj, data, enc)

@@ -273,3 +273,58 @@ def export_torchscript(model: VAE, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+RUN_FILES = ("config.json", "model.safetensors", "history.csv")
+
+
+def is_run_zip(path: str | Path) -> bool:
+    """True for a zip holding a run directory (config.json + model.safetensors), not TorchScript."""
+    p = Path(path)
+    if not zipfile.is_zipfile(p):
+        return False
+    with zipfile.ZipFile(p) as z:
+        names = {Path(n).name for n in z.namelist()}
+    return {"config.json", "model.safetensors"} <= names
+
+
+def extract_run_zip(path: str | Path, dest: str | Path, *, max_bytes: int = 200 * 2**20) -> Path:
+    """Unpack a zipped run directory into dest/<name> atomically, after checking it loads.
+
+    Only the run files are read (no other member is extracted, so no path can escape dest);
+    the weights go through safetensors, never pickle. Returns the run directory.
+    """
+    p, dest = Path(path), Path(dest)
+    try:
+        z = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{p.name} is not a readable zip file: {e}") from None
+    with z:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in z.infolist():
+            name = Path(info.filename).name
+            if name in RUN_FILES and not info.is_dir():
+                if name in members:
+                    raise CheckpointError(f"{p.name} holds more than one {name}: zip one run directory")
+                members[name] = info
+        missing = [f for f in ("config.json", "model.safetensors") if f not in members]
+        if missing:
+            raise CheckpointError(f"{p.name} is not a zipped run directory: it lacks {', '.join(missing)}")
+        total = sum(i.file_size for i in members.values())
+        if total > max_bytes:
+            raise CheckpointError(f"{p.name} unpacks to {total / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        dest.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(b"".join(z.read(members[f]) for f in ("config.json", "model.safetensors")))
+        out = dest / f"run-{digest.hexdigest()[:16]}"
+        if is_run_dir(out):
+            return out
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=dest))
+        try:
+            for name, info in members.items():
+                (tmp / name).write_bytes(z.read(info))
+            load_run(tmp)  # refuses a bad config or non-safetensors weights, with the reason
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out

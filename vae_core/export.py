@@ -1,0 +1,90 @@
+"""Exports as bytes: latent codes with map coordinates (CSV), TensorBoard projector files, a run
+as a zip. Pure functions of arrays and paths; the app offers them as downloads."""
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .checkpoints import is_run_dir
+
+# TensorBoard's projector reads sprite images up to 8192 x 8192 pixels.
+MAX_SPRITE_SIDE = 8192
+
+
+def codes_csv(mu: np.ndarray, logvar: np.ndarray, coords: np.ndarray | None = None,
+              labels: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> bytes:
+    """One row per point: index, label, map_0.., mu_0.., sigma_0.., extra columns (UTF-8 CSV)."""
+    import pandas as pd
+
+    n, d = mu.shape
+    cols: dict[str, np.ndarray] = {"index": np.arange(n)}
+    if labels is not None:
+        cols["label"] = np.asarray(labels)
+    if coords is not None:
+        cols.update({f"map_{k}": coords[:, k] for k in range(coords.shape[1])})
+    cols.update({f"mu_{j}": mu[:, j] for j in range(d)})
+    sigma = np.exp(0.5 * logvar)
+    cols.update({f"sigma_{j}": sigma[:, j] for j in range(d)})
+    for name, v in (extra or {}).items():
+        cols[name] = np.asarray(v)
+    return pd.DataFrame(cols).to_csv(index=False, float_format="%.6g").encode("utf-8")
+
+
+def sprite_image(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """(N, H, W[, 3]) uint8 -> a square sprite sheet and the single-image size, shrunk to fit 8192 px."""
+    n, h, w = images.shape[:3]
+    side = math.ceil(math.sqrt(n))
+    scale = min(1.0, MAX_SPRITE_SIDE / (side * max(h, w)))
+    th, tw = max(1, int(h * scale)), max(1, int(w * scale))
+    sheet = np.zeros((side * th, side * tw) + images.shape[3:], dtype=np.uint8)
+    for i, im in enumerate(images):
+        if (th, tw) != (h, w):
+            im = np.asarray(Image.fromarray(im).resize((tw, th), Image.BILINEAR))
+        r, c = divmod(i, side)
+        sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = im
+    return sheet, (th, tw)
+
+
+def projector_zip(mu: np.ndarray, images: np.ndarray | None, metadata: dict[str, Sequence]) -> bytes:
+    """TensorBoard projector files in a zip: tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt.
+
+    Unzip into a log directory and run `tensorboard --logdir DIR`; the Projector tab shows them.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("tensors.tsv", "\n".join("\t".join(f"{v:.6g}" for v in row) for row in mu) + "\n")
+        names = list(metadata)
+        # TensorBoard: a header row only when there is more than one column
+        rows = (["\t".join(names)] if len(names) > 1 else []) + [
+            "\t".join(str(metadata[k][i]).replace("\t", " ") for k in names) for i in range(len(mu))]
+        z.writestr("metadata.tsv", "\n".join(rows) + "\n")
+        cfg = ['embeddings {', '  tensor_name: "vae_latent_mu"', '  tensor_path: "tensors.tsv"',
+               '  metadata_path: "metadata.tsv"']
+        if images is not None:
+            sheet, (th, tw) = sprite_image(images)
+            buf = io.BytesIO()
+            Image.fromarray(sheet).save(buf, format="PNG")
+            z.writestr("sprite.png", buf.getvalue())
+            cfg += ['  sprite {', '    image_path: "sprite.png"', f'    single_image_dim: {tw}',
+                    f'    single_image_dim: {th}', '  }']
+        z.writestr("projector_config.pbtxt", "\n".join(cfg + ["}"]) + "\n")
+    return out.getvalue()
+
+
+def run_zip(run_dir: str | Path) -> bytes:
+    """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
+    p = Path(run_dir)
+    if not is_run_dir(p):
+        raise ValueError(f"{p} is not a complete run directory")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(p.iterdir()):
+            if f.is_file():
+                z.write(f, f"{p.name}/{f.name}")
+    return out.getvalue()
