@@ -33,14 +33,15 @@ def browser(chromium_path: str) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def streamlit_server(chromium_path: str) -> Iterator[Callable[[str | Path], StreamlitServer]]:
-    """Factory: `streamlit_server(script)` -> a running server (one per script, reused, stopped at the end)."""
+def streamlit_server(chromium_path: str) -> Iterator[Callable[..., StreamlitServer]]:
+    """Factory: `streamlit_server(script, env=None)` -> a running server (one per script, reused, stopped
+    at the end). `env` (extra environment variables) applies when that script's server is first started."""
     servers: dict[Path, StreamlitServer] = {}
 
-    def start(script: str | Path) -> StreamlitServer:
+    def start(script: str | Path, env: dict[str, str] | None = None) -> StreamlitServer:
         path = Path(script).resolve()
         if path not in servers:
-            server = StreamlitServer(path)
+            server = StreamlitServer(path, env=env)
             server.start()
             servers[path] = server
         return servers[path]

@@ -38,8 +38,10 @@ def free_port() -> int:
 class StreamlitServer:
     """One `streamlit run` subprocess in its own process group, on 127.0.0.1."""
 
-    def __init__(self, script: str | Path, port: int | None = None, extra_args: list[str] | None = None):
+    def __init__(self, script: str | Path, port: int | None = None, extra_args: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.script = Path(script).resolve()
+        self.env = dict(env or {})  # extra environment for the server (e.g. where uploads go)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = extra_args or []
@@ -52,6 +54,7 @@ class StreamlitServer:
         env = dict(os.environ)
         # The demo scripts import explorer/vae_core from the repo without installing it.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(self.env)
         cmd = [sys.executable, "-m", "streamlit", "run", str(self.script),
                "--server.port", str(self.port), "--server.address", "127.0.0.1",
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
