@@ -226,3 +226,62 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
     """Map positions (S, dims) of samples of q(z|x) for point idx (keyed by ids, not objects)."""
     with _transform_lock:
         return _proj.transform(_samples)
+
+
+# --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
+# Imports here, not at the top, so this section stays one block that other edits of the file miss.
+import contextlib  # noqa: E402
+import contextvars  # noqa: E402
+
+from vae_core import metrics  # noqa: E402
+from vae_core.metrics.report import _eval_points  # noqa: E402  (the report's own evaluation points)
+
+_report_progress: contextvars.ContextVar[Callable[[str, float], None] | None] = \
+    contextvars.ContextVar("report_progress", default=None)
+
+
+@contextlib.contextmanager
+def report_progress(callback: Callable[[str, float], None]):
+    """While inside, a `report()` that computes (a cache miss) calls callback(part, fraction).
+
+    The callback runs in a copy of the caller's context, outside the cached function's, so the
+    progress bar it draws is not recorded for replay on a later cache hit.
+    """
+    outside = contextvars.copy_context()
+    token = _report_progress.set(lambda part, frac: outside.run(callback, part, frac))
+    try:
+        yield
+    finally:
+        _report_progress.reset(token)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def report(m: Source, d: Source, n_points: int = 1000, iwae_k: int = 100, seed: int = 0) -> dict:
+    """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`."""
+    return metrics.diagnose(model_for(m, d), dataset(d), n_points=n_points, iwae_k=iwae_k, seed=seed,
+                            progress=_report_progress.get()).to_dict()
+
+
+@dataclass(frozen=True)
+class BlurImages:
+    """The report's evaluation images, their reconstructions, prior samples (uint8) and per-image sharpness."""
+
+    originals: np.ndarray  # (N, H, W[, 3]) uint8: the evaluation points of `report`
+    reconstructions: np.ndarray  # (N, H, W[, 3]) uint8: decode(mu(x))
+    samples: np.ndarray  # (S, H, W[, 3]) uint8: decode(z), z ~ N(0, I)
+    sharpness_ratio: np.ndarray  # (N,) Laplacian variance recon / original; NaN where the original is flat
+
+
+@st.cache_data(show_spinner="Decoding reconstructions and samples...", max_entries=16)
+def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_samples: int = 64) -> BlurImages:
+    """Images for the Blurriness page, on the same evaluation points as `report(m, d, n_points, ..., seed)`."""
+    mdl, ev = model_for(m, d), _eval_points(dataset(d), n_points, seed)
+    with torch.inference_mode():
+        recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + 1000])[0]) for i in range(0, len(ev), 1000)]).float()
+        z = torch.randn((n_samples, mdl.latent_dim), generator=torch.Generator().manual_seed(seed))
+        samples = mdl.decode(z).float()
+    lap_x, lap_r = metrics.laplacian_variance(ev.x), metrics.laplacian_variance(recon)  # (N,) each
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(lap_x > 0, lap_r / lap_x, np.nan)
+    return BlurImages(originals=images.to_uint8(ev.x), reconstructions=images.to_uint8(recon),
+                      samples=images.to_uint8(samples), sharpness_ratio=ratio)

@@ -76,3 +76,99 @@ def kl_figure(kl_per_dim: np.ndarray, threshold: float = 0.01) -> go.Figure:
     fig.update_layout(height=220, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="latent dimension",
                       yaxis_title="KL (nats)", xaxis=dict(tickmode="linear"))
     return fig
+
+
+# --- diagnose and blurriness -------------------------------------------------------------------
+
+FLAG_COLOR = PALETTE[3]  # bars on the collapsed / flagged side of a rule
+LOG_FLOOR = 1e-6  # bars on a log axis cannot show 0: drawn at this height, the hover gives the value
+
+
+def threshold_line(x0: float, x1: float, y: float, name: str) -> go.Scatter:
+    """A dashed horizontal line as a trace (works on log axes, and tests can find it by name)."""
+    return go.Scatter(x=[x0, x1], y=[y, y], mode="lines", name=name, hoverinfo="name",
+                      line=dict(color="black", dash="dash", width=1.5))
+
+
+def threshold_bar_figure(values: np.ndarray, threshold: float, *, y_title: str, flag: str = "below",
+                         log_y: bool = False, line_name: str | None = None, height: int = 240) -> go.Figure:
+    """One bar per latent dimension and a dashed line at `threshold`; bars on the `flag` side
+    ("below" or "above") of the line in red."""
+    v = np.asarray(values, dtype=float)
+    d = np.arange(len(v))
+    flagged = v < threshold if flag == "below" else v > threshold
+    shown = np.maximum(v, LOG_FLOOR) if log_y else v
+    fig = go.Figure(go.Bar(x=d, y=shown, customdata=v, name=y_title,
+                           marker_color=[FLAG_COLOR if f else PALETTE[0] for f in flagged],
+                           hovertemplate="z%{x}: %{customdata:.4g}<extra></extra>"))
+    fig.add_trace(threshold_line(-0.5, len(v) - 0.5, threshold, line_name or f"threshold {threshold:g}"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="latent dimension",
+                      yaxis_title=y_title, xaxis=dict(tickmode="linear"), showlegend=False)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def variance_law_figure(variance_law: np.ndarray, low: float = 0.5, high: float = 1.5,
+                        height: int = 240) -> go.Figure:
+    """Var(mu_j) + E[sigma_j^2] per dimension: a line at 1 (the prior) and the [low, high] band shaded."""
+    v = np.asarray(variance_law, dtype=float)
+    d = np.arange(len(v))
+    off = (v < low) | (v > high)
+    fig = go.Figure(go.Bar(x=d, y=v, name="Var(mu) + E[sigma^2]",
+                           marker_color=[FLAG_COLOR if o else PALETTE[0] for o in off],
+                           hovertemplate="z%{x}: %{y:.3f}<extra></extra>"))
+    fig.add_hrect(y0=low, y1=high, fillcolor="lightgreen", opacity=0.2, line_width=0, layer="below")
+    fig.add_trace(threshold_line(-0.5, len(v) - 0.5, 1.0, "prior N(0, 1): 1"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="latent dimension",
+                      yaxis_title="Var(mu) + E[sigma^2]", xaxis=dict(tickmode="linear"), showlegend=False)
+    return fig
+
+
+def aggregate_hist_figure(edges: np.ndarray, density: np.ndarray, dim: int, height: int = 220) -> go.Figure:
+    """Histogram (density) of samples z_j ~ q(z|x) over the data, beside the N(0, 1) density."""
+    e = np.asarray(edges, dtype=float)
+    centres, widths = 0.5 * (e[1:] + e[:-1]), np.diff(e)
+    grid = np.linspace(e[0], e[-1], 200)
+    fig = go.Figure(go.Bar(x=centres, y=density, width=widths, name=f"q(z{dim})",
+                           marker_color=PALETTE[0], opacity=0.7))
+    fig.add_trace(go.Scatter(x=grid, y=np.exp(-0.5 * grid ** 2) / np.sqrt(2 * np.pi), mode="lines",
+                             name="N(0, 1)", line=dict(color="black")))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), title=dict(text=f"z{dim}", x=0.5),
+                      xaxis_title=f"z{dim}", yaxis_title="density", bargap=0, showlegend=False)
+    return fig
+
+
+def mutual_info_figure(mi: float, log_b: float, height: int = 140) -> go.Figure:
+    """I(x; z) as a bar beside its ceiling log B (the estimator cannot exceed it)."""
+    fig = go.Figure(go.Bar(x=[mi], y=["I(x; z)"], orientation="h", name="I(x; z)", marker_color=PALETTE[0],
+                           hovertemplate="%{x:.3f} nats<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[log_b], y=["I(x; z)"], mode="markers", name="ceiling log B",
+                             marker=dict(symbol="line-ns-open", size=48, line=dict(color="black", width=3)),
+                             hovertemplate="ceiling log B = %{x:.3f} nats<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="nats",
+                      xaxis=dict(range=[0, 1.1 * max(log_b, mi, 1e-9)]), showlegend=False)
+    return fig
+
+
+def spectrum_figure(freqs: np.ndarray, curves: dict[str, np.ndarray], height: int = 320) -> go.Figure:
+    """Radially averaged power spectra (log y) of several image sets, e.g. data / reconstructions / samples."""
+    fig = go.Figure()
+    for k, (name, power) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=freqs, y=power, mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[k % len(PALETTE)])))
+    fig.add_vline(x=0.25, line_dash="dot", line_color="grey")
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="frequency (cycles per pixel)",
+                      yaxis_title="power |FFT|^2", legend=dict(orientation="h", y=1.1))
+    return fig
+
+
+def mig_heatmap_figure(mi_matrix: np.ndarray, factor_names: Sequence[str], height: int = 260) -> go.Figure:
+    """MI (nats) between each ground-truth factor (rows) and each latent mean (columns)."""
+    m = np.asarray(mi_matrix, dtype=float)
+    fig = go.Figure(go.Heatmap(z=m, x=[f"z{j}" for j in range(m.shape[1])], y=list(factor_names),
+                               colorscale="Viridis", colorbar=dict(title=dict(text="MI (nats)", side="right")),
+                               hovertemplate="%{y} vs %{x}: %{z:.3f} nats<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0))
+    return fig

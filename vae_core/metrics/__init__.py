@@ -4,7 +4,8 @@ Each public function takes (model, data); a private core takes plain arrays. `di
 all on one encoding of the evaluation split and returns a `Report` (DESIGN.md report keys).
 """
 from .aggregate import AggregateStats, aggregate_posterior
-from .blur import BlurStats, blurriness, laplacian_sharpness, pixel_variance, radial_spectrum
+from .blur import (BlurStats, blurriness, laplacian_sharpness, laplacian_variance, pixel_variance,
+                   radial_spectrum)
 from .collapse import CollapseStats, posterior_collapse
 from .iwae import Bounds, log_likelihood_bounds
 from .mig import MIGResult, mig
@@ -14,6 +15,6 @@ from .report import DiagnoseCancelled, Report, diagnose
 __all__ = [
     "AggregateStats", "BlurStats", "Bounds", "CollapseStats", "DiagnoseCancelled", "MIGResult",
     "MutualInfo", "Report", "aggregate_posterior", "blurriness", "diagnose", "laplacian_sharpness",
-    "log_likelihood_bounds", "mig", "mutual_information", "pixel_variance", "posterior_collapse",
-    "radial_spectrum",
+    "laplacian_variance", "log_likelihood_bounds", "mig", "mutual_information", "pixel_variance",
+    "posterior_collapse", "radial_spectrum",
 ]

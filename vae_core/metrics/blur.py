@@ -53,13 +53,18 @@ def pixel_variance(x: Any) -> float:
     return float(t.var(0, unbiased=False).mean())
 
 
-def laplacian_sharpness(x: Any) -> float:
-    """Mean over images and channels of the variance of the 'valid' 3x3 Laplacian response."""
+def laplacian_variance(x: Any) -> np.ndarray:
+    """Per image (N,): the variance of the 'valid' 3x3 Laplacian response, averaged over channels."""
     t = _images(x, "x").double()
     # the 3x3 kernel LAPLACIAN as shifted slices: 'valid' response (N, C, H-2, W-2)
     resp = (t[..., :-2, 1:-1] + t[..., 2:, 1:-1] + t[..., 1:-1, :-2] + t[..., 1:-1, 2:]
             - 4 * t[..., 1:-1, 1:-1])
-    return float(resp.flatten(2).var(2, unbiased=False).mean())
+    return resp.flatten(2).var(2, unbiased=False).mean(1).numpy()  # (N, C) -> (N,)
+
+
+def laplacian_sharpness(x: Any) -> float:
+    """Mean over images and channels of the variance of the 'valid' 3x3 Laplacian response."""
+    return float(laplacian_variance(x).mean())  # every image has C channels: mean of means = mean
 
 
 def radial_spectrum(x: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,251 @@
+"""The Diagnose page's panels: the report of `vae_core.metrics.diagnose` as pictures and words.
+
+Each `*_ui()` draws one panel from the report dict (`cache.report`, JSON-ready) and returns what
+the page needs next. Plain words first for a newcomer; exact numbers (nats per data point) beside.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from . import cache, figures, images
+
+IWAE_K = "diag_iwae_k"  # session key of the IWAE k choice; the Blurriness page reuses the same report
+K_CHOICES = (10, 100, 1000)
+N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
+UNITS = "nats per data point (means over the held-out evaluation points)"
+PARTS = {"encode": "encoding the data", "iwae": "importance-weighted bound", "collapse": "collapse rules",
+         "mutual_info": "mutual information", "aggregate": "aggregate posterior", "blur": "blurriness",
+         "mig": "disentanglement (MIG)", "done": "done"}
+
+ACTIVE = "active"
+COPIES_PRIOR = "collapsed: copies the prior"
+COLLAPSED_OTHER = "collapsed: no information, other rules disagree"
+IGNORED = "carries KL but the decoder ignores it"
+PARTLY = "partly collapsed: rules disagree"
+
+WHY_DISAGREE = (
+    "The three rules look at different things. **KL_j** (mean over images of KL(q(z_j|x) || N(0, 1))) "
+    "measures how much the code along z_j says about the image at all. **Var(mu_j)** (Burda et al. 2016) "
+    "looks only at the means: does the encoder put different images at different places? A dimension "
+    "can keep a small mean spread (inactive) while its sigma shrinks a little and it still carries some "
+    "KL, or spread its means a bit while sigma stays near 1. **E[sigma_j^2] > 0.8** (Asperti) asks whether "
+    "each image's cloud is as wide as the prior. In full collapse all three agree (mu = 0, sigma = 1, "
+    "KL = 0); in *partial* collapse they cut at different points, so the counts differ. On this project's "
+    "beta=16 MNIST run, 15 dims were active, 11 had KL > 0.01 and 19 had sigma^2 > 0.8. The decoder "
+    "sensitivity is a fourth view: a dim can carry KL that the decoder then ignores.")
+
+
+def settings_ui() -> int:
+    """The IWAE k choice (10 / 100 / 1000); returns k."""
+    st.session_state.setdefault(IWAE_K, 100)
+    return int(st.selectbox(
+        "IWAE samples k", K_CHOICES, key=IWAE_K,
+        help="Importance samples per point for the IWAE bound. More samples give a tighter bound and take "
+             "longer: k = 1000 is slow (about a minute on 1,000 points on this machine); k = 100 takes seconds."))
+
+
+def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
+    """The cached report; a progress bar while it computes; on failure an error and the page stops."""
+    slot = st.empty()
+
+    def progress(part: str, frac: float) -> None:
+        slot.progress(min(max(frac, 0.0), 1.0), text=f"Diagnosing the model: {PARTS.get(part, part)} "
+                                                     f"({frac:.0%}; IWAE with k = {k})")
+
+    try:
+        with cache.report_progress(progress):
+            rep = cache.report(m, d, N_POINTS, k, SEED)
+    except (ValueError, RuntimeError) as e:
+        slot.empty()
+        st.error(f"The diagnosis failed: {e} Try another model or data in the sidebar.")
+        st.stop()
+    slot.empty()
+    return rep
+
+
+def summary_ui(rep: dict) -> None:
+    """The plain-language summary and the headline numbers."""
+    st.info(rep["summary"])
+    d = rep["latent_dim"]
+    c = st.columns(5)
+    c[0].metric("ELBO", f"{rep['elbo']:.2f}", help=f"Evidence lower bound, higher is better; {UNITS}.")
+    c[1].metric("Reconstruction NLL", f"{rep['recon_nll']:.2f}", help=f"-E_q log p(x|z); {UNITS}.")
+    c[2].metric("KL", f"{rep['kl']:.2f}", help=f"KL(q(z|x) || N(0, I)), summed over dims; {UNITS}.")
+    c[3].metric("Active units", f"{rep['active_units']} / {d}", help="Dims with Var(mu_j) > 0.01 (Burda et al.)")
+    c[4].metric("Collapsed dims", f"{len(rep['collapsed_dims'])} / {d}", help="Dims with KL_j < 0.01 nats")
+    st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
+               f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL).")
+
+
+def notes_ui(rep: dict) -> None:
+    """The report's caveats (e.g. Bernoulli likelihood on grey pixels)."""
+    for note in rep["notes"]:
+        st.caption(f"Note: {note}")
+
+
+def kl_ui(rep: dict) -> None:
+    """KL per dimension on a log axis with the 0.01-nat line."""
+    st.caption("How much each latent dimension tells about the image, in nats. Below the dashed line "
+               "(0.01 nats, red bars) a dimension carries almost nothing: it has collapsed. Log scale.")
+    st.plotly_chart(figures.threshold_bar_figure(np.array(rep["kl_per_dim"]), 0.01, y_title="KL_j (nats)",
+                                                 log_y=True, line_name="0.01 nats"), key="diag_kl")
+
+
+def verdicts(rep: dict) -> list[str]:
+    """One plain-words verdict per dimension from the report's three rules and the decoder view."""
+    c = rep["collapse"]
+    low_kl, active, prior_like = set(c["low_kl_dims"]), set(c["active_dims"]), set(c["prior_like_dims"])
+    ignored = set(c["decoder_ignored_dims"])
+    out = []
+    for j in range(rep["latent_dim"]):
+        if j in low_kl:
+            out.append(COPIES_PRIOR if j in prior_like and j not in active else COLLAPSED_OTHER)
+        elif j in ignored:
+            out.append(IGNORED)
+        elif j not in active or j in prior_like:
+            out.append(PARTLY)
+        else:
+            out.append(ACTIVE)
+    return out
+
+
+def verdict_table(rep: dict) -> pd.DataFrame:
+    """dim, KL, Var mu, E sigma^2, sensitivity, variance law, verdict: one row per dimension."""
+    c, sens = rep["collapse"], rep["sensitivity"]
+    return pd.DataFrame({
+        "dim": np.arange(rep["latent_dim"]), "KL (nats)": rep["kl_per_dim"], "Var mu": c["activity"],
+        "E sigma^2": c["mean_sigma2"],
+        "sensitivity": sens if sens is not None else [np.nan] * rep["latent_dim"],
+        "verdict": verdicts(rep)})
+
+
+def collapse_ui(rep: dict) -> pd.DataFrame:
+    """The three collapse views side by side, the verdict table, and why the rules can disagree."""
+    c, t = rep["collapse"], rep["collapse"]["thresholds"]
+    cols = st.columns(3)
+    views = [("Var(mu_j): do the means move?", np.array(c["activity"]), t["activity"], "below", True,
+              "Var_x(mu_j)", "Inactive (red) when the encoder puts every image at about the same mean: "
+              f"Var(mu_j) <= {t['activity']} (population variance, Burda et al. 2016)."),
+             ("KL_j: does it carry information?", np.array(rep["kl_per_dim"]), t["kl"], "below", True,
+              "KL_j (nats)", f"Collapsed (red) below {t['kl']} nats: the code along z_j says almost nothing."),
+             ("E[sigma_j^2]: is the cloud as wide as the prior?", np.array(c["mean_sigma2"]), t["mean_sigma2"],
+              "above", False, "mean sigma_j^2", f"Prior-like (red) above {t['mean_sigma2']}: each image's cloud "
+              "is as wide as N(0, 1), so z_j is mostly noise (Asperti).")]
+    for col, (title, v, thr, flag, log_y, ytitle, cap) in zip(cols, views):
+        col.markdown(f"**{title}**")
+        col.plotly_chart(figures.threshold_bar_figure(v, thr, y_title=ytitle, flag=flag, log_y=log_y,
+                                                      line_name=f"{thr:g}"), key=f"diag_rule_{ytitle}")
+        col.caption(cap)
+    table = verdict_table(rep)
+    st.markdown("**Verdict per dimension**")
+    st.dataframe(table, hide_index=True, key="diag_verdicts", height=35 * (min(len(table), 32) + 1) + 3,
+                 column_config={
+        "KL (nats)": st.column_config.NumberColumn(format="%.4f"),
+        "Var mu": st.column_config.NumberColumn(format="%.4f"),
+        "E sigma^2": st.column_config.NumberColumn(format="%.3f"),
+        "sensitivity": st.column_config.NumberColumn(format="%.4f", help="mean |pixel change| when z_j sweeps "
+                                                     "[-2, 2], the others at their data mean")})
+    with st.expander("Why can the three rules disagree?"):
+        st.markdown(WHY_DISAGREE)
+    return table
+
+
+def sensitivity_ui(rep: dict) -> None:
+    """Decoder sensitivity per dimension, with the 'ignored' cut (1% of the largest)."""
+    sens = rep["sensitivity"]
+    if sens is None:
+        st.caption("Decoder sensitivity was not computed for this model.")
+        return
+    s = np.array(sens)
+    st.caption("How much the decoded image changes when one dimension sweeps from -2 to 2 with the others "
+               "at their data mean (mean absolute pixel change, pixels in [0, 1]). Below the dashed line "
+               "(1% of the largest) the decoder ignores the dimension, whatever its KL.")
+    st.plotly_chart(figures.threshold_bar_figure(s, 0.01 * float(s.max()), y_title="mean |pixel change|",
+                                                 line_name="1% of the largest"), key="diag_sens")
+
+
+def information_ui(rep: dict) -> None:
+    """Mutual information I(x; z) beside its log B ceiling."""
+    mi, log_b = rep["mutual_info"], rep["mutual_info_max"]
+    st.caption("How much the code tells about which image it came from (He et al. 2019). The estimate "
+               f"uses batches of B = {rep['mutual_info_batch_size']} points, so it can never exceed "
+               f"log B = {log_b:.3f} nats (black mark): near it, the true value may be larger.")
+    c1, c2 = st.columns([1, 3])
+    c1.metric("I(x; z)", f"{mi:.3f} nats", help=f"ceiling log B = {log_b:.3f} nats")
+    c2.plotly_chart(figures.mutual_info_figure(mi, log_b), key="diag_mi")
+
+
+def bounds_ui(rep: dict) -> None:
+    """ELBO and the IWAE bound at the chosen k, and the gap between them."""
+    k = rep["iwae_k"]
+    c = st.columns(3)
+    c[0].metric("ELBO (k = 1)", f"{rep['elbo']:.2f}", help=UNITS)
+    c[1].metric(f"IWAE bound (k = {k})", f"{rep['iwae']:.2f}", help=UNITS)
+    c[2].metric("Gap IWAE - ELBO", f"{rep['iwae'] - rep['elbo']:.2f}", help=UNITS)
+    st.caption("Both are lower bounds on log p(x), the log-likelihood of the data, in nats per data point "
+               "(higher is better). The IWAE bound (Burda et al. 2016) averages k importance-weighted samples "
+               "of q(z|x): ELBO = L_1 <= L_k <= log p(x), and L_k rises with k. So the IWAE value is a tighter "
+               "bound, and the gap says how much the ELBO undersells the model because q(z|x) is not the "
+               "true posterior. Change k above to see it move.")
+
+
+def aggregate_ui(rep: dict) -> None:
+    """The variance law per dimension and histograms of the aggregate posterior against N(0, 1)."""
+    st.caption("If the encoded data fill the prior, Var(mu_j) + E[sigma_j^2] is about 1 in every dimension "
+               "(green band 0.5-1.5, Asperti 2019). Far from 1 (red), samples from the prior land in 'holes' "
+               "where the decoder never saw data.")
+    st.plotly_chart(figures.variance_law_figure(np.array(rep["variance_law"])), key="diag_vlaw")
+    order = np.argsort(-np.array(rep["kl_per_dim"]))
+    default = [int(order[0])] + ([int(rep["collapsed_dims"][0])] if rep["collapsed_dims"] else
+                                 [int(j) for j in order[1:3]])
+    dims = st.multiselect("Dimensions for the histograms", list(range(rep["latent_dim"])), default=default,
+                          format_func=lambda j: f"z{j}", key="diag_hist_dims", max_selections=6)
+    st.caption("Blue: one sample z_j ~ q(z|x) per image, pooled over the data (the aggregate posterior). "
+               "Black: the prior N(0, 1). A good match means prior samples look like encoded data.")
+    agg = rep["aggregate"]
+    cols = st.columns(max(len(dims), 1))
+    for col, j in zip(cols, dims):
+        col.plotly_chart(figures.aggregate_hist_figure(np.array(agg["hist_edges"][j]),
+                                                       np.array(agg["hist_density"][j]), j), key=f"diag_hist_{j}")
+
+
+def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
+    """One strip per dimension (sorted by KL): decode the mean code with z_j swept over [-3, 3]."""
+    st.caption("Visual proof: each strip starts from the average code and sweeps one dimension from -3 to 3, "
+               "the others fixed. Strips are sorted by KL (left to right, then down); a collapsed dimension "
+               "gives a strip of identical images.")
+    d = rep["latent_dim"]
+    order = np.argsort(-np.array(rep["kl_per_dim"]))
+    vals = np.linspace(-3.0, 3.0, 9, dtype=np.float32)
+    zs = np.repeat(mu_mean[None].astype(np.float32), d * len(vals), 0)  # (D*9, D)
+    zs[np.arange(d * len(vals)), np.repeat(order, len(vals))] = np.tile(vals, d)
+    frames = cache.decode(mdl, zs)  # (D*9, H, W[, 3]) uint8, rows in KL order
+    scale = max(1, 56 // frames.shape[1])
+    verdict = verdicts(rep)
+    cols = st.columns(2)
+    for r, j in enumerate(order):
+        strip = images.grid(np.stack([images.upscale(f, scale) for f in frames[r * 9:(r + 1) * 9]]), ncol=9, pad=2)
+        cols[r % 2].image(strip, caption=f"z{j} (KL {rep['kl_per_dim'][j]:.3f} nats, {verdict[j]}): -3 to 3")
+
+
+def mig_ui(rep: dict) -> None:
+    """MIG and the factor-by-latent MI heatmap when the data has ground-truth factors."""
+    if rep.get("mig") is None or "mig_matrix" not in rep:
+        st.caption("MIG (disentanglement) needs ground-truth factors; this data has none. Pick `sprites` to see it.")
+        return
+    st.metric("MIG", f"{rep['mig']:.3f}", help="Mutual Information Gap (Chen et al. 2018), 0 to 1, higher is "
+                                                "more disentangled")
+    st.caption("Each row is a true factor of the images, each column a latent dimension; bright = the dimension "
+               "tells a lot about the factor. Disentangled: one bright cell per row (MIG near 1).")
+    st.plotly_chart(figures.mig_heatmap_figure(np.array(rep["mig_matrix"]), rep["mig_factor_names"]),
+                    key="diag_mig")
+
+
+def download_ui(rep: dict) -> None:
+    """The whole report as JSON."""
+    st.download_button("Download report (JSON)", json.dumps(rep, indent=2, allow_nan=False),
+                       f"diagnose_{rep['dataset']}_k{rep['iwae_k']}.json", "application/json", key="diag_json")

@@ -1,0 +1,47 @@
+"""Diagnose: the report of vae_core.metrics.diagnose as pictures, plain words and exact numbers."""
+import streamlit as st
+
+from explorer import cache, diagnose_ui as ui, state, widgets
+
+st.set_page_config(page_title="Diagnose · VAE Latent Explorer", layout="wide")
+state.init()
+m, d = widgets.sidebar_picker()
+mdl, data = widgets.active_model_ui(m, d)
+
+st.title("Diagnose the model")
+st.caption("What did the model learn, and where did it fail? Every number below is computed on the "
+           "held-out evaluation points, in nats per data point. Pictures first; exact numbers beside them.")
+left, right = st.columns([1, 3], vertical_alignment="bottom")
+with left:
+    k = ui.settings_ui()
+rep = ui.report_ui(m, d, k)
+with right:
+    ui.download_ui(rep)
+
+ui.summary_ui(rep)
+ui.notes_ui(rep)
+
+st.header("Information per dimension")
+ui.kl_ui(rep)
+
+st.header("Posterior collapse: three views")
+st.caption("A dimension has *collapsed* when the encoder stops using it: its code is the same N(0, 1) "
+           "cloud for every image, so it tells the decoder nothing. Three common rules check this.")
+ui.collapse_ui(rep)
+
+st.subheader("Does the decoder listen?")
+ui.sensitivity_ui(rep)
+
+st.subheader("Traversals: each dimension at work")
+ui.traversal_ui(mdl, rep, cache.encoded(m, d).mu.mean(0))
+
+st.header("How well does the model explain the data?")
+ui.bounds_ui(rep)
+st.subheader("Mutual information between images and codes")
+ui.information_ui(rep)
+
+st.header("Does the encoded data fill the prior?")
+ui.aggregate_ui(rep)
+
+st.header("Disentanglement")
+ui.mig_ui(rep)

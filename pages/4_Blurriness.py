@@ -1,0 +1,32 @@
+"""Blurriness: how much fine detail reconstructions and prior samples keep, against the data."""
+import streamlit as st
+
+from explorer import blur_ui as ui, cache, diagnose_ui, state, widgets
+
+st.set_page_config(page_title="Blurriness · VAE Latent Explorer", layout="wide")
+state.init()
+m, d = widgets.sidebar_picker()
+mdl, data = widgets.active_model_ui(m, d)
+
+st.title("Why are VAE images blurry?")
+st.caption("A VAE rebuilds each image from a noisy code and is scored on the average pixel error, so where it "
+           "is unsure it paints the average of the possibilities: a soft, blurred image. This page measures "
+           "how much fine detail survives, in reconstructions and in new samples from the prior.")
+
+rep = diagnose_ui.report_ui(m, d, int(st.session_state.get(diagnose_ui.IWAE_K, 100)))
+imgs = cache.blur_images(m, d, diagnose_ui.N_POINTS, diagnose_ui.SEED)
+
+st.header("Side by side")
+ui.grids_ui(imgs)
+
+st.header("Sharpness in numbers")
+ui.blur_numbers_ui(rep)
+
+st.header("Which frequencies are lost?")
+ui.spectrum_ui(rep)
+
+st.header("Sharpest and blurriest reconstructions")
+ui.extremes_ui(imgs)
+
+st.header("Where on the map are reconstructions worst?")
+ui.error_map_ui(m, d, data)
