@@ -32,6 +32,15 @@ B, D, SHAPE = 4, 2, (1, 8, 8)
 DESIGN_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny shapes gain nothing from threads, and on a loaded machine two OpenMP threads stall each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -222,7 +231,7 @@ def digits64() -> tuple[Dataset, Dataset]:
 def _fit(data, epochs=30, seed=0, callbacks=(), **kw):
     train, ev = data
     model = _tiny_model(seed, hidden=(32,)).train()
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, seed=seed, **kw)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, seed=seed, **kw)
     return model, fit(model, train, ev, cfg, callbacks=callbacks)
 
 
@@ -255,6 +264,13 @@ def test_training_is_deterministic_given_the_seed(digits64):
     assert strip(h3) != strip(h1)
 
 
+def test_bf16_autocast_trains_to_the_same_loss(digits64):
+    _, h32 = _fit(digits64, epochs=4)
+    _, h16 = _fit(digits64, epochs=4, bf16=True)
+    assert h16.completed
+    assert h16.rows[-1]["loss"] == pytest.approx(h32.rows[-1]["loss"], rel=0.05)
+
+
 class _StopAt:
     def __init__(self, step=None, epoch=None):
         self.step, self.epoch = step, epoch
@@ -267,7 +283,7 @@ class _StopAt:
 
 
 def test_callback_cancels_from_on_step(digits64):
-    _, h = _fit(digits64, epochs=5, callbacks=[_StopAt(step=6)])  # 4 steps per epoch: stops in epoch 2
+    _, h = _fit(digits64, epochs=5, callbacks=[_StopAt(step=3)])  # 2 steps per epoch: stops in epoch 2
     assert h.stopped_reason.startswith("cancelled") and not h.completed
     assert len(h.rows) == 1
 

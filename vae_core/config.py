@@ -90,7 +90,7 @@ class TrainConfig:
     free_bits: float = 0.0  # lambda, nats per dimension (Kingma et al. 2016); 0 = off
     eval_fraction: float = 0.2  # held-out share of the data, evaluated every epoch
     seed: int = 0
-    bf16: bool = False  # opt-in bfloat16 autocast on CPU: faster, same loss (see benchmarks)
+    bf16: bool = False  # opt-in bf16 autocast: same loss; faster only with native bf16 (AVX512-BF16/AMX)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "cycles"):

@@ -45,6 +45,17 @@ class History:
         return self.rows[-1] if self.rows else None
 
 
+def native_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX).
+
+    Without it bf16 matmuls are emulated: measured about 10x slower than fp32 on an AVX2 CPU.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _autocast(enabled: bool, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
@@ -91,7 +102,11 @@ def fit(model: VAE, train: Dataset, eval: Dataset | None, cfg: TrainConfig,
     the latter case the weights of the last good epoch are restored and the reason says why.
     """
     callbacks = list(callbacks)
+    step_cbs = [cb for cb in callbacks if hasattr(cb, "on_step")]
     device = next(model.parameters()).device
+    if cfg.bf16 and device.type == "cpu" and not native_bf16():
+        log.warning("bf16 requested, but this CPU has no native bfloat16 (AVX512-BF16 or AMX): it is emulated "
+                    "and much slower than fp32 here; train without bf16")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x = train.x.to(device)
@@ -130,9 +145,11 @@ def fit(model: VAE, train: Dataset, eval: Dataset | None, cfg: TrainConfig,
                             "Try a lower learning rate (--lr) or a larger Gaussian scale.")
             sums += torch.stack([terms.loss, terms.recon_nll, terms.kl]).double() * idx.numel()
             step += 1
+            if not step_cbs:
+                continue
             info = {"epoch": epoch, "step": step, "total_steps": total_steps, "loss": float(terms.loss),
                     "kl": float(terms.kl), "beta": beta}
-            if any(cb.on_step(info) for cb in callbacks if hasattr(cb, "on_step")):
+            if any(cb.on_step(info) for cb in step_cbs):
                 model.load_state_dict(good_state)
                 return stop(f"cancelled during epoch {epoch}; kept the weights of epoch {epoch - 1}")
         seconds = time.perf_counter() - t0

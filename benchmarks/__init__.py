@@ -1,0 +1,1 @@
+"""Scripts that measure and print figures (`python -m benchmarks.NAME`); never asserted in tests."""
