@@ -1,16 +1,22 @@
 """Input-to-image latency in real headless Chromium (REALTIME.md): prints a table, asserts nothing.
 
-Run from the repo root: `python -m benchmarks.latency [--steps 30] [--script tests/browser/pad_app.py]`.
-Times are taken inside the page (performance.now), from the input event to the new image's `load`
-(or the canvas draw for the browser path).
+Run from the repo root: `python -m benchmarks.latency [--steps 30] [--script tests/browser/pad_app.py]`
+for the pad demo, or `python -m benchmarks.latency --app` (same as `--script streamlit_app.py`) for the
+real app's Explore page. Times are taken inside the page (performance.now), from the input event to
+the new image's `load` (or the canvas draw for the browser path).
+
+The app's Python decoding path is measured twice: with a TorchScript upload of `runs/default` (PCA map,
+no in-browser decoder for TorchScript), and on the t-SNE map of the 5,000 digits (local inverse; the
+background t-SNE takes 1-2 minutes on 2 loaded cores; `--python-path torchscript` skips it).
 """
 from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -20,6 +26,14 @@ if __package__ in (None, ""):
 from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
 
 DEFAULT_SCRIPT = REPO / "tests" / "browser" / "pad_app.py"
+APP_SCRIPT = REPO / "streamlit_app.py"
+
+# The first <img> of an st.image: the demo's slider image.
+FIRST_IMG = """() => document.querySelector('[data-testid="stImage"] img')"""
+# The app's latent sliders' image (the st.image captioned "decode(z)").
+SLIDER_IMG = """() => { for (const e of document.querySelectorAll('[data-testid="stImage"]'))
+    if (e.innerText.includes('decode(z)')) return e.querySelector('img');
+  return null; }"""
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -43,8 +57,8 @@ def open_page(page, url: str, mode: str) -> float:
     return time.perf_counter() - t0
 
 
-def slider_steps(page, steps: int) -> list[float]:
-    """ArrowRight on the slider -> the st.image's new src has loaded, ms per step."""
+def slider_steps(page, steps: int, img_js: str = FIRST_IMG) -> list[float]:
+    """ArrowRight on the (first) slider -> the image `img_js()` has loaded a new src, ms per step."""
     page.evaluate("""() => {
         document.addEventListener('keydown', () => { window.__kd = performance.now(); }, true);
         // load does not bubble; a capturing listener on document still sees every <img> load
@@ -53,12 +67,12 @@ def slider_steps(page, steps: int) -> list[float]:
     page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
     out = []
     for _ in range(steps):
-        old = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
+        old = page.evaluate(f"() => {{ const i = ({img_js})(); return i && i.getAttribute('src'); }}")
         page.evaluate("() => { window.__ld = null; }")
         page.keyboard.press("ArrowRight")
         page.wait_for_function(
-            """old => { const i = document.querySelector('[data-testid="stImage"] img');
-                        return i && i.getAttribute('src') !== old && i.complete && window.__ld !== null; }""",
+            f"""old => {{ const i = ({img_js})();
+                        return i && i.getAttribute('src') !== old && i.complete && window.__ld !== null; }}""",
             arg=old, timeout=20_000)
         out.append(page.evaluate("() => window.__ld - window.__kd"))
         page.wait_for_timeout(50)
@@ -72,6 +86,7 @@ def pad_python(page, steps: int) -> tuple[list[float], float]:
     plane.evaluate("p => p.addEventListener('pointerdown', () => { window.__pd = performance.now(); }, true)")
     img.evaluate("""i => { window.__loads = [];
         i.addEventListener('load', () => { window.__ld = performance.now(); window.__loads.push(window.__ld); }); }""")
+    plane.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
     box = plane.bounding_box()
     one = []
     for k in range(steps):
@@ -103,6 +118,7 @@ def pad_browser(page) -> tuple[float, float]:
     """Browser path: canvas draws per pointer move during a real drag, and ms per synthetic move."""
     plane = page.get_by_test_id("latent-pad")
     canvas = page.get_by_test_id("latent-pad-canvas")
+    plane.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
     box = plane.bounding_box()
     moves0 = int(plane.get_attribute("data-moves") or 0)
     dec0 = int(canvas.get_attribute("data-decodes") or 0)
@@ -129,16 +145,133 @@ def pad_browser(page) -> tuple[float, float]:
     return decodes / max(moves, 1), ms
 
 
+# --- the real app -----------------------------------------------------------------------------------
+
+def open_explore(page, url: str, timeout_ms: int = 180_000) -> dict[str, float]:
+    """Load /Explore; seconds from goto to: the HTML loaded, the first element, the sliders' image,
+    the pad drawn, and the script done (interactive)."""
+    t0 = time.perf_counter()
+    out = {}
+    page.goto(f"{url}/Explore")
+    out["html"] = time.perf_counter() - t0
+    page.locator('[data-testid="stTitle"], h1').first.wait_for(timeout=timeout_ms)
+    out["title"] = time.perf_counter() - t0
+    page.locator('[data-testid="stImage"]').filter(has_text="decode(z)").wait_for(timeout=timeout_ms)
+    out["slider_image"] = time.perf_counter() - t0
+    plane = page.get_by_test_id("latent-pad")
+    plane.wait_for(timeout=timeout_ms)
+    deadline = time.monotonic() + 60
+    while not plane.get_attribute("data-mode") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out["pad"] = time.perf_counter() - t0
+    wait_app_ready(page, timeout_ms)
+    out["interactive"] = time.perf_counter() - t0
+    return out
+
+
+def wait_pad_mode(page, mode: str, timeout: float = 60.0) -> None:
+    plane = page.get_by_test_id("latent-pad")
+    deadline = time.monotonic() + timeout
+    while plane.get_attribute("data-mode") != mode:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the pad never reached mode {mode!r}")
+        time.sleep(0.05)
+
+
+def torchscript_of_default(tmp: Path) -> Path:
+    from vae_core.checkpoints import export_torchscript, load_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.* deprecation notices
+        return export_torchscript(load_run(REPO / "runs" / "default").model, tmp / "default_vae.ts")
+
+
+def bench_app(args, rows: list[tuple[str, str]]) -> None:
+    """The real app's Explore page (`streamlit_app.py`, runs/default on mnist)."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="vae-latency-"))
+    server = StreamlitServer(args.script, env={"VAE_EXPLORER_UPLOADS": str(tmp / "uploads")},
+                             extra_args=args.server_arg)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            t0 = time.perf_counter()
+            server.start()
+            health = time.perf_counter() - t0
+            cold = open_explore(page, server.url)
+            rows.append(("`streamlit run` -> /_stcore/health ok", f"{health:.2f} s"))
+            for k, name in [("html", "page HTML loaded"), ("title", "first element drawn (script started)"),
+                            ("slider_image", "sliders' decoded image shown"), ("pad", "drag pad drawn"),
+                            ("interactive", "script run finished: interactive")]:
+                rows.append((f"`streamlit run` -> {name} (cold)", f"{health + cold[k]:.2f} s"))
+            warm = open_explore(page, server.url)
+            rows.append(("new session, warm server: goto -> interactive", f"{warm['interactive']:.2f} s"))
+
+            s = slider_steps(page, args.steps, SLIDER_IMG)
+            rows.append((f"slider step -> new decode(z) image loaded, p50 / p90 ({len(s)} steps)",
+                         f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+
+            wait_pad_mode(page, "browser")
+            per_move, ms = pad_browser(page)
+            rows.append(("pad drag, browser path (PCA, MLP), canvas updates per pointer move", f"{per_move:.2f}"))
+            rows.append(("pad move, browser path, decode + draw", f"{ms:.2f} ms"))
+
+            if args.python_path in ("torchscript", "both"):
+                ts = torchscript_of_default(tmp)
+                open_explore(page, server.url)
+                page.locator('[data-testid="stSidebar"]').get_by_text("Upload a model or data").click()
+                box = page.locator('[data-testid="stFileUploader"]').filter(has_text="TorchScript")
+                box.locator('input[type="file"]').set_input_files(str(ts))
+                wait_pad_mode(page, "python")
+                wait_app_ready(page)
+                one, rate = pad_python(page, args.steps)
+                rows.append((f"pad click -> new image, Python path (TorchScript, PCA), p50 / p90 ({len(one)})",
+                             f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                rows.append(("pad drag, Python path (TorchScript, PCA), image updates per second", f"{rate:.1f} /s"))
+
+            if args.python_path in ("tsne", "both"):
+                open_explore(page, server.url)
+                t1 = time.perf_counter()
+                page.get_by_role("radio", name="t-SNE").click()
+                page.get_by_text("local inverse", exact=False).first.wait_for(timeout=args.tsne_timeout * 1000)
+                wait_pad_mode(page, "python")
+                wait_app_ready(page)
+                rows.append(("t-SNE map of 5,000 codes in the background: click -> pad on it",
+                             f"{time.perf_counter() - t1:.1f} s"))
+                one, rate = pad_python(page, args.steps)
+                rows.append((f"pad click -> new image, Python path (t-SNE, MLP), p50 / p90 ({len(one)})",
+                             f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                rows.append(("pad drag, Python path (t-SNE, MLP), image updates per second", f"{rate:.1f} /s"))
+            browser.close()
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--script", default=str(DEFAULT_SCRIPT), help="Streamlit script with the pad demo")
+    ap.add_argument("--app", action="store_true", help="measure the real app (same as --script streamlit_app.py)")
     ap.add_argument("--steps", type=int, default=30, help="steps per latency measurement")
+    ap.add_argument("--python-path", choices=["both", "torchscript", "tsne", "none"], default="both",
+                    help="app only: how to reach the pad's Python decoding path")
+    ap.add_argument("--tsne-timeout", type=float, default=400, help="app only: seconds to wait for the t-SNE map")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="extra `streamlit run` argument, repeatable (e.g. --server-arg=--server.fileWatcherType=none)")
     args = ap.parse_args()
+    if args.app:
+        args.script = str(APP_SCRIPT)
+
+    rows: list[tuple[str, str]] = []
+    if Path(args.script).resolve() == APP_SCRIPT:
+        bench_app(args, rows)
+        print_rows(rows)
+        return
 
     from playwright.sync_api import sync_playwright
 
-    rows: list[tuple[str, str]] = []
-    server = StreamlitServer(args.script)
+    server = StreamlitServer(args.script, extra_args=args.server_arg)
     try:
         with sync_playwright() as pw:
             # The browser is up first so the cold figure is the server's and the page's alone.
@@ -168,7 +301,10 @@ def main() -> None:
             browser.close()
     finally:
         server.stop()
+    print_rows(rows)
 
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
     w = max(len(r[0]) for r in rows)
     print(f"| {'measure'.ljust(w)} | value |")
     print(f"|{'-' * (w + 2)}|-------|")
