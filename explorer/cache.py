@@ -234,7 +234,7 @@ import contextlib  # noqa: E402
 import contextvars  # noqa: E402
 
 from vae_core import metrics  # noqa: E402
-from vae_core.metrics.report import _eval_points  # noqa: E402  (the report's own evaluation points)
+from vae_core.metrics.report import eval_points  # noqa: E402  (the report's own evaluation points)
 
 _report_progress: contextvars.ContextVar[Callable[[str, float], None] | None] = \
     contextvars.ContextVar("report_progress", default=None)
@@ -255,10 +255,17 @@ def report_progress(callback: Callable[[str, float], None]):
         _report_progress.reset(token)
 
 
+def split_of(m: Source) -> tuple[int, float]:
+    """The (split seed, eval fraction) the model was trained with, so reports use its held-out points."""
+    return checkpoints.eval_split(m.src)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def report(m: Source, d: Source, n_points: int = 1000, iwae_k: int = 100, seed: int = 0) -> dict:
     """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`."""
+    split_seed, fraction = split_of(m)
     return metrics.diagnose(model_for(m, d), dataset(d), n_points=n_points, iwae_k=iwae_k, seed=seed,
+                            split_seed=split_seed, eval_fraction=fraction,
                             progress=_report_progress.get()).to_dict()
 
 
@@ -275,7 +282,7 @@ class BlurImages:
 @st.cache_data(show_spinner="Decoding reconstructions and samples...", max_entries=16)
 def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_samples: int = 64) -> BlurImages:
     """Images for the Blurriness page, on the same evaluation points as `report(m, d, n_points, ..., seed)`."""
-    mdl, ev = model_for(m, d), _eval_points(dataset(d), n_points, seed)
+    mdl, ev = model_for(m, d), eval_points(dataset(d), n_points, *split_of(m))
     with torch.inference_mode():
         recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + 1000])[0]) for i in range(0, len(ev), 1000)]).float()
         z = torch.randn((n_samples, mdl.latent_dim), generator=torch.Generator().manual_seed(seed))

@@ -90,6 +90,7 @@ class Report:
     dataset: str
     n_points: int
     seed: int
+    split_seed: int  # which held-out split (the run's training seed)
     likelihood: str
     latent_dim: int
     collapse: CollapseStats
@@ -155,7 +156,7 @@ class Report:
             "mutual_info_max": self.mutual_info_max, "iwae": self.iwae, "iwae_k": self.iwae_k,
             "variance_law": self.variance_law, "blur": self.blur, "mig": self.mig,
             "units": "nats per data point, means over the evaluation points",
-            "dataset": self.dataset, "n_points": self.n_points, "seed": self.seed,
+            "dataset": self.dataset, "n_points": self.n_points, "seed": self.seed, "split_seed": self.split_seed,
             "likelihood": self.likelihood, "latent_dim": self.latent_dim,
             "collapse": {
                 "activity": c.activity, "mean_sigma2": c.mean_sigma2,
@@ -217,17 +218,28 @@ class Report:
         return "\n".join(lines)
 
 
-def _eval_points(data: Dataset, n_points: int | None, seed: int) -> Dataset:
-    ev = data.split(EVAL_FRACTION, seed)[1]
+def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
+                eval_fraction: float = EVAL_FRACTION) -> Dataset:
+    """The held-out points a report uses: data.split(eval_fraction, split_seed)[1], or n_points of it.
+
+    The split seed must be the one the model was trained with (a run's config.json `seed`), or
+    the "held-out" points are mostly training points; the Monte Carlo seed is separate.
+    """
+    ev = data.split(eval_fraction, split_seed)[1]
     if n_points is not None and n_points < len(ev):
-        idx = np.sort(np.random.default_rng(seed).choice(len(ev), size=n_points, replace=False))
+        idx = np.sort(np.random.default_rng(split_seed).choice(len(ev), size=n_points, replace=False))
         ev = ev.subset(idx)
     return ev
 
 
 def diagnose(model: Any, data: Dataset, *, n_points: int | None = 1000, iwae_k: int = 100, seed: int = 0,
-             batch_size: int = 500, progress: Progress | None = None) -> Report:
-    """Run every diagnostic of `model` on the evaluation split of `data` and return one Report."""
+             split_seed: int = 0, eval_fraction: float = EVAL_FRACTION, batch_size: int = 500,
+             progress: Progress | None = None) -> Report:
+    """Run every diagnostic of `model` on the evaluation split of `data` and return one Report.
+
+    split_seed/eval_fraction choose the held-out points (use the run's training seed and fraction);
+    seed drives only the Monte Carlo samples, so two seeds score the same points.
+    """
     if n_points is not None and int(n_points) < 1:
         raise ValueError(f"n_points must be >= 1 or None, got {n_points!r}")
     iwae_k = _check_k(iwae_k)
@@ -235,7 +247,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None = 1000, iwae_k: 
     if getattr(model, "input_shape", None) is None and hasattr(model, "set_input_shape"):
         model.set_input_shape(data.shape)  # a TorchScript model learns its input shape from the data
     check_fits(data, model.input_shape)
-    ev = _eval_points(data, n_points, seed)
+    ev = eval_points(data, n_points, split_seed, eval_fraction)
     dev = model_device(model)
     gen = torch.Generator(device=dev).manual_seed(seed)  # local: leaves the global RNG alone
     timings: dict[str, float] = {}
@@ -326,7 +338,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None = 1000, iwae_k: 
         elbo=elbo, recon_nll=recon, kl=kl, kl_per_dim=kl_dims, active_units=col.active_units,
         collapsed_dims=col.collapsed_dims, mutual_info=mi.mi, mutual_info_max=mi.log_b, iwae=iwae,
         iwae_k=iwae_k, variance_law=[float(v) for v in agg.variance_law], blur=blur_d,
-        mig=None if mig_res is None else mig_res.mig, dataset=data.name, n_points=n, seed=seed,
+        mig=None if mig_res is None else mig_res.mig, dataset=data.name, n_points=n, seed=seed, split_seed=split_seed,
         likelihood=lik, latent_dim=d, collapse=col, mutual_info_detail=mi, aggregate=agg,
         blur_detail=blur, mig_detail=mig_res, factor_names=tuple(ev.factor_names), notes=notes,
         timings={**timings, "total": sum(timings.values())})
