@@ -56,10 +56,14 @@ PAGES = [
     (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
     (st.Page("pages/1_Explore.py", title="Explore", icon=":material/explore:"),
      "drag through the latent space and watch the decoder answer"),
+    (st.Page("pages/2_Train.py", title="Train", icon=":material/model_training:"),
+     "train a VAE in the background and watch KL per dimension (and collapse) live"),
     (st.Page("pages/3_Diagnose.py", title="Diagnose", icon=":material/troubleshoot:"),
      "KL per dimension, posterior collapse, likelihood bounds and the aggregate posterior, as pictures"),
     (st.Page("pages/4_Blurriness.py", title="Blurriness", icon=":material/blur_on:"),
      "how much fine detail reconstructions and prior samples keep, against the data"),
+    (st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare:"),
+     "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
 ]
 st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
 st.navigation([p for p, _ in PAGES]).run()

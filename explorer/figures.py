@@ -78,6 +78,68 @@ def kl_figure(kl_per_dim: np.ndarray, threshold: float = 0.01) -> go.Figure:
     return fig
 
 
+# --- training and comparison (the Train and Compare pages) -------------------------------------
+
+def training_curves_figure(epochs: Sequence[int], curves: dict[str, Sequence[float]],
+                           beta: Sequence[float] | None = None, height: int = 300) -> go.Figure:
+    """Per-epoch curves (nats) on the left axis; the KL weight beta on a right axis (dotted)."""
+    fig = go.Figure()
+    for k, (name, ys) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=list(epochs), y=list(ys), mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[k % len(PALETTE)]), marker=dict(size=4)))
+    if beta is not None:
+        fig.add_trace(go.Scatter(x=list(epochs), y=list(beta), mode="lines", name="beta (right axis)",
+                                 yaxis="y2", line=dict(color="black", dash="dot", width=1.5)))
+    top = max([b for b in (beta or []) if b is not None and np.isfinite(b)], default=1.0)
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="epoch",
+                      yaxis_title="nats per data point", legend=dict(orientation="h", y=-0.25),
+                      yaxis2=dict(title="beta", overlaying="y", side="right", range=[0, 1.1 * max(top, 1e-3)],
+                                  showgrid=False, tickmode="array", tickvals=[0, top / 2, top],
+                                  ticktext=[f"{v:.3g}" for v in (0, top / 2, top)]))
+    return fig
+
+
+def kl_heatmap_figure(kl: np.ndarray, epochs: Sequence[int], height: int = 260) -> go.Figure:
+    """KL per dimension over epochs: kl (D, E) in nats; a dim fading to 0 is collapsing."""
+    d = np.arange(kl.shape[0])
+    fig = go.Figure(go.Heatmap(z=kl, x=list(epochs), y=d, colorscale="Viridis", zmin=0,
+                               colorbar=dict(title=dict(text="KL (nats)", side="right"), thickness=12),
+                               hovertemplate="epoch %{x}, z%{y}: %{z:.3f} nats<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="epoch",
+                      yaxis_title="latent dimension", yaxis=dict(tickmode="linear" if len(d) <= 32 else "auto"))
+    return fig
+
+
+def compare_kl_figure(names: Sequence[str], kl_rows: Sequence[Sequence[float]], threshold: float = 0.01,
+                      height: int | None = None) -> go.Figure:
+    """KL per dimension, one row per run (runs x dims heatmap; shorter codes padded with blanks)."""
+    width = max((len(r) for r in kl_rows), default=0)
+    z = np.full((len(kl_rows), width), np.nan)
+    for i, r in enumerate(kl_rows):
+        z[i, :len(r)] = r
+    text = [["" if not np.isfinite(v) else ("0" if v < threshold else f"{v:.2f}") for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(width), y=list(names), colorscale="Viridis", zmin=0,
+                               text=text, texttemplate="%{text}" if width <= 24 else None,
+                               colorbar=dict(title=dict(text="KL (nats)", side="right"), thickness=12),
+                               hovertemplate="%{y}, z%{x}: %{z:.3f} nats<extra></extra>"))
+    fig.update_layout(height=height or 80 + 40 * len(kl_rows), margin=dict(l=0, r=0, t=10, b=0),
+                      xaxis_title="latent dimension", xaxis=dict(tickmode="linear" if width <= 32 else "auto"),
+                      yaxis=dict(autorange="reversed", type="category"))
+    return fig
+
+
+def history_overlay_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], y_title: str,
+                           height: int = 320) -> go.Figure:
+    """One line per run: curves maps a run's name to (epochs, values)."""
+    fig = go.Figure()
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=name,
+                                 line=dict(color=PALETTE[k % len(PALETTE)])))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="epoch", yaxis_title=y_title,
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
 # --- diagnose and blurriness -------------------------------------------------------------------
 
 FLAG_COLOR = PALETTE[3]  # bars on the collapsed / flagged side of a rule

@@ -5,12 +5,13 @@ A page opened directly by URL works because `init()` sets every default: the shi
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = ROOT / "runs"
+RUNS_DIR = Path(os.environ.get("VAE_EXPLORER_RUNS") or ROOT / "runs")  # tests point it at a tmp dir
 DEFAULT_RUN = RUNS_DIR / "default"
 DEFAULT_DATA = "mnist"
 

@@ -9,7 +9,10 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--progress-jsonl", metavar="PATH", default=None,
+                   help="append one JSON object per line to PATH as training goes: 'start', a 'step' line at most "
+                   "every 0.5 s, one 'epoch' line per epoch (the history.csv row, kl_dim_j included), 'saved' at the "
+                   "end; for the app or any script that watches a run")
 
     d = sub.add_parser("diagnose", help="report collapse, MI, IWAE, variance law, blur and MIG",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -106,15 +113,64 @@ class _TqdmCallback:
         return False
 
 
+class _JsonlProgress:
+    """Appends progress events as JSON lines (flushed at once), so another process can follow a run.
+
+    Non-finite numbers are written as null: every line is strict JSON.
+    """
+
+    STEP_EVERY_S = 0.5  # step lines are throttled: a tiny model takes thousands of steps a second
+
+    def __init__(self, path: str | Path, epochs: int):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a", encoding="utf-8")
+        self.t0 = time.perf_counter()
+        self.last_step = -float("inf")
+        self.write("start", epochs=epochs, pid=os.getpid())
+
+    def write(self, event: str, **fields: Any) -> None:
+        def clean(v: Any) -> Any:
+            return v if not isinstance(v, float) or math.isfinite(v) else None
+
+        line = {"event": event, "elapsed": round(time.perf_counter() - self.t0, 4),
+                **{k: clean(v) for k, v in fields.items()}}
+        self.f.write(json.dumps(line, allow_nan=False) + "\n")
+        self.f.flush()
+
+    def on_step(self, info: dict[str, Any]) -> bool:
+        now = time.perf_counter()
+        if now - self.last_step >= self.STEP_EVERY_S or info["step"] == info["total_steps"]:
+            self.last_step = now
+            self.write("step", **info)
+        return False
+
+    def on_epoch(self, row: dict[str, Any]) -> bool:
+        self.write("epoch", **row)
+        return False
+
+    def close(self) -> None:
+        self.f.close()
+
+
 def _train(a: argparse.Namespace) -> int:
+    out = Path(a.out)
+    if out.exists() and not a.overwrite:
+        raise FileExistsError(f"--out {out} already exists; choose another path or pass --overwrite")
+    progress = _JsonlProgress(a.progress_jsonl, a.epochs) if a.progress_jsonl else None
+    try:
+        return _train_into(a, out, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | None") -> int:
     from .checkpoints import save_run
     from .data import load_dataset
     from .models import VAE
     from .train import fit
 
-    out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise FileExistsError(f"--out {out} already exists; choose another path or pass --overwrite")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     data = load_dataset(a.data, n=a.n, seed=a.seed)
     mcfg = ModelConfig(input_shape=data.shape, latent_dim=a.latent_dim, arch=a.arch, hidden=a.hidden,
@@ -128,7 +184,7 @@ def _train(a: argparse.Namespace) -> int:
     model = VAE(mcfg)
     cb = _TqdmCallback(tcfg.epochs, disable=a.quiet)
     try:
-        hist = fit(model, train, ev, tcfg, callbacks=[cb])
+        hist = fit(model, train, ev, tcfg, callbacks=[cb] + ([progress] if progress else []))
     finally:
         cb.bar.close()
     if not hist.rows:
@@ -137,6 +193,8 @@ def _train(a: argparse.Namespace) -> int:
     save_run(out, model, tcfg, hist.rows, dataset=dataset_id, started=started, overwrite=a.overwrite,
              extra={"n": a.n, "stopped_reason": hist.stopped_reason, "completed": hist.completed,
                     "n_train": len(train), "n_eval": len(ev)})
+    if progress is not None:
+        progress.write("saved", out=str(out), epochs_done=len(hist.rows), stopped_reason=hist.stopped_reason)
     last = hist.rows[-1]
     if hist.stopped_reason:
         print(f"warning: {hist.stopped_reason}", file=sys.stderr)

@@ -1,0 +1,217 @@
+"""The Compare page's panels: pick runs, one table of their diagnostics, KL per dimension side by
+side, training curves overlaid, prior samples from the same codes.
+
+Numbers come from `cache.report` (the cached diagnose report, the same one the Diagnose page
+shows), so a run compared here costs nothing more when opened elsewhere, and the other way round.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from . import cache, figures, images, state
+
+PICK = "cmp_runs"
+MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
+N_SAMPLES = 8  # prior samples per run
+
+
+@dataclass
+class Entry:
+    """One run (or the active TorchScript model) that fits the active data."""
+
+    src: str
+    label: str
+    source: cache.Source
+    model: Any
+    config: dict[str, Any] = field(default_factory=dict)  # config.json ({} for a TorchScript file)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def beta(self) -> float | None:
+        b = self.config.get("train", {}).get("beta")
+        return float(b) if b is not None else None
+
+
+def _label(src: str) -> str:
+    p = Path(src)
+    return f"runs/{p.name}" if p.parent == Path(state.RUNS_DIR) else (p.name if p.exists() else src)
+
+
+def _config(src: str) -> dict[str, Any]:
+    p = Path(src) / "config.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _history(src: str) -> list[dict[str, float]]:
+    p = Path(src) / "history.csv"
+    if not p.is_file():
+        return []
+    with open(p, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _beta_key(src: str) -> tuple:
+    b = _config(src).get("train", {}).get("beta")
+    return (b is None, b if b is not None else 0.0, _label(src))
+
+
+def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
+    """Multiselect over the runs under runs/ and the active model; sorted by beta where known."""
+    ss = st.session_state
+    runs = cache.run_choices()
+    options = sorted(runs + ([m.src] if m.src not in runs else []), key=_beta_key)
+    if PICK not in ss:  # first visit: the active model and runs trained on the active data
+        same = [r for r in options if r == m.src or _config(r).get("dataset") == d.src]
+        ss[PICK] = same[:MAX_DEFAULT]
+    ss[PICK] = [r for r in ss[PICK] if r in options]  # a run deleted meanwhile is dropped, not an error
+    return st.multiselect("Runs to compare", options, key=PICK, format_func=lambda s: _label(s) + (
+        " (active)" if s == m.src else ""), help="Runs under runs/ (newly trained ones included) and the "
+        "active model of the sidebar. All are evaluated on the active data set.")
+
+
+def settings_ui() -> tuple[int, int, int]:
+    """(n_points, iwae_k, seed) of the evaluation: the Diagnose page's defaults share its cache."""
+    with st.expander("Evaluation settings"):
+        c1, c2, c3 = st.columns(3)
+        n = c1.number_input("Evaluation points", 10, 10_000, 1000, step=100, key="cmp_n",
+                            help="Held-out points every run is scored on (at most the held-out split)")
+        k = c2.number_input("IWAE samples k", 1, 5000, 100, step=50, key="cmp_k",
+                            help="Importance samples per point for the IWAE bound (Burda et al. 2016)")
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed",
+                               help="Seeds the evaluation subset, the Monte Carlo samples and the prior codes")
+    return int(n), int(k), int(seed)
+
+
+def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
+    """The picked runs that fit the active data, sorted by beta; the others listed as skipped."""
+    out, skipped = [], []
+    for src in srcs:
+        s = cache.source(src)
+        try:
+            mdl = cache.model_for(s, d)
+        except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
+            skipped.append(f"- **{_label(src)}**: {e}")
+            continue
+        label = _label(src) + (" (active)" if src == m_src else "")
+        out.append(Entry(src, label, s, mdl, _config(src), _history(src)))
+    if skipped:
+        st.warning(f"Skipped {len(skipped)} run(s) that do not fit {_label(d.src)}:\n" + "\n".join(skipped),
+                   icon=":material/block:")
+    return sorted(out, key=lambda e: (e.beta is None, e.beta or 0.0, e.label))
+
+
+def reports_ui(entries: list[Entry], d: cache.Source, n: int, k: int, seed: int) -> list[dict]:
+    """One diagnose report per run (cached); a progress bar while any is computed."""
+    bar = st.empty()
+    out = []
+    for i, e in enumerate(entries):
+        def show(part: str, frac: float, i=i, e=e) -> None:
+            bar.progress((i + frac) / len(entries), text=f"Diagnosing {e.label} ({i + 1}/{len(entries)}): {part}")
+
+        with cache.report_progress(show):
+            out.append(cache.report(e.source, d, n, k, seed))
+    bar.empty()
+    return out
+
+
+def _fmt(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
+    """One row per run: the bound, its terms, collapse, MI and sharpness."""
+    rows = []
+    for e, r in zip(entries, reports):
+        t = e.config.get("train", {})
+        blur = r.get("blur") or {}
+        rows.append({
+            "run": e.label, "beta": e.beta, "KL schedule": t.get("kl_schedule"),
+            "free bits": t.get("free_bits"), "D": r["latent_dim"], "ELBO": r["elbo"], "IWAE": r["iwae"],
+            "recon": r["recon_nll"], "KL": r["kl"], "active units": r["active_units"],
+            "collapsed dims": len(r["collapsed_dims"]), "MI": r["mutual_info"],
+            "Laplacian ratio recon": _fmt(blur.get("reconstructions", {}).get("laplacian_ratio")),
+            "Laplacian ratio samples": _fmt(blur.get("samples", {}).get("laplacian_ratio")),
+        })
+    df = pd.DataFrame(rows)
+    k, mi_max = reports[0]["iwae_k"], reports[0]["mutual_info_max"]
+    num = st.column_config.NumberColumn
+    st.dataframe(df, hide_index=True, key="cmp_table", column_config={
+        "beta": num(format="%g", help="KL weight at the end of training (config.json); TorchScript: unknown"),
+        "free bits": num(format="%g", help="lambda, nats per dimension (0 = off)"),
+        "ELBO": num(format="%.2f", help="Evidence lower bound, nats per data point: higher is better"),
+        "IWAE": num(format="%.2f", help=f"Importance-weighted bound with k={k}: at least the ELBO, closer to log p(x)"),
+        "recon": num(format="%.2f", help="-E_q log p(x|z): reconstruction error, nats"),
+        "KL": num(format="%.2f", help="KL(q(z|x) || p(z)), nats: the sum of KL per dimension"),
+        "active units": num(help="Dims with Var_x(mu_j) > 0.01 (Burda et al. 2016)"),
+        "collapsed dims": num(help="Dims with KL below 0.01 nats: they carry nothing"),
+        "MI": num(format="%.2f", help=f"Mutual information I(x; z), nats; cannot exceed log B = {mi_max:.2f}"),
+        "Laplacian ratio recon": num(format="%.3f", help="Sharpness of reconstructions / of the data (1 = as sharp)"),
+        "Laplacian ratio samples": num(format="%.3f", help="Sharpness of prior samples / of the data"),
+    })
+    st.caption(f"Nats per data point on {reports[0]['n_points']} held-out points of {reports[0]['dataset']}; "
+               f"IWAE with k={k}; MI is bounded by log B = {mi_max:.2f}. In a beta sweep, expect a larger beta "
+               "to lower the KL and MI, raise the reconstruction error, collapse more dims and blur more "
+               "(a lower Laplacian ratio).")
+    return df
+
+
+def kl_ui(entries: list[Entry], reports: list[dict]) -> None:
+    st.plotly_chart(figures.compare_kl_figure([e.label for e in entries], [r["kl_per_dim"] for r in reports]),
+                    key="cmp_kl")
+    st.caption("Mean KL per latent dimension (nats); cells under 0.01 nats show 0: collapsed dimensions.")
+
+
+CURVES = {"held-out ELBO": "eval_elbo", "loss (recon + beta KL)": "loss", "recon": "recon_nll", "KL": "kl",
+          "beta": "beta"}
+
+
+def curves_ui(entries: list[Entry]) -> None:
+    with_hist = [e for e in entries if e.history]
+    if not with_hist:
+        st.caption("None of these runs has a training history (history.csv).")
+        return
+    name = st.selectbox("Curve", list(CURVES), key="cmp_curve", help="From each run's history.csv, per epoch")
+    col = CURVES[name]
+    curves = {e.label: ([h["epoch"] for h in e.history], [h.get(col, math.nan) for h in e.history])
+              for e in with_hist}
+    st.plotly_chart(figures.history_overlay_figure(curves, name + (" (nats)" if col != "beta" else "")),
+                    key="cmp_curves")
+    missing = [e.label for e in entries if not e.history]
+    if missing:
+        st.caption(f"No history for: {', '.join(missing)} (a TorchScript file has none).")
+
+
+def samples_ui(entries: list[Entry], seed: int) -> None:
+    dims = {e.model.latent_dim for e in entries}
+    if len(dims) == 1:
+        st.caption(f"Every run decodes the same {N_SAMPLES} codes z ~ N(0, I) (seed {seed}): differences are the "
+                   "models', not the draws'.")
+    else:
+        st.caption(f"The runs have different latent sizes ({', '.join(map(str, sorted(dims)))}), so they cannot "
+                   f"share codes: runs with the same size D decode the same {N_SAMPLES} codes z ~ N(0, I).")
+    for e in entries:
+        z = np.random.default_rng(seed).standard_normal((N_SAMPLES, e.model.latent_dim)).astype(np.float32)
+        imgs = cache.decode(e.model, z, scale=max(1, 56 // e.model.input_shape[-1]))
+        st.image(images.grid(imgs, ncol=N_SAMPLES, pad=2), caption=f"{e.label}: prior samples")
+
+
+def active_dataset_ui(d: cache.Source):
+    """The active data set, or an error and a stop (nothing can be compared without it)."""
+    try:
+        return cache.dataset(d)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.error(f"The data {_label(d.src)} cannot be loaded: {e} Pick another data set in the sidebar.")
+        st.stop()
+

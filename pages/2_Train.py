@@ -1,0 +1,22 @@
+"""Train: choose the settings, train in the background, watch the curves and KL per dimension live."""
+import streamlit as st
+
+from explorer import state, train_ui, widgets
+
+st.set_page_config(page_title="Train · VAE Latent Explorer", layout="wide")
+state.init()
+widgets.sidebar_picker()
+
+st.title("Train a VAE")
+st.caption("Training runs in its own process: the other pages (and other people) stay usable while it "
+           "runs. The finished run is saved under runs/ and appears in the model picker everywhere.")
+with st.expander("What beta, KL annealing and free bits do", icon=":material/school:"):
+    st.markdown(train_ui.EXPLAINER)
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    st.subheader("Settings")
+    train_ui.form_ui(running=train_ui.running())
+with right:
+    st.subheader("Progress")
+    train_ui.job_ui()

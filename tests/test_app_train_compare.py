@@ -1,0 +1,153 @@
+"""AppTest for the Train and Compare pages, on a temporary runs dir (VAE_EXPLORER_RUNS)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from explorer import state
+from vae_core.checkpoints import load_model, save_run
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.data import load_dataset
+from vae_core.metrics import diagnose
+from vae_core.models import VAE
+from vae_core.train import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+TRAIN = str(ROOT / "pages" / "2_Train.py")
+COMPARE = str(ROOT / "pages" / "5_Compare.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs dir for the app. explorer.state reads the variable at import; the test process
+    may have imported it already, so the attribute is pointed there too."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(runs))
+    monkeypatch.setattr(state, "RUNS_DIR", runs)
+    return runs
+
+
+def _ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _train_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Train")
+
+
+def _errors(at: AppTest) -> str:
+    return " ".join(e.value for e in at.error)
+
+
+def test_train_page_opens(runs_dir):
+    at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
+    assert at.title[0].value == "Train a VAE"
+    assert not _train_button(at).disabled
+    assert at.selectbox(key="tr_data").options[:3] == ["digits", "mnist", "sprites"]
+    assert at.selectbox(key="tr_schedule").options == ["constant", "linear", "cyclical"]
+    assert all(w.help for w in at.number_input), "every option explains itself"
+    text = " ".join(m.value for m in at.markdown)
+    assert "beta" in text and "Free bits" in text and "annealing" in text
+
+
+def test_bad_values_give_a_clear_error_and_keep_the_form(runs_dir):
+    at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
+    at.selectbox(key="tr_data").set_value("digits")
+    at.text_input(key="tr_hidden").set_value("abc")
+    at.number_input(key="tr_latent").set_value(3)
+    at.number_input(key="tr_beta").set_value(4.0)
+    _ok(_train_button(at).click().run())
+    assert "hidden" in _errors(at) and "'abc'" in _errors(at)
+    assert at.text_input(key="tr_hidden").value == "abc"
+    assert at.number_input(key="tr_latent").value == 3 and at.number_input(key="tr_beta").value == 4.0
+    assert at.selectbox(key="tr_data").value == "digits"
+
+    at.text_input(key="tr_hidden").set_value("32")
+    at.text_input(key="tr_name").set_value("a/b")
+    _ok(_train_button(at).click().run())
+    assert "run name" in _errors(at) and "'a/b'" in _errors(at)
+    assert at.text_input(key="tr_name").value == "a/b" and at.text_input(key="tr_hidden").value == "32"
+    assert "train_job_id" not in at.session_state, "no job was started"
+    assert not any(runs_dir.iterdir()), "nothing was started"
+
+
+def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # the whole app: switch_page needs st.navigation
+    _ok(at.switch_page("pages/2_Train.py").run())
+    at.selectbox(key="tr_data").set_value("digits")
+    at.number_input(key="tr_epochs").set_value(2)
+    at.number_input(key="tr_latent").set_value(2)
+    at.text_input(key="tr_hidden").set_value("32")
+    at.text_input(key="tr_name").set_value("apptest")
+    _ok(_train_button(at).click().run())
+    assert not at.error, _errors(at)
+    assert at.session_state["train_job_id"]
+    assert at.text_input(key="tr_name").value != "apptest", "a fresh name is suggested for the next run"
+    deadline = time.monotonic() + 180
+    while not at.success:
+        assert not at.error and not at.warning, (_errors(at), [w.value for w in at.warning])
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.5)
+        _ok(at.run())
+    assert "runs/apptest" in at.success[0].value and "2 epochs" in at.success[0].value
+    assert "runs/apptest" in at.selectbox(key="pick_model").options
+    assert (runs_dir / "apptest" / "model.safetensors").is_file()
+    assert any(b.label == "Open in Explore" for b in at.button)
+    assert not _train_button(at).disabled
+    assert len(at.get("plotly_chart")) == 2, "loss curves and the KL heatmap stay shown"
+
+    _ok(next(b for b in at.button if b.label == "Open in Explore").click().run())
+    assert at.title[0].value == "Explore the latent space"
+    assert at.session_state[state.MODEL_SRC] == str(runs_dir / "apptest")
+    assert at.session_state[state.DATA_SRC] == "digits"
+    assert at.selectbox(key="pick_model").value == str(runs_dir / "apptest")
+
+
+def _tiny_run(runs: Path, name: str, beta: float) -> Path:
+    data = load_dataset("digits")
+    train, ev = data.split(0.2, 0)
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(input_shape=data.shape, latent_dim=2, hidden=(32,)))
+    cfg = TrainConfig(epochs=2, beta=beta)
+    return save_run(runs / name, model, cfg, fit(model, train, ev, cfg).rows, dataset="digits")
+
+
+def test_compare_shows_a_row_per_run_with_its_report(runs_dir):
+    b4, b1 = _tiny_run(runs_dir, "beta4", 4.0), _tiny_run(runs_dir, "beta1", 1.0)
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_SRC] = str(b4)
+    at.session_state[state.DATA_SRC] = "digits"
+    _ok(at.run())
+    assert set(at.multiselect(key="cmp_runs").value) == {str(b1), str(b4)}
+    df = at.dataframe[0].value
+    assert list(df["run"]) == ["runs/beta1", "runs/beta4 (active)"], "sorted by beta"
+    assert list(df["beta"]) == [1.0, 4.0]
+    data = load_dataset("digits")
+    for path, elbo in zip((b1, b4), df["ELBO"]):
+        report = diagnose(load_model(path), data, n_points=1000, iwae_k=100, seed=0)
+        assert elbo == pytest.approx(report.elbo, rel=1e-6)
+    assert len(at.get("plotly_chart")) == 2  # KL per dim, curves
+    captions = " ".join(c.value for c in at.caption)
+    assert "same 8 codes" in captions
+    assert len([i for el in at.get("image") for i in el.captions if "prior samples" in i]) == 2
+
+
+def test_compare_lists_runs_that_do_not_fit_as_skipped(runs_dir):
+    b1, b4 = _tiny_run(runs_dir, "beta1", 1.0), _tiny_run(runs_dir, "beta4", 4.0)
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
+    at.session_state[state.MODEL_SRC] = str(ROOT / "runs" / "default")  # 28x28: does not fit digits
+    at.session_state[state.DATA_SRC] = "digits"
+    at.session_state["pick_model"] = str(b1)  # keep the sidebar picker on a run of this dir
+    at.session_state["cmp_runs"] = [str(b1), str(b4), str(ROOT / "runs" / "default")]
+    _ok(at.run())
+    warning = " ".join(w.value for w in at.warning)
+    assert "Skipped 1" in warning and "1x28x28" in warning
+    assert len(at.dataframe[0].value) == 2
