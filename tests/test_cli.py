@@ -155,6 +155,27 @@ def test_diagnose_json(digits_run):
     assert len(rep["kl_per_dim"]) == 2 and rep["iwae_k"] == 10 and rep["mig"] is None
 
 
+def test_diagnose_scores_the_runs_own_held_out_points(tmp_path):
+    """A run trained with --seed 3 is diagnosed on split seed 3 whatever the Monte Carlo --seed;
+    its held-out points are exactly those Dataset.split(0.2, 3) holds out."""
+    from vae_core.data import load_dataset
+    from vae_core.metrics.report import eval_points
+
+    out = tmp_path / "run3"
+    assert cli("train", "--data", "digits", "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
+               "--seed", "3", "--out", out).returncode == 0
+    reps = [json.loads(cli("diagnose", out, "--data", "digits", "--json", "--iwae-k", "5", "--seed", str(s),
+                           "--n-points", "100000").stdout) for s in (0, 1)]
+    assert [r["split_seed"] for r in reps] == [3, 3] and [r["seed"] for r in reps] == [0, 1]
+    held_out = load_dataset("digits").split(0.2, 3)[1]
+    assert reps[0]["n_points"] == len(held_out) == len(eval_points(load_dataset("digits"), None, 3))
+    # same points, so the closed-form KL (no Monte Carlo in it) is identical across the two seeds
+    assert reps[0]["kl"] == pytest.approx(reps[1]["kl"], rel=1e-12)
+    override = json.loads(cli("diagnose", out, "--data", "digits", "--json", "--iwae-k", "5",
+                              "--split-seed", "0").stdout)
+    assert override["split_seed"] == 0 and override["kl"] != pytest.approx(reps[0]["kl"], rel=1e-9)
+
+
 def test_diagnose_table(digits_run):
     run, _ = digits_run
     r = cli("diagnose", run, "--data", "digits", "--iwae-k", "10")

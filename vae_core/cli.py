@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     t.add_argument("--eval-fraction", type=float, default=0.2, help="share of the data held out for evaluation")
     t.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster; same loss, "
-                   "see benchmarks/train_throughput.py)")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast: faster only on CPUs with native bf16 "
+                   "(AVX512-BF16/AMX); emulated and slower on others (see benchmarks/train_throughput.py)")
     t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
     d.add_argument("--n-points", type=int, default=1000, help="evaluate on at most this many held-out points")
     d.add_argument("--iwae-k", type=int, default=100, help="importance samples for the IWAE bound")
-    d.add_argument("--seed", type=int, default=0, help="seed for the split and the Monte Carlo samples")
+    d.add_argument("--seed", type=int, default=0, help="seed for the Monte Carlo samples")
+    d.add_argument("--split-seed", type=int, default=None, help="seed of the train/eval split; default: the "
+                   "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript")
     d.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     return p
 
@@ -204,16 +206,20 @@ def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | No
 
 
 def _diagnose(a: argparse.Namespace) -> int:
-    from .checkpoints import load_model
+    from .checkpoints import eval_split, load_model
     from .data import check_fits, load_dataset
     from .metrics.report import diagnose
 
     model = load_model(a.model)
-    data = load_dataset(a.data, seed=a.seed)
+    data = load_dataset(a.data)
     if getattr(model, "input_shape", None) is None:
         model.set_input_shape(data.shape)
     check_fits(data, model.input_shape)
-    report = diagnose(model, data, n_points=a.n_points, iwae_k=a.iwae_k, seed=a.seed)
+    split_seed, fraction = eval_split(a.model)
+    if a.split_seed is not None:
+        split_seed = a.split_seed
+    report = diagnose(model, data, n_points=a.n_points, iwae_k=a.iwae_k, seed=a.seed, split_seed=split_seed,
+                      eval_fraction=fraction)
     if a.json:
         sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
     else:
