@@ -6,14 +6,12 @@ import streamlit as st
 
 from vae_core import export
 
-from explorer import cache, figures, images, state, widgets
+from explorer import cache, figures, images, widgets
 
 
 def home() -> None:
     """What a VAE is, in plain words and a picture of the active model at work."""
-    state.init()
-    m, d = widgets.sidebar_picker()
-    mdl, data = widgets.active_model_ui(m, d)
+    m, d, mdl, data = widgets.open_page("Home")
     enc = cache.encoded(m, d)
 
     st.title("VAE Latent Explorer")
@@ -54,15 +52,15 @@ def home() -> None:
 
 PAGES = [
     (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
-    (st.Page("pages/1_Explore.py", title="Explore", icon=":material/explore:"),
+    (st.Page("app_pages/1_Explore.py", title="Explore", icon=":material/explore:"),
      "drag through the latent space and watch the decoder answer"),
-    (st.Page("pages/2_Train.py", title="Train", icon=":material/model_training:"),
+    (st.Page("app_pages/2_Train.py", title="Train", icon=":material/model_training:"),
      "train a VAE in the background and watch KL per dimension (and collapse) live"),
-    (st.Page("pages/3_Diagnose.py", title="Diagnose", icon=":material/troubleshoot:"),
+    (st.Page("app_pages/3_Diagnose.py", title="Diagnose", icon=":material/troubleshoot:"),
      "KL per dimension, posterior collapse, likelihood bounds and the aggregate posterior, as pictures"),
-    (st.Page("pages/4_Blurriness.py", title="Blurriness", icon=":material/blur_on:"),
+    (st.Page("app_pages/4_Blurriness.py", title="Blurriness", icon=":material/blur_on:"),
      "how much fine detail reconstructions and prior samples keep, against the data"),
-    (st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare:"),
+    (st.Page("app_pages/5_Compare.py", title="Compare", icon=":material/compare:"),
      "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
 ]
 st.set_page_config(page_title="VAE Latent Explorer", layout="wide")

@@ -22,7 +22,7 @@ def map_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical: boo
     fig = go.Figure()
 
     def scatter(sel: np.ndarray, **kw) -> go.BaseTraceType:
-        common = dict(mode="markers", customdata=idx[sel], hovertemplate=f"point %{{customdata}}<extra>%{{fullData.name}}</extra>", **kw)
+        common = dict(mode="markers", customdata=idx[sel], hovertemplate="point %{customdata}<extra>%{fullData.name}</extra>", **kw)
         if three:
             return go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], **common)
         return go.Scattergl(x=coords[sel, 0], y=coords[sel, 1], **common)

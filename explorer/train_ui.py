@@ -250,7 +250,7 @@ def result_ui(job: training.TrainingJob) -> None:
                        f"({p.epochs_done} of {p.epochs} epochs): {job.message}", icon=":material/warning:")
         if st.button("Open in Explore", type="primary", icon=":material/explore:", key="train_open",
                      on_click=_open_in_explore, args=(str(job.out), job.spec.data)):
-            st.switch_page("pages/1_Explore.py")
+            st.switch_page("app_pages/1_Explore.py")
     elif job.status == "failed":
         st.error(f"Training of runs/{name} failed, nothing was saved: {job.message}", icon=":material/error:")
     else:

@@ -125,3 +125,16 @@ def active_model_ui(m: cache.Source, d: cache.Source):
     except (ValueError, FileNotFoundError, OSError) as e:
         st.error(f"{label(m.src)} on {label(d.src)} cannot be shown: {e} Pick another model or data in the sidebar.")
         st.stop()
+
+
+def open_page(title: str, *, need_model: bool = True):
+    """Every page's first lines: page config, state defaults, the sidebar picker and, with
+    need_model, the active model and data (the page stops with the reason if they don't fit).
+
+    Returns (model source, data source, model, dataset); the last two are None without need_model.
+    """
+    st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
+    state.init()
+    m, d = sidebar_picker()
+    mdl, data = active_model_ui(m, d) if need_model else (None, None)
+    return m, d, mdl, data

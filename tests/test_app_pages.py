@@ -9,7 +9,7 @@ from pathlib import Path
 
 TIMEOUT = 120
 ROOT = Path(__file__).resolve().parent.parent
-EXPLORE = str(ROOT / "pages" / "1_Explore.py")
+EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 HOME = str(ROOT / "streamlit_app.py")
 
 

@@ -18,8 +18,8 @@ from vae_core.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
-TRAIN = str(ROOT / "pages" / "2_Train.py")
-COMPARE = str(ROOT / "pages" / "5_Compare.py")
+TRAIN = str(ROOT / "app_pages" / "2_Train.py")
+COMPARE = str(ROOT / "app_pages" / "5_Compare.py")
 TIMEOUT = 120
 
 
@@ -81,7 +81,7 @@ def test_bad_values_give_a_clear_error_and_keep_the_form(runs_dir):
 
 def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # the whole app: switch_page needs st.navigation
-    _ok(at.switch_page("pages/2_Train.py").run())
+    _ok(at.switch_page("app_pages/2_Train.py").run())
     at.selectbox(key="tr_data").set_value("digits")
     at.number_input(key="tr_epochs").set_value(2)
     at.number_input(key="tr_latent").set_value(2)

@@ -1,12 +1,9 @@
 """Diagnose: the report of vae_core.metrics.diagnose as pictures, plain words and exact numbers."""
 import streamlit as st
 
-from explorer import cache, diagnose_ui as ui, state, widgets
+from explorer import cache, diagnose_ui as ui, widgets
 
-st.set_page_config(page_title="Diagnose · VAE Latent Explorer", layout="wide")
-state.init()
-m, d = widgets.sidebar_picker()
-mdl, data = widgets.active_model_ui(m, d)
+m, d, mdl, data = widgets.open_page("Diagnose")
 
 st.title("Diagnose the model")
 st.caption("What did the model learn, and where did it fail? Every number below is computed on the "

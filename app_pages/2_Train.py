@@ -1,11 +1,9 @@
 """Train: choose the settings, train in the background, watch the curves and KL per dimension live."""
 import streamlit as st
 
-from explorer import state, train_ui, widgets
+from explorer import train_ui, widgets
 
-st.set_page_config(page_title="Train · VAE Latent Explorer", layout="wide")
-state.init()
-widgets.sidebar_picker()
+widgets.open_page("Train", need_model=False)
 
 st.title("Train a VAE")
 st.caption("Training runs in its own process: the other pages (and other people) stay usable while it "

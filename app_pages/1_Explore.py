@@ -4,10 +4,7 @@ import streamlit as st
 
 from explorer import cache, explore, state, widgets
 
-st.set_page_config(page_title="Explore · VAE Latent Explorer", layout="wide")
-state.init()
-m, d = widgets.sidebar_picker()
-mdl, data = widgets.active_model_ui(m, d)
+m, d, mdl, data = widgets.open_page("Explore")
 enc = cache.encoded(m, d)
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
 collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < explore.COLLAPSE_KL)]

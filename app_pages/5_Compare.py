@@ -1,11 +1,9 @@
 """Compare: two or more runs on the same data, side by side (a beta sweep is the typical case)."""
 import streamlit as st
 
-from explorer import compare_ui, state, widgets
+from explorer import compare_ui, widgets
 
-st.set_page_config(page_title="Compare · VAE Latent Explorer", layout="wide")
-state.init()
-m, d = widgets.sidebar_picker()
+m, d, _, _ = widgets.open_page("Compare", need_model=False)
 compare_ui.active_dataset_ui(d)
 
 st.title("Compare runs")
