@@ -4,7 +4,7 @@ The app draws encoded means ``mu`` (N, D) on a 2-D or 3-D map and lets a person 
 it; the decoder needs a latent code for that point, so every map here has an ``inverse``:
 
 - PCA: exact. A map point is a point of the PCA plane through the data mean
-  (``PCA.inverse_transform``); for D <= n_components it is the code itself.
+  (``mean + point @ components``); for D <= n_components it is the code itself.
 - t-SNE and UMAP: *local*. Neither has an inverse, so a map point becomes the inverse-distance
   weighted mean of the codes of its K nearest embedded points. Away from the data this is a
   guess, so every inverse also returns how far the point is from encoded data (1 ~ among the
@@ -28,6 +28,17 @@ can stop a fit.
 
 Scale: PCA always fits on every point. t-SNE/UMAP fit on at most ``max_fit_points`` (a random
 sample, stratified by label when labels are given) and the rest are embedded with ``transform``.
+
+Imports: the app builds a PCA map the moment a page opens, so that path imports numpy and
+``scipy.spatial`` only, never scikit-learn (``sklearn.decomposition`` took ~2.0 s to import and
+``sklearn.neighbors`` ~1.3 s in a fresh interpreter on the 2-core machine, ``scipy.spatial``
+~0.4 s; with torch already loaded sklearn was the largest part of the Explore page's cold
+start). PCA is ``numpy.linalg.svd`` of the centred codes, the computation scikit-learn's
+``PCA(svd_solver="full")`` does, with its sign rule (``svd_flip(u_based_decision=False)``: each
+axis points so that its largest-magnitude loading is positive), so maps look as before. Nearest
+neighbours (the local inverse, distance-from-data, ``neighbour_preservation``) come from
+``scipy.spatial.cKDTree``: exact Euclidean k-NN, nearest first. openTSNE and umap-learn (which
+import scikit-learn themselves) are imported inside their fits.
 """
 from __future__ import annotations
 
@@ -37,8 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
+from scipy.spatial import cKDTree
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +119,17 @@ def neighbour_preservation(high: np.ndarray, low: np.ndarray, k: int = 10) -> fl
     return float(shared.mean() / k)
 
 
+def _knn(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and indices (M, k) of the k nearest points of `tree` to each of `points`, nearest first."""
+    dist, idx = tree.query(points, k=k)
+    # cKDTree drops the k axis for k=1; keep (M, k) always.
+    return dist.reshape(len(points), k), idx.reshape(len(points), k)
+
+
 def _knn_without_self(x: np.ndarray, k: int) -> np.ndarray:
     """Indices (N, k) of each row's k nearest other rows."""
     n = x.shape[0]
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
+    _, idx = _knn(cKDTree(x), x, k + 1)
     # With duplicate rows the point itself need not come first; drop it wherever it is, or
     # drop the farthest neighbour when a duplicate pushed it out of the list.
     drop = idx == np.arange(n)[:, None]  # (N, k+1)
@@ -143,7 +160,35 @@ def stratified_sample(n: int, size: int, labels: np.ndarray | None, seed: int | 
 
 
 # ---------------------------------------------------------------------------------------------
-# the local inverse: plain arrays in, plain arrays out
+# PCA and the local inverse: plain arrays in, plain arrays out
+
+
+class _PCA:
+    """PCA of (N, D) codes by SVD of the centred data: what ``sklearn.decomposition.PCA(k,
+    svd_solver="full")`` computes, with its sign convention, without importing scikit-learn."""
+
+    def __init__(self, n_components: int):
+        self.n_components_ = int(n_components)
+
+    def fit(self, x: np.ndarray) -> "_PCA":
+        self.mean_ = x.mean(axis=0)  # (D,)
+        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)  # vt (min(N, D), D)
+        # sklearn's svd_flip(u_based_decision=False): each row of vt gets the sign that makes its
+        # largest-magnitude entry positive (the first such entry on ties), so the axes are deterministic.
+        top = np.argmax(np.abs(vt), axis=1)
+        vt = vt * np.sign(vt[np.arange(vt.shape[0]), top])[:, None]
+        k = self.n_components_
+        self.components_ = np.ascontiguousarray(vt[:k])  # (k, D), orthonormal rows
+        self.explained_variance_ = s[:k] ** 2 / max(x.shape[0] - 1, 1)  # (k,)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(M, D) -> (M, k) coordinates on the principal axes."""
+        return (x - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
+        """(M, k) -> (M, D): the point of the principal plane through the mean (exact inverse on it)."""
+        return y @ self.components_ + self.mean_
 
 
 class _LocalInverse:
@@ -155,7 +200,7 @@ class _LocalInverse:
         assert self.embedding.shape[0] == self.codes.shape[0]
         n = self.embedding.shape[0]
         self.k = max(1, min(int(k), n))
-        self.nn = NearestNeighbors(n_neighbors=self.k).fit(self.embedding)
+        self.tree = cKDTree(self.embedding)
         self.scale = self._typical_spacing(seed)
 
     def _typical_spacing(self, seed: int | None) -> float:
@@ -165,18 +210,18 @@ class _LocalInverse:
             return 1.0
         # A 10k sample pins the median well and keeps fit cheap at 100k+ points.
         rows = np.arange(n) if n <= 10_000 else np.random.default_rng(seed).choice(n, 10_000, replace=False)
-        dist, _ = self.nn.kneighbors(self.embedding[rows], n_neighbors=2)  # (S, 2), column 0 is self
+        dist, _ = _knn(self.tree, self.embedding[rows], 2)  # (S, 2), column 0 is self
         d = dist[:, 1]
         d = d[d > 0]  # exact duplicates say nothing about spacing
         return float(np.median(d)) if d.size else 1.0
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """(M,) distance to the nearest embedded point, in units of the typical spacing."""
-        dist, _ = self.nn.kneighbors(points, n_neighbors=1)
+        dist, _ = _knn(self.tree, points, 1)
         return dist[:, 0] / self.scale
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dist, idx = self.nn.kneighbors(points)  # (M, K), nearest first
+        dist, idx = _knn(self.tree, points, self.k)  # (M, K), nearest first
         on_point = dist[:, 0] <= 1e-12 * self.scale
         w = 1.0 / np.maximum(dist, 1e-300)  # (M, K)
         w /= w.sum(axis=1, keepdims=True)
@@ -342,7 +387,7 @@ class Projection:
         n, d = mu.shape
         # A latent space with fewer dimensions than the map (D=2 shown in 3-D) gets zero extra axes.
         k = min(self.n_components, d, n)
-        self._pca = PCA(n_components=k, svd_solver="full").fit(mu)
+        self._pca = _PCA(k).fit(mu)
         emb = np.zeros((n, self.n_components))
         emb[:, :k] = self._pca.transform(mu)
         self._report(Progress("pca", 1, 1))

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import mutual_info_score
 
 from ..data import Dataset
 from ._common import as_numpy, encode_all, model_device
@@ -44,6 +43,10 @@ def _discretize(codes: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _mig_core(codes: Any, factors: Any, *, n_bins: int = N_BINS) -> MIGResult:
     """MIG from latent codes (N, D) and integer factors (N, K)."""
+    # Imported here: scikit-learn takes ~2 s to import and only this metric needs it, so pages that
+    # import vae_core.metrics (the app's cache module) do not pay for it at start-up.
+    from sklearn.metrics import mutual_info_score
+
     codes_np = as_numpy(codes, "codes", 2)
     factors_np = np.asarray(factors)
     if factors_np.ndim != 2 or factors_np.shape[0] != codes_np.shape[0]:
