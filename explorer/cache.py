@@ -292,3 +292,13 @@ def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_sam
         ratio = np.where(lap_x > 0, lap_r / lap_x, np.nan)
     return BlurImages(originals=images.to_uint8(ev.x), reconstructions=images.to_uint8(recon),
                       samples=images.to_uint8(samples), sharpness_ratio=ratio)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def decoder_payload(m: Source, d: Source) -> dict | None:
+    """`browser_decoder.mlp_decoder_payload` of the model, built once per model (3 ms and ~2 MB of
+    base64 otherwise rebuilt on every pad/slider rerun); None where the browser cannot decode it.
+    Shared by all sessions: read-only."""
+    from .browser_decoder import mlp_decoder_payload
+
+    return mlp_decoder_payload(model_for(m, d))

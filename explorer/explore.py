@@ -9,8 +9,8 @@ import numpy as np
 import streamlit as st
 
 from . import cache, figures, images, state
-from .browser_decoder import mlp_decoder_payload
 from .pad import latent_pad, pad_state
+from .slider_panel import latent_sliders, slider_state
 
 COLLAPSE_KL = 0.01  # nats: SCIENCE.md's KL-per-dimension threshold
 SCALE = 5  # nearest-neighbour upscaling of decoded images for display
@@ -109,6 +109,28 @@ def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
 
 
+def _decoder_payload(mdl) -> dict | None:
+    """The active model's in-browser decoder (cached per model), or None for conv/TorchScript.
+    Remembered in the session next to the model object it belongs to: the Source lookups (a stat
+    and two cache lookups) would otherwise run on every drag update."""
+    ss = st.session_state
+    memo = ss.get("_decoder_payload")
+    if memo is not None and memo[0] is mdl:
+        return memo[1]
+    payload = cache.decoder_payload(cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC]))
+    ss["_decoder_payload"] = (mdl, payload)
+    return payload
+
+
+def _pad_bounds(proj) -> tuple[float, float, float, float]:
+    """`_bounds` of the map, computed once per map rather than on every drag update."""
+    memo = st.session_state.get("_pad_bounds")
+    if memo is None or memo[0] is not proj:
+        memo = (proj, _bounds(proj.embedding_))
+        st.session_state["_pad_bounds"] = memo
+    return memo[1]
+
+
 @st.fragment
 def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
     """Drag through the 2-D map; the decoder answers at once (in the browser for MLP decoders)."""
@@ -122,16 +144,16 @@ def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
         x, y = pos
     z, dist = proj.inverse(np.array([[x, y]]))
     lin = cache.linear_inverse(proj)
-    payload = mlp_decoder_payload(mdl) if lin is not None else None
-    common = dict(points=emb, colors=None if labels is None else labels.tolist(),
-                  points_id=f"{proj.method}-{id(proj)}", bounds=_bounds(emb), pos=(float(x), float(y)),
+    payload = _decoder_payload(mdl) if lin is not None else None
+    common = dict(points=emb, colors=labels,  # the labels are listed only when the map is sent
+                  points_id=f"{proj.method}-{id(proj)}", bounds=_pad_bounds(proj), pos=(float(x), float(y)),
                   ack=s["seq"] if s else 0, size=300, view_size=150)
     if payload is not None:
         latent_pad("pad", decoder=payload, origin=lin[0], axes=lin[1], **common)
         how = "decoded in your browser at every move"
     else:
         latent_pad("pad", image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
-        how = "decoded by the server, one request in flight"
+        how = "decoded by the server, at most two requests in flight"
     far = float(dist[0])
     where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
                                                                             "the decoder was never trained here")
@@ -139,6 +161,7 @@ def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
     st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).")
     if st.button("Send this point to the sliders", key="pad_to_sliders"):
         state.set_z(z[0].tolist())
+        st.rerun()  # the sliders live in another fragment: redraw the page so they show it
 
 
 # --- selected point -----------------------------------------------------------------------------
@@ -180,13 +203,30 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
 
 # --- latent sliders -----------------------------------------------------------------------------
 
+SLIDERS_KEY = "latent_sliders"  # the slider panel's component state
+_SLIDERS_ACK = "latent_sliders_ack"  # the last vector seq the sliders handled
+
+
 @st.fragment
 def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
-    """One slider per dimension, sorted by KL; the decoded image answers each step."""
+    """One slider per dimension, sorted by KL; the decoded image answers each step.
+
+    A components-v2 panel (`slider_panel.py`): for MLP decoders the browser decodes every step
+    and reports z on release; otherwise each step comes here (one in flight) and the PNG goes
+    back. The buttons set z through `state.set_z`, whose new version the panel adopts.
+    """
     ss = st.session_state
     d = enc.mu.shape[1]
     if ss[state.Z] is None or len(ss[state.Z]) != d:
-        ss[state.Z] = [0.0] * d
+        state.set_z([0.0] * d)
+    # The browser's vector first, so a button pressed in the same run wins.
+    got = slider_state(SLIDERS_KEY)
+    handled = int(ss.get(_SLIDERS_ACK, 0))
+    if got is not None and got["seq"] > handled:
+        if got["version"] == ss[state.Z_VERSION] and len(got["values"]) == d:
+            ss[state.Z] = got["values"]
+        handled = got["seq"]  # a vector based on values since replaced is answered, not used
+        ss[_SLIDERS_ACK] = handled
     b = st.columns(3)
     if b[0].button("Reset to 0", help="The prior's mean"):
         state.set_z([0.0] * d)
@@ -195,21 +235,19 @@ def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
     sel = ss[state.SELECTED]
     if b[2].button("Code of the selected point", disabled=sel is None):
         state.set_z(enc.mu[sel].tolist())
-    version = ss[state.Z_VERSION]
-    left, right = st.columns([3, 2])
     z = np.array(ss[state.Z], dtype=np.float32)
-    with left:
-        cols = st.columns(2)
-        for i, j in enumerate(order):
-            mark = " (collapsed)" if j in collapsed else ""
-            lo, hi = min(-3.0, float(np.floor(z[j]))), max(3.0, float(np.ceil(z[j])))  # never clip a code
-            z[j] = cols[i % 2].slider(
-                f"z{j}{mark}", lo, hi, float(z[j]), 0.05, key=f"z_{version}_{j}",
-                help=(f"KL {enc.kl_per_dim[j]:.3f} nats. " + (
-                    "Collapsed: the encoder puts nothing here (KL below 0.01 nats), so the decoder has "
-                    "learned to ignore it; moving it should change little." if mark else "")))
-    ss[state.Z] = z.tolist()
-    right.image(_z_png(mdl, z, 8), caption="decode(z)")
+    dims = []
+    for j in order:
+        j = int(j)
+        gone = j in collapsed
+        dims.append({"j": j, "label": f"z{j}" + (" (collapsed)" if gone else ""), "collapsed": gone,
+                     "help": f"KL {enc.kl_per_dim[j]:.3f} nats." + (
+                         " Collapsed: the encoder puts nothing here (KL below 0.01 nats), so the decoder "
+                         "has learned to ignore it; moving it should change little." if gone else "")})
+    payload = _decoder_payload(mdl)
+    image = None if payload is not None else images.png_data_uri(_z_png(mdl, z, 1))
+    latent_sliders(SLIDERS_KEY, dims=dims, z=ss[state.Z], z_version=ss[state.Z_VERSION], image=image,
+                   decoder=payload, ack=handled, view_size=224)
 
 
 # --- grids --------------------------------------------------------------------------------------

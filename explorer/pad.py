@@ -16,11 +16,22 @@ import streamlit as st
 
 _ASSETS = Path(__file__).parent / "pad_assets"
 
+
+
+def asset_js(name: str) -> str:
+    """A component's ES module: the shared decoder/sender code (`decoder.js`) in front of `name`."""
+    return "\n".join((_ASSETS / f).read_text(encoding="utf-8") for f in ("decoder.js", name))
+
+
+def asset_css(name: str) -> str:
+    return (_ASSETS / name).read_text(encoding="utf-8")
+
+
 # Inline strings: asset paths only work for components installed as packages with a manifest.
 _pad = st.components.v2.component(
     "vae_latent_pad",
-    js=(_ASSETS / "pad.js").read_text(encoding="utf-8"),
-    css=(_ASSETS / "pad.css").read_text(encoding="utf-8"),
+    js=asset_js("pad.js"),
+    css=asset_css("pad.css"),
 )
 
 

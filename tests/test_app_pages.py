@@ -2,6 +2,10 @@
 and the picker refuses a model/data mismatch while keeping the old pair."""
 from __future__ import annotations
 
+import json
+import warnings
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -11,6 +15,22 @@ TIMEOUT = 120
 ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 HOME = str(ROOT / "streamlit_app.py")
+
+
+def _sliders(at: AppTest) -> dict:
+    """The `data` Python sent to the latent slider panel (a components-v2 element AppTest cannot run)."""
+    els = [el for el in at.get("bidi_component") if el.proto.component_name == "vae_latent_sliders"]
+    assert len(els) == 1, "one slider panel on the page"
+    return json.loads(els[0].proto.json)
+
+
+def _move_sliders(at: AppTest, values, version: int | None = None) -> AppTest:
+    """What the panel's JS does on a step/release: setStateValue("z", {values, version, seq, final})."""
+    data = _sliders(at)
+    at.session_state["latent_sliders"] = {"z": {
+        "values": [float(v) for v in values], "version": data["z_version"] if version is None else version,
+        "seq": (data["ack"] or 0) + 1, "final": True}}
+    return at.run()
 
 
 def _images(at: AppTest, caption: str) -> list[str]:
@@ -35,24 +55,40 @@ def test_home_opens_on_default_run_and_mnist():
     assert _images(at, "rebuilt image"), "Home shows the model rebuilding an image"
 
 
-def test_explore_slider_changes_decoded_image(explore: AppTest):
-    before = _images(explore, "decode(z)")
-    assert len(before) == 1
-    slider = explore.slider[0]
-    assert slider.label.startswith("z")
-    slider.set_value(2.5).run()
+def test_explore_slider_panel_moves_z(explore: AppTest):
+    """The MLP decoder runs in the browser: Python sends its weights and z, and takes the vector back."""
+    data = _sliders(explore)
+    assert data["decoder_id"] and data["decoder"]["id"] == data["decoder_id"]
+    assert data["image"] is None, "no PNG round trip on the browser path"
+    z = np.array(explore.session_state["z"])
+    z[3] = 2.5
+    _move_sliders(explore, z)
     assert not explore.exception
-    after = _images(explore, "decode(z)")
-    assert after != before, "moving a latent slider must change the decoded image"
+    assert explore.session_state["z"][3] == 2.5
+    after = _sliders(explore)
+    assert after["z"][3] == 2.5 and after["ack"] == data["ack"] + 1
+    assert after["z_version"] == data["z_version"], "the browser's own values are not re-adopted"
+
+
+def test_explore_slider_panel_ignores_stale_vector(explore: AppTest):
+    """A vector based on values Python has since replaced (an older version) is answered, not used."""
+    data = _sliders(explore)
+    before = list(explore.session_state["z"])
+    _move_sliders(explore, [9.0] * len(before), version=data["z_version"] - 1)
+    assert explore.session_state["z"] == before
+    assert _sliders(explore)["ack"] == data["ack"] + 1
 
 
 def test_explore_sliders_sorted_by_kl_one_per_dim(explore: AppTest):
     from vae_core.checkpoints import load_run
 
     d = load_run(ROOT / "runs" / "default").model.latent_dim
-    labels = [s.label for s in explore.slider if s.label.startswith("z") and s.key.startswith("z_")]
-    assert len(labels) == d
-    assert sorted(int(lbl[1:].split()[0]) for lbl in labels) == list(range(d))
+    rows = _sliders(explore)["meta"]["dims"]
+    assert sorted(r["j"] for r in rows) == list(range(d))
+    assert all(r["label"].startswith(f"z{r['j']}") for r in rows)
+    kls = [float(r["help"].split()[1]) for r in rows]
+    assert kls == sorted(kls, reverse=True), "most informative dimension first"
+    assert all(("(collapsed)" in r["label"]) == r["collapsed"] for r in rows)
 
 
 def test_explore_selecting_a_point_shows_it(explore: AppTest):
@@ -63,7 +99,6 @@ def test_explore_selecting_a_point_shows_it(explore: AppTest):
     assert _images(explore, "reconstruction")
     assert _images(explore, "reparameterisation")
     # the sliders now hold the point's code: z equals its encoded mean
-    import numpy as np
     import torch
 
     from vae_core.checkpoints import load_run
@@ -73,13 +108,42 @@ def test_explore_selecting_a_point_shows_it(explore: AppTest):
     with torch.inference_mode():
         mu, _ = model.encode(load_dataset("mnist").x[7:8])
     np.testing.assert_allclose(explore.session_state["z"], mu[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(_sliders(explore)["z"], mu[0].numpy(), atol=1e-5)
 
 
 def test_explore_reset_and_random_buttons(explore: AppTest):
+    v0 = _sliders(explore)["z_version"]
     explore.button[[b.label for b in explore.button].index("Reset to 0")].click().run()
     assert all(v == 0.0 for v in explore.session_state["z"])
+    data = _sliders(explore)
+    assert data["z_version"] > v0 and all(v == 0.0 for v in data["z"]), "the panel gets the new values"
     explore.button[[b.label for b in explore.button].index("Random from the prior")].click().run()
     assert any(v != 0.0 for v in explore.session_state["z"])
+    data2 = _sliders(explore)
+    assert data2["z_version"] > data["z_version"] and data2["z"] == explore.session_state["z"]
+
+
+def test_explore_slider_panel_python_path(tmp_path):
+    """A TorchScript model has no in-browser decoder: each vector comes to Python, the PNG goes back."""
+    from vae_core.checkpoints import export_torchscript, load_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ts = export_torchscript(load_run(ROOT / "runs" / "default").model, tmp_path / "default_vae.ts")
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT)
+    at.session_state["model_src"] = str(ts)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    data = _sliders(at)
+    assert data["decoder_id"] is None and "decoder" not in data
+    assert data["image"].startswith("data:image/png;base64,")
+    z = np.zeros(len(at.session_state["z"]))
+    z[_sliders(at)["meta"]["dims"][0]["j"]] = 2.0  # the most informative dimension
+    _move_sliders(at, z)
+    assert not at.exception
+    after = _sliders(at)
+    assert after["z"] == z.tolist() and after["ack"] == data["ack"] + 1
+    assert after["image"] != data["image"], "moving a latent slider must change the decoded image"
 
 
 def test_explore_interpolation_and_prior_tabs(explore: AppTest):

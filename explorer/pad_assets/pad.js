@@ -4,49 +4,23 @@
 // listeners and decoded weights are built once and kept on `parentElement` (REALTIME.md).
 //
 // Two ways to get an image while dragging:
-//   Python path  - each position is numbered and sent with setStateValue("pos"); only one request
-//                  is in flight: Python echoes the last number it handled as `data.ack`, and the
-//                  newest pending position goes next. The image comes back as a data URI.
+//   Python path  - each position is numbered and sent with setStateValue("pos"); at most
+//                  MAX_IN_FLIGHT are unanswered: Python echoes the last number it handled as
+//                  `data.ack`, and the newest pending position goes next. The image comes back
+//                  as a data URI.
 //   Browser path - with `data.decoder_id` set, an MLP decoder's weights (sent once) decode every
 //                  pointer move here; Python hears of the position only on release.
 
+// b64ToFloat32, loadDecoder, decodeLatent, paintLatent and Sender come from decoder.js, which
+// Python puts in front of this module.
+
 const ACK_TIMEOUT_MS = 1500; // a lost rerun must not freeze the pad: resend after this
+// Python path: two positions may be unanswered at once, so the server starts on the next one
+// while the browser is still drawing the last answer. Answers come back in order (one websocket)
+// and an answer older than the newest one drawn is never drawn.
+const MAX_IN_FLIGHT = 2;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-
-// ---------- decoding in the browser ----------
-
-function b64ToFloat32(b64) {
-  // The payload is little-endian float32, which is every browser's native order.
-  const bin = atob(b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Float32Array(bytes.buffer);
-}
-
-function loadDecoder(payload) {
-  const layers = payload.layers.map((l) => ({
-    w: b64ToFloat32(l.w), b: b64ToFloat32(l.b), nOut: l.shape[0], nIn: l.shape[1], relu: l.relu,
-  }));
-  return { id: payload.id, layers, output: payload.output };
-}
-
-// z (D,) -> sigmoid(MLP(z)) as a Float64Array laid out (C, H, W), as torch's Unflatten does.
-function decodeLatent(dec, z) {
-  let h = Float64Array.from(z);
-  for (const l of dec.layers) {
-    const out = new Float64Array(l.nOut);
-    for (let j = 0; j < l.nOut; j++) {
-      let acc = l.b[j];
-      const row = j * l.nIn;
-      for (let i = 0; i < l.nIn; i++) acc += l.w[row + i] * h[i];
-      out[j] = l.relu && acc < 0 ? 0 : acc;
-    }
-    h = out;
-  }
-  for (let k = 0; k < h.length; k++) h[k] = 1 / (1 + Math.exp(-h[k]));
-  return h;
-}
 
 // ---------- one-time setup ----------
 
@@ -59,12 +33,15 @@ function el(tag, cls, parent) {
 
 function setup(root) {
   const s = {
-    seq: 0, inFlight: null, sentAt: 0, pending: null, timer: null,
     pos: [0, 0], down: false, lastDataPos: null, data: null,
     scatterVersion: null, points: null, colors: null, drawnKey: null,
-    decoder: null, reported: null, moves: 0, decodes: 0, sends: 0,
+    decoder: null, reported: null, moves: 0, drawnAck: -1,
     setStateValue: null,
   };
+  s.sender = new Sender((msg, seq) => s.setStateValue("pos", { ...msg, seq }), {
+    maxInFlight: MAX_IN_FLIGHT, timeoutMs: ACK_TIMEOUT_MS,
+    onSend: (n) => { s.plane.dataset.sends = String(n); },
+  });
   const wrap = el("div", "vpad", root);
   s.plane = el("div", "vpad-plane", wrap);
   s.plane.tabIndex = 0;
@@ -161,31 +138,8 @@ function onKey(s, e) {
   send(s, false);
 }
 
-// Flow control: at most one request in flight; the newest position waits its turn.
-function send(s, down, pos = s.pos) {
-  const msg = { x: pos[0], y: pos[1], down };
-  if (s.inFlight !== null) {
-    s.pending = msg;
-    return;
-  }
-  s.seq += 1;
-  s.inFlight = s.seq;
-  s.sentAt = performance.now();
-  s.sends++;
-  s.plane.dataset.sends = String(s.sends);
-  clearTimeout(s.timer);
-  s.timer = setTimeout(() => settle(s), ACK_TIMEOUT_MS);
-  s.setStateValue("pos", { ...msg, seq: s.seq });
-}
-
-function settle(s) {
-  clearTimeout(s.timer);
-  s.inFlight = null;
-  if (s.pending) {
-    const p = s.pending;
-    s.pending = null;
-    send(s, p.down, [p.x, p.y]);
-  }
+function send(s, down) {
+  s.sender.send({ x: s.pos[0], y: s.pos[1], down });
 }
 
 // ---------- drawing ----------
@@ -218,23 +172,7 @@ function drawDecoded(s) {
   const d = s.data;
   const origin = d.origin, axes = d.axes;
   const z = origin.map((o, j) => o + s.pos[0] * axes[0][j] + s.pos[1] * axes[1][j]);
-  const [C, H, W] = s.decoder.output;
-  const out = decodeLatent(s.decoder, z);
-  if (s.canvas.width !== W || s.canvas.height !== H) {
-    s.canvas.width = W;
-    s.canvas.height = H;
-    s.imageData = null;
-  }
-  if (!s.imageData) s.imageData = s.ctx.createImageData(W, H);
-  const px = s.imageData.data, plane = H * W;
-  for (let p = 0; p < plane; p++) {
-    // Grey images repeat their one channel; colour images use the first three.
-    for (let ch = 0; ch < 3; ch++) px[4 * p + ch] = Math.round(255 * out[(C >= 3 ? ch : 0) * plane + p]);
-    px[4 * p + 3] = 255;
-  }
-  s.ctx.putImageData(s.imageData, 0, 0);
-  s.decodes++;
-  s.canvas.dataset.decodes = String(s.decodes);
+  paintLatent(s, s.decoder, z);
 }
 
 // ---------- each data update ----------
@@ -272,15 +210,14 @@ function update(s, d) {
   reportCache(s);
   drawScatter(s);
 
-  // A new instance continues numbering after what Python already handled.
-  if (typeof d.ack === "number" && d.ack > s.seq) s.seq = d.ack;
-  if (s.inFlight !== null && (d.ack === null || d.ack === undefined || d.ack >= s.inFlight)) settle(s);
+  // Python handled positions up to d.ack; the next waiting position may go.
+  s.sender.settle(d.ack);
 
   // Python may move the marker itself (first draw, a reset button); never mid-drag.
   const dataPos = JSON.stringify(d.pos);
   if (dataPos !== s.lastDataPos) {
     s.lastDataPos = dataPos;
-    if (d.pos && !s.down && s.inFlight === null && !s.pending) s.pos = [d.pos[0], d.pos[1]];
+    if (d.pos && !s.down && !s.sender.busy) s.pos = [d.pos[0], d.pos[1]];
   }
   placeMarker(s);
 
@@ -289,7 +226,13 @@ function update(s, d) {
   if (browser) {
     if (!s.down) drawDecoded(s);
   } else if (d.image && s.img.getAttribute("src") !== d.image) {
-    s.img.src = d.image;
+    // Never let an older answer replace a newer one.
+    const ack = typeof d.ack === "number" ? d.ack : 0;
+    if (ack >= s.drawnAck) {
+      s.drawnAck = ack;
+      s.img.dataset.ack = String(ack); // which position this image answers (tests check the order)
+      s.img.src = d.image;
+    }
   }
   s.canvas.style.display = browser ? "block" : "none";
   s.img.style.display = !browser && d.image ? "block" : "none";
@@ -310,7 +253,7 @@ export default function (component) {
     // when the pad has really left the page.
     const host = parentElement.host || parentElement;
     if (!host.isConnected) {
-      clearTimeout(s.timer);
+      s.sender.dispose();
       delete parentElement.__vaePad;
     }
   };

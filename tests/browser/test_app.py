@@ -1,5 +1,5 @@
-"""The real app (`streamlit_app.py`, Explore page) in headless Chromium: sliders, the drag pad on both
-decoding paths, a click on the map, and the in-browser decoder against torch.
+"""The real app (`streamlit_app.py`, Explore page) in headless Chromium: the latent slider panel and the
+drag pad on both decoding paths, a click on the map, and the in-browser decoders against torch.
 
 One server for the module. Each test opens a fresh browser context (its own session). The
 Python-decoding path of the pad is reached the way a user reaches it, with no app hook:
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.browser
 APP = REPO / "streamlit_app.py"
 RUN = REPO / "runs" / "default"
 SMALL_N = 400  # digits in the uploaded data file: t-SNE on it takes a few seconds
-
-# JS: the `src` of the sliders' decoded image (the st.image captioned "decode(z)"), or null.
-SLIDER_SRC = """() => { for (const e of document.querySelectorAll('[data-testid="stImage"]'))
-    if (e.innerText.includes('decode(z)')) { const i = e.querySelector('img'); return i && i.getAttribute('src'); }
-  return null; }"""
 
 # JS: how many data points the map (the first plotly chart) draws.
 MAP_POINTS = """(() => { const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -93,10 +88,12 @@ def wait_until(fn, timeout: float, what: str, every: float = 0.05):
 
 
 def open_explore(page, url: str):
-    """Load /Explore and wait for the script's run, the sliders' image and the pad; returns the pad plane."""
+    """Load /Explore and wait for the script's run, the slider panel and the pad; returns the pad plane."""
     page.goto(f"{url}/Explore")
-    page.locator('[data-testid="stImage"]').filter(has_text="decode(z)").wait_for(timeout=120_000)
+    panel = page.get_by_test_id("latent-sliders")
+    panel.wait_for(timeout=120_000)
     wait_app_ready(page, 120_000)
+    wait_until(lambda: panel.get_attribute("data-mode"), 30, "the slider panel to draw")
     plane = page.get_by_test_id("latent-pad")
     plane.wait_for(timeout=30_000)
     wait_until(lambda: plane.get_attribute("data-mode"), 30, "the pad to draw")
@@ -105,6 +102,16 @@ def open_explore(page, url: str):
 
 def pad_mode(plane, mode: str, timeout: float = 30.0) -> None:
     wait_until(lambda: plane.get_attribute("data-mode") == mode, timeout, f"pad mode {mode!r}")
+
+
+def slider_z(page) -> np.ndarray:
+    """The slider panel's z, read from its range inputs (index = data-dim)."""
+    pairs = page.get_by_test_id("latent-sliders").locator("input[type=range]").evaluate_all(
+        "xs => xs.map(x => [Number(x.dataset.dim), Number(x.value)])")
+    z = np.zeros(len(pairs))
+    for j, v in pairs:
+        z[j] = v
+    return z
 
 
 def upload(page, label: str, path: Path) -> None:
@@ -136,14 +143,73 @@ def drag(page, plane, frac_from, frac_to, steps: int = 20, pause_ms: int = 50, e
 # --- tests ----------------------------------------------------------------------------------------
 
 def test_slider_step_changes_image(page, app_url):
+    """Browser path (MLP): a step repaints the canvas at once, and Python hears the vector on release."""
     open_explore(page, app_url)
-    before = page.evaluate(SLIDER_SRC)
-    assert before, "the sliders' decoded image has no src"
-    thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    panel = page.get_by_test_id("latent-sliders")
+    assert panel.get_attribute("data-mode") == "browser"
+    labels = panel.locator(".vsl-name").all_inner_texts()
+    assert len(labels) == 16 and all(t.startswith("z") for t in labels)
+    canvas = page.get_by_test_id("latent-sliders-canvas")
+    before = canvas.evaluate(CANVAS_DIGEST)
+    sends0 = int(panel.get_attribute("data-sends") or 0)
+    thumb = panel.locator("input[type=range]").first
     thumb.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"old => {{ const s = ({SLIDER_SRC})(); return s && s !== old; }}",
-                           arg=before, timeout=20_000)
+    wait_until(lambda: canvas.evaluate(CANVAS_DIGEST) != before, 5, "the slider canvas to change")
+    wait_until(lambda: int(panel.get_attribute("data-sends") or 0) == sends0 + 1, 10, "the vector to be sent")
+
+
+def test_slider_buttons_set_values(page, app_url):
+    open_explore(page, app_url)
+    panel = page.get_by_test_id("latent-sliders")
+    version = panel.get_attribute("data-version")
+    page.get_by_role("button", name="Random from the prior").click()
+    wait_until(lambda: panel.get_attribute("data-version") != version, 20, "the panel to adopt new values")
+    assert np.abs(slider_z(page)).max() > 0
+    page.get_by_role("button", name="Reset to 0").click()
+    wait_until(lambda: not np.abs(slider_z(page)).any(), 20, "the sliders to return to 0")
+
+
+def test_slider_browser_decoder_matches_torch(page, app_url, reference):
+    model = reference[0]
+    open_explore(page, app_url)
+    panel = page.get_by_test_id("latent-sliders")
+    page.get_by_role("button", name="Reset to 0").click()
+    wait_until(lambda: not np.abs(slider_z(page)).any(), 20, "the sliders to return to 0")
+    ranges = panel.locator("input[type=range]")
+    for k, presses in [(0, 17), (1, 9), (2, 23)]:  # a known, non-trivial z
+        ranges.nth(k).focus()
+        for _ in range(presses):
+            page.keyboard.press("ArrowRight" if k != 1 else "ArrowLeft")
+    z = slider_z(page)
+    assert np.count_nonzero(z) == 3
+    canvas = page.get_by_test_id("latent-sliders-canvas")
+    w, h, rgba = canvas.evaluate(
+        "c => [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]")
+    got = np.asarray(rgba, dtype=np.float64).reshape(h, w, 4)
+    with torch.inference_mode():
+        want = model.decode(torch.as_tensor(z[None], dtype=torch.float32))[0, 0].double().numpy()
+    assert (h, w) == want.shape
+    for ch in range(3):
+        err = np.abs(got[..., ch] / 255.0 - want).max()
+        assert err <= 1 / 255 + 1e-9, f"channel {ch}: max abs diff {err * 255:.3f}/255 at z={z.tolist()}"
+
+
+def test_slider_python_path_step_changes_image(page, app_url, torchscript_file):
+    """TorchScript upload: no in-browser decoder, so each step goes to Python and a PNG comes back."""
+    open_explore(page, app_url)
+    upload(page, "TorchScript", torchscript_file)
+    panel = page.get_by_test_id("latent-sliders")
+    wait_until(lambda: panel.get_attribute("data-mode") == "python", 60, "the sliders' Python path")
+    wait_app_ready(page, 60_000)
+    img = page.get_by_test_id("latent-sliders-image")
+    img.wait_for(state="visible")
+    before = img.get_attribute("src")
+    assert before and before.startswith("data:image/png")
+    panel.locator("input[type=range]").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("([i, old]) => i.getAttribute('src') !== old", arg=[img.element_handle(), before],
+                           timeout=20_000)
 
 
 def test_browser_decoder_matches_torch(page, app_url, reference):
@@ -236,8 +302,12 @@ def test_pad_drag_python_path_updates_image_during_drag(page, app_url, how, smal
     wait_app_ready(page, 60_000)
     img = page.get_by_test_id("latent-pad-image")
     img.wait_for(state="visible")
-    img.evaluate("""i => { window.__srcChanges = 0;
-        new MutationObserver(() => window.__srcChanges++).observe(i, {attributes: true, attributeFilter: ['src']}); }""")
+    img.evaluate("""i => { window.__srcChanges = 0; window.__acks = [];
+        new MutationObserver(() => { window.__srcChanges++; window.__acks.push(Number(i.dataset.ack)); })
+          .observe(i, {attributes: true, attributeFilter: ['src']}); }""")
     seen = drag(page, plane, (0.2, 0.8), (0.8, 0.2), steps=20, pause_ms=60,
                 each=lambda: page.evaluate("window.__srcChanges"))
     assert seen[-1] >= 2, f"only {seen[-1]} pad image updates before release ({how})"
+    # Two positions may be in flight: an older answer must never replace a newer one.
+    acks = page.evaluate("window.__acks")
+    assert acks == sorted(acks), f"pad images drawn out of order: {acks}"

@@ -1,0 +1,221 @@
+// The latent slider panel: one range input per latent dimension and the decoded image.
+//
+// b64ToFloat32, loadDecoder, decodeLatent, paintLatent and Sender come from decoder.js, which
+// Python puts in front of this module. Streamlit calls the default export on mount and again on
+// every change of `data`; the DOM and listeners are built once and kept on `parentElement`.
+//
+// Two ways to get the image:
+//   Browser path - with `data.decoder_id` set (an MLP decoder, weights sent once), every `input`
+//                  event decodes here; Python is told the vector on `change` (release), so its
+//                  copy of z stays in sync.
+//   Python path  - every `input` sends the vector (numbered, one request in flight, the newest
+//                  waiting value goes next); Python answers with `data.image`, a PNG data URI.
+// Python sets the values with `data.z` and `data.z_version`: a new version is adopted at once,
+// or on release when it arrives mid-drag. Values sent carry the version they started from, so
+// Python ignores a vector based on values it has since replaced.
+
+const ACK_TIMEOUT_MS = 1500;
+const MAX_IN_FLIGHT = 1;
+const STEP = 0.05;
+
+function el(tag, cls, parent) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  parent.appendChild(e);
+  return e;
+}
+
+function setup(root) {
+  const s = {
+    data: null, z: [], version: null, metaId: null, rows: [], dragging: false,
+    decoder: null, reported: null, drawnAck: -1, setStateValue: null,
+  };
+  s.root = el("div", "vsl", root);
+  s.root.dataset.testid = "latent-sliders";
+  s.grid = el("div", "vsl-grid", s.root);
+  const side = el("div", "vsl-side", s.root);
+  s.view = el("div", "vsl-view", side);
+  s.img = el("img", "vsl-img", s.view);
+  s.img.alt = "decode(z)";
+  s.img.dataset.testid = "latent-sliders-image";
+  s.canvas = el("canvas", "vsl-decoded", s.view);
+  s.canvas.dataset.testid = "latent-sliders-canvas";
+  s.ctx = s.canvas.getContext("2d");
+  s.caption = el("div", "vsl-caption", side);
+  s.caption.textContent = "decode(z)";
+  s.sender = new Sender((msg, seq) => s.setStateValue("z", { ...msg, seq }), {
+    maxInFlight: MAX_IN_FLIGHT, timeoutMs: ACK_TIMEOUT_MS,
+    onSend: (n) => { s.root.dataset.sends = String(n); },
+  });
+
+  // One set of listeners on the grid for every row (rows are rebuilt when the dimensions change).
+  s.grid.addEventListener("pointerdown", (e) => {
+    if (e.target.type === "range") s.dragging = true;
+  });
+  const endDrag = () => {
+    if (!s.dragging) return;
+    s.dragging = false;
+    // Values Python set while the user was dragging win now, before anything else is sent.
+    if (adoptIfNew(s)) render(s);
+  };
+  window.addEventListener("pointerup", endDrag);
+  window.addEventListener("pointercancel", endDrag);
+  s.endDrag = endDrag;
+  s.grid.addEventListener("input", (e) => onInput(s, e));
+  s.grid.addEventListener("change", (e) => onChange(s, e));
+  return s;
+}
+
+function browserMode(s) {
+  return !!(s.data.decoder_id && s.decoder && s.decoder.id === s.data.decoder_id);
+}
+
+// ---------- rows ----------
+
+function fmt(v) {
+  return (Math.abs(v) < 0.005 ? 0 : v).toFixed(2);
+}
+
+function buildRows(s, meta) {
+  s.grid.replaceChildren();
+  s.rows = meta.dims.map((d) => {
+    const row = el("label", "vsl-row", s.grid);
+    row.title = d.help || "";
+    if (d.collapsed) row.classList.add("vsl-collapsed");
+    const name = el("span", "vsl-name", row);
+    name.textContent = d.label;
+    const out = el("output", "vsl-value", row);
+    const input = el("input", "vsl-range", row);
+    input.type = "range";
+    input.step = String(STEP);
+    input.dataset.dim = String(d.j);
+    input.setAttribute("aria-label", d.label);
+    return { j: d.j, input, out };
+  });
+  s.metaId = meta.id;
+}
+
+function setRanges(s) {
+  // Never clip a code: the range widens to hold any value Python sets.
+  for (const r of s.rows) {
+    const v = s.z[r.j] ?? 0;
+    r.input.min = String(Math.min(-3, Math.floor(v)));
+    r.input.max = String(Math.max(3, Math.ceil(v)));
+    r.input.value = String(v);
+    r.out.textContent = fmt(v);
+  }
+}
+
+// Adopt Python's values if they are a version we do not hold and the user is not dragging.
+function adoptIfNew(s) {
+  const d = s.data;
+  if (!d || d.z_version === s.version || s.dragging || !Array.isArray(d.z)) return false;
+  s.version = d.z_version;
+  s.z = d.z.slice();
+  s.sender.drop(); // a waiting vector from the old values must not overwrite the new ones
+  setRanges(s);
+  return true;
+}
+
+// ---------- interaction ----------
+
+function onInput(s, e) {
+  const input = e.target;
+  if (input.type !== "range") return;
+  const j = Number(input.dataset.dim);
+  s.z[j] = Number(input.value);
+  const row = s.rows.find((r) => r.j === j);
+  if (row) row.out.textContent = fmt(s.z[j]);
+  if (browserMode(s)) {
+    paintLatent(s, s.decoder, s.z);
+  } else {
+    send(s, false);
+  }
+}
+
+function onChange(s, e) {
+  if (e.target.type !== "range") return;
+  if (browserMode(s)) send(s, true); // Python hears the vector on release only
+  if (s.dragging) s.endDrag();
+}
+
+function send(s, final) {
+  s.sender.send({ values: s.z.slice(), version: s.version, final });
+}
+
+// ---------- drawing ----------
+
+function render(s) {
+  const d = s.data, browser = browserMode(s);
+  s.root.dataset.mode = browser ? "browser" : "python";
+  if (browser) {
+    paintLatent(s, s.decoder, s.z);
+  } else if (d.image && s.img.getAttribute("src") !== d.image) {
+    // Never let an older answer replace a newer one.
+    const ack = typeof d.ack === "number" ? d.ack : 0;
+    if (ack >= s.drawnAck) {
+      s.drawnAck = ack;
+      s.img.dataset.ack = String(ack);
+      s.img.src = d.image;
+    }
+  }
+  s.canvas.style.display = browser ? "block" : "none";
+  s.img.style.display = !browser && d.image ? "block" : "none";
+  const side = `${d.view_size || 224}px`;
+  s.view.style.width = s.view.style.height = side;
+}
+
+// ---------- each data update ----------
+
+function reportCache(s) {
+  // Python resends the labels/weights only while this differs from its version ids.
+  const have = { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null };
+  const txt = JSON.stringify(have);
+  if (txt === s.reported) return;
+  s.reported = txt;
+  s.setStateValue("cache", have);
+}
+
+function update(s, d) {
+  s.data = d;
+  if (d.meta && d.meta.id !== s.metaId) {
+    buildRows(s, d.meta);
+    s.version = null; // new rows: take Python's values whatever their version
+  }
+  if (d.decoder && (!s.decoder || s.decoder.id !== d.decoder.id)) {
+    s.decoder = loadDecoder(d.decoder);
+    s.decoderLoads = (s.decoderLoads || 0) + 1;
+    s.root.dataset.decoderLoads = String(s.decoderLoads);
+  }
+  reportCache(s);
+  s.sender.settle(d.ack);
+  const adopted = adoptIfNew(s);
+  // The browser path repaints only for new values or a new decoder: after a release Python's
+  // answer holds the values already on the canvas.
+  const painted = browserMode(s) ? s.decoder.id : null;
+  if (adopted || !painted || painted !== s.painted) render(s);
+  s.painted = painted;
+  s.root.dataset.version = String(s.version);
+}
+
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  let s = parentElement.__vaeSliders;
+  if (!s) {
+    s = setup(parentElement);
+    parentElement.__vaeSliders = s;
+  }
+  s.setStateValue = setStateValue;
+  update(s, data || {});
+  return () => {
+    // Streamlit may call an outdated call's cleanup while the panel lives on: tear down only
+    // when it has really left the page.
+    const host = parentElement.host || parentElement;
+    if (!host.isConnected) {
+      s.sender.dispose();
+      window.removeEventListener("pointerup", s.endDrag);
+      window.removeEventListener("pointercancel", s.endDrag);
+      delete parentElement.__vaeSliders;
+    }
+  };
+}

@@ -1,0 +1,113 @@
+"""The latent slider panel: a components-v2 component with one range input per latent dimension
+and the decoded image (REALTIME.md, points 2-3).
+
+Thin Python, like `pad.py`: the JS/CSS in `pad_assets/` are registered once; the labels and an
+MLP decoder's weights travel only while the browser lacks them (it reports what it holds under
+state key "cache"); each rerun otherwise sends a few hundred bytes (z, its version, the ack) plus,
+on the Python path, the PNG data URI of the answer.
+
+The browser reports z under state key "z" as {values, version, seq, final}: `version` is the
+`Z_VERSION` its values started from, `seq` numbers the vectors it sent (flow control: Python echoes
+the last one it handled as `ack`), `final` is true for a release on the browser path.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import streamlit as st
+
+from .pad import asset_js, asset_css
+
+_panel = st.components.v2.component(
+    "vae_latent_sliders",
+    js=asset_js("sliders.js"),
+    css=asset_css("sliders.css"),
+)
+
+
+def _noop() -> None:
+    """Callback for state keys Python reads in the script body."""
+
+
+def slider_state(key: str) -> dict | None:
+    """The panel's last reported vector {values, version, seq, final}, or None before it sent any."""
+    raw = st.session_state.get(key)
+    z = raw.get("z") if isinstance(raw, dict) else None
+    if not isinstance(z, dict) or not isinstance(z.get("values"), list):
+        return None
+    try:
+        values = [float(v) for v in z["values"]]
+    except (TypeError, ValueError):
+        return None
+    version = z.get("version")
+    return {"values": values, "version": None if version is None else int(version),
+            "seq": int(z.get("seq") or 0), "final": bool(z.get("final", False))}
+
+
+def slider_meta(dims: Sequence[dict]) -> dict:
+    """The rows' description with a content id, so an unchanged panel is never re-sent."""
+    rows = [{"j": int(d["j"]), "label": str(d["label"]), "collapsed": bool(d.get("collapsed", False)),
+             "help": str(d.get("help", ""))} for d in dims]
+    digest = hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+    return {"id": digest, "dims": rows}
+
+
+def latent_sliders(
+    key: str,
+    *,
+    dims: Sequence[dict],
+    z: Sequence[float],
+    z_version: int,
+    image: str | None = None,
+    decoder: dict | None = None,
+    ack: int | None = None,
+    on_change: Callable[[], None] | None = None,
+    view_size: int = 224,
+) -> None:
+    """Draw the panel (see the module docstring).
+
+    dims: one dict per row, in display order: {"j": latent index, "label": "z8 (collapsed)",
+    "collapsed": bool, "help": tooltip}. z (D,) and z_version: the values Python holds; the browser
+    adopts them whenever z_version changes (after a drag ends, never during one). image: a PNG data
+    URI of decode(z) (Python path); decoder: `mlp_decoder_payload(model)` to decode in the browser
+    instead. ack: the `seq` of the last vector Python handled.
+    """
+    meta = slider_meta(dims)
+    d = len(z)
+    if sorted(r["j"] for r in meta["dims"]) != list(range(d)):
+        raise ValueError(f"dims must name each of the {d} latent dimensions once")
+    raw = st.session_state.get(key)
+    have = raw.get("cache") if isinstance(raw, dict) else None
+    have = have if isinstance(have, dict) else {}
+
+    data: dict[str, Any] = {
+        "meta_id": meta["id"],
+        "z": [float(v) for v in z],
+        "z_version": int(z_version),
+        "ack": None if ack is None else int(ack),
+        "image": None,
+        "view_size": int(view_size),
+        "decoder_id": None,
+    }
+    if have.get("meta") != meta["id"]:
+        data["meta"] = meta
+    if decoder is not None:
+        if decoder["layers"][0]["shape"][1] != d:
+            raise ValueError(f"the decoder takes {decoder['layers'][0]['shape'][1]} latent dims, z has {d}")
+        data["decoder_id"] = decoder["id"]
+        if have.get("decoder") != decoder["id"]:
+            data["decoder"] = decoder
+    else:
+        data["image"] = image
+
+    _panel(
+        key=key,
+        data=data,
+        on_z_change=on_change or _noop,
+        on_cache_change=_noop,
+        width="stretch",
+        height="content",
+    )
