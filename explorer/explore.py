@@ -114,6 +114,8 @@ def _decoder_payload(mdl) -> dict | None:
     Remembered in the session next to the model object it belongs to: the Source lookups (a stat
     and two cache lookups) would otherwise run on every drag update."""
     ss = st.session_state
+    if not ss[state.BROWSER_DECODE]:
+        return None
     memo = ss.get("_decoder_payload")
     if memo is not None and memo[0] is mdl:
         return memo[1]

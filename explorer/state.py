@@ -26,6 +26,7 @@ Z_VERSION = "z_version"  # int: bumped when Z is set from outside the sliders, s
 MAP_METHOD = "map_method"
 MAP_DIMS = "map_dims"
 MAP_COLOR = "map_color"
+BROWSER_DECODE = "browser_decode"  # bool: MLP decoders run in the browser (off: the server decodes)
 
 
 def init() -> None:
@@ -41,6 +42,8 @@ def init() -> None:
         MAP_METHOD: "pca",
         MAP_DIMS: 2,
         MAP_COLOR: "label",
+        # ?decode=server starts a session with server-side decoding (benchmarks/load.py uses it)
+        BROWSER_DECODE: st.query_params.get("decode") != "server",
     }
     for k, v in defaults.items():
         if k not in st.session_state:

@@ -146,6 +146,35 @@ def test_explore_slider_panel_python_path(tmp_path):
     assert after["image"] != data["image"], "moving a latent slider must change the decoded image"
 
 
+def test_explore_decode_toggle_switches_to_server_path():
+    """Turning 'Decode in the browser' off sends PNGs from the server for the same MLP model, and the
+    PNG is torch's decode of z; ?decode=server starts a session that way (benchmarks/load.py)."""
+    import base64
+    import io
+
+    import torch
+    from PIL import Image
+
+    from vae_core.checkpoints import load_run
+
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    assert _sliders(at)["image"] is None
+    at.toggle(key="browser_decode").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    data = _sliders(at)
+    assert data["decoder_id"] is None and data["image"].startswith("data:image/png;base64,")
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(data["image"].split(",", 1)[1]))), dtype=np.float32)
+    model = load_run(ROOT / "runs" / "default").model
+    with torch.inference_mode():
+        ref = model.decode(torch.tensor([data["z"]], dtype=torch.float32))[0, 0].numpy() * 255
+    assert png.shape[:2] == ref.shape
+    assert np.abs(png.reshape(ref.shape) - ref).max() <= 0.5 + 1e-3  # rounded to the nearest grey level
+    at2 = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT)
+    at2.query_params["decode"] = "server"
+    at2.run()
+    assert at2.session_state["browser_decode"] is False and _sliders(at2)["image"] is not None
+
+
 def test_explore_interpolation_and_prior_tabs(explore: AppTest):
     explore.radio(key="interp_kind").set_value("spherical").run()
     assert not explore.exception
