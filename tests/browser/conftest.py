@@ -25,7 +25,13 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def browser(chromium_path: str) -> Iterator:
     """One headless Chromium for the session."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        msg = "the playwright package is missing (pip install -r requirements.txt)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
     with sync_api.sync_playwright() as pw:
         b = launch_chromium(pw, chromium_path)
         yield b
