@@ -268,10 +268,25 @@ def traversal_ui(mdl, enc, order: np.ndarray) -> None:
     zs = np.repeat(base[None], len(dims) * len(vals), 0)
     for r, j in enumerate(dims):
         zs[r * len(vals):(r + 1) * len(vals), j] = vals
-    img = images.grid(cache.decode(mdl, zs, scale=2), ncol=len(vals), pad=2)
+    tiles = cache.decode(mdl, zs, scale=2)  # (dims * values, H, W[, 3]), row-major
+    img = images.grid(tiles, ncol=len(vals), pad=2)
     st.image(img, caption=f"Rows: z{', z'.join(map(str, dims))}; columns: {vals[0]:.1f} to {vals[-1]:.1f}; "
                           f"the other dimensions held at {'the selected point' if sel is not None else '0'}.")
-    st.download_button("Download PNG", images.png_bytes(img), "traversal.png", "image/png")
+    # the GIF plays the columns: frame v shows every chosen dimension at value v, side by side
+    by_value = tiles.reshape(len(dims), len(vals), *tiles.shape[1:]).swapaxes(0, 1)
+    download_ui("traversal", png=lambda: images.png_bytes(img),
+                gif=lambda: images.gif_bytes([images.grid(f, ncol=len(dims), pad=2) for f in by_value]))
+
+
+def download_ui(name: str, *, png=None, gif=None) -> None:
+    """PNG and/or GIF download buttons; the bytes are made only when clicked (callables)."""
+    cols = st.columns(6)
+    if png is not None:
+        cols[0].download_button("Download PNG", png, f"{name}.png", "image/png", on_click="ignore",
+                                key=f"dl_{name}_png")
+    if gif is not None:
+        cols[1].download_button("Download GIF", gif, f"{name}.gif", "image/gif", on_click="ignore",
+                                key=f"dl_{name}_gif")
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -297,8 +312,9 @@ def interpolation_ui(mdl, enc, n: int) -> None:
     za, zb = enc.mu[int(a)], enc.mu[int(b)]
     zs = (1 - t)[:, None] * za + t[:, None] * zb if kind == "linear" else slerp(za, zb, t)
     frames = cache.decode(mdl, zs.astype(np.float32), scale=3)
-    st.image(images.grid(frames, ncol=steps, pad=2), caption=f"{kind} path from point {a} to point {b}")
-    st.download_button("Download GIF", images.gif_bytes(list(frames)), "interpolation.gif", "image/gif")
+    strip = images.grid(frames, ncol=steps, pad=2)
+    st.image(strip, caption=f"{kind} path from point {a} to point {b}")
+    download_ui("interpolation", png=lambda: images.png_bytes(strip), gif=lambda: images.gif_bytes(list(frames)))
 
 
 def prior_samples_ui(mdl) -> None:
@@ -308,7 +324,7 @@ def prior_samples_ui(mdl) -> None:
     zs = np.random.default_rng(int(seed)).standard_normal((64, d)).astype(np.float32)
     img = images.grid(cache.decode(mdl, zs, scale=2), ncol=8, pad=2)
     st.image(img, caption="64 samples from the prior: holes in the aggregate posterior show up as odd images.")
-    st.download_button("Download PNG", images.png_bytes(img), "prior_samples.png", "image/png")
+    download_ui("prior_samples", png=lambda: images.png_bytes(img))
 
 
 # --- exports ------------------------------------------------------------------------------------
