@@ -152,15 +152,13 @@ def main() -> None:
         out = fn(*args)
         return out, time.perf_counter() - w0, time.process_time() - c0
 
-    def ours(bf16: bool, epochs: int) -> VAE:
-        m = to_ours(init)
+    def ours(bf16: bool, epochs: int, m: VAE) -> VAE:
         cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, eval_fraction=0.0, seed=0, bf16=bf16)
         h = fit(m, train, None, cfg)
         assert h.completed, h.stopped_reason
         return m
 
-    def textbook(epochs: int) -> TextbookVAE:
-        m = copy.deepcopy(init)
+    def textbook(epochs: int, m: TextbookVAE) -> TextbookVAE:
         textbook_train(m, x, epochs, seed=0)
         return m
 
@@ -170,14 +168,19 @@ def main() -> None:
     if not native_bf16():
         print("note: no native bfloat16 on this CPU (needs AVX512-BF16 or AMX): bf16 is emulated, expect it slow")
     logging.getLogger("vae_core.train").setLevel(logging.ERROR)  # its bf16 warning is the note above
-    ours(False, 1), ours(True, 1), textbook(1)  # warm-up: first-call allocations and kernel selection
+    def fresh(k: str):
+        """The variant's model with the shared initial weights, built outside the timed region."""
+        return copy.deepcopy(init) if k == "textbook" else to_ours(init)
+
+    # warm-up: first-call allocations and kernel selection
+    ours(False, 1, fresh("ours")), ours(True, 1, fresh("ours")), textbook(1, fresh("textbook"))
     variants = {"textbook": (textbook,), "ours fp32": (ours, False), "ours bf16": (ours, True)}
     wall: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
     loads = [os.getloadavg()[0]]
     for r in range(a.rounds):
         for k, (fn, *args) in variants.items():
-            _, w, c = timed(fn, *args, a.epochs)
+            _, w, c = timed(fn, *args, a.epochs, fresh(k))
             wall[k].append(n * a.epochs / w)
             cpu[k].append(n * a.epochs / c)
         loads.append(os.getloadavg()[0])
@@ -200,7 +203,7 @@ def main() -> None:
 
     # same init, same number of epochs: does each reach the same loss?
     e = a.final_epochs
-    tb, m32, m16 = textbook(e), ours(False, e), ours(True, e)
+    tb, m32, m16 = textbook(e, fresh("textbook")), ours(False, e, fresh("ours")), ours(True, e, fresh("ours"))
     scores = {k: (_train_loss(m, x), held_out_elbo(m, x_eval))
               for k, m in (("textbook", to_ours(tb)), ("ours fp32", m32), ("ours bf16", m16))}
     print(f"\nafter {e} epochs from the same initial weights (nats per digit):")

@@ -120,3 +120,37 @@ class Sender {
     clearTimeout(this.timer);
   }
 }
+
+// ---------- shared by both components ----------
+
+// Show Python's PNG answer unless a newer one is already drawn (with two requests in flight,
+// answers can arrive out of order; an older image must never replace a newer one).
+function showAnswer(s, d) {
+  if (!d.image || s.img.getAttribute("src") === d.image) return;
+  const ack = typeof d.ack === "number" ? d.ack : 0;
+  if (ack < s.drawnAck) return;
+  s.drawnAck = ack;
+  s.img.dataset.ack = String(ack); // which request this image answers (tests check the order)
+  s.img.src = d.image;
+}
+
+// A component's default export: setup once (kept on parentElement, since the export is called
+// again on every data change), update on each call, teardown only when the element has really
+// left the page (Streamlit may call an outdated call's cleanup while the element lives on).
+function mount(component, slot, setup, update, teardown) {
+  const { data, setStateValue, parentElement } = component;
+  let s = parentElement[slot];
+  if (!s) {
+    s = setup(parentElement);
+    parentElement[slot] = s;
+  }
+  s.setStateValue = setStateValue;
+  update(s, data || {});
+  return () => {
+    const host = parentElement.host || parentElement;
+    if (!host.isConnected) {
+      teardown(s);
+      delete parentElement[slot];
+    }
+  };
+}

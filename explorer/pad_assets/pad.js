@@ -225,14 +225,8 @@ function update(s, d) {
   s.plane.dataset.mode = browser ? "browser" : "python";
   if (browser) {
     if (!s.down) drawDecoded(s);
-  } else if (d.image && s.img.getAttribute("src") !== d.image) {
-    // Never let an older answer replace a newer one.
-    const ack = typeof d.ack === "number" ? d.ack : 0;
-    if (ack >= s.drawnAck) {
-      s.drawnAck = ack;
-      s.img.dataset.ack = String(ack); // which position this image answers (tests check the order)
-      s.img.src = d.image;
-    }
+  } else {
+    showAnswer(s, d);
   }
   s.canvas.style.display = browser ? "block" : "none";
   s.img.style.display = !browser && d.image ? "block" : "none";
@@ -240,21 +234,5 @@ function update(s, d) {
 }
 
 export default function (component) {
-  const { data, setStateValue, parentElement } = component;
-  let s = parentElement.__vaePad;
-  if (!s) {
-    s = setup(parentElement);
-    parentElement.__vaePad = s;
-  }
-  s.setStateValue = setStateValue;
-  update(s, data || {});
-  return () => {
-    // Streamlit may call an outdated call's cleanup while the pad lives on: tear down only
-    // when the pad has really left the page.
-    const host = parentElement.host || parentElement;
-    if (!host.isConnected) {
-      s.sender.dispose();
-      delete parentElement.__vaePad;
-    }
-  };
+  return mount(component, "__vaePad", setup, update, (s) => s.sender.dispose());
 }

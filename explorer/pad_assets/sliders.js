@@ -150,14 +150,8 @@ function render(s) {
   s.root.dataset.mode = browser ? "browser" : "python";
   if (browser) {
     paintLatent(s, s.decoder, s.z);
-  } else if (d.image && s.img.getAttribute("src") !== d.image) {
-    // Never let an older answer replace a newer one.
-    const ack = typeof d.ack === "number" ? d.ack : 0;
-    if (ack >= s.drawnAck) {
-      s.drawnAck = ack;
-      s.img.dataset.ack = String(ack);
-      s.img.src = d.image;
-    }
+  } else {
+    showAnswer(s, d);
   }
   s.canvas.style.display = browser ? "block" : "none";
   s.img.style.display = !browser && d.image ? "block" : "none";
@@ -199,23 +193,9 @@ function update(s, d) {
 }
 
 export default function (component) {
-  const { data, setStateValue, parentElement } = component;
-  let s = parentElement.__vaeSliders;
-  if (!s) {
-    s = setup(parentElement);
-    parentElement.__vaeSliders = s;
-  }
-  s.setStateValue = setStateValue;
-  update(s, data || {});
-  return () => {
-    // Streamlit may call an outdated call's cleanup while the panel lives on: tear down only
-    // when it has really left the page.
-    const host = parentElement.host || parentElement;
-    if (!host.isConnected) {
-      s.sender.dispose();
-      window.removeEventListener("pointerup", s.endDrag);
-      window.removeEventListener("pointercancel", s.endDrag);
-      delete parentElement.__vaeSliders;
-    }
-  };
+  return mount(component, "__vaeSliders", setup, update, (s) => {
+    s.sender.dispose();
+    window.removeEventListener("pointerup", s.endDrag);
+    window.removeEventListener("pointercancel", s.endDrag);
+  });
 }
