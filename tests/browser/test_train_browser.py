@@ -33,8 +33,8 @@ def test_train_shows_progress_and_the_run_appears_in_the_picker(page, app):
         box.press("Tab")
     page.get_by_role("button", name="Train").click()
     # progress while it trains: the bar's text counts epochs
-    page.get_by_text("epoch", exact=False).filter(has_text="done").first.wait_for(timeout=120_000)
-    page.get_by_text("Saved").first.wait_for(timeout=300_000)
+    page.locator('[data-testid="stProgress"]').filter(has_text="done, step").first.wait_for(timeout=120_000)
+    page.get_by_text("Saved runs/browser_run").first.wait_for(timeout=300_000)
     assert (runs / "browser_run" / "model.safetensors").is_file()
     # every page's picker lists it now: open the sidebar's model selectbox
     page.goto(f"{url}/Explore")
