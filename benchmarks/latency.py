@@ -12,7 +12,6 @@ background t-SNE takes 1-2 minutes on 2 loaded cores; `--python-path torchscript
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
@@ -189,18 +188,13 @@ def open_explore(page, url: str, timeout_ms: int = 180_000) -> dict[str, float]:
     out["html"] = time.perf_counter() - t0
     page.locator('[data-testid="stTitle"], h1').first.wait_for(timeout=timeout_ms)
     out["title"] = time.perf_counter() - t0
-    panel = page.get_by_test_id("latent-sliders")
-    panel.wait_for(timeout=timeout_ms)
-    deadline = time.monotonic() + 60
-    while not panel.get_attribute("data-mode") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    out["slider_image"] = time.perf_counter() - t0
-    plane = page.get_by_test_id("latent-pad")
-    plane.wait_for(timeout=timeout_ms)
-    deadline = time.monotonic() + 60
-    while not plane.get_attribute("data-mode") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    out["pad"] = time.perf_counter() - t0
+    for key, testid in (("slider_image", "latent-sliders"), ("pad", "latent-pad")):
+        el = page.get_by_test_id(testid)
+        el.wait_for(timeout=timeout_ms)
+        deadline = time.monotonic() + 60
+        while not el.get_attribute("data-mode") and time.monotonic() < deadline:  # set once it has drawn
+            time.sleep(0.02)
+        out[key] = time.perf_counter() - t0
     wait_app_ready(page, timeout_ms)
     out["interactive"] = time.perf_counter() - t0
     return out

@@ -6,6 +6,8 @@ runs under `torch.inference_mode()`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae_core import checkpoints, data as vdata
+from vae_core import checkpoints, data as vdata, metrics
+from vae_core.metrics.report import eval_points
 from vae_core.projection import Progress, Projection
 
 from . import images
@@ -216,7 +219,6 @@ def run_choices() -> list[str]:
     return [str(p) for p in checkpoints.list_runs(RUNS_DIR)]
 
 
-
 _transform_lock = threading.Lock()  # openTSNE's transform re-centres the shared map in place
 
 
@@ -229,12 +231,6 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
 
 
 # --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
-# Imports here, not at the top, so this section stays one block that other edits of the file miss.
-import contextlib  # noqa: E402
-import contextvars  # noqa: E402
-
-from vae_core import metrics  # noqa: E402
-from vae_core.metrics.report import eval_points  # noqa: E402  (the report's own evaluation points)
 
 _report_progress: contextvars.ContextVar[Callable[[str, float], None] | None] = \
     contextvars.ContextVar("report_progress", default=None)

@@ -134,6 +134,14 @@ function showAnswer(s, d) {
   s.img.src = d.image;
 }
 
+// Tell Python which cached payloads this element holds: it resends them only while these differ.
+function reportHeld(s, have) {
+  const txt = JSON.stringify(have);
+  if (txt === s.reported) return;
+  s.reported = txt;
+  s.setStateValue("cache", have);
+}
+
 // A component's default export: setup once (kept on parentElement, since the export is called
 // again on every data change), update on each call, teardown only when the element has really
 // left the page (Streamlit may call an outdated call's cleanup while the element lives on).

@@ -178,12 +178,7 @@ function drawDecoded(s) {
 // ---------- each data update ----------
 
 function reportCache(s) {
-  // Python resends the scatter/weights only while this differs from its version ids.
-  const have = { scatter: s.scatterVersion, decoder: s.decoder ? s.decoder.id : null };
-  const txt = JSON.stringify(have);
-  if (txt === s.reported) return;
-  s.reported = txt;
-  s.setStateValue("cache", have);
+  reportHeld(s, { scatter: s.scatterVersion, decoder: s.decoder ? s.decoder.id : null });
 }
 
 function update(s, d) {

@@ -162,12 +162,7 @@ function render(s) {
 // ---------- each data update ----------
 
 function reportCache(s) {
-  // Python resends the labels/weights only while this differs from its version ids.
-  const have = { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null };
-  const txt = JSON.stringify(have);
-  if (txt === s.reported) return;
-  s.reported = txt;
-  s.setStateValue("cache", have);
+  reportHeld(s, { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null });
 }
 
 function update(s, d) {
