@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import cache, figures, images
+from . import cache, figures, images, widgets
 
 IWAE_K = "diag_iwae_k"  # session key of the IWAE k choice; the Blurriness page reuses the same report
 K_CHOICES = (10, 100, 1000)
@@ -230,6 +230,11 @@ def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
     for r, j in enumerate(order):
         strip = images.grid(np.stack([images.upscale(f, scale) for f in frames[r * 9:(r + 1) * 9]]), ncol=9, pad=2)
         cols[r % 2].image(strip, caption=f"z{j} (KL {rep['kl_per_dim'][j]:.3f} nats, {verdict[j]}): -3 to 3")
+    # one sheet of every strip (rows in KL order), and a GIF whose frame v shows every dimension at value v
+    tiles = np.stack([images.upscale(f, scale) for f in frames])
+    by_value = tiles.reshape(d, len(vals), *tiles.shape[1:]).swapaxes(0, 1)
+    widgets.image_downloads_ui("traversal_strips", png=lambda: images.png_bytes(images.grid(tiles, ncol=9, pad=2)),
+                               gif=lambda: images.gif_bytes([images.grid(f, ncol=min(d, 8), pad=2) for f in by_value]))
 
 
 def mig_ui(rep: dict) -> None:

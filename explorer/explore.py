@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from . import cache, figures, images, state
+from . import cache, figures, images, state, widgets
 from .pad import latent_pad, pad_state
 from .slider_panel import latent_sliders, slider_state
 
@@ -274,19 +274,9 @@ def traversal_ui(mdl, enc, order: np.ndarray) -> None:
                           f"the other dimensions held at {'the selected point' if sel is not None else '0'}.")
     # the GIF plays the columns: frame v shows every chosen dimension at value v, side by side
     by_value = tiles.reshape(len(dims), len(vals), *tiles.shape[1:]).swapaxes(0, 1)
-    download_ui("traversal", png=lambda: images.png_bytes(img),
+    widgets.image_downloads_ui("traversal", png=lambda: images.png_bytes(img),
                 gif=lambda: images.gif_bytes([images.grid(f, ncol=len(dims), pad=2) for f in by_value]))
 
-
-def download_ui(name: str, *, png=None, gif=None) -> None:
-    """PNG and/or GIF download buttons; the bytes are made only when clicked (callables)."""
-    cols = st.columns(6)
-    if png is not None:
-        cols[0].download_button("Download PNG", png, f"{name}.png", "image/png", on_click="ignore",
-                                key=f"dl_{name}_png")
-    if gif is not None:
-        cols[1].download_button("Download GIF", gif, f"{name}.gif", "image/gif", on_click="ignore",
-                                key=f"dl_{name}_gif")
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -314,7 +304,8 @@ def interpolation_ui(mdl, enc, n: int) -> None:
     frames = cache.decode(mdl, zs.astype(np.float32), scale=3)
     strip = images.grid(frames, ncol=steps, pad=2)
     st.image(strip, caption=f"{kind} path from point {a} to point {b}")
-    download_ui("interpolation", png=lambda: images.png_bytes(strip), gif=lambda: images.gif_bytes(list(frames)))
+    widgets.image_downloads_ui("interpolation", png=lambda: images.png_bytes(strip),
+                               gif=lambda: images.gif_bytes(list(frames)))
 
 
 def prior_samples_ui(mdl) -> None:
@@ -324,7 +315,7 @@ def prior_samples_ui(mdl) -> None:
     zs = np.random.default_rng(int(seed)).standard_normal((64, d)).astype(np.float32)
     img = images.grid(cache.decode(mdl, zs, scale=2), ncol=8, pad=2)
     st.image(img, caption="64 samples from the prior: holes in the aggregate posterior show up as odd images.")
-    download_ui("prior_samples", png=lambda: images.png_bytes(img))
+    widgets.image_downloads_ui("prior_samples", png=lambda: images.png_bytes(img))
 
 
 # --- exports ------------------------------------------------------------------------------------

@@ -138,3 +138,14 @@ def open_page(title: str, *, need_model: bool = True):
     m, d = sidebar_picker()
     mdl, data = active_model_ui(m, d) if need_model else (None, None)
     return m, d, mdl, data
+
+
+def image_downloads_ui(name: str, *, png=None, gif=None) -> None:
+    """PNG and/or GIF download buttons; the bytes are made only when clicked (callables)."""
+    cols = st.columns(6)
+    if png is not None:
+        cols[0].download_button("Download PNG", png, f"{name}.png", "image/png", on_click="ignore",
+                                key=f"dl_{name}_png")
+    if gif is not None:
+        cols[1].download_button("Download GIF", gif, f"{name}.gif", "image/gif", on_click="ignore",
+                                key=f"dl_{name}_gif")

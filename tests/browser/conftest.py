@@ -40,17 +40,18 @@ def browser(chromium_path: str) -> Iterator:
 
 @pytest.fixture(scope="session")
 def streamlit_server(chromium_path: str) -> Iterator[Callable[..., StreamlitServer]]:
-    """Factory: `streamlit_server(script, env=None)` -> a running server (one per script, reused, stopped
-    at the end). `env` (extra environment variables) applies when that script's server is first started."""
-    servers: dict[Path, StreamlitServer] = {}
+    """Factory: `streamlit_server(script, env=None)` -> a running server, one per (script, env): reused
+    by every test asking for the same pair, stopped at the end. A test that needs its own environment
+    (a temporary runs folder, say) gets its own server, never one started with another's."""
+    servers: dict[tuple, StreamlitServer] = {}
 
     def start(script: str | Path, env: dict[str, str] | None = None) -> StreamlitServer:
-        path = Path(script).resolve()
-        if path not in servers:
-            server = StreamlitServer(path, env=env)
+        key = (Path(script).resolve(), tuple(sorted((env or {}).items())))
+        if key not in servers:
+            server = StreamlitServer(key[0], env=env)
             server.start()
-            servers[path] = server
-        return servers[path]
+            servers[key] = server
+        return servers[key]
 
     yield start
     for server in servers.values():
