@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -53,16 +52,3 @@ def mlp_decoder_payload(model: nn.Module) -> dict | None:
         digest.update(bb.encode())
         out_layers.append({"w": wb, "b": bb, "shape": [int(s) for s in l["w"].shape], "relu": l["relu"]})
     return {"id": digest.hexdigest()[:16], "layers": out_layers, "output": [c, h, w]}
-
-
-def decode_payload_numpy(payload: dict, z: np.ndarray) -> np.ndarray:
-    """Reference decode of a payload in numpy, the same arithmetic as the JS: z (D,) -> (C, H, W)."""
-    h = np.asarray(z, dtype=np.float64)
-    for l in payload["layers"]:
-        n_out, n_in = l["shape"]
-        w = np.frombuffer(base64.b64decode(l["w"]), dtype="<f4").reshape(n_out, n_in)
-        b = np.frombuffer(base64.b64decode(l["b"]), dtype="<f4")
-        h = w.astype(np.float64) @ h + b
-        if l["relu"]:
-            h = np.maximum(h, 0.0)
-    return (1.0 / (1.0 + np.exp(-h))).reshape(payload["output"])

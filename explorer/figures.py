@@ -67,19 +67,6 @@ def code_figure(mu: np.ndarray, sigma: np.ndarray, collapsed: Sequence[int] = ()
     return fig
 
 
-def kl_figure(kl_per_dim: np.ndarray, threshold: float = 0.01) -> go.Figure:
-    """KL per latent dimension (nats), with the collapse threshold as a line."""
-    d = np.arange(len(kl_per_dim))
-    fig = go.Figure(go.Bar(x=d, y=kl_per_dim, marker_color=[PALETTE[3] if v < threshold else PALETTE[0]
-                                                             for v in kl_per_dim]))
-    fig.add_hline(y=threshold, line_dash="dash", annotation_text=f"{threshold} nats")
-    fig.update_layout(height=220, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="latent dimension",
-                      yaxis_title="KL (nats)", xaxis=dict(tickmode="linear"))
-    return fig
-
-
-# --- training and comparison (the Train and Compare pages) -------------------------------------
-
 def training_curves_figure(epochs: Sequence[int], curves: dict[str, Sequence[float]],
                            beta: Sequence[float] | None = None, height: int = 300) -> go.Figure:
     """Per-epoch curves (nats) on the left axis; the KL weight beta on a right axis (dotted)."""

@@ -123,6 +123,15 @@ class Sender {
 
 // ---------- shared by both components ----------
 
+// A new element of `tag` with class `cls`, appended to `parent`.
+function el(tag, cls, parent) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  parent.appendChild(e);
+  return e;
+}
+
+
 // Show Python's PNG answer unless a newer one is already drawn (with two requests in flight,
 // answers can arrive out of order; an older image must never replace a newer one).
 function showAnswer(s, d) {

@@ -24,13 +24,6 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 
 // ---------- one-time setup ----------
 
-function el(tag, cls, parent) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  parent.appendChild(e);
-  return e;
-}
-
 function setup(root) {
   const s = {
     pos: [0, 0], down: false, lastDataPos: null, data: null,

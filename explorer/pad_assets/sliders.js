@@ -18,13 +18,6 @@ const ACK_TIMEOUT_MS = 1500;
 const MAX_IN_FLIGHT = 1;
 const STEP = 0.05;
 
-function el(tag, cls, parent) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  parent.appendChild(e);
-  return e;
-}
-
 function setup(root) {
   const s = {
     data: null, z: [], version: null, metaId: null, rows: [], dragging: false,
