@@ -394,6 +394,7 @@ def test_failed_overwrite_keeps_the_existing_run(tmp_path, monkeypatch, where):
             raise OSError("simulated crash writing history")
         monkeypatch.setattr(ck, "_write_history", boom)
     else:  # the rename that puts the new run in place fails after the old one was moved aside
+        monkeypatch.setattr(ck, "_renameat2", lambda *a: False)  # the two-rename path (no RENAME_EXCHANGE)
         real_rename, calls = os.rename, []
 
         def rename(src, dst):

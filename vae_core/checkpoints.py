@@ -8,25 +8,35 @@ never leaves a half-written run. Weights load through safetensors, a user's mode
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import ctypes
 import datetime as dt
+import errno
+import fcntl
+import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from . import limits
 from .config import ModelConfig, TrainConfig
-from .models import VAE, ScriptedVAE
+from .limits import LimitError
+from .models import VAE, ScriptedVAE, meta_state
 
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
@@ -73,61 +83,208 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
+# Tests set this to a function of the step name that kills the process, to prove that a kill at
+# any step of save_run leaves the previous run loadable and no half run listed.
+_step_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if _step_hook is not None:
+        _step_hook(name)
+
+
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux renameat2(2): True when done; False where the kernel, libc or filesystem lacks it.
+
+    RENAME_EXCHANGE swaps two directories in one step (an overwrite with no moment where the run is
+    missing); RENAME_NOREPLACE fails instead of replacing. Other OSErrors (EEXIST...) are raised.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), ctypes.c_uint(flags)) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+_held_locks: dict[Path, tuple[int, int]] = {}  # lock path -> (fd, depth), this process's run locks
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def run_lock(out: str | Path):
+    """Hold the exclusive lock on run directory `out` (re-entrant in one process).
+
+    Two trainings writing the same --out: the second fails at once, before training, instead of one
+    silently replacing the other's run. The lock is flock(2) on a hidden file beside the run, so a
+    killed process releases it with its file descriptors.
+    """
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out.with_name(f".{out.name}.lock")
+    with _held_guard:
+        if lock_path in _held_locks:
+            fd, depth = _held_locks[lock_path]
+            _held_locks[lock_path] = (fd, depth + 1)
+        else:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # The holder unlinks the file on release: a lock taken on an unlinked file is no lock.
+                if os.stat(lock_path).st_ino != os.fstat(fd).st_ino:
+                    raise BlockingIOError
+            except (BlockingIOError, FileNotFoundError):
+                os.close(fd)
+                raise FileExistsError(f"another training is writing {out} right now; wait for it to finish "
+                                      "or choose another --out") from None
+            _held_locks[lock_path] = (fd, 1)
+    try:
+        yield out
+    finally:
+        with _held_guard:
+            fd, depth = _held_locks[lock_path]
+            if depth > 1:
+                _held_locks[lock_path] = (fd, depth - 1)
+            else:
+                del _held_locks[lock_path]
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path)  # while still held, so no one else holds a lock on this file
+                os.close(fd)  # releases the flock
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> Path:
+    """Check before training that `out` can be written: free (or overwrite), a legal name, a writable folder."""
+    out = Path(out)
+    if not out.name or out.name in (".", ".."):
+        raise ValueError(f"--out {str(out)!r} must name a run directory, e.g. runs/my_run")
+    if len(os.fsencode(out.name)) > 200:  # NAME_MAX is 255 on common filesystems, less a temp suffix
+        raise ValueError(f"--out {out.name[:40]}...: the name is {len(out.name)} characters; "
+                         "choose one of at most 200")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; choose a directory path")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"--out {out} already exists; choose another path or pass --overwrite")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        name_max = os.pathconf(out.parent, "PC_NAME_MAX")
+    except OSError as e:
+        raise PermissionError(f"--out {out}: cannot create its folder {out.parent} ({e.strerror})") from None
+    if len(os.fsencode(out.name)) + 30 > name_max:  # the temporary sibling adds a suffix
+        raise ValueError(f"--out {out}: the name is {len(out.name)} characters; this filesystem takes at most "
+                         f"{name_max - 30} here; choose a shorter name")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
+        probe.rmdir()
+    except OSError as e:
+        raise PermissionError(f"--out {out}: cannot write in {out.parent} ({e.strerror}); choose another folder") from None
+    return out
+
+
+def _recover(out: Path) -> None:
+    """Put back a run left aside by an overwrite that was killed between its two renames.
+
+    Only on filesystems without RENAME_EXCHANGE does an overwrite take two renames.
+    """
+    if out.exists() or not out.parent.is_dir():
+        return
+    aside = sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*"), key=lambda p: p.stat().st_mtime)
+    for old in reversed(aside):
+        if is_run_dir_files(old):
+            try:
+                os.rename(old, out)
+            except OSError:
+                pass
+            return
+
+
 def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[dict[str, Any]], *,
              dataset: str, started: str | None = None, extra: dict[str, Any] | None = None,
              overwrite: bool = False) -> Path:
-    """Write a run directory atomically (temp dir, then rename); returns its path."""
+    """Write a run directory atomically (temp dir, then rename or swap); returns its path.
+
+    A kill at any step leaves the previous run (if any) whole at `out` and no half run listed
+    (temporary directories are hidden). Holds `run_lock(out)` while it writes.
+    """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"run directory {out} already exists; choose another --out or pass overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    old: Path | None = None
-    try:
-        config = {
-            "format_version": FORMAT_VERSION,
-            "model": model.cfg.to_dict(),
-            "train": train_cfg.to_dict(),
-            "dataset": dataset,
-            "seed": train_cfg.seed,
-            "created": started or _now(),
-            "finished": _now(),
-            "torch_version": torch.__version__,
-            **(extra or {}),
-        }
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        _write_history(tmp / "history.csv", history)
-        for f in tmp.iterdir():  # data on disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        if old is not None and old.exists() and not out.exists():
-            os.rename(old, out)  # the new run never took its place: put the existing one back
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with run_lock(out):
+        _recover(out)
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"run directory {out} already exists; choose another --out or pass overwrite")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        _step("tmpdir")
+        old: Path | None = None
+        try:
+            config = {
+                "format_version": FORMAT_VERSION,
+                "model": model.cfg.to_dict(),
+                "train": train_cfg.to_dict(),
+                "dataset": dataset,
+                "seed": train_cfg.seed,
+                "created": started or _now(),
+                "finished": _now(),
+                "torch_version": torch.__version__,
+                **(extra or {}),
+            }
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
+            _step("config")
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(tmp / "model.safetensors"))
+            _step("weights")
+            _write_history(tmp / "history.csv", history)
+            _step("history")
+            for f in tmp.iterdir():  # data on disk before the rename makes it visible
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            _step("fsync")
+            if out.exists():
+                if _renameat2(tmp, out, _RENAME_EXCHANGE):  # one step: out is the new run, tmp the old
+                    old = tmp
+                    _step("swapped")
+                else:
+                    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                    os.rename(out, old)
+                    _step("aside")  # a kill here is mended by _recover on the next list or load
+                    os.rename(tmp, out)
+                    _step("renamed")
+                shutil.rmtree(old, ignore_errors=True)
+            elif not _renameat2(tmp, out, _RENAME_NOREPLACE):
+                os.rename(tmp, out)  # a non-empty run at out makes this fail (ENOTEMPTY), never replaced
+            _step("done")
+        except BaseException:
+            if old is not None and old != tmp and old.exists() and not out.exists():
+                os.rename(old, out)  # the new run never took its place: put the existing one back
+            shutil.rmtree(tmp, ignore_errors=True)  # the half-written run, or the old one already swapped out
+            raise
     return out
+
+
+def is_run_dir_files(p: Path) -> bool:
+    return p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
 def is_run_dir(path: str | Path) -> bool:
     """True when path is a complete run directory (hidden temp dirs never are)."""
     p = Path(path)
-    return (p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()
-            and (p / "model.safetensors").is_file())
+    return not p.name.startswith(".") and is_run_dir_files(p)
 
 
 def list_runs(root: str | Path = "runs") -> list[Path]:
-    """Complete run directories under root, sorted by name."""
+    """Complete run directories under root, sorted by name (mending an overwrite killed midway)."""
     root = Path(root)
-    return sorted(p for p in root.iterdir() if is_run_dir(p)) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    for old in root.glob(".*.old-*"):
+        _recover(root / old.name[1:old.name.rindex(".old-")])
+    return sorted(p for p in root.iterdir() if is_run_dir(p))
 
 
 def fingerprint(path: str | Path) -> str:
@@ -149,29 +306,56 @@ def _read_history(path: Path) -> list[dict[str, float]]:
 
 
 def load_run(path: str | Path) -> Run:
-    """Rebuild a run's model from config.json and load its safetensors weights (eval mode)."""
+    """Rebuild a run's model from config.json and load its safetensors weights (eval mode).
+
+    Sizes are checked before any weight is allocated: the config's parameter count against
+    VAE_EXPLORER_MAX_PARAMS, and every tensor's shape in the safetensors header against the model
+    the config describes. Non-finite weights are refused.
+    """
     p = Path(path)
+    _recover(p)
     if not p.is_dir():
         raise FileNotFoundError(f"run directory not found: {p}")
     cfg_path = p / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{p} has no config.json: not a run directory")
+    if cfg_path.stat().st_size > 1 << 20:
+        raise CheckpointError(f"{cfg_path} is {cfg_path.stat().st_size:,} bytes; a run config is a few kB")
     try:
-        config = json.loads(cfg_path.read_text())
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise TypeError("the file holds no JSON object")
+        if int(config.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(f"{cfg_path} has format_version {config['format_version']}; "
+                                  f"this version reads up to {FORMAT_VERSION}: upgrade VAE Latent Explorer")
+        if not isinstance(config.get("model"), dict):
+            raise KeyError("model")
         model_cfg = ModelConfig.from_dict(config["model"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{cfg_path} is not a valid run config: {e}") from None
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{cfg_path} has format_version {config['format_version']}; "
-                              f"this version reads up to {FORMAT_VERSION}: upgrade VAE Latent Explorer")
+    except CheckpointError:
+        raise
+    except LimitError as e:
+        raise CheckpointError(f"{cfg_path}: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{cfg_path} is not a valid run config ({type(e).__name__}: {e}); "
+                              "it needs a 'model' object as written by `python -m vae_core train`") from None
+    expected = meta_state(model_cfg)  # shapes only, nothing allocated (ModelConfig checked the count)
     weights = p / "model.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"{p} has no model.safetensors")
     try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:
+        with safe_open(str(weights), framework="pt") as f:
+            shapes = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+            _check_shapes(weights, shapes, expected)
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         kind = "a pickle file, which is never loaded" if _looks_like_pickle(weights) else "not a valid safetensors file"
         raise CheckpointError(f"{weights} is {kind} ({e}). {PICKLE_HELP}") from None
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{weights}: tensor {bad[0]} holds NaN or Inf values; a model with non-finite "
+                              "weights cannot be scored (retrain it, or pick the last good run)")
     model = VAE(model_cfg)
     try:
         model.load_state_dict(state)
@@ -179,6 +363,24 @@ def load_run(path: str | Path) -> Run:
         raise CheckpointError(f"{weights} does not match the model in config.json: {e}") from None
     model.eval()
     return Run(path=p, model=model, config=config, history=_read_history(p / "history.csv"))
+
+
+def _check_shapes(weights: Path, found: dict[str, tuple[tuple[int, ...], str]],
+                  expected: dict[str, torch.Tensor]) -> None:
+    """The safetensors header must hold exactly the config's tensors, float32, of the config's shapes."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {extra[0]}"
+        raise CheckpointError(f"{weights} does not match the model in config.json: it {what} "
+                              f"({len(missing)} missing, {len(extra)} unexpected)")
+    for k, t in expected.items():
+        shape, dtype = found[k]
+        if shape != tuple(t.shape):
+            raise CheckpointError(f"{weights} does not match the model in config.json: {k} has shape "
+                                  f"{list(shape)}, the config makes {list(t.shape)}")
+        if dtype not in ("F32", "float32"):
+            raise CheckpointError(f"{weights}: {k} is {dtype}; runs store float32 weights")
 
 
 def _looks_like_pickle(path: Path) -> bool:
@@ -281,23 +483,28 @@ RUN_FILES = ("config.json", "model.safetensors", "history.csv")
 def is_run_zip(path: str | Path) -> bool:
     """True for a zip holding a run directory (config.json + model.safetensors), not TorchScript."""
     p = Path(path)
-    if not zipfile.is_zipfile(p):
+    try:
+        if not zipfile.is_zipfile(p):
+            return False
+        with zipfile.ZipFile(p) as z:
+            names = {Path(n).name for n in z.namelist()}
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
         return False
-    with zipfile.ZipFile(p) as z:
-        names = {Path(n).name for n in z.namelist()}
     return {"config.json", "model.safetensors"} <= names
 
 
-def extract_run_zip(path: str | Path, dest: str | Path, *, max_bytes: int = 200 * 2**20) -> Path:
+def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
     """Unpack a zipped run directory into dest/<name> atomically, after checking it loads.
 
-    Only the run files are read (no other member is extracted, so no path can escape dest);
-    the weights go through safetensors, never pickle. Returns the run directory.
+    Only the run files are read (no other member is extracted, so no path can escape dest); each
+    through a stream capped at its declared size, the total against VAE_EXPLORER_MAX_FILE_MB; the
+    weights go through safetensors, never pickle, and `load_run` checks the shapes against the
+    config before building anything. Returns the run directory.
     """
     p, dest = Path(path), Path(dest)
     try:
         z = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise CheckpointError(f"{p.name} is not a readable zip file: {e}") from None
     with z:
         members: dict[str, zipfile.ZipInfo] = {}
@@ -310,24 +517,52 @@ def extract_run_zip(path: str | Path, dest: str | Path, *, max_bytes: int = 200 
         missing = [f for f in ("config.json", "model.safetensors") if f not in members]
         if missing:
             raise CheckpointError(f"{p.name} is not a zipped run directory: it lacks {', '.join(missing)}")
-        total = sum(i.file_size for i in members.values())
-        if total > max_bytes:
-            raise CheckpointError(f"{p.name} unpacks to {total / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
-        dest.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(b"".join(z.read(members[f]) for f in ("config.json", "model.safetensors")))
-        out = dest / f"run-{digest.hexdigest()[:16]}"
-        if is_run_dir(out):
-            return out
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=dest))
         try:
-            for name, info in members.items():
-                (tmp / name).write_bytes(z.read(info))
-            load_run(tmp)  # refuses a bad config or non-safetensors weights, with the reason
+            limits.check_bytes(f"{p.name} (unpacked run files)", sum(i.file_size for i in members.values()),
+                               "max_file_mb")
+            blobs = {name: _read_member(z, info) for name, info in members.items()}
+        except LimitError as e:
+            raise CheckpointError(str(e)) from None
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, zlib.error) as e:
+            raise CheckpointError(f"{p.name} is corrupt ({e}); zip the run directory again") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(blobs["config.json"] + blobs["model.safetensors"])
+    out = dest / f"run-{digest.hexdigest()[:16]}"
+    if is_run_dir(out):
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=dest))
+    try:
+        for name, blob in blobs.items():
+            (tmp / name).write_bytes(blob)
+        load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
+        if not _renameat2(tmp, out, _RENAME_NOREPLACE):
             os.rename(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    except FileExistsError:  # another session unpacked the same bytes first
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1 << 20) -> bytes:
+    """A zip member's bytes, read through a stream that stops at its declared size.
+
+    zipfile already stops at the declared size and checks the CRC at the end; a member that yields
+    more bytes than declared is an error here too, never a read without end.
+    """
+    out = bytearray()
+    with z.open(info) as f:
+        while True:
+            block = f.read(min(chunk, info.file_size - len(out) + 1))
+            if not block:
+                break
+            out += block
+            if len(out) > info.file_size:
+                raise zipfile.BadZipFile(f"member {info.filename} holds more than its declared {info.file_size} bytes")
+    if len(out) != info.file_size:
+        raise zipfile.BadZipFile(f"member {info.filename} holds {len(out)} bytes, its header says {info.file_size}")
+    return bytes(out)
 
 
 def eval_split(path: str | Path) -> tuple[int, float]:

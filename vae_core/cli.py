@@ -155,16 +155,32 @@ class _JsonlProgress:
         self.f.close()
 
 
+def _configs(a: argparse.Namespace, input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
+    mcfg = ModelConfig(input_shape=input_shape, latent_dim=a.latent_dim, arch=a.arch, hidden=a.hidden,
+                       conv_channels=a.conv_channels, likelihood=a.likelihood,
+                       gaussian_scale=a.gaussian_scale, learn_scale=a.learn_scale)
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, beta=a.beta, kl_schedule=a.kl_schedule,
+                       warmup_fraction=a.warmup, beta_start=a.beta_start, cycles=a.cycles, ramp_fraction=a.ramp,
+                       free_bits=a.free_bits, eval_fraction=a.eval_fraction, seed=a.seed, bf16=a.bf16)
+    return mcfg, tcfg
+
+
 def _train(a: argparse.Namespace) -> int:
-    out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise FileExistsError(f"--out {out} already exists; choose another path or pass --overwrite")
-    progress = _JsonlProgress(a.progress_jsonl, a.epochs) if a.progress_jsonl else None
-    try:
-        return _train_into(a, out, progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    from .checkpoints import check_out, run_lock
+
+    # Everything that can be checked before the data is loaded and training starts: the options
+    # (bounds included; the model's size is checked again with the data's shape) and --out.
+    if a.n is not None and a.n < 1:
+        raise ValueError(f"--n must be >= 1, got {a.n}")
+    _configs(a, (1, 1, 1) if a.arch == "mlp" else (1, 2 ** len(a.conv_channels), 2 ** len(a.conv_channels)))
+    out = check_out(a.out, a.overwrite)
+    with run_lock(out):  # a second training on the same --out fails here, at once
+        progress = _JsonlProgress(a.progress_jsonl, a.epochs) if a.progress_jsonl else None
+        try:
+            return _train_into(a, out, progress)
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | None") -> int:
@@ -175,12 +191,7 @@ def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | No
 
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     data = load_dataset(a.data, n=a.n, seed=a.seed)
-    mcfg = ModelConfig(input_shape=data.shape, latent_dim=a.latent_dim, arch=a.arch, hidden=a.hidden,
-                       conv_channels=a.conv_channels, likelihood=a.likelihood,
-                       gaussian_scale=a.gaussian_scale, learn_scale=a.learn_scale)
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, beta=a.beta, kl_schedule=a.kl_schedule,
-                       warmup_fraction=a.warmup, beta_start=a.beta_start, cycles=a.cycles, ramp_fraction=a.ramp,
-                       free_bits=a.free_bits, eval_fraction=a.eval_fraction, seed=a.seed, bf16=a.bf16)
+    mcfg, tcfg = _configs(a, data.shape)
     train, ev = data.split(tcfg.eval_fraction, tcfg.seed)
     torch.manual_seed(tcfg.seed)
     model = VAE(mcfg)
@@ -210,6 +221,14 @@ def _diagnose(a: argparse.Namespace) -> int:
     from .data import check_fits, load_dataset
     from .metrics.report import diagnose
 
+    from . import limits
+
+    for opt, v in (("--n-points", a.n_points), ("--iwae-k", a.iwae_k)):
+        if v < 1:
+            raise ValueError(f"{opt} must be >= 1, got {v}")
+    limits.check("--iwae-k", a.iwae_k, "max_iwae_k")
+    if a.seed < 0 or (a.split_seed is not None and a.split_seed < 0):
+        raise ValueError(f"--seed and --split-seed must be >= 0, got {a.seed} and {a.split_seed}")
     model = load_model(a.model)
     data = load_dataset(a.data)
     if getattr(model, "input_shape", None) is None:
@@ -236,8 +255,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, RuntimeError) as e:
-        # ValueError covers DataError and CheckpointError: each message names the problem
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as e:
+        # ValueError covers DataError, CheckpointError and LimitError: each message names the problem
+        print(f"error: {error_sentence(e)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory; use fewer or smaller images (--n) or a smaller model", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug or an input nobody foresaw: still one line, never a traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"error: {error_sentence(e)} (unexpected; please report it with the command you ran)", file=sys.stderr)
+        return 2
+
+
+def error_sentence(e: BaseException) -> str:
+    """One line for an exception: its first line, with the type where the message alone says little."""
+    text = str(e).strip()
+    if isinstance(e, OSError) and e.strerror:  # 'No space left on device: runs/x', not '[Errno 28] ...'
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    if not text:
+        return type(e).__name__
+    first = text.splitlines()[0]
+    return first if isinstance(e, (ValueError, RuntimeError, OSError)) else f"{type(e).__name__}: {first}"

@@ -4,21 +4,68 @@ A run directory stores both as JSON (``config.json``), and that file alone rebui
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from . import limits as _limits
 
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 
 
-def _tuple_of_ints(name: str, value: Any) -> tuple[int, ...]:
+# The command-line option of a field, where it is not simply --field-name (messages name both).
+_OPTION = {"warmup_fraction": "--warmup", "ramp_fraction": "--ramp", "input_shape": "the data's shape"}
+
+
+def option(name: str) -> str:
+    """'latent_dim (--latent-dim)': a config field with the CLI option that sets it."""
+    opt = _OPTION.get(name, "--" + name.replace("_", "-"))
+    return f"{name} ({opt})"
+
+
+def _int(name: str, value: Any, lo: int, limit: str | None = None) -> int:
+    """An integer >= lo (and within the named limit); bools, floats with a fraction, NaN refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{option(name)} must be an integer, got {value!r}")
     try:
-        out = tuple(int(v) for v in value)
+        v = int(value) if not isinstance(value, float) else None
+    except ValueError:
+        v = None
+    if v is None:
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            v = int(value)
+        else:
+            raise ValueError(f"{option(name)} must be an integer, got {value!r}")
+    if v < lo:
+        raise ValueError(f"{option(name)} must be >= {lo}, got {v}")
+    if limit is not None:
+        _limits.check(option(name), v, limit)
+    return v
+
+
+def _float(name: str, value: Any, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None) -> float:
+    """A finite float within [lo, hi] ((lo, hi] with lo_open); NaN and Inf are refused by name."""
+    try:
+        v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of integers, got {value!r}") from None
-    if any(v <= 0 for v in out):
-        raise ValueError(f"{name} must hold positive integers, got {value!r}")
+        raise ValueError(f"{option(name)} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v):
+        raise ValueError(f"{option(name)} must be a finite number, got {value!r}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ValueError(f"{option(name)} must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{option(name)} must be <= {hi:g}, got {v:g}")
+    return v
+
+
+def _tuple_of_ints(name: str, value: Any, limit: str | None = None) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{option(name)} must be a sequence of integers, got {value!r}")
+    out = tuple(_int(name, v, 1, limit) for v in value)
+    if limit is not None:
+        _limits.check(f"the number of layers in {option(name)}", len(out), "max_layers")
     return out
 
 
@@ -39,18 +86,18 @@ class ModelConfig:
         shape = _tuple_of_ints("input_shape", self.input_shape)
         if len(shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {self.input_shape!r}")
+        _limits.check("one image (input_shape, C x H x W values)", shape[0] * shape[1] * shape[2], "max_image_pixels")
         object.__setattr__(self, "input_shape", shape)
-        object.__setattr__(self, "hidden", _tuple_of_ints("hidden", self.hidden))
-        object.__setattr__(self, "conv_channels", _tuple_of_ints("conv_channels", self.conv_channels))
-        if int(self.latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim!r}")
-        object.__setattr__(self, "latent_dim", int(self.latent_dim))
+        object.__setattr__(self, "hidden", _tuple_of_ints("hidden", self.hidden, "max_hidden"))
+        object.__setattr__(self, "conv_channels", _tuple_of_ints("conv_channels", self.conv_channels, "max_hidden"))
+        object.__setattr__(self, "latent_dim", _int("latent_dim", self.latent_dim, 1, "max_latent"))
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+            raise ValueError(f"{option('arch')} must be one of {ARCHS}, got {self.arch!r}")
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if not float(self.gaussian_scale) > 0:
-            raise ValueError(f"gaussian_scale must be > 0, got {self.gaussian_scale!r}")
+            raise ValueError(f"{option('likelihood')} must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        object.__setattr__(self, "gaussian_scale", _float("gaussian_scale", self.gaussian_scale, lo=0, lo_open=True))
+        if not isinstance(self.learn_scale, bool):
+            raise ValueError(f"{option('learn_scale')} must be true or false, got {self.learn_scale!r}")
         if self.arch == "conv":
             if not self.conv_channels:
                 raise ValueError("conv_channels must not be empty for arch='conv'")
@@ -61,6 +108,9 @@ class ModelConfig:
                     f"arch='conv' with {len(self.conv_channels)} stride-2 layers needs H and W "
                     f"divisible by {factor}, got {h}x{w}; use fewer conv_channels or arch='mlp'"
                 )
+        from .models import count_params  # counted on the meta device: no memory allocated
+
+        _limits.check("the model's parameter count", count_params(self), "max_params")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,25 +143,21 @@ class TrainConfig:
     bf16: bool = False  # opt-in bf16 autocast: same loss; faster only with native bf16 (AVX512-BF16/AMX)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "cycles"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not float(self.lr) > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if float(self.beta) < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta!r}")
+        ints = {"epochs": (1, "max_epochs"), "batch_size": (1, "max_batch"), "cycles": (1, "max_epochs"),
+                "seed": (0, None)}
+        for name, (lo, limit) in ints.items():
+            object.__setattr__(self, name, _int(name, getattr(self, name), lo, limit))
+        if self.seed >= 2**32:  # numpy's and torch's seeds both take it
+            raise ValueError(f"{option('seed')} must be below 2**32, got {self.seed}")
+        floats = {"lr": dict(lo=0, lo_open=True), "beta": dict(lo=0), "beta_start": dict(lo=0),
+                  "free_bits": dict(lo=0), "warmup_fraction": dict(lo=0, lo_open=True, hi=1),
+                  "ramp_fraction": dict(lo=0, lo_open=True, hi=1), "eval_fraction": dict(lo=0, hi=0.99)}
+        for name, bounds in floats.items():
+            object.__setattr__(self, name, _float(name, getattr(self, name), **bounds))
         if self.kl_schedule not in KL_SCHEDULES:
-            raise ValueError(f"kl_schedule must be one of {KL_SCHEDULES}, got {self.kl_schedule!r}")
-        for name in ("warmup_fraction", "ramp_fraction"):
-            v = float(getattr(self, name))
-            if not 0 < v <= 1:
-                raise ValueError(f"{name} must be in (0, 1], got {v!r}")
-        if not 0 <= float(self.eval_fraction) < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
-        if float(self.free_bits) < 0:
-            raise ValueError(f"free_bits must be >= 0, got {self.free_bits!r}")
-        if float(self.beta_start) < 0:
-            raise ValueError(f"beta_start must be >= 0, got {self.beta_start!r}")
+            raise ValueError(f"{option('kl_schedule')} must be one of {KL_SCHEDULES}, got {self.kl_schedule!r}")
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"{option('bf16')} must be true or false, got {self.bf16!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

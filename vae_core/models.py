@@ -32,7 +32,7 @@ class VAE(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg  # validated, parameter count within VAE_EXPLORER_MAX_PARAMS (ModelConfig)
         c, h, w = cfg.input_shape
         d = cfg.latent_dim
         n_in = c * h * w
@@ -115,6 +115,17 @@ class VAE(nn.Module):
         """x -> (decoder logits for one z ~ q(z|x), mu, logvar)."""
         mu, logvar = self.encode(x)
         return self.decode_logits(self.reparameterize(mu, logvar)), mu, logvar
+
+
+def meta_state(cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The state dict a VAE of cfg has, as meta tensors: shapes and dtypes, no memory allocated."""
+    with torch.device("meta"):
+        return VAE(cfg).state_dict()
+
+
+def count_params(cfg: ModelConfig) -> int:
+    """Number of weights (parameters and buffers) of VAE(cfg), counted without allocating them."""
+    return sum(t.numel() for t in meta_state(cfg).values())
 
 
 class ScriptedVAE(nn.Module):
