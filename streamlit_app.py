@@ -1,10 +1,12 @@
 """Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go)."""
+import logging
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from vae_core import export
+from vae_core.errors import sentence
 
 from explorer import cache, figures, images, widgets
 
@@ -64,4 +66,9 @@ PAGES = [
      "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
 ]
 st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
-st.navigation([p for p, _ in PAGES]).run()
+try:
+    st.navigation([p for p, _ in PAGES]).run()
+except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
+    logging.getLogger("explorer").exception("page failed")
+    st.error(f"This page could not be drawn: {sentence(e)} Pick another model or data in the sidebar, "
+             "or reload the page.", icon=":material/error:")

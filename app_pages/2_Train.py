@@ -11,6 +11,12 @@ st.caption("Training runs in its own process: the other pages (and other people)
 with st.expander("What beta, KL annealing and free bits do", icon=":material/school:"):
     st.markdown(train_ui.EXPLAINER)
 
+if not train_ui.training_allowed():
+    st.info("Training is turned off on this server (it is open to the public: VAE_EXPLORER_PUBLIC is set). "
+            "Run the app on your own machine to train, or ask whoever runs this server.",
+            icon=":material/lock:")
+    st.stop()
+
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Settings")

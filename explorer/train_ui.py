@@ -15,6 +15,8 @@ import streamlit as st
 
 from vae_core import data as vdata
 from vae_core.config import ARCHS, KL_SCHEDULES, LIKELIHOODS
+from vae_core.errors import sentence
+from vae_core.limits import limits
 
 from . import cache, figures, state, training
 
@@ -121,11 +123,16 @@ def _on_submit() -> None:
         shape = cache.dataset(cache.source(spec.data)).shape
         spec.check(shape, state.RUNS_DIR)
         job = training.registry().start(spec, state.RUNS_DIR)
-    except (ValueError, FileNotFoundError, OSError) as e:  # ModelConfig/TrainConfig/DataError name the field
-        ss[_ERR] = f"Not started: {e}"
+    except Exception as e:  # ModelConfig/TrainConfig/DataError/LimitError name the field; anything else too
+        ss[_ERR] = f"Not started: {sentence(e)}"
         return
     ss[JOB], ss[_ERR] = job.id, None
     ss[_F + "name"] = _suggest_name()  # the next run needs a new name; this one is taken now
+
+
+def training_allowed() -> bool:
+    """False on a public server (VAE_EXPLORER_PUBLIC): strangers get no CPU for training."""
+    return not limits().public
 
 
 def form_ui(running: bool) -> None:

@@ -31,6 +31,7 @@ import streamlit as st
 
 from vae_core.checkpoints import is_run_dir
 from vae_core.config import ModelConfig, TrainConfig
+from vae_core.limits import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -275,6 +276,8 @@ class Registry:
 
     def start(self, spec: TrainSpec, runs_dir: str | Path) -> TrainingJob:
         """Start a job; ValueError when the name is being trained already or too many jobs run."""
+        if limits().public:
+            raise ValueError("training is turned off on this server (VAE_EXPLORER_PUBLIC is set)")
         with self.lock:
             running = [j for j in self.jobs.values() if not j.poll().finished]
             if any(j.out == Path(runs_dir) / spec.name for j in running):

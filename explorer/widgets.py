@@ -9,12 +9,13 @@ from pathlib import Path
 import streamlit as st
 
 from vae_core import checkpoints, data as vdata
+from vae_core.errors import sentence
+from vae_core.limits import check_bytes, limits
 
 from . import cache, state
 
 MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
-MAX_UPLOAD_MB = 200
 _ERR = "picker_error"
 
 
@@ -32,10 +33,10 @@ def _try_select(model_src: str, data_src: str) -> bool:
     """Select a model/data pair only if they fit; otherwise keep the old pair and say why."""
     try:
         cache.model_for(cache.source(model_src), cache.source(data_src))
-    except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
+    except Exception as e:  # the app's edge: whatever a stranger's file raises becomes one sentence
         st.session_state[_ERR] = (f"Kept {label(st.session_state[state.MODEL_SRC])} on "
                                   f"{label(st.session_state[state.DATA_SRC])}: {label(model_src)} with "
-                                  f"{label(data_src)} does not work. {e}")
+                                  f"{label(data_src)} does not work. {sentence(e)}")
         return False
     st.session_state[state.MODEL_SRC], st.session_state[state.DATA_SRC] = model_src, data_src
     st.session_state[state.SELECTED] = None
@@ -53,8 +54,7 @@ def _on_pick() -> None:
 def _save_upload(upload, kind: str) -> Path:
     """Write an upload as <kind>-<content hash>/<its name> (atomic); refuse it over the size limit."""
     data = upload.getvalue()
-    if len(data) > MAX_UPLOAD_MB * 2**20:
-        raise ValueError(f"{upload.name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB")
+    check_bytes(upload.name, len(data), "max_file_mb")
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name).lstrip(".") or f"upload.{kind}"
     folder = cache.uploads_dir() / f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}"
     out = folder / name
@@ -70,6 +70,9 @@ def _on_upload(kind: str) -> None:
     upload = st.session_state.get(f"upload_{kind}")
     if upload is None:
         return
+    if kind == "model" and limits().public:
+        st.session_state[_ERR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
+        return
     try:
         path = _save_upload(upload, kind)
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
@@ -78,8 +81,8 @@ def _on_upload(kind: str) -> None:
             checkpoints.load_torchscript(path)  # refuses pickles and non-TorchScript, never unpickles
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
-    except (ValueError, FileNotFoundError, OSError) as e:
-        st.session_state[_ERR] = f"Upload refused, nothing changed: {e}"
+    except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept
+        st.session_state[_ERR] = f"Upload refused, nothing changed: {upload.name}: {sentence(e)}"
         return
     registry = st.session_state[state.UPLOADED_MODELS if kind == "model" else state.UPLOADED_DATA]
     registry[upload.name] = str(path)
@@ -108,9 +111,14 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source]:
         st.selectbox("Data", data_opts, key="pick_data", format_func=label, on_change=_on_pick,
                      help="A built-in dataset or a file you uploaded")
         with st.expander("Upload a model or data"):
-            st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES, key="upload_model",
-                             on_change=_on_upload, args=("model",),
-                             help="encode(x) -> (mu, logvar) and decode(z) -> mean; pickles are refused")
+            if limits().public:
+                st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
+                           "to your session.")
+            else:
+                st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES,
+                                 key="upload_model", on_change=_on_upload, args=("model",),
+                                 help="encode(x) -> (mu, logvar) and decode(z) -> mean; it runs in a separate "
+                                 "process with memory and time limits; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
                              on_change=_on_upload, args=("data",))
         if ss.get(_ERR):
@@ -122,8 +130,9 @@ def active_model_ui(m: cache.Source, d: cache.Source):
     """Load the active pair; on failure show the reason and stop this page (state is kept)."""
     try:
         return cache.model_for(m, d), cache.dataset(d)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        st.error(f"{label(m.src)} on {label(d.src)} cannot be shown: {e} Pick another model or data in the sidebar.")
+    except Exception as e:  # the app's edge
+        st.error(f"{label(m.src)} on {label(d.src)} cannot be shown: {sentence(e)} "
+                 "Pick another model or data in the sidebar.")
         st.stop()
 
 

@@ -255,26 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as e:
-        # ValueError covers DataError, CheckpointError and LimitError: each message names the problem
-        print(f"error: {error_sentence(e)}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory; use fewer or smaller images (--n) or a smaller model", file=sys.stderr)
-        return 2
-    except Exception as e:  # a bug or an input nobody foresaw: still one line, never a traceback
-        log.debug("unexpected error", exc_info=True)
-        print(f"error: {error_sentence(e)} (unexpected; please report it with the command you ran)", file=sys.stderr)
-        return 2
+    except Exception as e:  # every error is one line; ValueError covers DataError, CheckpointError, LimitError
+        from .errors import sentence
 
-
-def error_sentence(e: BaseException) -> str:
-    """One line for an exception: its first line, with the type where the message alone says little."""
-    text = str(e).strip()
-    if isinstance(e, OSError) and e.strerror:  # 'No space left on device: runs/x', not '[Errno 28] ...'
-        where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror}{where}"
-    if not text:
-        return type(e).__name__
-    first = text.splitlines()[0]
-    return first if isinstance(e, (ValueError, RuntimeError, OSError)) else f"{type(e).__name__}: {first}"
+        ours = isinstance(e, (ValueError, OSError, RuntimeError, MemoryError))
+        log.debug("error", exc_info=True)
+        hint = "" if ours else " (unexpected; please report it with the command you ran)"
+        print(f"error: {sentence(e)}{hint}", file=sys.stderr)
+        return 2
