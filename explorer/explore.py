@@ -134,6 +134,7 @@ def _pad_bounds(proj) -> tuple[float, float, float, float]:
 
 
 @st.fragment
+@widgets.guarded
 def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
     """Drag through the 2-D map; the decoder answers at once (in the browser for MLP decoders)."""
     emb = proj.embedding_
@@ -210,6 +211,7 @@ _SLIDERS_ACK = "latent_sliders_ack"  # the last vector seq the sliders handled
 
 
 @st.fragment
+@widgets.guarded
 def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 

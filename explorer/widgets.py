@@ -1,7 +1,9 @@
 """`*_ui()` functions: draw widgets, return typed values. The sidebar picker lives here."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -147,6 +149,19 @@ def open_page(title: str, *, need_model: bool = True):
     m, d = sidebar_picker()
     mdl, data = active_model_ui(m, d) if need_model else (None, None)
     return m, d, mdl, data
+
+
+def guarded(fn):
+    """The app's edge for a fragment (a fragment rerun does not pass through the page's guard):
+    an exception becomes one sentence in place of the fragment, the session state kept."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            logging.getLogger("explorer").exception("fragment failed")
+            st.error(f"This panel could not be drawn: {sentence(e)}", icon=":material/error:")
+    return wrapper
 
 
 def image_downloads_ui(name: str, *, png=None, gif=None) -> None:
