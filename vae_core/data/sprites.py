@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import Dataset, DataError
+from . import Dataset, DataError, _check_bytes
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
 SHAPES = ("square", "ellipse", "heart")
@@ -86,6 +86,10 @@ def make_sprites(n: int = 10_000, seed: int = 0, size: int = 64) -> Dataset:
     """n sprites with one random factor combination each (seeded), as a Dataset with factors."""
     if n < 1:
         raise DataError(f"n must be >= 1 for sprites, got {n}")
+    if size < 8:
+        raise DataError(f"size must be >= 8 pixels, got {size}")
+    # Refused before anything is generated: n x 1 x size x size float32 is what this returns.
+    _check_bytes(f"--n {n:,} sprites of {size}x{size} pixels as float32", n * size * size * 4, "max_data_mb")
     rng = np.random.default_rng(seed)
     factors = np.stack([rng.integers(0, k, size=n) for k in FACTOR_SIZES], axis=1).astype(np.int64)  # (n, 5)
     images = render_sprites(factors, size)  # (n, size, size)
