@@ -63,6 +63,7 @@ def one_line(code: int, err: str, *needles: str) -> str:
     (["--gaussian-scale", "-1"], ["--gaussian-scale", "> 0"]),
     (["--warmup", "2"], ["--warmup", "<= 1"]),
     (["--n", "0"], ["--n", ">= 1"]),
+    (["--data", "sprites", "--n", "100000000"], ["--n", "VAE_EXPLORER_MAX_DATA_MB"]),
 ])
 def test_train_options_refused_by_name_before_training(tmp_path, capsys, args, needles):
     out = tmp_path / "r"
@@ -247,11 +248,12 @@ def test_sidebar_refuses_a_lying_npy_header(app):
     header = {"descr": "<f4", "fortran_order": False, "shape": (10**7, 1, 1000, 1000)}
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
-    _refused(_upload(app, "upload_data", "huge.npy", buf.getvalue() + b"\0" * 64), "huge.npy")
+    _refused(_upload(app, "upload_data", "huge.npy", buf.getvalue() + b"\0" * 64), "huge.npy", "VAE_EXPLORER_MAX_DATA_MB")
 
 
 def test_sidebar_refuses_a_ragged_csv(app):
-    _refused(_upload(app, "upload_data", "ragged.csv", b"0,1,0,1\n1,0,1,0\n0,1\n"), "ragged.csv", "values")
+    _refused(_upload(app, "upload_data", "ragged.csv", b"0,1,0,1\n1,0,1,0\n0,1\n"), "ragged.csv",
+             "row 3 has 2 values, expected 4")
 
 
 def test_public_switch_turns_off_model_uploads_and_training(tmp_path, monkeypatch):
