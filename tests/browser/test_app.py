@@ -174,15 +174,25 @@ def test_slider_browser_decoder_matches_torch(page, app_url, reference):
     model = reference[0]
     open_explore(page, app_url)
     panel = page.get_by_test_id("latent-sliders")
+    version = panel.get_attribute("data-version")
     page.get_by_role("button", name="Reset to 0").click()
-    wait_until(lambda: not np.abs(slider_z(page)).any(), 20, "the sliders to return to 0")
+    # A new session's sliders are at 0 already, so "all zero" says nothing about the reset: wait for the
+    # panel to adopt the reset's new version. Pressed before that, the keys edit the old values and the
+    # reset, arriving later, replaces them (Python's values win over edits based on older ones).
+    wait_until(lambda: panel.get_attribute("data-version") != version, 30, "the panel to adopt the reset")
+    version = panel.get_attribute("data-version")
+    assert not np.abs(slider_z(page)).any(), slider_z(page).tolist()
     ranges = panel.locator("input[type=range]")
-    for k, presses in [(0, 17), (1, 9), (2, 23)]:  # a known, non-trivial z
+    want_z = {}
+    for k, presses, key in [(0, 17, "ArrowRight"), (1, 9, "ArrowLeft"), (2, 23, "ArrowRight")]:  # a known z
         ranges.nth(k).focus()
         for _ in range(presses):
-            page.keyboard.press("ArrowRight" if k != 1 else "ArrowLeft")
+            page.keyboard.press(key)
+        want_z[int(ranges.nth(k).get_attribute("data-dim"))] = presses * 0.05 * (1 if key == "ArrowRight" else -1)
+    assert panel.get_attribute("data-version") == version, "Python replaced the values while keys were pressed"
     z = slider_z(page)
-    assert np.count_nonzero(z) == 3
+    assert {j: round(float(v), 6) for j, v in enumerate(z) if v} == {j: round(v, 6) for j, v in want_z.items()}, \
+        f"every key press moves its slider one step: got z={z.tolist()}, want {want_z}"
     canvas = page.get_by_test_id("latent-sliders-canvas")
     w, h, rgba = canvas.evaluate(
         "c => [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]")
@@ -263,7 +273,10 @@ def test_map_click_selects_point(page, app_url):
     assert target["n"] > 1000 and target["gap"] >= 10, target
     n = int(target["idx"])
     page.mouse.move(target["x"], target["y"])
-    page.wait_for_timeout(200)  # plotly's hover finds the point first
+    # A click selects the point plotly hovers: wait until its hover has found this one.
+    page.wait_for_function(
+        "([gd, n]) => (gd._hoverdata || []).some(p => Number([].concat(p.customdata)[0]) === n)",
+        arg=[chart.locator(".js-plotly-plot").element_handle(), n], timeout=20_000)
     page.mouse.click(target["x"], target["y"])
     caption = page.locator('[data-testid="stImage"]').filter(has_text=f"original #{n}")
     caption.first.wait_for(timeout=30_000)
