@@ -251,18 +251,18 @@ def report_progress(callback: Callable[[str, float], None]):
         _report_progress.reset(token)
 
 
-def split_of(m: Source) -> tuple[int, float]:
-    """The (split seed, eval fraction) the model was trained with, so reports use its held-out points."""
+def split_of(m: Source) -> checkpoints.EvalSplit:
+    """(split seed, eval fraction, n, dataset) the model was trained with, so reports use its held-out points."""
     return checkpoints.eval_split(m.src)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def report(m: Source, d: Source, n_points: int = 1000, iwae_k: int = 100, seed: int = 0) -> dict:
     """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`."""
-    split_seed, fraction = split_of(m)
+    split = split_of(m)
     return metrics.diagnose(model_for(m, d), dataset(d), n_points=n_points, iwae_k=iwae_k, seed=seed,
-                            split_seed=split_seed, eval_fraction=fraction,
-                            progress=_report_progress.get()).to_dict()
+                            split_seed=split.seed, eval_fraction=split.eval_fraction, train_n=split.n,
+                            train_dataset=split.dataset, progress=_report_progress.get()).to_dict()
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,26 @@ def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
     return rep
 
 
+def _pm(rep: dict, key: str, digits: int = 2) -> str:
+    """"value ± standard error" of a report figure (the value alone where there is no SE)."""
+    se = rep.get(f"{key}_se")
+    return f"{rep[key]:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
+
+
+def _scale_caption(rep: dict) -> str:
+    """Which Gaussian scale the bounds used (empty for a Bernoulli decoder)."""
+    src = rep.get("gaussian_scale_source")
+    if src is None:
+        return ""
+    text = f" Gaussian decoder scored with its {src} scale s = {rep['gaussian_scale']:.4g}"
+    if "elbo_calibrated" in rep:
+        text += (f"; at the calibrated s = {rep['gaussian_scale_calibrated']:.4g} (Rybkin et al. 2021) the ELBO "
+                 f"is {_pm(rep, 'elbo_calibrated')} and the IWAE bound {_pm(rep, 'iwae_calibrated')}")
+    elif src == "calibrated":
+        text += " (it declares none; s^2 = mean squared error, Rybkin et al. 2021)"
+    return text + "."
+
+
 def summary_ui(rep: dict) -> None:
     """The plain-language summary and the headline numbers."""
     st.info(rep["summary"])
@@ -78,7 +98,9 @@ def summary_ui(rep: dict) -> None:
     c[3].metric("Active units", f"{rep['active_units']} / {d}", help="Dims with Var(mu_j) > 0.01 (Burda et al.)")
     c[4].metric("Collapsed dims", f"{len(rep['collapsed_dims'])} / {d}", help="Dims with KL_j < 0.01 nats")
     st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
-               f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL).")
+               f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
+               f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
+               + _scale_caption(rep))
 
 
 def notes_ui(rep: dict) -> None:
@@ -177,6 +199,7 @@ def information_ui(rep: dict) -> None:
     c1, c2 = st.columns([1, 3])
     c1.metric("I(x; z)", f"{mi:.3f} nats", help=f"ceiling log B = {log_b:.3f} nats")
     c2.plotly_chart(figures.mutual_info_figure(mi, log_b), key="diag_mi")
+    c1.caption(f"I(x; z) = {_pm(rep, 'mutual_info', 3)} nats (± one standard error over the points)")
 
 
 def bounds_ui(rep: dict) -> None:
@@ -186,6 +209,8 @@ def bounds_ui(rep: dict) -> None:
     c[0].metric("ELBO (k = 1)", f"{rep['elbo']:.2f}", help=UNITS)
     c[1].metric(f"IWAE bound (k = {k})", f"{rep['iwae']:.2f}", help=UNITS)
     c[2].metric("Gap IWAE - ELBO", f"{rep['iwae'] - rep['elbo']:.2f}", help=UNITS)
+    st.caption(f"With one standard error over the {rep['n_points']} points (sd of the per-point values / "
+               f"sqrt(N)): ELBO {_pm(rep, 'elbo')}, IWAE bound {_pm(rep, 'iwae')}." + _scale_caption(rep))
     st.caption("Both are lower bounds on log p(x), the log-likelihood of the data, in nats per data point "
                "(higher is better). The IWAE bound (Burda et al. 2016) averages k importance-weighted samples "
                "of q(z|x): ELBO = L_1 <= L_k <= log p(x), and L_k rises with k. So the IWAE value is a tighter "

@@ -565,17 +565,42 @@ def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1 << 20
     return bytes(out)
 
 
-def eval_split(path: str | Path) -> tuple[int, float]:
-    """(split seed, eval fraction) a model was trained with: from a run's config.json; (0, 0.2) otherwise.
+class EvalSplit(tuple):
+    """(seed, eval_fraction, n, dataset) of a run's train/eval split, in the order
+    `metrics.report.eval_points(data, n_points, *split)` takes them.
+
+    `train` did `load_dataset(dataset, n=n, seed=seed).split(eval_fraction, seed)`; n (the run's
+    `--n`) and dataset (its id) shape the split as much as the seed does.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, seed: int = 0, eval_fraction: float = 0.2, n: int | None = None, dataset: str | None = None):
+        return super().__new__(cls, (seed, eval_fraction, n, dataset))
+
+    seed = property(lambda self: self[0])
+    eval_fraction = property(lambda self: self[1])
+    n = property(lambda self: self[2])
+    dataset = property(lambda self: self[3])
+
+
+def eval_split(path: str | Path) -> EvalSplit:
+    """The split a model was trained with: (seed, eval_fraction, n, dataset) from a run's config.json;
+    (0, 0.2, None, None) otherwise (a TorchScript file: no split is known).
 
     Diagnostics must score the run's own held-out points; another split seed would mostly pick
-    training points (runs/default: ELBO -104 on those against -112 held out).
+    training points (runs/default: ELBO -104 on those against -112 held out), and so would the
+    split of the whole data for a run trained on `--n` of it (an mnist run on --n 2000: 311 of
+    1,000 such points were training points).
     """
     cfg_path = Path(path) / "config.json"
     if not cfg_path.is_file():
-        return 0, 0.2
+        return EvalSplit()
     try:
         cfg = json.loads(cfg_path.read_text())
-        return int(cfg.get("seed", 0)), float(cfg.get("train", {}).get("eval_fraction", 0.2))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        return 0, 0.2
+        n = cfg.get("n")
+        dataset = cfg.get("dataset")
+        return EvalSplit(int(cfg.get("seed", 0)), float(cfg.get("train", {}).get("eval_fraction", 0.2)),
+                         None if n is None else int(n), None if dataset is None else str(dataset))
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return EvalSplit()

@@ -85,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Diagnose a run directory or a TorchScript file on a dataset (nats per data point).")
     d.add_argument("model", metavar="MODEL", help="a run directory or a TorchScript file (torch.jit.save)")
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
-    d.add_argument("--n-points", type=int, default=1000, help="evaluate on at most this many held-out points")
+    d.add_argument("--n-points", type=int, default=1000, help="evaluate on at most this many held-out points; "
+                   "each figure is printed with its standard error over them")
     d.add_argument("--iwae-k", type=int, default=100, help="importance samples for the IWAE bound")
     d.add_argument("--seed", type=int, default=0, help="seed for the Monte Carlo samples")
     d.add_argument("--split-seed", type=int, default=None, help="seed of the train/eval split; default: the "
-                   "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript")
+                   "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript. "
+                   "The run's --n and dataset are read from config.json too: the split is rebuilt as training made it")
     d.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     return p
 
@@ -234,11 +236,10 @@ def _diagnose(a: argparse.Namespace) -> int:
     if getattr(model, "input_shape", None) is None:
         model.set_input_shape(data.shape)
     check_fits(data, model.input_shape)
-    split_seed, fraction = eval_split(a.model)
-    if a.split_seed is not None:
-        split_seed = a.split_seed
+    split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
+    split_seed = split.seed if a.split_seed is None else a.split_seed
     report = diagnose(model, data, n_points=a.n_points, iwae_k=a.iwae_k, seed=a.seed, split_seed=split_seed,
-                      eval_fraction=fraction)
+                      eval_fraction=split.eval_fraction, train_n=split.n, train_dataset=split.dataset)
     if a.json:
         sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
     else:

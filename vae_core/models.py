@@ -132,7 +132,8 @@ class ScriptedVAE(nn.Module):
     """A user's TorchScript module (DESIGN.md contract) behind the same interface as `VAE`.
 
     The module needs `encode(x) -> (mu, logvar)` and `decode(z) -> mean`; optional attributes
-    `likelihood` ("bernoulli" default, or "gaussian") and `scale` (the Gaussian std, default 1.0).
+    `likelihood` ("bernoulli" default, or "gaussian") and `scale` (the Gaussian std, default 1.0;
+    `declared_scale` is None when the module has none, so diagnostics can calibrate it).
     `input_shape` and `latent_dim` are not stored in TorchScript: pass the input shape (the data's)
     and the latent size is read off one encode.
     """
@@ -144,9 +145,12 @@ class ScriptedVAE(nn.Module):
         if lik not in ("bernoulli", "gaussian"):
             raise ValueError(f"TorchScript attribute likelihood must be 'bernoulli' or 'gaussian', got {lik!r}")
         self._likelihood = str(lik)
-        scale = float(getattr(module, "scale", 1.0))
+        declared = getattr(module, "scale", None)
+        scale = 1.0 if declared is None else float(declared)
         if not scale > 0:
             raise ValueError(f"TorchScript attribute scale must be > 0, got {scale!r}")
+        # None when the file declares no scale: diagnostics then score it with the calibrated scale
+        self.declared_scale: float | None = None if declared is None else scale
         self.register_buffer("log_scale", torch.tensor(math.log(scale)))
         self._input_shape = tuple(input_shape) if input_shape is not None else None
         self._latent_dim: int | None = None

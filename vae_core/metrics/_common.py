@@ -69,3 +69,15 @@ def check_posterior(mu: Any, logvar: Any) -> None:
     if tuple(mu.shape) != tuple(logvar.shape) or len(mu.shape) != 2 or mu.shape[0] < 1:
         raise ValueError(f"mu and logvar must both be (N, D) with N >= 1, got {tuple(mu.shape)} "
                          f"and {tuple(logvar.shape)}")
+
+
+def std_error(values: Any) -> float:
+    """Standard error of a mean over points: sd(values, ddof=1) / sqrt(N), float64; NaN when N < 2.
+
+    `values` are the per-point estimates whose mean is the reported figure.
+    """
+    v = np.asarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values,
+                   dtype=np.float64).ravel()
+    if v.size < 2:
+        return float("nan")
+    return float(v.std(ddof=1) / np.sqrt(v.size))

@@ -10,12 +10,26 @@ So elbo = -(recon_nll + kl) holds exactly and iwae >= elbo holds per point by Je
 All are nats per data point; the report gives their means over the evaluation points.
 The k samples are vectorised (x repeated to (k*B, C, H, W)) and decoded in chunks of at most
 `max_rows` images, so memory stays bounded; there is no Python loop over data points.
+
+Standard errors: each figure is a mean over N points of per-point values (elbo(x), recon_nll(x),
+kl(x), iwae(x) = the per-point L_k); its standard error is sd(per-point values, ddof=1) / sqrt(N).
+
+Gaussian decoders (SCIENCE.md): log p(x|z) = -0.5 * (SSE / s^2 + P log(2 pi s^2)) with SSE the
+squared error summed over the P pixels, so every figure is computed from SSE and can be rescored
+at another scale without decoding again. The scale a model is scored with:
+- "declared": the model states s (a run's fixed `gaussian_scale`, a TorchScript `scale`);
+- "trained": a run that learned s (`--learn-scale`);
+- "calibrated" (Rybkin, Daniilidis & Levine 2021): for a model that declares no scale (most MSE-
+  trained code), the shared s maximising the bound, s^2 = mean over points, pixels and the k
+  posterior samples of (x - f(z))^2. With it the mean recon term per image is exactly
+  0.5 * P * (1 + log(2 pi s^2)). For a declared or trained scale the calibrated figures are
+  reported beside the model's own.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,26 +37,99 @@ import torch.nn.functional as F
 from ..data import Dataset
 from ..losses import kl_per_dim
 from ..models import VAE
-from ._common import check_batch_size, check_posterior, encode_all, model_device
+from ._common import check_batch_size, check_posterior, encode_all, model_device, std_error
 
 MAX_ROWS = 10_000  # images decoded per call: 10k x 784 float32 = 31 MB per temporary
+STORE_BUDGET = 1 << 23  # k * N float64 values kept per array to rescore a Gaussian decoder (64 MB);
+#                         past it the samples are drawn again from the same generator state
+MIN_SCALE2 = 1e-12  # floor of the calibrated s^2 (a decoder reproducing x exactly has no finite bound)
+LOG_2PI = math.log(2 * math.pi)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
 class Bounds:
-    """Means over the data, nats per point: elbo = -(recon_nll + kl) and iwae >= elbo."""
+    """Means over the data, nats per point: elbo = -(recon_nll + kl) and iwae >= elbo.
+
+    `*_se`: standard errors over points (NaN for one point). For a Gaussian decoder,
+    `gaussian_scale` is the s the figures used and `gaussian_scale_source` says where it came from.
+    """
 
     elbo: float
     recon_nll: float
     kl: float
     iwae: float
     k: int
+    elbo_se: float = float("nan")
+    recon_nll_se: float = float("nan")
+    kl_se: float = float("nan")
+    iwae_se: float = float("nan")
+    gaussian_scale: float | None = None
+    gaussian_scale_source: str | None = None
 
 
 def _check_k(k: int) -> int:
     if int(k) < 1:
         raise ValueError(f"iwae_k must be >= 1, got {k!r}")
     return int(k)
+
+
+def gaussian_log_px(sse: torch.Tensor, n_pixels: int, log_scale: float) -> torch.Tensor:
+    """log N(x; f(z), s^2 I) from the summed squared error: -0.5 * (sse / s^2 + P log(2 pi s^2))."""
+    return -0.5 * sse * math.exp(-2.0 * log_scale) - n_pixels * (log_scale + 0.5 * LOG_2PI)
+
+
+def calibrated_scale(sse_sum: float, n_values: int) -> float:
+    """Rybkin et al. 2021: s = sqrt(mean squared error), the mean over n_values = points x pixels x
+    posterior samples; floored at sqrt(MIN_SCALE2)."""
+    if n_values < 1:
+        raise ValueError(f"n_values must be >= 1, got {n_values}")
+    return math.sqrt(max(float(sse_sum) / n_values, MIN_SCALE2))
+
+
+def calibrated_recon_nll(scale: float, n_pixels: int) -> float:
+    """The mean recon term -E log p(x|z) per image at the calibrated scale: 0.5 P (1 + log(2 pi s^2))."""
+    return 0.5 * n_pixels * (1.0 + math.log(2 * math.pi * scale ** 2))
+
+
+def decoder_scale(model: Any) -> tuple[float | None, str | None, bool]:
+    """(s, source, known) of a model's decoder: (None, None, True) for a Bernoulli decoder.
+
+    source: "trained" (a run with a learned scale), "declared" (a run's fixed scale, a TorchScript
+    `scale`) or "calibrated" (the model declares none: `declared_scale` is None; s is then None
+    here and set from the data). known is False when the model does not say whether it declared
+    a scale (no `declared_scale` attribute): its `log_scale` is then taken as declared.
+    """
+    if str(getattr(model, "likelihood", "bernoulli")) != "gaussian":
+        return None, None, True
+    if isinstance(model, VAE):
+        return float(model.log_scale.detach().exp()), ("trained" if model.cfg.learn_scale else "declared"), True
+    declared = getattr(model, "declared_scale", _MISSING)
+    if declared is None:
+        return None, "calibrated", True
+    if declared is _MISSING:
+        log_s = getattr(model, "log_scale", None)
+        return (1.0 if log_s is None else float(torch.as_tensor(log_s).detach().double().exp())), "declared", False
+    return float(declared), "declared", True
+
+
+def _own_log_scale(model: Any) -> float:
+    """log s of the model's own Gaussian scale, from a declared float where there is one (exact),
+    else its log_scale tensor; 0 (s = 1) when it has neither."""
+    declared = getattr(model, "declared_scale", None)
+    if declared is not None:
+        return math.log(float(declared))
+    log_s = getattr(model, "log_scale", None)
+    return 0.0 if log_s is None else float(torch.as_tensor(log_s).detach().double())
+
+
+def _gaussian_sse(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """sum over pixels of (x_b - f(z_sb))^2 for x (B, C, H, W), z (S, B, D) -> (S, B), float64."""
+    s, b, d = z.shape
+    mean = model.decode(z.reshape(s * b, d)).reshape(s, b, -1)  # (S, B, P)
+    if mean.shape[-1] != x[0].numel():
+        raise ValueError(f"decode(z) gave {mean.shape[-1]} values per image, the data has {x[0].numel()}")
+    return (x.reshape(1, b, -1).double() - mean.double()).pow(2).sum(-1)
 
 
 def _log_px_given_z(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -61,6 +148,16 @@ def _log_px_given_z(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tenso
 def _log_weights(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                  generator: torch.Generator | None = None, max_rows: int = MAX_ROWS) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): x (B, C, H, W) -> (k, B)."""
+    log_px_z, log_ratio, _ = _log_weight_parts(model, x, mu, logvar, k, generator=generator, max_rows=max_rows)
+    return log_px_z + log_ratio
+
+
+@torch.inference_mode()
+def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
+                      generator: torch.Generator | None = None, max_rows: int = MAX_ROWS,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(log p(x|z_i) at the model's own scale, log p(z_i) - log q(z_i|x), SSE or None), each (k, B)
+    float64; SSE (the squared error summed over pixels) for a Gaussian decoder only."""
     check_posterior(mu, logvar)
     b, d = mu.shape
     k = _check_k(k)
@@ -69,16 +166,25 @@ def _log_weights(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Te
     kc = max(1, min(k, max_rows // b))  # samples per decode call
     # all noise drawn at once (k*B*D floats, small) so the result does not depend on max_rows
     eps_all = torch.randn(k, b, d, generator=generator, device=mu.device, dtype=mu.dtype)
-    out = torch.empty(k, b, dtype=torch.float64, device=mu.device)
+    gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
+    own_log_s = _own_log_scale(model) if gaussian else 0.0
+    n_pixels = x[0].numel()
+    log_px = torch.empty(k, b, dtype=torch.float64, device=mu.device)
+    ratio = torch.empty(k, b, dtype=torch.float64, device=mu.device)
+    sse = torch.empty(k, b, dtype=torch.float64, device=mu.device) if gaussian else None
     for s in range(0, k, kc):
         n = min(kc, k - s)
         eps = eps_all[s:s + n]  # (n, B, D)
         z = mu + std * eps  # (n, B, D)
-        log_px_z = _log_px_given_z(model, x, z).double()  # (n, B)
+        if sse is not None:
+            sse[s:s + n] = _gaussian_sse(model, x, z)
+            log_px[s:s + n] = gaussian_log_px(sse[s:s + n], n_pixels, own_log_s)
+        else:
+            log_px[s:s + n] = _log_px_given_z(model, x, z).double()  # (n, B)
         log_pz = -0.5 * (z.double() ** 2).sum(-1) - 0.5 * d * log_2pi  # (n, B)
         log_qz = -0.5 * (eps.double() ** 2).sum(-1) - 0.5 * logvar.double().sum(-1) - 0.5 * d * log_2pi
-        out[s:s + n] = log_px_z + log_pz - log_qz
-    return out
+        ratio[s:s + n] = log_pz - log_qz
+    return log_px, ratio, sse
 
 
 def _bounds_core(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
@@ -94,26 +200,127 @@ def _bounds_core(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Te
 
 
 def _summarise(iwae: torch.Tensor, elbo: torch.Tensor, kl: torch.Tensor, k: int) -> Bounds:
-    """Means over points, arranged so elbo = -(recon_nll + kl) holds exactly in floats."""
+    """Means over points, arranged so elbo = -(recon_nll + kl) holds exactly in floats, with SEs."""
     kl_m = float(kl.mean())
     recon = -float(elbo.mean()) - kl_m
     elbo_m = -(recon + kl_m)
-    return Bounds(elbo=elbo_m, recon_nll=recon, kl=kl_m, iwae=max(float(iwae.mean()), elbo_m), k=k)
+    return Bounds(elbo=elbo_m, recon_nll=recon, kl=kl_m, iwae=max(float(iwae.mean()), elbo_m), k=k,
+                  elbo_se=std_error(elbo), recon_nll_se=std_error(-elbo - kl), kl_se=std_error(kl),
+                  iwae_se=std_error(iwae))
+
+
+@dataclass(frozen=True)
+class PointBounds:
+    """Per-point values (N,), float64, for every evaluation point.
+
+    iwae/elbo/kl at the model's own decoder (for a Gaussian, at its own log_scale); for a Gaussian
+    decoder also iwae_cal/elbo_cal at the calibrated scale `calibrated_scale`.
+    """
+
+    iwae: torch.Tensor
+    elbo: torch.Tensor
+    kl: torch.Tensor
+    k: int
+    n_pixels: int
+    own_scale: float | None = None  # exp(log_scale) of a Gaussian decoder
+    calibrated_scale: float | None = None
+    iwae_cal: torch.Tensor | None = None
+    elbo_cal: torch.Tensor | None = None
+    redrawn: bool = False  # the calibrated IWAE drew the samples a second time (over STORE_BUDGET)
+
+    def summary(self, calibrated: bool = False) -> Bounds:
+        """Bounds at the model's own scale, or at the calibrated one (Gaussian decoders)."""
+        if not calibrated:
+            return _summarise(self.iwae, self.elbo, self.kl, self.k)
+        if self.elbo_cal is None:
+            raise ValueError("calibrated bounds exist for Gaussian decoders only")
+        return _summarise(self.iwae_cal, self.elbo_cal, self.kl, self.k)
+
+
+@torch.inference_mode()
+def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
+                  batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int = MAX_ROWS,
+                  store_budget: int = STORE_BUDGET, on_batch: Callable[[float], None] | None = None,
+                  ) -> PointBounds:
+    """Per-point bounds of every point of x (N, C, H, W) with its posterior (mu, logvar) (N, D).
+
+    Points go in batches of `batch_size`; each draws its k samples from `generator` in turn, so the
+    result depends only on the generator's state and batch_size. For a Gaussian decoder, the
+    calibrated scale needs every point's squared errors first: the (k, N) squared errors and
+    log-prior ratios are kept when k * N <= store_budget, else the same samples are drawn again
+    from a copy of the generator's starting state. on_batch(fraction done) is called per batch.
+    """
+    k = _check_k(k)
+    batch_size = check_batch_size(batch_size)
+    n = x.shape[0]
+    n_pixels = int(x[0].numel())
+    gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
+    if gaussian and generator is None:  # a second pass must see the same samples
+        generator = torch.Generator(device=mu.device).manual_seed(int(torch.randint(2 ** 62, ()).item()))
+    start = generator.get_state() if gaussian else None
+    keep = gaussian and k * n <= store_budget
+    iwae, elbo, kl, sse_mean, ratio_mean, sse_all, ratio_all = [], [], [], [], [], [], []
+    sse_sum = 0.0
+    for s in range(0, n, batch_size):
+        if on_batch is not None:
+            on_batch(s / n)
+        xb, mb, lb = x[s:s + batch_size], mu[s:s + batch_size], logvar[s:s + batch_size]
+        log_px, ratio, sse = _log_weight_parts(model, xb, mb, lb, k, generator=generator, max_rows=max_rows)
+        log_w = log_px + ratio  # (k, B)
+        e = log_w.mean(0)
+        iwae.append(torch.maximum(torch.logsumexp(log_w, 0) - math.log(k), e).cpu())  # max: float rounding only
+        elbo.append(e.cpu())
+        kl.append(kl_per_dim(mb.double(), lb.double()).sum(1).cpu())
+        if sse is not None:
+            sse_sum += float(sse.sum())
+            sse_mean.append(sse.mean(0).cpu())
+            ratio_mean.append(ratio.mean(0).cpu())
+            if keep:
+                sse_all.append(sse.cpu())
+                ratio_all.append(ratio.cpu())
+    out = dict(iwae=torch.cat(iwae), elbo=torch.cat(elbo), kl=torch.cat(kl), k=k, n_pixels=n_pixels)
+    if not gaussian:
+        return PointBounds(**out)
+    scale = calibrated_scale(sse_sum, k * n * n_pixels)
+    log_s = math.log(scale)
+    # elbo is linear in SSE: the per-point means suffice
+    elbo_cal = gaussian_log_px(torch.cat(sse_mean), n_pixels, log_s) + torch.cat(ratio_mean)
+    if keep:
+        log_w = gaussian_log_px(torch.cat(sse_all, 1), n_pixels, log_s) + torch.cat(ratio_all, 1)  # (k, N)
+        iwae_cal = torch.logsumexp(log_w, 0) - math.log(k)
+    else:
+        again = torch.Generator(device=mu.device)
+        again.set_state(start)
+        parts = []
+        for s in range(0, n, batch_size):
+            _, ratio, sse = _log_weight_parts(model, x[s:s + batch_size], mu[s:s + batch_size],
+                                              logvar[s:s + batch_size], k, generator=again, max_rows=max_rows)
+            parts.append((torch.logsumexp(gaussian_log_px(sse, n_pixels, log_s) + ratio, 0) - math.log(k)).cpu())
+        iwae_cal = torch.cat(parts)
+    return PointBounds(**out, own_scale=math.exp(_own_log_scale(model)), calibrated_scale=scale,
+                       iwae_cal=torch.maximum(iwae_cal, elbo_cal), elbo_cal=elbo_cal, redrawn=not keep)
 
 
 def log_likelihood_bounds(model: Any, data: Dataset, *, k: int = 100, batch_size: int = 500,
                           seed: int = 0) -> Bounds:
-    """ELBO, its two terms and IWAE L_k of `model` on all of `data`."""
+    """ELBO, its two terms and IWAE L_k of `model` on all of `data`, with standard errors.
+
+    A Gaussian decoder is scored at its declared or trained scale, or, when it declares none,
+    at the calibrated scale (see the module docstring); the Bounds say which.
+    """
     k = _check_k(k)
     batch_size = check_batch_size(batch_size)
     dev = model_device(model)
     x = data.x.to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    parts = []
     with torch.inference_mode():
-        for s in range(0, x.shape[0], batch_size):
-            xb = x[s:s + batch_size]
-            mu, logvar = encode_all(model, xb, batch_size)
-            parts.append(_bounds_core(model, xb, mu, logvar, k, generator=gen))
-    iwae, elbo, kl = (torch.cat(p) for p in zip(*parts))
-    return _summarise(iwae, elbo, kl, k)
+        mu, logvar = encode_all(model, x, batch_size)
+        pts = _point_bounds(model, x, mu, logvar, k, batch_size=batch_size, generator=gen)
+    scale, source, _ = decoder_scale(model)
+    if source is None:
+        return pts.summary()
+    if source == "calibrated":
+        b, scale = pts.summary(calibrated=True), pts.calibrated_scale
+    else:
+        b = pts.summary()
+    return replace(b, gaussian_scale=scale, gaussian_scale_source=source)

@@ -10,6 +10,20 @@ smaller; a remainder of fewer than B points is left out so every batch has the s
 the batch estimates are averaged. Because the first term is analytic and the second sampled, one
 draw can overshoot log B by noise of order sqrt(D / 2B); the reported value is clipped to log B
 (the unclipped mean is kept as `unclipped`).
+
+Numerics (SCIENCE.md): log N(z_i; mu_k, sigma_k^2) = -0.5 sum_j ((z_ij - mu_kj)^2 / sigma_kj^2 +
+log sigma_kj^2 + log 2 pi) is computed directly, in float64, over chunks of k so memory stays
+bounded (at most CHUNK_ELEMENTS float64 per temporary). The expanded form (z^2 - 2 z mu + mu^2) /
+sigma^2 cancels catastrophically when sigma is tiny (trained conv encoders reach logvar -50 and
+below). Where the sample is given as its noise eps (z_i = mu_i + sigma_i eps_i), the difference is
+formed as (mu_i - mu_k) + sigma_i eps_i, so the diagonal term is exactly eps_i^2 even when sigma_i
+is far below the float resolution of mu_i (z in float32 would equal mu there).
+
+Standard error: the estimate is the mean over the N' = n_batches * B points used of the per-point
+terms t_i = E_q[log q(z|x_i)] (closed form at x_i) - log q(z_i) (z_i's log aggregate density within
+its batch), so `se` = sd(t_i) / sqrt(N'). The t_i are not independent (each log q(z_i) uses its
+whole batch), so this measures the spread from point to point and from z_i's draw, not the bias
+of a finite B (which the log B ceiling bounds).
 """
 from __future__ import annotations
 
@@ -17,10 +31,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..data import Dataset
-from ._common import as_tensor, check_batch_size, check_posterior, encode_all, model_device
+from ._common import check_batch_size, check_posterior, encode_all, model_device, std_error
+
+CHUNK_ELEMENTS = 1 << 22  # float64 elements of one (B, chunk, D) temporary: 32 MB
 
 
 @dataclass(frozen=True)
@@ -31,44 +48,86 @@ class MutualInfo:
     log_b: float  # log of the batch size: the estimator's ceiling
     batch_size: int
     n_batches: int
-    unclipped: float  # mean of the per-batch He et al. estimates
+    unclipped: float  # mean of the per-batch He et al. estimates (= mean of the per-point terms)
+    se: float = float("nan")  # sd(per-point terms) / sqrt(n_batches * batch_size); NaN for one point
+
+
+def _as_f64(a: Any, name: str) -> torch.Tensor:
+    """A float64 (N, D) tensor, keeping float64 input exact (never through float32)."""
+    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have 2 dimensions, got shape {tuple(t.shape)}")
+    return t.detach().to(torch.float64)
+
+
+def _log_q_matrix(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+                  eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """(B, B) float64: entry [i, k] = log N(z_i; mu_k, diag sigma_k^2), computed directly.
+
+    z_i is given either as z (B, D) or as its noise eps (B, D) with z_i = mu_i + sigma_i eps_i.
+    """
+    b, d = mu.shape
+    log_2pi = math.log(2 * math.pi)
+    inv_sd = torch.exp(-0.5 * logvar)  # (B, D) 1 / sigma_k
+    const = logvar.sum(-1) + d * log_2pi  # (B,) sum_j log sigma_kj^2 + D log 2 pi
+    kc = max(1, min(b, chunk_elements // max(1, b * d)))
+    noise = None if eps is None else torch.exp(0.5 * logvar) * eps  # (B, D) sigma_i eps_i = z_i - mu_i
+    base = mu if eps is not None else z
+    out = torch.empty(b, b, dtype=torch.float64, device=mu.device)
+    for s in range(0, b, kc):
+        diff = base[:, None, :] - mu[None, s:s + kc]  # (B, kc, D): z_i - mu_k, or mu_i - mu_k
+        if noise is not None:
+            diff += noise[:, None, :]  # (mu_i - mu_k) + sigma_i eps_i: exact 0 + sigma_i eps_i at k = i
+        diff *= inv_sd[None, s:s + kc]  # (z_ij - mu_kj) / sigma_kj, in place: one temporary per chunk
+        out[:, s:s + kc] = -0.5 * (diff.square_().sum(-1) + const[s:s + kc][None])
+    return out
+
+
+def _mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+              eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """Per-point terms t_i (B,) of one batch, float64; their mean is He et al.'s `calc_mi`."""
+    b, d = mu.shape
+    neg_entropy = -0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)  # (B,) E_q log q(z|x_i)
+    log_qz = torch.logsumexp(_log_q_matrix(mu, logvar, z=z, eps=eps, chunk_elements=chunk_elements),
+                             dim=1) - math.log(b)  # (B,)
+    return neg_entropy - log_qz
 
 
 def _calc_mi(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> float:
     """He et al. 2019 `calc_mi` on one batch: mu, logvar, z (B, D), z_i ~ q(z|x_i) -> nats."""
-    b, d = mu.shape
-    mu, logvar, z = mu.double(), logvar.double(), z.double()
-    # E_q[log q(z|x)] = -D/2 log(2 pi) - 0.5 sum_j (1 + logvar_j), mean over x
-    neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)).mean()
-    # sum_j (z_ij - mu_kj)^2 / var_kj, expanded into matmuls instead of a (B, B, D) tensor; float64
-    # keeps the cancellation harmless (absolute error ~1e-16 * max(z^2, mu^2) / min(var))
-    prec = (-logvar).exp()  # (B, D) 1 / sigma^2
-    quad = (z ** 2) @ prec.T - 2 * z @ (mu * prec).T + (mu ** 2 * prec).sum(-1)[None]  # (B, B)
-    log_density = -0.5 * quad - 0.5 * (d * math.log(2 * math.pi) + logvar.sum(-1))[None]  # log N(z_i; mu_k)
-    log_qz = torch.logsumexp(log_density, dim=1) - math.log(b)  # (B,)
-    return float(neg_entropy - log_qz.mean())
+    return float(_mi_terms(mu.double(), logvar.double(), z=z.double()).mean())
 
 
-def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = None,
-                      generator: torch.Generator | None = None) -> MutualInfo:
-    """I(x; z) from posterior parameters (N, D), averaged over batches of B = min(batch_size, N)."""
+def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = None, eps: Any = None,
+                      generator: torch.Generator | None = None,
+                      chunk_elements: int = CHUNK_ELEMENTS) -> MutualInfo:
+    """I(x; z) from posterior parameters (N, D), averaged over batches of B = min(batch_size, N).
+
+    The sample per point is z (N, D), or its noise eps (N, D) (z = mu + sigma * eps, the exact form
+    for sharp posteriors), or drawn here from `generator`. Everything is float64.
+    """
     check_posterior(mu, logvar)
-    mu, logvar = as_tensor(mu, "mu", 2), as_tensor(logvar, "logvar", 2)
-    if z is None:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + eps * (0.5 * logvar).exp()  # one z per point
-    z = as_tensor(z, "z", 2)
-    if z.shape != mu.shape:
-        raise ValueError(f"z must have the shape of mu {tuple(mu.shape)}, got {tuple(z.shape)}")
+    mu, logvar = _as_f64(mu, "mu"), _as_f64(logvar, "logvar")
+    if not (bool(torch.isfinite(mu).all()) and bool(torch.isfinite(logvar).all())):
+        raise ValueError("mu and logvar must be finite")
+    if z is not None and eps is not None:
+        raise ValueError("give z or eps, not both")
+    if z is None and eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=torch.float64)
+    sample = _as_f64(z if z is not None else eps, "z" if z is not None else "eps").to(mu.device)
+    if sample.shape != mu.shape:
+        raise ValueError(f"z must have the shape of mu {tuple(mu.shape)}, got {tuple(sample.shape)}")
     n = mu.shape[0]
     b = min(check_batch_size(batch_size), n)
     n_batches = n // b
-    vals = [_calc_mi(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], z[i * b:(i + 1) * b])
-            for i in range(n_batches)]
-    unclipped = sum(vals) / n_batches
+    terms = torch.cat([
+        _mi_terms(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], chunk_elements=chunk_elements,
+                  **{"z" if z is not None else "eps": sample[i * b:(i + 1) * b]})
+        for i in range(n_batches)]).cpu().numpy()  # (n_batches * B,)
+    unclipped = float(terms.mean())  # = the mean of the per-batch estimates (equal batch sizes)
     log_b = math.log(b)
     return MutualInfo(mi=min(unclipped, log_b), log_b=log_b, batch_size=b, n_batches=n_batches,
-                      unclipped=unclipped)
+                      unclipped=unclipped, se=std_error(terms))
 
 
 @torch.inference_mode()
