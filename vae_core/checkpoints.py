@@ -3,8 +3,8 @@
 A run directory (DESIGN.md contract) holds `config.json` (format version, model and training
 config, dataset id, seed, timestamps), `model.safetensors` (weights) and `history.csv` (one row
 per epoch). It is written into a temporary sibling directory and renamed into place, so a crash
-never leaves a half-written run. Weights load through safetensors, a user's model through
-`torch.jit.load`; a pickle is never unpickled.
+never leaves a half-written run. Weights load through safetensors, a user's TorchScript model
+in a child worker process (`vae_core.sandbox`); a pickle is never unpickled.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -36,7 +36,10 @@ from safetensors.torch import save_file
 from . import limits
 from .config import ModelConfig, TrainConfig
 from .limits import LimitError
-from .models import VAE, ScriptedVAE, meta_state
+from .models import VAE, meta_state
+
+if TYPE_CHECKING:
+    from .sandbox import RemoteModel
 
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
@@ -403,8 +406,15 @@ def _is_torchscript(path: Path) -> bool:
     return any("/code/" in n or n.startswith("code/") for n in names) and any(n.endswith("constants.pkl") for n in names)
 
 
-def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> ScriptedVAE:
-    """A user's TorchScript model (DESIGN.md contract) behind the VAE interface (eval mode)."""
+def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "RemoteModel":
+    """A user's TorchScript model (DESIGN.md contract) behind the VAE interface, run in a child worker.
+
+    The file is loaded by `torch.jit.load` in the worker only (DESIGN.md, "Trust boundary"), after
+    its filesystem is closed; every method is checked against the operation allow-list before
+    any runs. With `input_shape` the model is also probed on zeros of that shape.
+    """
+    from .sandbox import RemoteModel
+
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"model file not found: {p}")
@@ -413,22 +423,10 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
             raise CheckpointError(f"{p} is a pickle checkpoint (torch.save), which is never unpickled "
                                   f"because it can run arbitrary code. {PICKLE_HELP}")
         raise CheckpointError(f"{p} is not a TorchScript file (torch.jit.save) nor a run directory. {PICKLE_HELP}")
-    try:
-        module = torch.jit.load(str(p), map_location="cpu")
-    except Exception as e:  # torch raises RuntimeError and others for a broken archive
-        raise CheckpointError(f"{p} could not be loaded as TorchScript: {str(e).splitlines()[0]}") from None
-    for method in ("encode", "decode"):
-        if not hasattr(module, method):
-            raise CheckpointError(f"{p}: the TorchScript module has no {method}() method; it needs "
-                                  "encode(x) -> (mu, logvar) and decode(z) -> mean")
-    module.eval()
-    try:
-        return ScriptedVAE(module, input_shape).eval()
-    except ValueError as e:
-        raise CheckpointError(f"{p}: {e}") from None
+    return RemoteModel(p, input_shape).eval()
 
 
-def load_model(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> VAE | ScriptedVAE:
+def load_model(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "VAE | RemoteModel":
     """A run directory or a TorchScript file -> a model with encode/decode/nll, in eval mode."""
     p = Path(path)
     if p.is_dir():

@@ -129,7 +129,11 @@ def count_params(cfg: ModelConfig) -> int:
 
 
 class ScriptedVAE(nn.Module):
-    """A user's TorchScript module (DESIGN.md contract) behind the same interface as `VAE`.
+    """A TorchScript module (DESIGN.md contract) behind the same interface as `VAE`, in this process.
+
+    For modules scripted in this process (tests, notebooks): the app and the CLI load a user's
+    file through `checkpoints.load_torchscript`, which runs it in a child worker
+    (`vae_core.sandbox.RemoteModel`, same interface) and never in the server.
 
     The module needs `encode(x) -> (mu, logvar)` and `decode(z) -> mean`; optional attributes
     `likelihood` ("bernoulli" default, or "gaussian") and `scale` (the Gaussian std, default 1.0;

@@ -1,0 +1,384 @@
+"""`RemoteModel`: a user's TorchScript model run in a child worker process, behind the VAE interface.
+
+The parent side of the protocol described in `child.py`. The parent never unpickles anything
+from the worker: control messages are JSON lines of bounded length, tensors are float32 and
+cross through a file in the worker's scratch directory on /dev/shm, read and written here with
+pread/pwrite into buffers the parent allocated after checking every shape the worker reports
+(no mmap: a worker truncating the file would otherwise crash the server with SIGBUS).
+A call past the time limit, an allocation past the memory limit or a crash kills the worker
+and raises one `CheckpointError` sentence; the next call starts a fresh worker.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..checkpoints import CheckpointError
+from ..limits import ENV, limits
+from ..models import VAE
+
+STARTUP_S = 120.0  # a fresh worker imports torch (trusted code) before its first answer; slow on a loaded machine
+LOAD_S = 30.0  # at least this long for torch.jit.load and the checks (no code of the model runs then)
+MAX_LINE = 1 << 16  # bytes of one JSON line from the worker
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core/
+
+
+class _Stopped(Exception):
+    """The worker was stopped (timeout, memory, crash, protocol); the message is for the user."""
+
+
+def _shm_dir() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
+
+def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str) -> None:
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _shape(v, max_dims: int = 8) -> tuple[int, ...]:
+    if not (isinstance(v, list) and len(v) <= max_dims
+            and all(type(s) is int and 0 <= s < 2**40 for s in v)):
+        raise _Stopped("its worker answered with a malformed shape")
+    return tuple(v)
+
+
+class _Worker:
+    """One child process with its pipes and scratch directory (parent side); not thread-safe."""
+
+    def __init__(self, path: Path, name: str):
+        lim = limits()
+        self.memory_mb, self.timeout_s = lim.worker_memory_mb, float(lim.worker_timeout_s)
+        self.max_latent = lim.max_latent
+        self.scratch = tempfile.mkdtemp(prefix="vae-worker-", dir=_shm_dir())
+        fds: list[int] = []  # the parent's ends, closed when the worker is stopped
+        child_fds: list[int] = []  # the child's ends, closed here once it has them
+        try:
+            self.io_fd = os.open(os.path.join(self.scratch, "io"),
+                                 os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fds.append(self.io_fd)
+            cmd_r, self.cmd_w = os.pipe()
+            child_fds.append(cmd_r)
+            fds.append(self.cmd_w)
+            self.rep_r, rep_w = os.pipe()
+            child_fds.append(rep_w)
+            fds.append(self.rep_r)
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(torch.get_num_threads()),
+                       PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
+            # stdout/stderr to /dev/null: a model's prim::Print cannot reach the protocol (its own pipes)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vae_core.sandbox.child", str(cmd_r), str(rep_w), str(self.io_fd), self.scratch],
+                pass_fds=(cmd_r, rep_w, self.io_fd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, cwd=self.scratch, env=env, start_new_session=True)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        self._finalizer = weakref.finalize(self, _cleanup, self.proc, fds, self.scratch)
+        self._buf = b""
+        self._poll = select.poll()
+        self._poll.register(self.rep_r, select.POLLIN)
+        self._io_size = 0
+        self.load_request = {"op": "load", "path": str(Path(path).resolve()), "name": name,
+                             "memory_mb": self.memory_mb, "max_file_mb": lim.max_file_mb,
+                             "threads": torch.get_num_threads()}
+
+    def start(self, what: str) -> dict:
+        """Send the load request; the worker's answer (likelihood, scale, protection) or _Stopped."""
+        self._send(self.load_request)
+        self._recv(STARTUP_S, what)  # {"hello": pid} once torch is imported
+        return self._recv(max(self.timeout_s, LOAD_S), what)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self._finalizer()
+
+    def _send(self, obj: dict) -> None:
+        self._send_line((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+
+    def _send_line(self, data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(self.cmd_w, data):]
+        except BrokenPipeError:
+            raise _Stopped(self._death_sentence("")) from None
+
+    def _death_sentence(self, what: str) -> str:
+        try:
+            rc = self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            rc = None
+        during = f" during {what}" if what else ""
+        if rc is None or rc >= 0:
+            return f"the model's worker process exited (code {rc}){during}"
+        try:
+            sig = signal.Signals(-rc).name
+        except ValueError:
+            sig = f"signal {-rc}"
+        return (f"the model's worker process was killed by {sig}{during}; if the model needs more memory than "
+                f"{self.memory_mb} MB, set {ENV['worker_memory_mb']} to raise the limit")
+
+    def _recv(self, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._poll.poll(max(1, math.ceil(left * 1000))):
+                if time.monotonic() < deadline:
+                    continue
+                raise _Stopped(f"the model did not answer within {timeout:g} s ({what}); its worker process was "
+                               f"stopped. Set {ENV['worker_timeout_s']} to allow longer calls")
+            chunk = os.read(self.rep_r, 1 << 16)
+            if not chunk:
+                raise _Stopped(self._death_sentence(what))
+            self._buf += chunk
+            if len(self._buf) > MAX_LINE and b"\n" not in self._buf[:MAX_LINE]:
+                raise _Stopped("its worker sent a message over the size limit")
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            msg = json.loads(line)
+        except (ValueError, RecursionError):
+            raise _Stopped("its worker sent a malformed message") from None
+        if not isinstance(msg, dict):
+            raise _Stopped("its worker sent a malformed message")
+        return msg
+
+    def call(self, op: str, x: torch.Tensor) -> list[tuple[int, ...]]:
+        """Run op on x in the worker: the output shapes it reports (unchecked), or raise."""
+        a = x.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+        if a.size:
+            view = memoryview(a).cast("B")
+            off = 0
+            while view:
+                n = os.pwrite(self.io_fd, view, off)
+                view, off = view[n:], off + n
+        self._send_line(f'{{"op":"{op}","in":[[{",".join(map(str, a.shape))}]]}}\n'.encode())  # one small JSON line
+        msg = self._recv(self.timeout_s, op)
+        if msg.get("ok") == 1:
+            out = msg.get("out")
+            if not isinstance(out, list) or len(out) > 4:
+                raise _Stopped("its worker answered with a malformed shape")
+            return [_shape(s) for s in out]
+        text = str(msg.get("msg", ""))[:600].replace("\n", " ")
+        if msg.get("kind") == "memory":
+            raise _Stopped(f"the model used more than {self.memory_mb} MB of memory ({op}: {text}); its worker "
+                           f"process was stopped. Set {ENV['worker_memory_mb']} to raise the limit")
+        raise CheckpointError(f"{op} failed inside the model: {text}")
+
+    def read(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """The outputs of the last call, after the caller checked their shapes."""
+        total = sum(math.prod(s) for s in shapes) * 4
+        if total > self.memory_mb * 2**20:
+            raise _Stopped(f"the model answered with {total / 2**20:,.0f} MB of output, more than its "
+                           f"{self.memory_mb} MB memory limit")
+        out, off = [], 0
+        for s in shapes:
+            t = torch.empty(s, dtype=torch.float32)
+            n = t.numel() * 4
+            if n and os.preadv(self.io_fd, [t.numpy()], off) != n:
+                raise _Stopped("its worker's output was shorter than the shape it reported")
+            out.append(t)
+            off += n
+        self._io_size = max(self._io_size, off)
+        if self._io_size > 256 * 2**20:  # give a large batch's RAM on /dev/shm back
+            os.ftruncate(self.io_fd, 0)
+            self._io_size = 0
+        return out
+
+
+class RemoteModel(nn.Module):
+    """A user's TorchScript model (DESIGN.md contract) in a child worker, with the `VAE` interface.
+
+    `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
+    `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and
+    `protection` (which filesystem protection the worker got). No parameters. Calls are
+    serialised by a lock (one proxy is shared by every session); each waits at most
+    `limits().worker_timeout_s` for the worker, which is killed and restarted past it.
+    """
+
+    def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.name = self.path.name
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self._input_shape: tuple[int, int, int] | None = None
+        self._latent_dim: int | None = None
+        with self._lock:
+            info = self._start()
+        lik, scale, latent = info.get("likelihood"), info.get("scale"), info.get("latent_dim")
+        if lik not in ("bernoulli", "gaussian"):
+            raise CheckpointError(f"{self.name}: TorchScript attribute likelihood must be 'bernoulli' or 'gaussian'")
+        if not (type(scale) in (int, float) and math.isfinite(scale) and scale > 0):
+            raise CheckpointError(f"{self.name}: TorchScript attribute scale must be a finite number > 0")
+        if latent is not None and not (type(latent) is int and latent >= 1):
+            raise CheckpointError(f"{self.name}: the model's latent_dim is {str(latent)[:20]}; it must be >= 1")
+        self._likelihood = lik
+        self.protection = str(info.get("protection", "none"))[:200]
+        self.register_buffer("log_scale", torch.tensor(math.log(scale)))
+        if input_shape is not None:
+            self.set_input_shape(input_shape)
+
+    def _start(self) -> dict:
+        w = _Worker(self.path, self.name)
+        try:
+            msg = w.start("loading the model")
+        except _Stopped as e:
+            w.kill()
+            raise CheckpointError(f"{self.name}: {e}") from None
+        if msg.get("ok") != 1:
+            w.kill()
+            text = str(msg.get("msg", "refused"))[:600]
+            if msg.get("kind") == "memory":
+                text = (f"the model used more than {w.memory_mb} MB of memory while loading; "
+                        f"set {ENV['worker_memory_mb']} to raise the limit")
+            raise CheckpointError(text if text.startswith(self.name) else f"{self.name}: {text}")
+        self._worker = w
+        return msg
+
+    def close(self) -> None:
+        """Stop the worker now (it is also stopped when the proxy is garbage-collected or at exit)."""
+        with self._lock:
+            if self._worker is not None:
+                self._worker.kill()
+                self._worker = None
+
+    def _call(self, op: str, x: torch.Tensor, check) -> list[torch.Tensor]:
+        with self._lock:
+            if self._worker is None or not self._worker.alive():
+                self._start()
+            w = self._worker
+            try:
+                shapes = w.call(op, x)
+                check(shapes)
+                return w.read(shapes)
+            except _Stopped as e:
+                w.kill()
+                self._worker = None
+                raise CheckpointError(f"{self.name}: {e}") from None
+            except CheckpointError as e:
+                raise CheckpointError(f"{self.name}: {e}") from None
+
+    # --- the VAE interface ---------------------------------------------------------------------
+
+    @property
+    def likelihood(self) -> str:
+        return self._likelihood
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        return self._input_shape
+
+    @property
+    def latent_dim(self) -> int:
+        if self._latent_dim is None:
+            if self._input_shape is None:
+                raise ValueError("latent_dim of a TorchScript model is unknown until an input shape is set")
+            self.set_input_shape(self._input_shape)
+        return self._latent_dim
+
+    def set_input_shape(self, shape: tuple[int, int, int]) -> None:
+        """Set the data's (C, H, W) and probe the model on it: latent size, output shape and range."""
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise CheckpointError(f"{self.name}: the input shape must be (C, H, W), got {shape}")
+        self._input_shape, self._latent_dim = shape, None
+        mu, logvar = self.encode(torch.zeros(2, *shape))
+        self._latent_dim = int(mu.shape[1])
+        mean = self.decode(mu)
+        if not all(bool(torch.isfinite(t).all()) for t in (mu, logvar, mean)):
+            raise CheckpointError(f"{self.name}: the model gives NaN or Inf on an all-zero input")
+        lo, hi = float(mean.min()), float(mean.max())
+        if self._likelihood == "bernoulli" and not (0.0 <= lo and hi <= 1.0):
+            raise CheckpointError(f"{self.name}: decode(z) must give values in [0, 1] for a Bernoulli decoder; "
+                                  f"got [{lo:.4g}, {hi:.4g}]")
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, H, W) -> (mu, logvar), each (B, D), computed in the worker."""
+        b = int(x.shape[0]) if x.dim() else 0
+
+        def check(shapes):
+            if len(shapes) != 2 or len(shapes[0]) != 2 or shapes[0] != shapes[1] or shapes[0][0] != b:
+                got = " and ".join(str(s) for s in shapes)
+                raise CheckpointError(f"encode(x) must give mu, logvar of shape (B, D); got {got} for B={b}")
+            d = shapes[0][1]
+            if d < 1:
+                raise CheckpointError("encode(x) gives a latent size of 0; mu and logvar must be (B, D) with D >= 1")
+            limit = self._worker.max_latent
+            if d > limit:
+                raise CheckpointError(f"encode(x) gives {d} latent dimensions, over the limit of {limit}; "
+                                      f"set {ENV['max_latent']} to raise it")
+            if self._latent_dim is not None and d != self._latent_dim:
+                raise CheckpointError(f"encode(x) gave {d} latent dimensions, earlier {self._latent_dim}")
+
+        if self._input_shape is not None and tuple(x.shape[1:]) != self._input_shape:
+            want = ", ".join(map(str, self._input_shape))
+            raise CheckpointError(f"{self.name}: the model takes inputs of shape (B, {want}), got {tuple(x.shape)}")
+        mu, logvar = self._call("encode", x, check)
+        return mu, logvar
+
+    reparameterize = staticmethod(VAE.reparameterize)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, D) -> mean of p(x|z), (B, C, H, W), computed in the worker."""
+        if z.dim() != 2 or (self._latent_dim is not None and z.shape[1] != self._latent_dim):
+            want = f"(B, {self._latent_dim})" if self._latent_dim is not None else "(B, D)"
+            raise CheckpointError(f"{self.name}: decode takes z of shape {want}, got {tuple(z.shape)}")
+        b = int(z.shape[0])
+
+        def check(shapes):
+            if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][0] != b:
+                got = ", ".join(str(s) for s in shapes)
+                raise CheckpointError(f"decode(z) must give images of shape (B, C, H, W) with B={b}; got {got}")
+            if self._input_shape is not None and shapes[0][1:] != self._input_shape:
+                raise CheckpointError(f"decode(z) gave shape {shapes[0]}, the data is {(b, *self._input_shape)}")
+
+        return self._call("decode", z, check)[0]
+
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z), summed over pixels: x (B, C, H, W), z (B, D) -> (B,); the loss runs here."""
+        mean = self.decode(z)
+        if mean.shape != x.shape:
+            raise CheckpointError(f"{self.name}: decode(z) gave shape {tuple(mean.shape)}, "
+                                  f"the data is {tuple(x.shape)}")
+        x = x.to(mean.dtype)
+        if self._likelihood == "bernoulli":
+            return losses.bernoulli_nll_from_mean(x, mean)
+        return losses.gaussian_nll(x, mean, self.log_scale)
+
+    def forward(self, x: torch.Tensor):
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
