@@ -75,6 +75,7 @@ def _on_upload(kind: str) -> None:
     if kind == "model" and limits().public:
         st.session_state[_ERR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
         return
+    path = None
     try:
         path = _save_upload(upload, kind)
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
@@ -84,7 +85,12 @@ def _on_upload(kind: str) -> None:
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept
-        st.session_state[_ERR] = f"Upload refused, nothing changed: {upload.name}: {sentence(e)}"
+        why = sentence(e)
+        if path is not None:  # the user knows the file by its name, not by where the server keeps it
+            why = why.replace(str(path), upload.name)
+        if upload.name not in why:
+            why = f"{upload.name}: {why}"
+        st.session_state[_ERR] = f"Upload refused, nothing changed: {why}"
         return
     registry = st.session_state[state.UPLOADED_MODELS if kind == "model" else state.UPLOADED_DATA]
     registry[upload.name] = str(path)
@@ -112,6 +118,8 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source]:
                      help="A run under runs/ or a TorchScript file you uploaded")
         st.selectbox("Data", data_opts, key="pick_data", format_func=label, on_change=_on_pick,
                      help="A built-in dataset or a file you uploaded")
+        if ss.get(_ERR):  # under the pickers, where the eye is after a pick or an upload
+            st.error(ss[_ERR])
         with st.expander("Upload a model or data"):
             if limits().public:
                 st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
@@ -123,8 +131,6 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source]:
                                  "process with memory and time limits; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
                              on_change=_on_upload, args=("data",))
-        if ss.get(_ERR):
-            st.error(ss[_ERR])
     return cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
 
 

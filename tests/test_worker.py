@@ -262,6 +262,18 @@ def test_bad_attributes_refused(tmp_path):
         load_torchscript(_save(mod, tmp_path / "scale.ts"))
 
 
+def test_declared_scale_is_reported_or_none(tmp_path):
+    """A Gaussian file without `scale` reports none (diagnose calibrates it); a declared one is kept."""
+    mod = _Good()
+    mod.likelihood = "gaussian"
+    undeclared = load_torchscript(_save(mod, tmp_path / "mse.ts"), SHAPE)
+    assert undeclared.declared_scale is None and undeclared.likelihood == "gaussian"
+    mod.scale = 0.25
+    declared = load_torchscript(_save(mod, tmp_path / "s.ts"), SHAPE)
+    assert declared.declared_scale == 0.25
+    assert float(declared.log_scale.exp()) == pytest.approx(0.25)
+
+
 # --- errors and bad outputs at call time ----------------------------------------------------------
 
 class _Mismatch(_Good):

@@ -144,6 +144,7 @@ def _check_loaded(module, name: str) -> dict:
     if lik not in ("bernoulli", "gaussian"):
         raise ValueError(f"{name}: TorchScript attribute likelihood must be 'bernoulli' or 'gaussian', "
                          f"got {str(lik)[:40]!r}")
+    declared = hasattr(module, "scale")  # none declared: diagnostics calibrate it (SCIENCE.md, Rybkin et al.)
     scale = getattr(module, "scale", 1.0)
     if isinstance(scale, torch.Tensor) and scale.numel() == 1:
         scale = scale.item()
@@ -153,7 +154,7 @@ def _check_loaded(module, name: str) -> dict:
     if latent is not None and (not isinstance(latent, int) or latent < 1):
         raise ValueError(f"{name}: TorchScript attribute latent_dim must be a whole number >= 1, "
                          f"got {str(latent)[:40]}")
-    return {"likelihood": lik, "scale": float(scale), "latent_dim": latent}
+    return {"likelihood": lik, "scale": float(scale), "scale_declared": declared, "latent_dim": latent}
 
 
 def _read_inputs(fd: int, shapes: list) -> list[torch.Tensor]:

@@ -249,6 +249,8 @@ class RemoteModel(nn.Module):
         self._likelihood = lik
         self.protection = str(info.get("protection", "none"))[:200]
         self.register_buffer("log_scale", torch.tensor(math.log(scale)))
+        # None when the file declares no `scale` (most MSE-trained models): diagnose calibrates it
+        self.declared_scale: float | None = float(scale) if info.get("scale_declared") is True else None
         if input_shape is not None:
             self.set_input_shape(input_shape)
 
