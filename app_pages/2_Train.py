@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer import train_ui, widgets
 
-widgets.open_page("Train", need_model=False)
+widgets.open_page("Train", need_model=False, need_data=False)
 
 st.title("Train a VAE")
 st.caption("Training runs in its own process: the other pages (and other people) stay usable while it "

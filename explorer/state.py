@@ -16,8 +16,13 @@ DEFAULT_RUN = RUNS_DIR / "default"
 DEFAULT_DATA = "mnist"
 
 # What the sidebar picker selected (shared by all pages of one session)
+# Changed only by `selection.select` (the one place that changes the active pair)
 MODEL_SRC = "model_src"  # str: a run directory or a TorchScript file path
-DATA_SRC = "data_src"  # str: a dataset id or a data file path
+DATA_SRC = "data_src"  # str | None: a dataset id or a data file path; None while a model waits for data
+PAIR_NOTE = "pair_note"  # str | None: what select() switched to make a pair, shown in the sidebar
+PICK_ERROR = "picker_error"  # str | None: why the last pick or upload was refused (the pair was kept)
+PICK_MODEL = "pick_model"  # the sidebar's model selectbox (shows MODEL_SRC on every run of every page)
+PICK_DATA = "pick_data"  # the sidebar's data selectbox
 UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
 UPLOADED_DATA = "uploaded_data"  # dict label -> path
 SELECTED = "selected_point"  # int | None: index into the shown data
@@ -34,6 +39,8 @@ def init() -> None:
     defaults = {
         MODEL_SRC: str(DEFAULT_RUN),
         DATA_SRC: DEFAULT_DATA,
+        PAIR_NOTE: None,
+        PICK_ERROR: None,
         UPLOADED_MODELS: {},
         UPLOADED_DATA: {},
         SELECTED: None,

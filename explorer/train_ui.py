@@ -18,7 +18,7 @@ from vae_core.config import ARCHS, KL_SCHEDULES, LIKELIHOODS
 from vae_core.errors import sentence
 from vae_core.limits import limits
 
-from . import cache, figures, state, training
+from . import cache, figures, selection, state, training
 
 JOB = "train_job_id"  # this session's job id (str | None)
 _ERR = "train_form_error"
@@ -236,10 +236,7 @@ def _live(job_id: str) -> None:
 
 
 def _open_in_explore(run: str, data: str) -> None:
-    ss = st.session_state
-    ss[state.MODEL_SRC] = ss["pick_model"] = run
-    ss[state.DATA_SRC] = ss["pick_data"] = data
-    ss[state.SELECTED], ss[state.Z] = None, None
+    selection.select(run, data)
 
 
 def result_ui(job: training.TrainingJob) -> None:

@@ -14,11 +14,10 @@ from vae_core import checkpoints, data as vdata
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
-from . import cache, state
+from . import cache, selection, state
 
 MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
-_ERR = "picker_error"
 
 
 def label(src: str) -> str:
@@ -31,26 +30,12 @@ def label(src: str) -> str:
     return src
 
 
-def _try_select(model_src: str, data_src: str) -> bool:
-    """Select a model/data pair only if they fit; otherwise keep the old pair and say why."""
-    try:
-        cache.model_for(cache.source(model_src), cache.source(data_src))
-    except Exception as e:  # the app's edge: whatever a stranger's file raises becomes one sentence
-        st.session_state[_ERR] = (f"Kept {label(st.session_state[state.MODEL_SRC])} on "
-                                  f"{label(st.session_state[state.DATA_SRC])}: {label(model_src)} with "
-                                  f"{label(data_src)} does not work. {sentence(e)}")
-        return False
-    st.session_state[state.MODEL_SRC], st.session_state[state.DATA_SRC] = model_src, data_src
-    st.session_state[state.SELECTED] = None
-    st.session_state[state.Z] = None
-    st.session_state[_ERR] = None
-    return True
+def _on_pick_model() -> None:
+    selection.select(model_src=st.session_state[state.PICK_MODEL])
 
 
-def _on_pick() -> None:
-    if not _try_select(st.session_state["pick_model"], st.session_state["pick_data"]):
-        st.session_state["pick_model"] = st.session_state[state.MODEL_SRC]
-        st.session_state["pick_data"] = st.session_state[state.DATA_SRC]
+def _on_pick_data() -> None:
+    selection.select(data_src=st.session_state[state.PICK_DATA])
 
 
 def _save_upload(upload, kind: str) -> Path:
@@ -73,7 +58,7 @@ def _on_upload(kind: str) -> None:
     if upload is None:
         return
     if kind == "model" and limits().public:
-        st.session_state[_ERR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
+        st.session_state[state.PICK_ERROR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
         return
     path = None
     try:
@@ -90,37 +75,43 @@ def _on_upload(kind: str) -> None:
             why = why.replace(str(path), upload.name)
         if upload.name not in why:
             why = f"{upload.name}: {why}"
-        st.session_state[_ERR] = f"Upload refused, nothing changed: {why}"
+        st.session_state[state.PICK_ERROR] = f"Upload refused, nothing changed: {why}"
+        st.session_state[state.PAIR_NOTE] = None
         return
     registry = st.session_state[state.UPLOADED_MODELS if kind == "model" else state.UPLOADED_DATA]
-    registry[upload.name] = str(path)
-    model_src = str(path) if kind == "model" else st.session_state[state.MODEL_SRC]
-    data_src = str(path) if kind == "data" else st.session_state[state.DATA_SRC]
-    if _try_select(model_src, data_src):
-        st.session_state["pick_model"], st.session_state["pick_data"] = model_src, data_src
+    registry[upload.name] = str(path)  # kept in this session's lists whatever the pairing decides
+    if kind == "model":
+        selection.select(model_src=str(path))
+    else:
+        selection.select(data_src=str(path))
 
 
-def sidebar_picker() -> tuple[cache.Source, cache.Source]:
-    """The model and data picker shared by every page; returns the active (model, data) sources."""
+def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
+    """The model and data picker shared by every page; returns the active (model, data) sources
+    (data None while a model waits for data of its shape)."""
     ss = st.session_state
     runs = cache.run_choices()
     model_opts = runs + [p for p in ss[state.UPLOADED_MODELS].values() if p not in runs]
     if ss[state.MODEL_SRC] not in model_opts:
         model_opts.append(ss[state.MODEL_SRC])
     data_opts = list(vdata.BUILTIN) + list(ss[state.UPLOADED_DATA].values())
-    if ss[state.DATA_SRC] not in data_opts:
+    if ss[state.DATA_SRC] is not None and ss[state.DATA_SRC] not in data_opts:
         data_opts.append(ss[state.DATA_SRC])
-    ss.setdefault("pick_model", ss[state.MODEL_SRC])
-    ss.setdefault("pick_data", ss[state.DATA_SRC])
+    # The widgets show the active pair on every run of every page: their keys are set from it
+    # before they are drawn (a page switch or a refused pick can never leave them showing another).
+    ss[state.PICK_MODEL], ss[state.PICK_DATA] = ss[state.MODEL_SRC], ss[state.DATA_SRC]
     with st.sidebar:
         st.subheader("Model and data")
-        st.selectbox("Model", model_opts, key="pick_model", format_func=label, on_change=_on_pick,
-                     help="A run under runs/ or a TorchScript file you uploaded")
-        st.selectbox("Data", data_opts, key="pick_data", format_func=label, on_change=_on_pick,
-                     help="A built-in dataset or a file you uploaded")
-        if ss.get(_ERR):  # under the pickers, where the eye is after a pick or an upload
-            st.error(ss[_ERR])
-        with st.expander("Upload a model or data"):
+        st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=label, on_change=_on_pick_model,
+                     help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
+        st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=label, on_change=_on_pick_data,
+                     placeholder="no data of this model's shape yet",
+                     help="A built-in dataset or a file you uploaded; a model that takes it is picked with it")
+        if ss.get(state.PICK_ERROR):  # under the pickers, where the eye is after a pick or an upload
+            st.error(ss[state.PICK_ERROR])
+        if ss.get(state.PAIR_NOTE):
+            st.info(ss[state.PAIR_NOTE], icon=":material/sync_alt:")
+        with st.expander("Upload a model or data", expanded=ss[state.DATA_SRC] is None):
             if limits().public:
                 st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
                            "to your session.")
@@ -131,11 +122,16 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source]:
                                  "process with memory and time limits; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
                              on_change=_on_upload, args=("data",))
-    return cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
+    d = ss[state.DATA_SRC]
+    return cache.source(ss[state.MODEL_SRC]), (cache.source(d) if d is not None else None)
 
 
-def active_model_ui(m: cache.Source, d: cache.Source):
-    """Load the active pair; on failure show the reason and stop this page (state is kept)."""
+def active_model_ui(m: cache.Source, d: cache.Source | None):
+    """Load the active pair; on failure (or while the model waits for data) say why and stop this page."""
+    if d is None:
+        st.info(f"{label(m.src)} is active, with no data yet: {selection.needed_data_text(m.src)}.",
+                icon=":material/upload_file:")
+        st.stop()
     try:
         return cache.model_for(m, d), cache.dataset(d)
     except Exception as e:  # the app's edge
@@ -144,17 +140,21 @@ def active_model_ui(m: cache.Source, d: cache.Source):
         st.stop()
 
 
-def open_page(title: str, *, need_model: bool = True):
+def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     """Every page's first lines: page config, state defaults, the sidebar picker and, with
     need_model, the active model and data (the page stops with the reason if they don't fit).
+    Without need_data (Train) the page also draws while a model waits for data.
 
     Returns (model source, data source, model, dataset); the last two are None without need_model.
     """
     st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
     state.init()
     m, d = sidebar_picker()
-    mdl, data = active_model_ui(m, d) if need_model else (None, None)
-    return m, d, mdl, data
+    if need_model or (need_data and d is None):
+        mdl, data = active_model_ui(m, d)
+    else:
+        mdl, data = None, None
+    return m, d, (mdl if need_model else None), (data if need_model else None)
 
 
 def guarded(fn):

@@ -92,8 +92,9 @@ def test_good_data_upload_becomes_active_and_mismatch_is_explained():
     assert at.session_state["data_src"].endswith(".npy")
     assert "30 images of 1x28x28" in " ".join(m.value for m in at.markdown)
     at = _upload(at, "upload_data", "small.npy", _npy(rng.random((30, 8, 8)).astype(np.float32)))
-    assert "1x28x28" in _errors(at) and "1x8x8" in _errors(at)
+    assert "takes small.npy (upload) (1 x 8 x 8 images; runs/default takes 1 x 28 x 28)" in _errors(at)
     assert at.session_state["data_src"].endswith(".npy") and "small" not in at.session_state["data_src"]
+    assert "small.npy" in at.session_state["uploaded_data"], "a refused pairing never loses the upload"
 
 
 def test_zipped_run_upload(tmp_path):

@@ -582,6 +582,17 @@ class EvalSplit(tuple):
     dataset = property(lambda self: self[3])
 
 
+def run_input_shape(path: str | Path) -> tuple[int, int, int] | None:
+    """(C, H, W) a run directory's model takes, read from its config.json alone (no weights loaded);
+    None for a TorchScript file (it stores no input shape) or an unreadable config."""
+    cfg_path = Path(path) / "config.json"
+    try:
+        shape = tuple(int(v) for v in json.loads(cfg_path.read_text())["model"]["input_shape"])
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, ValueError):
+        return None
+    return shape if len(shape) == 3 else None
+
+
 def eval_split(path: str | Path) -> EvalSplit:
     """The split a model was trained with: (seed, eval_fraction, n, dataset) from a run's config.json;
     (0, 0.2, None, None) otherwise (a TorchScript file: no split is known).
