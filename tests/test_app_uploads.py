@@ -14,6 +14,8 @@ from streamlit.testing.v1 import AppTest
 from vae_core.checkpoints import export_torchscript, load_run
 from vae_core.export import run_zip
 
+from sidebar import npy_bytes as _npy, open_app as _app, text, upload as _upload
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = ROOT / "runs" / "default"
@@ -24,25 +26,8 @@ def uploads_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
 
 
-def _app() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
-    return at.run()
-
-
 def _errors(at: AppTest) -> str:
-    return " ".join(e.value for e in at.error)
-
-
-def _npy(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
+    return text(at.error)
 
 
 def test_torchscript_upload_becomes_active(tmp_path):

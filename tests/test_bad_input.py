@@ -26,6 +26,8 @@ from vae_core.checkpoints import CheckpointError, load_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
+from sidebar import open_app, upload as _upload
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = ROOT / "runs" / "default"
@@ -209,14 +211,7 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path):
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
-    at = AppTest.from_file(HOME, default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
-    return at.run()
+    return open_app()
 
 
 def _refused(at: AppTest, *needles: str) -> str:

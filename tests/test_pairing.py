@@ -16,6 +16,8 @@ from vae_core.checkpoints import save_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
+from sidebar import npy_bytes as _npy, open_app as _app, text as _text, upload
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = str(ROOT / "runs" / "default")
@@ -40,27 +42,10 @@ def _run_zip(tmp_path: Path, side: int, name: str) -> bytes:
     return buf.getvalue()
 
 
-def _npy(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
-
-
-def _app() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
-    at.run()
+    at = upload(at, key, name, data)
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def _text(els) -> str:
-    return " ".join(e.value for e in els)
 
 
 def _shows_active_pair(at: AppTest) -> None:

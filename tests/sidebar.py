@@ -1,0 +1,35 @@
+"""Driving the real app's sidebar with AppTest: shared by the upload, bad-input and pairing tests."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = str(ROOT / "streamlit_app.py")
+
+
+def open_app() -> AppTest:
+    """The app's Home page in a fresh session, run once, with no exception."""
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
+    """Give the sidebar's file uploader `key` ("upload_model" or "upload_data") a file, and rerun."""
+    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
+    return at.run()
+
+
+def text(elements) -> str:
+    """The values of AppTest elements (errors, infos, ...) as one string."""
+    return " ".join(e.value for e in elements)
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
