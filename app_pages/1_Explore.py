@@ -27,9 +27,7 @@ with left:
     explore.map_ui(proj, data, enc, color, posterior)
 with right:
     st.markdown("**Drag pad**")
-    st.toggle("Decode in the browser", key=state.BROWSER_DECODE,
-              help="On: an MLP decoder runs in your browser at every move (instant). Off: the server decodes "
-                   "each position, as it must for convolutional and TorchScript models.")
+    explore.decode_toggle_ui(mdl, m, d)
     pad_proj = proj if proj.n_components == 2 else cache.map_job(m, d, "pca", 2).result
     explore.pad_ui(mdl, pad_proj, data.y)
 

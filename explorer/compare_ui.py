@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae_core.metrics import collapse as vocab
+
 from . import cache, figures, images, state
 
 PICK = "cmp_runs"
@@ -130,17 +132,27 @@ def _fmt(v: Any) -> Any:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
+def dim_class_counts(r: dict) -> dict[str, int]:
+    """{active, partly collapsed, collapsed: count} of one report, by `collapse.classify_dims` (the
+    Diagnose page's summary and verdict table count with the same function)."""
+    c = r["collapse"]
+    return vocab.class_counts(vocab.classify_index_lists(r["latent_dim"], c["low_kl_dims"], c["active_dims"],
+                                                         c["prior_like_dims"]))
+
+
 def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
-    """One row per run: the bound, its terms, collapse, MI and sharpness."""
+    """One row per run: the bound, its terms, collapse (the three classes), MI and sharpness."""
     rows = []
     for e, r in zip(entries, reports):
         t = e.config.get("train", {})
         blur = r.get("blur") or {}
+        n = dim_class_counts(r)
         rows.append({
             "run": e.label, "beta": e.beta, "KL schedule": t.get("kl_schedule"),
             "free bits": t.get("free_bits"), "D": r["latent_dim"], "ELBO": r["elbo"], "IWAE": r["iwae"],
-            "recon": r["recon_nll"], "KL": r["kl"], "active units": r["active_units"],
-            "collapsed dims": len(r["collapsed_dims"]), "MI": r["mutual_info"],
+            "recon": r["recon_nll"], "KL": r["kl"], "active": n[vocab.ACTIVE],
+            "partly collapsed": n[vocab.PARTLY_COLLAPSED], "collapsed": n[vocab.COLLAPSED],
+            "MI": r["mutual_info"],
             "Laplacian ratio recon": _fmt(blur.get("reconstructions", {}).get("laplacian_ratio")),
             "Laplacian ratio samples": _fmt(blur.get("samples", {}).get("laplacian_ratio")),
         })
@@ -154,8 +166,11 @@ def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
         "IWAE": num(format="%.2f", help=f"Importance-weighted bound with k={k}: at least the ELBO, closer to log p(x)"),
         "recon": num(format="%.2f", help="-E_q log p(x|z): reconstruction error, nats"),
         "KL": num(format="%.2f", help="KL(q(z|x) || p(z)), nats: the sum of KL per dimension"),
-        "active units": num(help="Dims with Var_x(mu_j) > 0.01 (Burda et al. 2016)"),
-        "collapsed dims": num(help="Dims with KL below 0.01 nats: they carry nothing"),
+        "active": num(help="Dims all three views call used: KL_j >= 0.01 nats, Var_x(mu_j) > 0.01, mean "
+                      "sigma_j^2 <= 0.8 (as on the Diagnose page)"),
+        "partly collapsed": num(help="Dims with KL_j >= 0.01 nats whose means barely move (Var_x(mu_j) <= 0.01) "
+                                "or whose spread is prior-wide (mean sigma_j^2 > 0.8)"),
+        "collapsed": num(help="Dims with KL_j below 0.01 nats: they carry nothing"),
         "MI": num(format="%.2f", help=f"Mutual information I(x; z), nats; cannot exceed log B = {mi_max:.2f}"),
         "Laplacian ratio recon": num(format="%.3f", help="Sharpness of reconstructions / of the data (1 = as sharp)"),
         "Laplacian ratio samples": num(format="%.3f", help="Sharpness of prior samples / of the data"),
@@ -163,14 +178,18 @@ def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
     st.caption(f"Nats per data point on {reports[0]['n_points']} held-out points of {reports[0]['dataset']}; "
                f"IWAE with k={k}; MI is bounded by log B = {mi_max:.2f}. In a beta sweep, expect a larger beta "
                "to lower the KL and MI, raise the reconstruction error, collapse more dims and blur more "
-               "(a lower Laplacian ratio).")
+               "(a lower Laplacian ratio). Every dimension is counted in exactly one of active / partly "
+               "collapsed / collapsed: " + vocab.CLASS_RULES)
     return df
 
 
 def kl_ui(entries: list[Entry], reports: list[dict]) -> None:
     st.plotly_chart(figures.compare_kl_figure([e.label for e in entries], [r["kl_per_dim"] for r in reports]),
                     key="cmp_kl")
-    st.caption("Mean KL per latent dimension (nats); cells under 0.01 nats show 0: collapsed dimensions.")
+    st.caption("Mean KL per latent dimension (nats), each cell labelled with its value. The colour follows "
+               "log KL (every tick of the colour bar labelled in full), so a 0.03-nat dimension stands out "
+               "from a collapsed one (under 0.01 nats) even beside a 2-nat one; cells under 0.001 nats show "
+               "<0.001.")
 
 
 CURVES = {"held-out ELBO": "eval_elbo", "loss (recon + beta KL)": "loss", "recon": "recon_nll", "KL": "kl",

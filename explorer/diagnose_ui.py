@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae_core.metrics import collapse as vocab
+
 from . import cache, figures, images, widgets
 
 IWAE_K = "diag_iwae_k"  # session key of the IWAE k choice; the Blurriness page reuses the same report
@@ -21,11 +23,7 @@ PARTS = {"encode": "encoding the data", "iwae": "importance-weighted bound", "co
          "mutual_info": "mutual information", "aggregate": "aggregate posterior", "blur": "blurriness",
          "mig": "disentanglement (MIG)", "done": "done"}
 
-ACTIVE = "active"
-COPIES_PRIOR = "collapsed: copies the prior"
-COLLAPSED_OTHER = "collapsed: no information, other rules disagree"
-IGNORED = "carries KL but the decoder ignores it"
-PARTLY = "partly collapsed: rules disagree"
+ACTIVE, PARTLY, COLLAPSED = vocab.ACTIVE, vocab.PARTLY_COLLAPSED, vocab.COLLAPSED  # the one vocabulary
 
 WHY_DISAGREE = (
     "The three rules look at different things. **KL_j** (mean over images of KL(q(z_j|x) || N(0, 1))) "
@@ -36,7 +34,11 @@ WHY_DISAGREE = (
     "each image's cloud is as wide as the prior. In full collapse all three agree (mu = 0, sigma = 1, "
     "KL = 0); in *partial* collapse they cut at different points, so the counts differ. On this project's "
     "beta=16 MNIST run, 15 dims were active, 11 had KL > 0.01 and 19 had sigma^2 > 0.8. The decoder "
-    "sensitivity is a fourth view: a dim can carry KL that the decoder then ignores.")
+    "sensitivity is a fourth view: a dim can carry KL that the decoder then ignores.\n\n"
+    "**How each dimension's class is decided** (the same three classes and counts in the summary above, "
+    "the verdict table and the Compare page): " + vocab.CLASS_RULES + " The summary's *Active* count is "
+    "therefore not Burda's active units (Var(mu_j) > 0.01 alone, the report's `active_units`): that count "
+    "also includes dimensions whose means move while another view calls them collapsed.")
 
 
 def settings_ui() -> int:
@@ -91,12 +93,16 @@ def summary_ui(rep: dict) -> None:
     """The plain-language summary and the headline numbers."""
     st.info(rep["summary"])
     d = rep["latent_dim"]
-    c = st.columns(5)
+    c = st.columns(6)
+    n = vocab.class_counts(dim_classes(rep))
     c[0].metric("ELBO", f"{rep['elbo']:.2f}", help=f"Evidence lower bound, higher is better; {UNITS}.")
     c[1].metric("Reconstruction NLL", f"{rep['recon_nll']:.2f}", help=f"-E_q log p(x|z); {UNITS}.")
     c[2].metric("KL", f"{rep['kl']:.2f}", help=f"KL(q(z|x) || N(0, I)), summed over dims; {UNITS}.")
-    c[3].metric("Active units", f"{rep['active_units']} / {d}", help="Dims with Var(mu_j) > 0.01 (Burda et al.)")
-    c[4].metric("Collapsed dims", f"{len(rep['collapsed_dims'])} / {d}", help="Dims with KL_j < 0.01 nats")
+    c[3].metric("Active dims", f"{n[ACTIVE]} / {d}", help="All three views agree the dim is used: KL_j >= 0.01 "
+                "nats, Var(mu_j) > 0.01 and mean sigma_j^2 <= 0.8")
+    c[4].metric("Partly collapsed", f"{n[PARTLY]} / {d}", help="KL_j >= 0.01 nats, but Var(mu_j) <= 0.01 or "
+                "mean sigma_j^2 > 0.8: the views disagree")
+    c[5].metric("Collapsed dims", f"{n[COLLAPSED]} / {d}", help="Dims with KL_j < 0.01 nats")
     st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
                f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
@@ -112,27 +118,30 @@ def notes_ui(rep: dict) -> None:
 def kl_ui(rep: dict) -> None:
     """KL per dimension on a log axis with the 0.01-nat line."""
     st.caption("How much each latent dimension tells about the image, in nats. Below the dashed line "
-               "(0.01 nats, red bars) a dimension carries almost nothing: it has collapsed. Log scale.")
+               "(0.01 nats, red bars) a dimension carries almost nothing: it has collapsed. Log scale, so "
+               "equal steps are equal ratios: a 0.03-nat dimension stands well above the line even beside a "
+               "2-nat one, where a linear axis would flatten it to nothing. Each bar's value is written on it; "
+               "bars under 0.001 nats are drawn at 0.001.")
     st.plotly_chart(figures.threshold_bar_figure(np.array(rep["kl_per_dim"]), 0.01, y_title="KL_j (nats)",
-                                                 log_y=True, line_name="0.01 nats"), key="diag_kl")
+                                                 log_y=True, line_name="0.01 nats", value_text=True),
+                    key="diag_kl")
+
+
+def dim_classes(rep: dict) -> list[str]:
+    """active / partly collapsed / collapsed per dimension: `vae_core.metrics.collapse.classify_dims`
+    on the report's three views."""
+    c = rep["collapse"]
+    return vocab.classify_index_lists(rep["latent_dim"], c["low_kl_dims"], c["active_dims"], c["prior_like_dims"])
 
 
 def verdicts(rep: dict) -> list[str]:
-    """One plain-words verdict per dimension from the report's three rules and the decoder view."""
-    c = rep["collapse"]
-    low_kl, active, prior_like = set(c["low_kl_dims"]), set(c["active_dims"]), set(c["prior_like_dims"])
-    ignored = set(c["decoder_ignored_dims"])
-    out = []
-    for j in range(rep["latent_dim"]):
-        if j in low_kl:
-            out.append(COPIES_PRIOR if j in prior_like and j not in active else COLLAPSED_OTHER)
-        elif j in ignored:
-            out.append(IGNORED)
-        elif j not in active or j in prior_like:
-            out.append(PARTLY)
-        else:
-            out.append(ACTIVE)
-    return out
+    """One plain-words verdict per dimension: its class (`dim_classes`), then why, and whether the
+    decoder ignores it."""
+    c, d = rep["collapse"], rep["latent_dim"]
+    active, prior_like = np.zeros(d, bool), np.zeros(d, bool)
+    active[list(c["active_dims"])] = True
+    prior_like[list(c["prior_like_dims"])] = True
+    return vocab.verdicts(dim_classes(rep), active, prior_like, c["decoder_ignored_dims"])
 
 
 def verdict_table(rep: dict) -> pd.DataFrame:
@@ -163,7 +172,11 @@ def collapse_ui(rep: dict) -> pd.DataFrame:
                                                       line_name=f"{thr:g}"), key=f"diag_rule_{ytitle}")
         col.caption(cap)
     table = verdict_table(rep)
-    st.markdown("**Verdict per dimension**")
+    n = vocab.class_counts(dim_classes(rep))
+    st.markdown(f"**Verdict per dimension**: {vocab.counts_phrase(dim_classes(rep))}")
+    st.caption(vocab.CLASS_RULES + f" Burda's active units (Var(mu_j) > {t['activity']} alone): "
+               f"{rep['active_units']}; by KL alone, {rep['latent_dim'] - n[COLLAPSED]} carry information; "
+               f"{len(c['prior_like_dims'])} have a prior-wide spread.")
     st.dataframe(table, hide_index=True, key="diag_verdicts", height=35 * (min(len(table), 32) + 1) + 3,
                  column_config={
         "KL (nats)": st.column_config.NumberColumn(format="%.4f"),
@@ -250,7 +263,7 @@ def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
     zs[np.arange(d * len(vals)), np.repeat(order, len(vals))] = np.tile(vals, d)
     frames = cache.decode(mdl, zs)  # (D*9, H, W[, 3]) uint8, rows in KL order
     scale = max(1, 56 // frames.shape[1])
-    verdict = verdicts(rep)
+    verdict = dim_classes(rep)
     cols = st.columns(2)
     for r, j in enumerate(order):
         strip = images.grid(np.stack([images.upscale(f, scale) for f in frames[r * 9:(r + 1) * 9]]), ncol=9, pad=2)

@@ -5,6 +5,8 @@ Each `*_ui()` draws one panel and returns what the page needs next. Torch work g
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -107,6 +109,45 @@ def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
     lo, hi = np.percentile(emb, 0.5, axis=0), np.percentile(emb, 99.5, axis=0)
     pad = 0.15 * (hi - lo)
     return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
+
+
+BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # the user's toggle choice, kept while it cannot apply
+BROWSER_DECODE_HELP = ("On: the MLP decoder runs in your browser at every move (instant). Off: the server decodes "
+                       "each position.")
+
+
+def browser_decode_reason(mdl, m: cache.Source, d: cache.Source) -> str | None:
+    """Why the active model's decoder cannot run in the browser, or None when it can
+    (`cache.decoder_payload` is None for TorchScript models and for anything but an MLP decoder)."""
+    if cache.decoder_payload(m, d) is not None:
+        return None
+    if not Path(m.src).is_dir():
+        return ("this is a TorchScript model: its code runs only on the server, in a sandboxed worker, and "
+                "cannot be sent to the browser.")
+    arch = getattr(getattr(mdl, "cfg", None), "arch", None)
+    if arch == "conv":
+        return ("this model's decoder is convolutional; the browser decoder runs only MLP decoders "
+                "(Linear and ReLU layers).")
+    return "this model's decoder is not a plain stack of Linear and ReLU layers, the only kind the browser runs."
+
+
+def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
+    """The "Decode in the browser" toggle: off and disabled, with the reason, when the model's decoder
+    cannot run in the browser. The user's own choice is kept and comes back with a model that can."""
+    ss = st.session_state
+    reason = browser_decode_reason(mdl, m, d)
+    if reason is None:
+        if BROWSER_DECODE_WANTED in ss:
+            ss[state.BROWSER_DECODE] = bool(ss.pop(BROWSER_DECODE_WANTED))
+        st.toggle("Decode in the browser", key=state.BROWSER_DECODE, help=BROWSER_DECODE_HELP)
+        return bool(ss[state.BROWSER_DECODE])
+    if BROWSER_DECODE_WANTED not in ss:
+        ss[BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
+    ss[state.BROWSER_DECODE] = False
+    st.toggle("Decode in the browser", key=state.BROWSER_DECODE, disabled=True,
+              help=f"Off and unavailable: {reason} The server decodes each position.")
+    st.caption(f"Decoding on the server: {reason}")
+    return False
 
 
 def _decoder_payload(mdl) -> dict | None:

@@ -10,6 +10,52 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+# --- log axes: every tick labelled with its full value ------------------------------------------
+# Plotly's automatic log ticks label the minor ticks with their mantissa only ("0.01, 2, 5, 0.1"),
+# which reads as 2 and 5 nats. Every log axis here sets its ticks itself (tickmode "array").
+
+def full_number(v: float, digits: int = 3) -> str:
+    """v with `digits` significant digits, written out in full: 0.01, 0.02, 0.5, 2, 1000 (1e-05 and 2e+06
+    beyond 1e-4..1e6)."""
+    v = float(v)
+    if v == 0 or not np.isfinite(v):
+        return "0" if v == 0 else str(v)
+    if 1e-4 <= abs(v) < 1e6:
+        return np.format_float_positional(float(f"{v:.{digits}g}"), trim="-")
+    return f"{v:.{digits}g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values from lo to hi (both > 0) for a log axis, and their full-value labels.
+
+    1-2-5 in each decade up to 2.5 decades, 1-3 up to 5 decades, whole decades beyond (so the
+    labels never crowd); at least two ticks (1..9 in the decade when the range is narrower)."""
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    if not (lo > 0 and np.isfinite(hi)):
+        raise ValueError(f"a log axis needs 0 < lo <= hi, got {lo}, {hi}")
+    decades = np.log10(hi / lo)
+
+    def pick(mant: tuple[int, ...]) -> list[float]:
+        e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+        vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(e0, e1 + 1) for m in mant]
+        return [v for v in vals if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)]
+
+    vals = pick((1, 2, 5) if decades <= 2.5 else (1, 3) if decades <= 5 else (1,))
+    if len(vals) < 2:
+        vals = pick(tuple(range(1, 10)))
+    if len(vals) < 2:
+        vals = sorted({lo, hi})
+    return vals, [full_number(v) for v in vals]
+
+
+def log_axis(lo: float, hi: float, *, below: float = 0.0) -> dict:
+    """Layout of a log axis shown from lo to hi, every tick labelled in full; `below` decades of
+    room under lo (so bars drawn at a floor lo still show a stub)."""
+    vals, text = log_ticks(lo, hi)
+    return dict(type="log", range=[float(np.log10(lo)) - below, float(np.log10(hi))], tickmode="array",
+                tickvals=vals, ticktext=text)
+
+
 def map_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical: bool, color_name: str,
                class_names: Sequence[str] | None = None, selected: int | None = None,
                posterior: np.ndarray | None = None, height: int = 520) -> go.Figure:
@@ -99,16 +145,29 @@ def kl_heatmap_figure(kl: np.ndarray, epochs: Sequence[int], height: int = 260) 
 
 def compare_kl_figure(names: Sequence[str], kl_rows: Sequence[Sequence[float]], threshold: float = 0.01,
                       height: int | None = None) -> go.Figure:
-    """KL per dimension, one row per run (runs x dims heatmap; shorter codes padded with blanks)."""
+    """KL per dimension, one row per run (runs x dims heatmap; shorter codes padded with blanks).
+
+    The colour is log10 of KL, from threshold/10 (values below take the lowest colour) to the
+    largest: on a linear scale a 0.03-nat dimension would be the same dark cell as a 0-nat one next
+    to a 2-nat one. Each cell also shows its value (D <= 24), and the colour bar labels every tick
+    with its full value."""
     width = max((len(r) for r in kl_rows), default=0)
     z = np.full((len(kl_rows), width), np.nan)
     for i, r in enumerate(kl_rows):
         z[i, :len(r)] = r
-    text = [["" if not np.isfinite(v) else ("0" if v < threshold else f"{v:.2f}") for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=np.arange(width), y=list(names), colorscale="Viridis", zmin=0,
+    floor = threshold / 10
+    top = max(float(np.nanmax(z)) if np.isfinite(z).any() else 0.0, 10 * threshold)
+    colour = np.log10(np.clip(z, floor, None))  # NaN (padding) stays NaN: a blank cell
+    vals, ticktext = log_ticks(floor, top)
+    text = [["" if not np.isfinite(v) else (f"<{full_number(floor)}" if v < floor else full_number(v, 2))
+             for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=colour, x=np.arange(width), y=list(names), colorscale="Viridis",
+                               zmin=float(np.log10(floor)), zmax=float(np.log10(top)), customdata=z,
                                text=text, texttemplate="%{text}" if width <= 24 else None,
-                               colorbar=dict(title=dict(text="KL (nats)", side="right"), thickness=12),
-                               hovertemplate="%{y}, z%{x}: %{z:.3f} nats<extra></extra>"))
+                               colorbar=dict(title=dict(text="KL (nats, log)", side="right"), thickness=12,
+                                             tickmode="array", tickvals=np.log10(vals).tolist(),
+                                             ticktext=ticktext),
+                               hovertemplate="%{y}, z%{x}: %{customdata:.4g} nats<extra></extra>"))
     fig.update_layout(height=height or 80 + 40 * len(kl_rows), margin=dict(l=0, r=0, t=10, b=0),
                       xaxis_title="latent dimension", xaxis=dict(tickmode="linear" if width <= 32 else "auto"),
                       yaxis=dict(autorange="reversed", type="category"))
@@ -130,7 +189,8 @@ def history_overlay_figure(curves: dict[str, tuple[Sequence[float], Sequence[flo
 # --- diagnose and blurriness -------------------------------------------------------------------
 
 FLAG_COLOR = PALETTE[3]  # bars on the collapsed / flagged side of a rule
-LOG_FLOOR = 1e-6  # bars on a log axis cannot show 0: drawn at this height, the hover gives the value
+LOG_FLOOR_RATIO = 0.1  # a log bar chart's floor, as a fraction of its threshold: bars below are drawn there
+TEXT_MAX_BARS = 32  # value labels on the bars up to this many dims (beyond, hover gives the value)
 
 
 def threshold_line(x0: float, x1: float, y: float, name: str) -> go.Scatter:
@@ -140,21 +200,35 @@ def threshold_line(x0: float, x1: float, y: float, name: str) -> go.Scatter:
 
 
 def threshold_bar_figure(values: np.ndarray, threshold: float, *, y_title: str, flag: str = "below",
-                         log_y: bool = False, line_name: str | None = None, height: int = 240) -> go.Figure:
+                         log_y: bool = False, line_name: str | None = None, height: int = 240,
+                         floor: float | None = None, value_text: bool = False) -> go.Figure:
     """One bar per latent dimension and a dashed line at `threshold`; bars on the `flag` side
-    ("below" or "above") of the line in red."""
+    ("below" or "above") of the line in red.
+
+    log_y: a log axis from `floor` (default threshold / 10) to above the largest value, every tick
+    labelled with its full value; bars below the floor are drawn at it (a short stub) and keep their
+    true value in the hover and the text. value_text: each bar's value written above it (up to
+    TEXT_MAX_BARS bars), so a 0.03 next to a 2 reads as 0.03, not as nothing."""
     v = np.asarray(values, dtype=float)
     d = np.arange(len(v))
     flagged = v < threshold if flag == "below" else v > threshold
-    shown = np.maximum(v, LOG_FLOOR) if log_y else v
-    fig = go.Figure(go.Bar(x=d, y=shown, customdata=v, name=y_title,
+    lo = (floor if floor is not None else LOG_FLOOR_RATIO * threshold) if log_y else None
+    shown = np.maximum(v, lo) if log_y else v
+    text = None
+    if value_text and len(v) <= TEXT_MAX_BARS:
+        text = [f"<{full_number(lo)}" if lo is not None and x < lo else full_number(x, 2) for x in v]
+    fig = go.Figure(go.Bar(x=d, y=shown, customdata=v, name=y_title, text=text,
+                           textposition="outside" if text else None, cliponaxis=False,
+                           textangle=-90 if text and len(v) > 12 else 0 if text else None,
                            marker_color=[FLAG_COLOR if f else PALETTE[0] for f in flagged],
                            hovertemplate="z%{x}: %{customdata:.4g}<extra></extra>"))
     fig.add_trace(threshold_line(-0.5, len(v) - 0.5, threshold, line_name or f"threshold {threshold:g}"))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="latent dimension",
                       yaxis_title=y_title, xaxis=dict(tickmode="linear"), showlegend=False)
     if log_y:
-        fig.update_yaxes(type="log")
+        finite = v[np.isfinite(v)]
+        top = max(float(finite.max()) if finite.size else threshold, threshold) * (3.0 if text else 1.5)
+        fig.update_layout(yaxis=log_axis(lo, top, below=0.15))
     return fig
 
 
@@ -207,7 +281,12 @@ def spectrum_figure(freqs: np.ndarray, curves: dict[str, np.ndarray], height: in
         fig.add_trace(go.Scatter(x=freqs, y=power, mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[k % len(PALETTE)])))
     fig.add_vline(x=0.25, line_dash="dot", line_color="grey")
-    fig.update_yaxes(type="log")
+    pos = np.concatenate([np.asarray(p, dtype=float).ravel() for p in curves.values()] or [np.zeros(0)])
+    pos = pos[np.isfinite(pos) & (pos > 0)]
+    if pos.size:
+        fig.update_layout(yaxis=log_axis(float(pos.min()) / 1.5, float(pos.max()) * 1.5))
+    else:
+        fig.update_yaxes(type="log")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="frequency (cycles per pixel)",
                       yaxis_title="power |FFT|^2", legend=dict(orientation="h", y=1.1))
     return fig

@@ -64,8 +64,13 @@ def test_verdicts_cover_every_case():
 
     rep = {"latent_dim": 5, "collapse": {"low_kl_dims": [0, 1], "active_dims": [1, 2, 3], "prior_like_dims": [0, 4],
                                          "decoder_ignored_dims": [3]}}
-    assert verdicts(rep) == ["collapsed: copies the prior", "collapsed: no information, other rules disagree",
-                             "active", "carries KL but the decoder ignores it", "partly collapsed: rules disagree"]
+    # the three classes of vae_core.metrics.collapse.classify_dims, each verdict led by its class
+    assert verdicts(rep) == ["collapsed: copies the prior",
+                             "collapsed: no information, though its means still move and its spread is narrower "
+                             "than the prior",
+                             "active", "active: the decoder ignores it",
+                             "partly collapsed: carries information, but its means barely move and its spread "
+                             "is as wide as the prior"]
 
 
 def test_laplacian_variance_per_image():

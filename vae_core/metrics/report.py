@@ -123,26 +123,7 @@ class Report:
         """A few plain-language sentences for a newcomer."""
         d = self.latent_dim
         c = self.collapse
-        n_col = len(self.collapsed_dims)
-        if n_col == d:
-            s = [f"All {d} latent dimensions carry no information (posterior collapse): the model "
-                 "ignores its latent code, so moving through the latent space changes nothing."]
-        elif n_col:
-            ins = c.insensitive
-            heard = [j for j in self.collapsed_dims if ins is not None and not ins[j]]
-            if heard:
-                s = [f"{n_col} of {d} dimensions carry no information about the input (KL below {KL_THRESHOLD} "
-                     f"nats; dims {_dims(self.collapsed_dims)}), yet the decoder reacts to dims {_dims(heard)}: "
-                     "sampling them changes the image in ways unrelated to the data."]
-            else:
-                s = [f"{n_col} of {d} dimensions carry no information (KL below {KL_THRESHOLD} nats; dims "
-                     f"{_dims(self.collapsed_dims)}): the decoder ignores them, and sampling them does nothing."]
-        else:
-            s = [f"All {d} dimensions carry information (each has KL above {KL_THRESHOLD} nats)."]
-        if c.active_units != d - n_col or len(c.prior_like_dims) != n_col:
-            s.append(f"The other collapse rules count differently: {_n(c.active_units, 'dim')} vary with the "
-                     f"input (Var(mu) > {ACTIVE_THRESHOLD}), {len(c.prior_like_dims)} keep a prior-like "
-                     f"spread (sigma^2 > {PRIOR_SIGMA2_THRESHOLD}); partial collapse shows up as such disagreement.")
+        s = c.headline()  # the one collapse vocabulary (collapse.classify_dims)
         ignored = c.decoder_ignored_dims
         if ignored:
             s.append(f"Dims {_dims(ignored)} carry KL but the decoder barely reacts to them.")
@@ -168,7 +149,8 @@ class Report:
         out: dict[str, Any] = {
             "elbo": self.elbo, "recon_nll": self.recon_nll, "kl": self.kl,
             "kl_per_dim": self.kl_per_dim, "active_units": self.active_units,
-            "collapsed_dims": self.collapsed_dims, "mutual_info": self.mutual_info,
+            "collapsed_dims": self.collapsed_dims, "partly_collapsed_dims": c.partly_collapsed_dims,
+            "mutual_info": self.mutual_info,
             "mutual_info_max": self.mutual_info_max, "iwae": self.iwae, "iwae_k": self.iwae_k,
             "variance_law": self.variance_law, "blur": self.blur, "mig": self.mig,
             "units": "nats per data point, means over the evaluation points",
@@ -178,7 +160,8 @@ class Report:
                 "activity": c.activity, "mean_sigma2": c.mean_sigma2,
                 "active_dims": [j for j in range(self.latent_dim) if c.active[j]],
                 "low_kl_dims": c.collapsed_dims, "prior_like_dims": c.prior_like_dims,
-                "decoder_ignored_dims": c.decoder_ignored_dims,
+                "decoder_ignored_dims": c.decoder_ignored_dims, "classes": c.classes,
+                "class_counts": c.class_counts, "verdicts": c.verdicts,
                 "thresholds": {"activity": ACTIVE_THRESHOLD, "kl": KL_THRESHOLD,
                                "mean_sigma2": PRIOR_SIGMA2_THRESHOLD},
                 "rules": "active: Var_x(mu_j) > 0.01 (population variance, Burda et al. 2016); "
