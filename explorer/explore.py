@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from vae_core.metrics.collapse import KL_THRESHOLD as COLLAPSE_KL  # the one KL-per-dimension threshold (nats)
+
 from . import cache, figures, images, state, widgets
 from .pad import latent_pad, pad_state
 from .slider_panel import latent_sliders, slider_state
 
-COLLAPSE_KL = 0.01  # nats: SCIENCE.md's KL-per-dimension threshold
 SCALE = 5  # nearest-neighbour upscaling of decoded images for display
 
 
