@@ -8,9 +8,11 @@ m, d, mdl, data = widgets.open_page("Diagnose")
 st.title("Diagnose the model")
 st.caption("What did the model learn, and where did it fail? Every number below is computed on the "
            "held-out evaluation points, in nats per data point. Pictures first; exact numbers beside them.")
-left, right = st.columns([1, 3], vertical_alignment="bottom")
+left, mid, right = st.columns([1, 1, 2], vertical_alignment="bottom")
 with left:
     k = ui.settings_ui()
+with mid:
+    ui.budget_ui()
 rep = ui.report_ui(m, d, k)
 with right:
     ui.download_ui(rep)

@@ -257,12 +257,18 @@ def split_of(m: Source) -> checkpoints.EvalSplit:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def report(m: Source, d: Source, n_points: int = 1000, iwae_k: int = 100, seed: int = 0) -> dict:
-    """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`."""
+def report(m: Source, d: Source, n_points: int | str = 1000, iwae_k: int | str = 100, seed: int = 0,
+           budget_s: float | None = None) -> dict:
+    """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`.
+
+    n_points / iwae_k = "auto" are chosen to fit budget_s seconds (diagnose's time budget; its default
+    when None); given values are used as given.
+    """
     split = split_of(m)
     return metrics.diagnose(model_for(m, d), dataset(d), n_points=n_points, iwae_k=iwae_k, seed=seed,
                             split_seed=split.seed, eval_fraction=split.eval_fraction, train_n=split.n,
-                            train_dataset=split.dataset, progress=_report_progress.get()).to_dict()
+                            train_dataset=split.dataset, progress=_report_progress.get(),
+                            budget_s=budget_s).to_dict()
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ from . import cache, figures, images, widgets
 IWAE_K = "diag_iwae_k"  # session key of the IWAE k choice; the Blurriness page reuses the same report
 K_CHOICES = (10, 100, 1000)
 N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
+BUDGET = "diag_budget"  # session key of the time budget (seconds); the Blurriness page reuses the same report
+DEFAULT_BUDGET_S = 60
 UNITS = "nats per data point (means over the held-out evaluation points)"
-PARTS = {"encode": "encoding the data", "iwae": "importance-weighted bound", "collapse": "collapse rules",
-         "mutual_info": "mutual information", "aggregate": "aggregate posterior", "blur": "blurriness",
-         "mig": "disentanglement (MIG)", "done": "done"}
+PARTS = {"pilot": "timing the model", "encode": "encoding the data", "iwae": "importance-weighted bound",
+         "collapse": "collapse rules", "mutual_info": "mutual information", "aggregate": "aggregate posterior",
+         "blur": "blurriness", "mig": "disentanglement (MIG)", "done": "done"}
 
 ACTIVE, PARTLY, COLLAPSED = vocab.ACTIVE, vocab.PARTLY_COLLAPSED, vocab.COLLAPSED  # the one vocabulary
 
@@ -47,26 +49,52 @@ def settings_ui() -> int:
     return int(st.selectbox(
         "IWAE samples k", K_CHOICES, key=IWAE_K,
         help="Importance samples per point for the IWAE bound. More samples give a tighter bound and take "
-             "longer: k = 1000 is slow (about a minute on 1,000 points on this machine); k = 100 takes seconds."))
+             "longer: the time budget then leaves room for fewer points (k = 1000 on 1,000 points takes about a "
+             "minute on this machine for a small model); k = 100 takes seconds."))
+
+
+def budget_ui() -> float:
+    """The time budget of the report, in seconds; returns it."""
+    st.session_state.setdefault(BUDGET, DEFAULT_BUDGET_S)
+    return float(st.number_input(
+        "Time budget (s)", min_value=1, max_value=3600, step=10, key=BUDGET,
+        help="The most the report may take. A short pilot times the model, then the number of held-out points "
+             f"(up to {N_POINTS}) is chosen to fit, with your k. Fewer points mean wider error bars (the ± "
+             "beside each figure); the caption under the summary says what was used and why."))
+
+
+def budget_s() -> float:
+    """The budget in force (the Diagnose page's control, or its default on a page without it)."""
+    return float(st.session_state.get(BUDGET, DEFAULT_BUDGET_S))
 
 
 def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
     """The cached report; a progress bar while it computes; on failure an error and the page stops."""
-    slot = st.empty()
+    slot, budget = st.empty(), budget_s()
 
     def progress(part: str, frac: float) -> None:
         slot.progress(min(max(frac, 0.0), 1.0), text=f"Diagnosing the model: {PARTS.get(part, part)} "
-                                                     f"({frac:.0%}; IWAE with k = {k})")
+                                                     f"({frac:.0%}; IWAE with k = {k}; budget {budget:g} s)")
 
     try:
         with cache.report_progress(progress):
-            rep = cache.report(m, d, N_POINTS, k, SEED)
+            rep = cache.report(m, d, "auto", k, SEED, budget)  # the points chosen to fit the budget
     except (ValueError, RuntimeError) as e:
         slot.empty()
         st.error(f"The diagnosis failed: {e} Try another model or data in the sidebar.")
         st.stop()
     slot.empty()
     return rep
+
+
+def settings_caption(rep: dict) -> str:
+    """Which points and k the report used, who chose them and why, and the time it took."""
+    if rep.get("chosen_by") != "budget":
+        return f" {rep['n_points']} points and k = {rep['iwae_k']}, as given."
+    took = f"; it took {rep['seconds']:.1f} s" if rep.get("seconds") is not None else ""
+    over = " (over the budget: even the floor of 100 points did not fit)" if rep.get("over_budget") else ""
+    return (f" Settings: {rep['n_points']} points and k = {rep['iwae_k']}, chosen for the {rep['budget_s']:g} s "
+            f"time budget{over}: {rep['choice']}{took}.")
 
 
 def _pm(rep: dict, key: str, digits: int = 2) -> str:
@@ -106,7 +134,7 @@ def summary_ui(rep: dict) -> None:
     st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
                f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
-               + _scale_caption(rep))
+               + _scale_caption(rep) + settings_caption(rep))
 
 
 def notes_ui(rep: dict) -> None:

@@ -85,9 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Diagnose a run directory or a TorchScript file on a dataset (nats per data point).")
     d.add_argument("model", metavar="MODEL", help="a run directory or a TorchScript file (torch.jit.save)")
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
-    d.add_argument("--n-points", type=int, default=1000, help="evaluate on at most this many held-out points; "
+    d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
+                   help="evaluate on at most this many held-out points (None: chosen by --budget, up to 1000); "
                    "each figure is printed with its standard error over them")
-    d.add_argument("--iwae-k", type=int, default=100, help="importance samples for the IWAE bound")
+    d.add_argument("--iwae-k", type=int, default=None, help="importance samples for the IWAE bound "
+                   "(None: chosen by --budget, up to 100)")
+    d.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                   help="time budget of the report (loading the model and data not included): a short pilot "
+                   "times the model, then the points and k not given are chosen to fit it (k is lowered before the "
+                   "points: more points buy more precision; floors 100 points and k = 10, over the budget if even "
+                   "they do not fit); the report says which it used and why")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--progress", action="store_true", help="show the progress bar (on stderr) even when stderr "
+                   "is not a terminal")
     d.add_argument("--seed", type=int, default=0, help="seed for the Monte Carlo samples")
     d.add_argument("--split-seed", type=int, default=None, help="seed of the train/eval split; default: the "
                    "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript. "
@@ -115,6 +125,33 @@ class _TqdmCallback:
         self.bar.set_postfix(epoch=row["epoch"], loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}",
                              eval_elbo=f"{row['eval_elbo']:.1f}")
         return False
+
+
+class _DiagnoseBar:
+    """diagnose's progress(part, fraction) as a tqdm bar on stderr (stdout stays the report alone).
+
+    disable: True (--quiet), False (--progress: even when stderr is not a terminal), None (on a terminal only).
+    """
+
+    def __init__(self, disable: bool | None):
+        from tqdm import tqdm
+
+        # leave=False: the bar clears itself, so an error stays one line on stderr
+        self.bar = tqdm(total=100, file=sys.stderr, disable=disable, dynamic_ncols=True, mininterval=0.25, leave=False,
+                        desc="diagnose:", bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        self.part = ""
+
+    def __call__(self, part: str, fraction: float) -> bool:
+        done = int(100 * min(max(fraction, 0.0), 1.0))
+        if part != self.part:  # a new part: shown at once
+            self.part = part
+            self.bar.set_description(f"diagnose {part}", refresh=done <= self.bar.n)  # tqdm adds ": "
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)  # tqdm redraws at most every mininterval
+        return False
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class _JsonlProgress:
@@ -221,14 +258,17 @@ def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | No
 def _diagnose(a: argparse.Namespace) -> int:
     from .checkpoints import eval_split, load_model
     from .data import check_fits, load_dataset
-    from .metrics.report import diagnose
+    from .metrics.report import AUTO, diagnose
 
     from . import limits
 
     for opt, v in (("--n-points", a.n_points), ("--iwae-k", a.iwae_k)):
-        if v < 1:
+        if v is not None and v < 1:
             raise ValueError(f"{opt} must be >= 1, got {v}")
-    limits.check("--iwae-k", a.iwae_k, "max_iwae_k")
+    if a.iwae_k is not None:
+        limits.check("--iwae-k", a.iwae_k, "max_iwae_k")
+    if not (math.isfinite(a.budget) and a.budget > 0):
+        raise ValueError(f"--budget must be a number of seconds > 0, got {a.budget:g}")
     if a.seed < 0 or (a.split_seed is not None and a.split_seed < 0):
         raise ValueError(f"--seed and --split-seed must be >= 0, got {a.seed} and {a.split_seed}")
     model = load_model(a.model)
@@ -238,8 +278,14 @@ def _diagnose(a: argparse.Namespace) -> int:
     check_fits(data, model.input_shape)
     split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
     split_seed = split.seed if a.split_seed is None else a.split_seed
-    report = diagnose(model, data, n_points=a.n_points, iwae_k=a.iwae_k, seed=a.seed, split_seed=split_seed,
-                      eval_fraction=split.eval_fraction, train_n=split.n, train_dataset=split.dataset)
+    bar = _DiagnoseBar(disable=True if a.quiet else False if a.progress else None)
+    try:
+        report = diagnose(model, data, n_points=AUTO if a.n_points is None else a.n_points,
+                          iwae_k=AUTO if a.iwae_k is None else a.iwae_k, budget_s=a.budget, seed=a.seed,
+                          split_seed=split_seed, eval_fraction=split.eval_fraction, train_n=split.n,
+                          train_dataset=split.dataset, progress=bar)
+    finally:
+        bar.close()
     if a.json:
         sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
     else:

@@ -8,8 +8,13 @@ Per data point x, with z_i ~ q(z|x), i = 1..k, and log w_i = log p(x|z_i) + log 
   (its expectation is (recon + KL) - KL), exact when q is the true posterior.
 So elbo = -(recon_nll + kl) holds exactly and iwae >= elbo holds per point by Jensen's inequality.
 All are nats per data point; the report gives their means over the evaluation points.
-The k samples are vectorised (x repeated to (k*B, C, H, W)) and decoded in chunks of at most
-`max_rows` images, so memory stays bounded; there is no Python loop over data points.
+Memory stays bounded whatever N and k: the k x N samples are never decoded at once. Points go in
+noise blocks (`noise_batch`: batch_size points, fewer when k x B x D noise values would pass
+NOISE_ELEMENTS), each drawing its (k, B, D) noise at once, so the samples depend only on the
+generator, batch_size, k and D, never on how the work is chunked; each block is decoded in chunks
+of at most `max_rows` images (default `row_limit`: ROW_ELEMENTS output values per call, so a
+64x64 conv decoder's activations stay in the hundreds of MB), over samples and over points. The
+per-point logsumexp over the k samples is accumulated across chunks (`_LogSumExp`).
 
 Standard errors: each figure is a mean over N points of per-point values (elbo(x), recon_nll(x),
 kl(x), iwae(x) = the per-point L_k); its standard error is sd(per-point values, ddof=1) / sqrt(N).
@@ -39,7 +44,11 @@ from ..losses import kl_per_dim
 from ..models import VAE
 from ._common import check_batch_size, check_posterior, encode_all, model_device, std_error
 
-MAX_ROWS = 10_000  # images decoded per call: 10k x 784 float32 = 31 MB per temporary
+MAX_ROWS = 10_000  # images decoded per call, at most (small images)
+ROW_ELEMENTS = 1 << 19  # output values (images x pixels) of one decode call by default: 2 MB of float32
+#   (128 images of 64x64, 668 of 28x28); a model's activations are a multiple of its output (a
+#   VanillaVAE-like decoder: 32 channels at full resolution, ~100 MB per layer at 128 images)
+NOISE_ELEMENTS = 1 << 22  # k x B x D noise values drawn at once per block of points (16 MB)
 STORE_BUDGET = 1 << 23  # k * N float64 values kept per array to rescore a Gaussian decoder (64 MB);
 #                         past it the samples are drawn again from the same generator state
 MIN_SCALE2 = 1e-12  # floor of the calibrated s^2 (a decoder reproducing x exactly has no finite bound)
@@ -123,6 +132,46 @@ def _own_log_scale(model: Any) -> float:
     return 0.0 if log_s is None else float(torch.as_tensor(log_s).detach().double())
 
 
+def row_limit(n_pixels: int, max_rows: int | None = None) -> int:
+    """Images per decode call: max_rows when given, else as many as fit ROW_ELEMENTS (at most MAX_ROWS)."""
+    if max_rows is not None:
+        return max(1, int(max_rows))
+    return max(1, min(MAX_ROWS, ROW_ELEMENTS // max(1, int(n_pixels))))
+
+
+def noise_batch(batch_size: int, k: int, d: int) -> int:
+    """Points per noise block: batch_size, fewer when k x B x D noise values would pass NOISE_ELEMENTS."""
+    return max(1, min(int(batch_size), NOISE_ELEMENTS // max(1, k * d)))
+
+
+def _sub_blocks(b: int, k: int, rows: int):
+    """(k0, k1, p0, p1): a (k, b) block of samples x points in pieces of at most `rows` images,
+    samples outer (a whole block of points per piece when it fits, else `rows` points of one sample)."""
+    kc, pc = (max(1, min(k, rows // b)), b) if rows >= b else (1, rows)
+    for k0 in range(0, k, kc):
+        for p0 in range(0, b, pc):
+            yield k0, min(k, k0 + kc), p0, min(b, p0 + pc)
+
+
+class _LogSumExp:
+    """Per-point logsumexp over samples, accumulated over chunks: add(p0, p1, v) with v (kc, p1 - p0)."""
+
+    def __init__(self, n: int, device: torch.device | str = "cpu"):
+        self.m = torch.full((n,), -math.inf, dtype=torch.float64, device=device)  # running max
+        self.s = torch.zeros(n, dtype=torch.float64, device=device)  # sum of exp(v - m)
+
+    def add(self, p0: int, p1: int, v: torch.Tensor) -> None:
+        m_old = self.m[p0:p1]
+        m_new = torch.maximum(m_old, v.amax(0))  # amax: max(0).values is slow on a (1, B) tensor
+        shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
+        self.s[p0:p1] = self.s[p0:p1] * torch.exp(m_old - shift) + torch.exp(v - shift).sum(0)
+        self.m[p0:p1] = m_new
+
+    def result(self) -> torch.Tensor:
+        shift = torch.where(torch.isfinite(self.m), self.m, torch.zeros_like(self.m))
+        return shift + torch.log(self.s)
+
+
 def _gaussian_sse(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """sum over pixels of (x_b - f(z_sb))^2 for x (B, C, H, W), z (S, B, D) -> (S, B), float64."""
     s, b, d = z.shape
@@ -146,50 +195,78 @@ def _log_px_given_z(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tenso
 
 @torch.inference_mode()
 def _log_weights(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
-                 generator: torch.Generator | None = None, max_rows: int = MAX_ROWS) -> torch.Tensor:
+                 generator: torch.Generator | None = None, max_rows: int | None = None) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): x (B, C, H, W) -> (k, B)."""
     log_px_z, log_ratio, _ = _log_weight_parts(model, x, mu, logvar, k, generator=generator, max_rows=max_rows)
     return log_px_z + log_ratio
 
 
+def _chunk_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, logvar_sum: torch.Tensor,
+                 eps: torch.Tensor, own_log_s: float | None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One chunk: x (p, C, H, W), mu/std (p, D), logvar_sum (p,), eps (kc, p, D) -> (log p(x|z),
+    log p(z) - log q(z|x), SSE or None), each (kc, p) float64; own_log_s is None for a Bernoulli decoder."""
+    d = mu.shape[1]
+    z = mu + std * eps  # (kc, p, D)
+    if own_log_s is not None:
+        sse = _gaussian_sse(model, x, z)
+        log_px = gaussian_log_px(sse, int(x[0].numel()), own_log_s)
+    else:
+        sse, log_px = None, _log_px_given_z(model, x, z).double()
+    log_pz = -0.5 * (z.double() ** 2).sum(-1) - 0.5 * d * LOG_2PI
+    log_qz = -0.5 * (eps.double() ** 2).sum(-1) - 0.5 * logvar_sum - 0.5 * d * LOG_2PI
+    return log_px, log_pz - log_qz, sse
+
+
 @torch.inference_mode()
 def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
-                      generator: torch.Generator | None = None, max_rows: int = MAX_ROWS,
+                      generator: torch.Generator | None = None, max_rows: int | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(log p(x|z_i) at the model's own scale, log p(z_i) - log q(z_i|x), SSE or None), each (k, B)
-    float64; SSE (the squared error summed over pixels) for a Gaussian decoder only."""
+    float64; SSE (the squared error summed over pixels) for a Gaussian decoder only. The (k, B, D)
+    noise is drawn at once, so the result does not depend on max_rows (images per decode call)."""
     check_posterior(mu, logvar)
     b, d = mu.shape
     k = _check_k(k)
-    std = (0.5 * logvar).exp()
-    log_2pi = math.log(2 * math.pi)
-    kc = max(1, min(k, max_rows // b))  # samples per decode call
-    # all noise drawn at once (k*B*D floats, small) so the result does not depend on max_rows
+    rows = row_limit(x[0].numel(), max_rows)
     eps_all = torch.randn(k, b, d, generator=generator, device=mu.device, dtype=mu.dtype)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
-    own_log_s = _own_log_scale(model) if gaussian else 0.0
-    n_pixels = x[0].numel()
+    own_log_s = _own_log_scale(model) if gaussian else None
+    std, lv_sum = (0.5 * logvar).exp(), logvar.double().sum(-1)
     log_px = torch.empty(k, b, dtype=torch.float64, device=mu.device)
     ratio = torch.empty(k, b, dtype=torch.float64, device=mu.device)
     sse = torch.empty(k, b, dtype=torch.float64, device=mu.device) if gaussian else None
-    for s in range(0, k, kc):
-        n = min(kc, k - s)
-        eps = eps_all[s:s + n]  # (n, B, D)
-        z = mu + std * eps  # (n, B, D)
+    for k0, k1, p0, p1 in _sub_blocks(b, k, rows):
+        lp, r, e = _chunk_parts(model, x[p0:p1], mu[p0:p1], std[p0:p1], lv_sum[p0:p1], eps_all[k0:k1, p0:p1],
+                                own_log_s)
+        log_px[k0:k1, p0:p1], ratio[k0:k1, p0:p1] = lp, r
         if sse is not None:
-            sse[s:s + n] = _gaussian_sse(model, x, z)
-            log_px[s:s + n] = gaussian_log_px(sse[s:s + n], n_pixels, own_log_s)
-        else:
-            log_px[s:s + n] = _log_px_given_z(model, x, z).double()  # (n, B)
-        log_pz = -0.5 * (z.double() ** 2).sum(-1) - 0.5 * d * log_2pi  # (n, B)
-        log_qz = -0.5 * (eps.double() ** 2).sum(-1) - 0.5 * logvar.double().sum(-1) - 0.5 * d * log_2pi
-        ratio[s:s + n] = log_pz - log_qz
+            sse[k0:k1, p0:p1] = e
     return log_px, ratio, sse
+
+
+def _weight_chunks(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
+                   generator: torch.Generator | None, batch_size: int, rows: int):
+    """Yield (p0, p1, k0, log p(x|z), log-prior ratio, SSE or None) over every point of x (N, ...):
+    points p0:p1, samples k0:k0 + kc, each array (kc, p1 - p0) float64. Noise blocks of `noise_batch`
+    points are drawn in order from generator, each decoded in pieces of at most `rows` images."""
+    n, d = mu.shape
+    nb = noise_batch(batch_size, k, d)
+    gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
+    own_log_s = _own_log_scale(model) if gaussian else None
+    for s in range(0, n, nb):
+        mb, lb = mu[s:s + nb], logvar[s:s + nb]
+        b = mb.shape[0]
+        eps = torch.randn(k, b, d, generator=generator, device=mu.device, dtype=mu.dtype)
+        std, lv_sum = (0.5 * lb).exp(), lb.double().sum(-1)
+        for k0, k1, p0, p1 in _sub_blocks(b, k, rows):
+            yield (s + p0, s + p1, k0, *_chunk_parts(model, x[s + p0:s + p1], mb[p0:p1], std[p0:p1], lv_sum[p0:p1],
+                                                 eps[k0:k1, p0:p1], own_log_s))
 
 
 def _bounds_core(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                  generator: torch.Generator | None = None,
-                 max_rows: int = MAX_ROWS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 max_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per point (B,), float64: (iwae L_k, elbo = mean_i log w_i, closed-form kl)."""
     log_w = _log_weights(model, x, mu, logvar, k, generator=generator, max_rows=max_rows)  # (k, B)
     elbo = log_w.mean(0)
@@ -239,66 +316,77 @@ class PointBounds:
 
 @torch.inference_mode()
 def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
-                  batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int = MAX_ROWS,
+                  batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int | None = None,
                   store_budget: int = STORE_BUDGET, on_batch: Callable[[float], None] | None = None,
                   ) -> PointBounds:
     """Per-point bounds of every point of x (N, C, H, W) with its posterior (mu, logvar) (N, D).
 
-    Points go in batches of `batch_size`; each draws its k samples from `generator` in turn, so the
-    result depends only on the generator's state and batch_size. For a Gaussian decoder, the
-    calibrated scale needs every point's squared errors first: the (k, N) squared errors and
-    log-prior ratios are kept when k * N <= store_budget, else the same samples are drawn again
-    from a copy of the generator's starting state. on_batch(fraction done) is called per batch.
+    Points go in noise blocks of `noise_batch(batch_size, k, D)`; each draws its k samples from
+    `generator` in turn, so the result depends only on the generator's state, batch_size, k and D;
+    each block is decoded in pieces of at most `max_rows` images (default `row_limit`), and every
+    per-point sum (the logsumexp over samples included) is accumulated across the pieces. For a
+    Gaussian decoder, the calibrated scale needs every point's squared errors first: the (k, N)
+    squared errors and log-prior ratios are kept when k * N <= store_budget, else the same samples
+    are drawn again from a copy of the generator's starting state. on_batch(fraction done) is
+    called before each piece.
     """
     k = _check_k(k)
     batch_size = check_batch_size(batch_size)
     n = x.shape[0]
     n_pixels = int(x[0].numel())
+    rows = row_limit(n_pixels, max_rows)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
     if gaussian and generator is None:  # a second pass must see the same samples
         generator = torch.Generator(device=mu.device).manual_seed(int(torch.randint(2 ** 62, ()).item()))
     start = generator.get_state() if gaussian else None
     keep = gaussian and k * n <= store_budget
-    iwae, elbo, kl, sse_mean, ratio_mean, sse_all, ratio_all = [], [], [], [], [], [], []
+    total, done = (2 if gaussian and not keep else 1) * k * n, 0
+    f64 = dict(dtype=torch.float64, device=mu.device)
+    lse, sum_lw = _LogSumExp(n, mu.device), torch.zeros(n, **f64)
+    sse_pt, ratio_pt = (torch.zeros(n, **f64), torch.zeros(n, **f64)) if gaussian else (None, None)
+    sse_all, ratio_all = (torch.empty(k, n, **f64), torch.empty(k, n, **f64)) if keep else (None, None)
     sse_sum = 0.0
-    for s in range(0, n, batch_size):
+    for p0, p1, k0, log_px, ratio, sse in _weight_chunks(model, x, mu, logvar, k, generator=generator,
+                                                     batch_size=batch_size, rows=rows):
         if on_batch is not None:
-            on_batch(s / n)
-        xb, mb, lb = x[s:s + batch_size], mu[s:s + batch_size], logvar[s:s + batch_size]
-        log_px, ratio, sse = _log_weight_parts(model, xb, mb, lb, k, generator=generator, max_rows=max_rows)
-        log_w = log_px + ratio  # (k, B)
-        e = log_w.mean(0)
-        iwae.append(torch.maximum(torch.logsumexp(log_w, 0) - math.log(k), e).cpu())  # max: float rounding only
-        elbo.append(e.cpu())
-        kl.append(kl_per_dim(mb.double(), lb.double()).sum(1).cpu())
+            on_batch(done / total)
+        kc = log_px.shape[0]
+        done += kc * (p1 - p0)
+        log_w = log_px + ratio  # (kc, p)
+        lse.add(p0, p1, log_w)
+        sum_lw[p0:p1] += log_w.sum(0)
         if sse is not None:
             sse_sum += float(sse.sum())
-            sse_mean.append(sse.mean(0).cpu())
-            ratio_mean.append(ratio.mean(0).cpu())
+            sse_pt[p0:p1] += sse.sum(0)
+            ratio_pt[p0:p1] += ratio.sum(0)
             if keep:
-                sse_all.append(sse.cpu())
-                ratio_all.append(ratio.cpu())
-    out = dict(iwae=torch.cat(iwae), elbo=torch.cat(elbo), kl=torch.cat(kl), k=k, n_pixels=n_pixels)
+                sse_all[k0:k0 + kc, p0:p1], ratio_all[k0:k0 + kc, p0:p1] = sse, ratio
+    elbo = sum_lw / k
+    iwae = torch.maximum(lse.result() - math.log(k), elbo)  # max: float rounding only
+    kl = kl_per_dim(mu.double(), logvar.double()).sum(1)
+    out = dict(iwae=iwae.cpu(), elbo=elbo.cpu(), kl=kl.cpu(), k=k, n_pixels=n_pixels)
     if not gaussian:
         return PointBounds(**out)
     scale = calibrated_scale(sse_sum, k * n * n_pixels)
     log_s = math.log(scale)
     # elbo is linear in SSE: the per-point means suffice
-    elbo_cal = gaussian_log_px(torch.cat(sse_mean), n_pixels, log_s) + torch.cat(ratio_mean)
+    elbo_cal = gaussian_log_px(sse_pt / k, n_pixels, log_s) + ratio_pt / k
     if keep:
-        log_w = gaussian_log_px(torch.cat(sse_all, 1), n_pixels, log_s) + torch.cat(ratio_all, 1)  # (k, N)
+        log_w = gaussian_log_px(sse_all, n_pixels, log_s) + ratio_all  # (k, N)
         iwae_cal = torch.logsumexp(log_w, 0) - math.log(k)
     else:
         again = torch.Generator(device=mu.device)
         again.set_state(start)
-        parts = []
-        for s in range(0, n, batch_size):
-            _, ratio, sse = _log_weight_parts(model, x[s:s + batch_size], mu[s:s + batch_size],
-                                              logvar[s:s + batch_size], k, generator=again, max_rows=max_rows)
-            parts.append((torch.logsumexp(gaussian_log_px(sse, n_pixels, log_s) + ratio, 0) - math.log(k)).cpu())
-        iwae_cal = torch.cat(parts)
+        lse_cal = _LogSumExp(n, mu.device)
+        for p0, p1, _, _, ratio, sse in _weight_chunks(model, x, mu, logvar, k, generator=again,
+                                                    batch_size=batch_size, rows=rows):
+            if on_batch is not None:
+                on_batch(done / total)
+            done += sse.shape[0] * (p1 - p0)
+            lse_cal.add(p0, p1, gaussian_log_px(sse, n_pixels, log_s) + ratio)
+        iwae_cal = lse_cal.result() - math.log(k)
     return PointBounds(**out, own_scale=math.exp(_own_log_scale(model)), calibrated_scale=scale,
-                       iwae_cal=torch.maximum(iwae_cal, elbo_cal), elbo_cal=elbo_cal, redrawn=not keep)
+                       iwae_cal=torch.maximum(iwae_cal, elbo_cal).cpu(), elbo_cal=elbo_cal.cpu(), redrawn=not keep)
 
 
 def log_likelihood_bounds(model: Any, data: Dataset, *, k: int = 100, batch_size: int = 500,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -99,12 +99,13 @@ def _calc_mi(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> float:
 
 
 def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = None, eps: Any = None,
-                      generator: torch.Generator | None = None,
-                      chunk_elements: int = CHUNK_ELEMENTS) -> MutualInfo:
+                      generator: torch.Generator | None = None, chunk_elements: int = CHUNK_ELEMENTS,
+                      on_batch: Callable[[float], None] | None = None) -> MutualInfo:
     """I(x; z) from posterior parameters (N, D), averaged over batches of B = min(batch_size, N).
 
     The sample per point is z (N, D), or its noise eps (N, D) (z = mu + sigma * eps, the exact form
     for sharp posteriors), or drawn here from `generator`. Everything is float64.
+    on_batch(fraction done) is called before each batch.
     """
     check_posterior(mu, logvar)
     mu, logvar = _as_f64(mu, "mu"), _as_f64(logvar, "logvar")
@@ -120,10 +121,13 @@ def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = N
     n = mu.shape[0]
     b = min(check_batch_size(batch_size), n)
     n_batches = n // b
-    terms = torch.cat([
-        _mi_terms(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], chunk_elements=chunk_elements,
-                  **{"z" if z is not None else "eps": sample[i * b:(i + 1) * b]})
-        for i in range(n_batches)]).cpu().numpy()  # (n_batches * B,)
+    parts = []
+    for i in range(n_batches):
+        if on_batch is not None:
+            on_batch(i / n_batches)
+        parts.append(_mi_terms(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], chunk_elements=chunk_elements,
+                               **{"z" if z is not None else "eps": sample[i * b:(i + 1) * b]}))
+    terms = torch.cat(parts).cpu().numpy()  # (n_batches * B,)
     unclipped = float(terms.mean())  # = the mean of the per-batch estimates (equal batch sizes)
     log_b = math.log(b)
     return MutualInfo(mi=min(unclipped, log_b), log_b=log_b, batch_size=b, n_batches=n_batches,

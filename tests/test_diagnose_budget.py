@@ -1,0 +1,303 @@
+"""Diagnose within a time budget, memory bounded, with its precision stated (issue #9, item 2).
+
+No assertion here depends on how fast this machine is: the chooser is tested on hand-made costs, and
+diagnose on a model wrapper whose every call advances a fake clock by a known cost (the pilot then
+measures exactly those costs), so each decision is checked exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from vae_core import VAE, ModelConfig
+from vae_core.data import Dataset
+from vae_core.metrics.iwae import _log_weights, _point_bounds, row_limit
+from vae_core.metrics.report import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs, diagnose,
+                                     choose_settings)
+
+ROOT = Path(__file__).resolve().parent.parent
+DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
+TRAVERSAL_VALUES = 9  # collapse.TRAVERSAL: decoded images per latent dim for the sensitivity
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Costly:
+    """A VAE whose encode/decode/nll calls advance `clock` by a known cost per image (nothing else does),
+    recording the largest batch of any call."""
+
+    def __init__(self, inner: VAE, clock: FakeClock, encode_s: float, decode_s: float):
+        self.inner, self.clock, self.encode_s, self.decode_s = inner, clock, encode_s, decode_s
+        self.likelihood, self.input_shape, self.latent_dim = inner.likelihood, inner.input_shape, inner.latent_dim
+        self.training = False
+        self.max_rows = 0
+
+    def parameters(self):
+        return self.inner.parameters()
+
+    def _cost(self, rows: int, each: float) -> None:
+        self.max_rows = max(self.max_rows, rows)
+        self.clock.t += rows * each
+
+    def encode(self, x):
+        self._cost(x.shape[0], self.encode_s)
+        return self.inner.encode(x)
+
+    def decode(self, z):
+        self._cost(z.shape[0], self.decode_s)
+        return self.inner.decode(z)
+
+    def nll(self, x, z):
+        self._cost(z.shape[0], self.decode_s)
+        return self.inner.nll(x, z)
+
+
+def _vae(shape=(1, 8, 8), d: int = 2, likelihood: str = "bernoulli", **kw) -> VAE:
+    torch.manual_seed(0)
+    return VAE(ModelConfig(input_shape=shape, latent_dim=d, hidden=(16,), likelihood=likelihood, **kw)).eval()
+
+
+def _data(n: int = 6000, shape=(1, 8, 8)) -> Dataset:  # 20% held out: 1,200 evaluation points
+    return Dataset(x=(torch.rand(n, *shape, generator=torch.Generator().manual_seed(0)) > 0.5).float(), name="toy")
+
+
+def _predicted(n: int, k: int, enc: float, dec: float, d: int) -> float:
+    """The cost of a report under Costly, written out: n encodes, n k scored samples, the traversal
+    images, n reconstructions and n prior samples (statistics and MI cost nothing on the fake clock)."""
+    return n * enc + n * k * dec + (1 + d * TRAVERSAL_VALUES) * dec + 2 * n * dec
+
+
+def _largest(lo: int, hi: int, ok) -> int | None:
+    good = [v for v in range(lo, hi + 1) if ok(v)]
+    return max(good) if good else None
+
+
+# ------------------------------------------------------------------------------------------ the chooser
+def _choose(available: float, *, n_max: int = TARGET_POINTS, k_max: int = TARGET_K, n_fixed=False, k_fixed=False):
+    costs = Costs(encode=0.0, decode=0.0, iwae=1e-3, blur=0.0, mi=0.0)  # n k ms: nothing else costs
+    return choose_settings(costs, available, n_max=n_max, k_max=k_max, n_fixed=n_fixed, k_fixed=k_fixed,
+                           latent_dim=2)
+
+
+def test_chooser_lowers_k_before_points_and_keeps_its_floors():
+    assert SAFETY == 0.9 and (MIN_POINTS, MIN_K) == (100, 10)
+    full = _choose(200.0)  # 1000 x 100 x 1 ms = 100 s <= 180 s
+    assert (full.n_points, full.iwae_k, full.over_budget) == (1000, 100, False) and "fit" in full.reason
+    k_low = _choose(50.5)  # 45.45 s usable: every point kept, k = 45
+    assert (k_low.n_points, k_low.iwae_k) == (1000, 45) and "more points" in k_low.reason
+    n_low = _choose(5.05)  # 4.545 s: even k = 10 on 1000 points (10 s) is too slow: 454 points at k = 10
+    assert (n_low.n_points, n_low.iwae_k, n_low.over_budget) == (454, 10, False)
+    floor = _choose(0.5)  # the floor (100 x 10 = 1 s) does not fit: it runs anyway, and says so
+    assert (floor.n_points, floor.iwae_k, floor.over_budget) == (100, 10, True) and "over the budget" in floor.reason
+    # given values are never changed
+    assert (lambda c: (c.n_points, c.iwae_k))(_choose(5.05, k_max=100, k_fixed=True)) == (100, 100)
+    assert _choose(5.05, k_max=100, k_fixed=True).over_budget  # 100 x 100 = 10 s > 4.5 s
+    assert (lambda c: (c.n_points, c.iwae_k))(_choose(5.05, n_max=300, n_fixed=True)) == (300, 15)
+    both = _choose(0.01, n_max=300, k_max=7, n_fixed=True, k_fixed=True)
+    assert (both.n_points, both.iwae_k) == (300, 7) and both.reason == "n_points and iwae_k were given"
+    # fewer evaluation points than the target: the floor is what there is
+    few = _choose(0.001, n_max=40)
+    assert (few.n_points, few.iwae_k, few.over_budget) == (40, 10, True)
+
+
+# ------------------------------------------------------------------------------- diagnose on a fake clock
+ENC, DEC = 1e-3, 1e-2  # seconds per point encoded, per image decoded or scored
+
+
+def _slow(clock: FakeClock, shape=(1, 8, 8), **kw) -> Costly:
+    return Costly(_vae(shape, **kw), clock, ENC, DEC)
+
+
+def test_slow_model_gets_fewer_points_and_k_and_states_them_with_errors():
+    clock = FakeClock()
+    model, budget = _slow(clock), 30.0
+    seen: list[tuple[str, float, float]] = []
+    rep = diagnose(model, _data(), n_points=AUTO, iwae_k=AUTO, budget_s=budget, clock=clock,
+                   progress=lambda part, f: seen.append((part, f, clock.t)))
+    # what the pilot measured is exactly the wrapper's cost
+    c = rep.pilot.costs
+    assert c.encode == pytest.approx(ENC) and c.iwae == pytest.approx(DEC) and c.decode == pytest.approx(DEC)
+    assert c.blur == 0 and c.mi == 0
+    # the choice, recomputed here from the stated rule: k at its floor of 10 (every k from 10 on 1000 points
+    # is too slow), then the most points that fit SAFETY x (budget - pilot)
+    limit = SAFETY * (budget - rep.pilot.seconds)
+    assert _predicted(1000, 10, ENC, DEC, 2) > limit
+    n = _largest(100, 1000, lambda v: _predicted(v, 10, ENC, DEC, 2) <= limit)
+    assert (rep.n_points, rep.iwae_k) == (n, 10) and 100 < n < 1000
+    d = rep.to_dict()
+    assert d["chosen_by"] == "budget" and d["n_points_chosen_by"] == "budget" and d["iwae_k_chosen_by"] == "budget"
+    assert d["budget_s"] == budget and d["over_budget"] is False
+    assert "k at its floor" in d["choice"] and "lowered" in d["choice"]
+    # every model call was predicted: the measured (fake) time is the prediction, within the budget
+    assert d["seconds"] == pytest.approx(rep.pilot.seconds + _predicted(n, 10, ENC, DEC, 2), rel=1e-9)
+    assert d["predicted_seconds"] == pytest.approx(d["seconds"], rel=1e-9) and d["seconds"] <= budget
+    # precision stated: standard errors of every Monte Carlo figure, and the settings in words
+    for key in ("elbo_se", "recon_nll_se", "kl_se", "iwae_se", "mutual_info_se"):
+        assert isinstance(d[key], float) and d[key] > 0, key
+    assert any(f"Used {n} points and k = 10" in note and f"--n-points {n} --iwae-k 10" in note for note in d["notes"])
+    assert f"{n} points, k = 10, chosen by the time budget (30 s)" in rep.format_table()
+    json.dumps(d, allow_nan=False)
+    # progress: the pilot, then the parts in order, fractions never going back, and never 2 s (fake) apart
+    parts = [p for p, _, _ in seen]
+    assert parts[0] == "pilot" and parts[-1] == "done"
+    order = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    assert order == ["pilot", "encode", "iwae", "collapse", "mutual_info", "aggregate", "blur", "done"]
+    fracs = [f for _, f, _ in seen]
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+    times = [t for _, _, t in seen]
+    assert max(b - a for a, b in zip(times, times[1:])) <= 2.0
+
+
+def test_fast_model_keeps_the_full_settings_and_slowest_runs_the_floor():
+    clock = FakeClock()
+    fast = Costly(_vae(), clock, 1e-7, 1e-7)
+    rep = diagnose(fast, _data(), n_points=AUTO, iwae_k=AUTO, budget_s=60, clock=clock)
+    assert (rep.n_points, rep.iwae_k, rep.chosen_by) == (TARGET_POINTS, TARGET_K, "budget")
+    assert "fit the budget" in rep.choice
+
+    clock = FakeClock()
+    rep = diagnose(_slow(clock), _data(), n_points=AUTO, iwae_k=AUTO, budget_s=2.0, clock=clock)
+    assert (rep.n_points, rep.iwae_k, rep.over_budget) == (MIN_POINTS, MIN_K, True)
+    assert rep.seconds > 2.0 and "over the budget" in rep.choice
+    assert any("over the budget" in note for note in rep.notes)
+
+
+def test_given_values_are_honoured():
+    clock = FakeClock()
+    rep = diagnose(_slow(clock), _data(), n_points=50, iwae_k=7, budget_s=0.01, clock=clock)
+    d = rep.to_dict()
+    assert (d["n_points"], d["iwae_k"], d["chosen_by"], d["pilot"]) == (50, 7, "given", None)
+    assert d["budget_s"] == 0.01 and any("did not change them" in note for note in d["notes"])
+    assert d["seconds"] == pytest.approx(_predicted(50, 7, ENC, DEC, 2), rel=1e-9)  # no pilot ran
+
+    clock = FakeClock()  # the points given, k chosen: k lowered to fit, the 300 points kept
+    rep = diagnose(_slow(clock), _data(), n_points=300, iwae_k=AUTO, budget_s=100, clock=clock)
+    limit = SAFETY * (100 - rep.pilot.seconds)
+    k = _largest(10, 100, lambda v: _predicted(300, v, ENC, DEC, 2) <= limit)
+    assert k is not None and 10 < k < 100
+    assert (rep.n_points, rep.iwae_k, rep.n_points_chosen_by, rep.iwae_k_chosen_by) == (300, k, "given", "budget")
+
+    clock = FakeClock()  # k given, the points chosen
+    rep = diagnose(_slow(clock), _data(), n_points=AUTO, iwae_k=40, budget_s=100, clock=clock)
+    limit = SAFETY * (100 - rep.pilot.seconds)
+    n = _largest(100, 1000, lambda v: _predicted(v, 40, ENC, DEC, 2) <= limit)
+    assert n is not None and 100 < n < 1000
+    assert (rep.n_points, rep.iwae_k, rep.n_points_chosen_by, rep.iwae_k_chosen_by) == (n, 40, "budget", "given")
+
+    # no budget and both given: the old call, unchanged
+    rep = diagnose(_vae(), _data(600), n_points=20, iwae_k=3)
+    assert (rep.n_points, rep.iwae_k, rep.chosen_by, rep.budget_s) == (20, 3, "given", None)
+    with pytest.raises(ValueError, match="budget_s"):
+        diagnose(_vae(), _data(600), n_points=AUTO, budget_s=0)
+    with pytest.raises(ValueError, match="n_points"):
+        diagnose(_vae(), _data(600), n_points="many")
+
+
+def test_model_calls_stay_small_on_64x64_images():
+    """k x batch is never decoded at once: every call holds at most row_limit(64 x 64) = 128 images."""
+    clock = FakeClock()
+    model = _slow(clock, shape=(1, 64, 64), d=3)
+    rep = diagnose(model, _data(1500, (1, 64, 64)), n_points=300, iwae_k=50, clock=clock)
+    assert rep.n_points == 300 and rep.rows_per_call == row_limit(64 * 64) == 128
+    assert model.max_rows == 128  # 300 x 50 = 15,000 samples, 128 at a time
+
+
+# ------------------------------------------------------------------------ chunked IWAE = unchunked IWAE
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_chunked_iwae_equals_unchunked(likelihood):
+    model = _vae(likelihood=likelihood, gaussian_scale=0.3)
+    x = torch.rand(37, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        mu, logvar = model.encode(x)
+    k = 11
+    whole = _point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
+                          max_rows=10 ** 6)
+    pieces = _point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
+                           max_rows=5, store_budget=0)  # 5 images per call; calibrated: drawn again
+    # the unchunked reference: all k x N log-weights at once, one logsumexp
+    log_w = _log_weights(model, x, mu, logvar, k, generator=torch.Generator().manual_seed(5), max_rows=10 ** 6)
+    ref_iwae = torch.logsumexp(log_w, 0) - math.log(k)
+    for pts in (whole, pieces):
+        torch.testing.assert_close(pts.iwae, torch.maximum(ref_iwae, log_w.mean(0)), rtol=0, atol=1e-5)
+        torch.testing.assert_close(pts.elbo, log_w.mean(0), rtol=0, atol=1e-5)
+    if likelihood == "gaussian":
+        assert pieces.redrawn and not whole.redrawn
+        torch.testing.assert_close(pieces.iwae_cal, whole.iwae_cal, rtol=0, atol=1e-5)
+        torch.testing.assert_close(pieces.elbo_cal, whole.elbo_cal, rtol=0, atol=1e-5)
+        assert pieces.calibrated_scale == pytest.approx(whole.calibrated_scale, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    from vae_core import cli
+
+    out = tmp_path_factory.mktemp("budget") / "run"
+    assert cli.main(["train", "--data", "digits", "--epochs", "1", "--latent-dim", "2", "--hidden", "8",
+                     "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_cli_budget_progress_bar_on_stderr_and_one_json_object(digits_run, capsys):
+    from vae_core import cli
+
+    capsys.readouterr()
+    assert cli.main(["diagnose", str(digits_run), "--data", "digits", "--json", "--budget", "45", "--progress"]) == 0
+    out, err = capsys.readouterr()
+    rep = json.loads(out)  # the whole of stdout is one JSON object
+    assert out.count("\n") == 1 and isinstance(rep, dict)
+    assert rep["budget_s"] == 45 and rep["chosen_by"] == "budget" and rep["pilot"] is not None
+    assert rep["n_points"] >= 100 and rep["iwae_k"] >= 10 and rep["iwae_se"] is not None
+    assert "diagnose pilot:" in err and "%|" in err  # the bar and its parts, on stderr
+
+    # --points (alias of --n-points) and --iwae-k given: used as given; no bar on a non-terminal by default
+    assert cli.main(["diagnose", str(digits_run), "--data", "digits", "--json", "--points", "50", "--iwae-k", "5"]) == 0
+    out, err = capsys.readouterr()
+    rep = json.loads(out)
+    assert (rep["n_points"], rep["iwae_k"], rep["chosen_by"]) == (50, 5, "given") and "%|" not in err
+
+    assert cli.main(["diagnose", str(digits_run), "--data", "digits", "--budget", "30", "--quiet",
+                     "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "Settings:" in out and "time budget (30 s)" in out and "%|" not in err
+
+    assert cli.main(["diagnose", str(digits_run), "--data", "digits", "--budget", "-1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "--budget" in err
+
+
+# ------------------------------------------------------------------------------------------------ page
+def _settings(at: AppTest) -> tuple[int, int, str]:
+    """(points, k, caption) from the summary caption's settings sentence."""
+    cap = next(c.value for c in at.caption if "Settings:" in c.value)
+    m = re.search(r"Settings: (\d+) points and k = (\d+)", cap)
+    return int(m.group(1)), int(m.group(2)), cap
+
+
+def test_page_budget_control_changes_the_report():
+    at = AppTest.from_file(DIAGNOSE, default_timeout=300).run()
+    assert not at.exception, [e.value for e in at.exception]
+    control = at.number_input(key="diag_budget")
+    assert control.value == 60
+    n60, k60, cap60 = _settings(at)
+    assert k60 == 100 and "chosen for the 60 s time budget" in cap60
+    at = control.set_value(1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    n1, k1, cap1 = _settings(at)
+    assert k1 == 100, "the page's k is used as given"
+    assert "chosen for the 1 s time budget" in cap1 and cap1 != cap60
+    # on one second the points are lowered, unless the pilot found the full report fits (never on a CPU here)
+    assert n1 < n60 or "fit the budget" in cap1
+    assert any("±" in c.value for c in at.caption), "figures keep their standard errors"
