@@ -581,6 +581,11 @@ def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
     them all), or the "held-out" points include training points. The Monte Carlo seed is separate.
     """
     ev = training_pool(data, split_seed, train_n, train_dataset).split(eval_fraction, split_seed)[1]
+    return _some_points(ev, n_points, split_seed)
+
+
+def _some_points(ev: Dataset, n_points: int | None, split_seed: int) -> Dataset:
+    """n_points of the held-out points ev (all when None or more), as `eval_points` picks them."""
     if n_points is not None and n_points < len(ev):
         idx = np.sort(np.random.default_rng(split_seed).choice(len(ev), size=n_points, replace=False))
         ev = ev.subset(idx)
@@ -637,7 +642,9 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
     if getattr(model, "input_shape", None) is None and hasattr(model, "set_input_shape"):
         model.set_input_shape(data.shape)  # a TorchScript model learns its input shape from the data
     check_fits(data, model.input_shape)
-    ev = eval_points(data, TARGET_POINTS if auto_n else n_points, split_seed, eval_fraction, train_n, train_dataset)
+    # the split once (it copies the training part): the budget's choice of points is a subset of the same
+    held_out = eval_points(data, None, split_seed, eval_fraction, train_n, train_dataset)
+    ev = _some_points(held_out, TARGET_POINTS if auto_n else n_points, split_seed)
     dev = model_device(model)
     gen = torch.Generator(device=dev).manual_seed(seed)  # local: leaves the global RNG alone
     n_pixels = int(ev.x[0].numel())
@@ -672,7 +679,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
                                      k_max=TARGET_K if auto_k else iwae_k, n_fixed=not auto_n, k_fixed=not auto_k,
                                      latent_dim=pilot.latent_dim, batch_size=batch_size, gaussian=gaussian)
             if choice.n_points < len(ev):
-                ev = eval_points(data, choice.n_points, split_seed, eval_fraction, train_n, train_dataset)
+                ev = _some_points(held_out, choice.n_points, split_seed)
             iwae_k = choice.iwae_k
             rows = pilot.rows_per_call
             enc_rows = min(batch_size, rows_cap, _pow2_floor(CALL_S / pilot.costs.encode)
