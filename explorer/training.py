@@ -29,7 +29,7 @@ from typing import Any
 
 import streamlit as st
 
-from vae_core.checkpoints import is_run_dir
+from vae_core.checkpoints import is_run_dir, remove_stale_lock
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.limits import limits
 
@@ -258,9 +258,10 @@ class TrainingJob:
             return self
 
     def _remove_temp_dirs(self) -> None:
-        """A SIGKILL during the final save could leave save_run's hidden temp dir: remove it."""
+        """A SIGKILL could leave save_run's hidden temp dir and the run's lock file: remove them."""
         for p in self.runs_dir.glob(f".{self.spec.name}.tmp-*"):
             shutil.rmtree(p, ignore_errors=True)
+        remove_stale_lock(self.out)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -84,6 +84,10 @@ def test_kill_while_saving_a_new_run_lists_no_half_run(tmp_path, step):
         assert runs == [out] and _latent(out) == 2
     else:
         assert runs == [] and not out.exists()
+    # killed while holding the run lock: its file stays (the lock itself died with the process)
+    assert out.with_name(".r.lock").exists()
+    ck.remove_stale_lock(out)
+    assert not out.with_name(".r.lock").exists()
 
 
 @pytest.mark.parametrize("exchange,step", [(True, s) for s in STEPS_SWAP] + [(False, s) for s in STEPS_RENAMES])

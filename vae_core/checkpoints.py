@@ -164,6 +164,19 @@ def run_lock(out: str | Path):
                 os.close(fd)  # releases the flock
 
 
+def remove_stale_lock(out: str | Path) -> None:
+    """Remove the lock file of run `out` that a killed training left behind (no one holds it).
+
+    Harmless if left (a killed process's flock is released with it); removed so nothing hidden
+    stays beside the runs. Taken before removal, so a live holder's lock is never removed.
+    """
+    try:
+        with run_lock(out):  # unlinks the file on release
+            pass
+    except (FileExistsError, OSError):
+        pass
+
+
 def check_out(out: str | Path, overwrite: bool = False) -> Path:
     """Check before training that `out` can be written: free (or overwrite), a legal name, a writable folder."""
     out = Path(out)
