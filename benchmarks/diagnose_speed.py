@@ -112,11 +112,12 @@ def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
     from vae_core.data import load_dataset
     from vae_core.metrics.report import AUTO, diagnose
 
-    gaps, last = [0.0], [time.perf_counter()]
+    gaps, last = [0.0], [None]
 
-    def progress(part: str, frac: float) -> None:
+    def progress(part: str, frac: float) -> None:  # the longest wait between two calls (the page's bar)
         now = time.perf_counter()
-        gaps[0] = max(gaps[0], now - last[0])
+        if last[0] is not None:
+            gaps[0] = max(gaps[0], now - last[0])
         last[0] = now
 
     worker_pid = None
@@ -139,7 +140,6 @@ def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
         rss_before = _hwm_mb()
         load_before = _load()
         t = time.perf_counter()
-        last[0] = t
         rep = diagnose(model, data, progress=progress, **kw)
         wall = time.perf_counter() - t
         worker_hwm = _hwm_mb(worker_pid) if worker_pid is not None else None

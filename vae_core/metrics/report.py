@@ -18,7 +18,10 @@ logsumexp is accumulated across chunks, and the blur statistics are accumulated 
 """
 from __future__ import annotations
 
+import importlib
 import math
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -428,17 +431,19 @@ def _pilot(model: Any, x: torch.Tensor, *, clock: Callable[[], float], step: Cal
     step("pilot", 0.0)
     b = min(PILOT_POINTS, x.shape[0])
     xb = x[:b]
-    for _ in range(2):  # warm-up: a TorchScript model optimises itself on its first calls
+    for i in range(2):  # warm-up: a TorchScript model optimises itself on its first calls
         model.decode(model.encode(xb[:1])[0].float())
-    step("pilot", 0.2)
+        step("pilot", 0.1 * (i + 1))
     ta = now()
     mu, logvar = model.encode(xb)
     enc = (now() - ta) / b
+    step("pilot", 0.22)
     mu, logvar = mu.float(), logvar.float()
     d = int(mu.shape[1])
     ta = now()
     imgs = model.decode(mu).float()
     dec = (now() - ta) / b
+    step("pilot", 0.25)
     reps = max(1, 32 // b)  # the statistics of 32 images: a per-image cost less swamped by per-call overhead
     ta = now()
     _BlurAccumulator().add(imgs.cpu().repeat(reps, 1, 1, 1))
@@ -592,6 +597,22 @@ def _some_points(ev: Dataset, n_points: int | None, split_seed: int) -> Dataset:
     return ev
 
 
+def _import_in_background(module: str) -> threading.Thread | None:
+    """Start importing `module` in a daemon thread (None when it is already imported)."""
+    if module in sys.modules:
+        return None
+
+    def run() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the caller's own import raises it where it is needed
+            pass
+
+    t = threading.Thread(target=run, name=f"import {module}", daemon=True)
+    t.start()
+    return t
+
+
 def _budget_value(budget_s: float | None) -> float | None:
     if budget_s is None:
         return None
@@ -665,10 +686,8 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
         timings[part] = now - t0
         t0 = now
 
-    if ev.factors is not None:  # MIG's scikit-learn takes ~1.5 s to import: now, not as a pause in the progress
-        if auto_n or auto_k:
-            step("pilot", 0.0)
-        import sklearn.metrics  # noqa: F401
+    # MIG's scikit-learn takes 1.5 s or more to import: in a thread beside the work, not as a pause in the progress
+    importing = _import_in_background("sklearn.metrics") if ev.factors is not None else None
     pilot = choice = None
     with torch.inference_mode():
         if auto_n or auto_k:
@@ -747,6 +766,8 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
         mig_res = None
         if ev.factors is not None:
             step("mig", 0.0)
+            if importing is not None:
+                importing.join()  # an import error, if any, is raised again by _mig_core's own import
             mig_res = _mig_core(mu, ev.factors)
             lap("mig")
     step("done", 1.0)
