@@ -83,6 +83,12 @@ def model_for(m: Source, d: Source):
     return mdl
 
 
+def batch_rows(shape: tuple[int, ...], max_values: int = 2**20) -> int:
+    """Images per model call: 1000 of 28x28, fewer of larger images (a 64x64 conv decoder's activations
+    for 1000 images took a user's model worker to about 2 GB)."""
+    return max(1, min(1000, max_values // max(1, int(np.prod(shape)))))
+
+
 @dataclass(frozen=True)
 class Encoded:
     """Per-point results of encoding a dataset once (numpy, float32)."""
@@ -100,8 +106,9 @@ def encoded(m: Source, d: Source) -> Encoded:
     mdl, data = model_for(m, d), dataset(d)
     mus, lvs, errs = [], [], []
     with torch.inference_mode():
-        for i in range(0, len(data), 1000):
-            xb = data.x[i:i + 1000]
+        step = batch_rows(data.shape)
+        for i in range(0, len(data), step):
+            xb = data.x[i:i + step]
             mu, lv = mdl.encode(xb)
             mus.append(mu)
             lvs.append(lv)
@@ -286,7 +293,8 @@ def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_sam
     """Images for the Blurriness page, on the same evaluation points as `report(m, d, n_points, ..., seed)`."""
     mdl, ev = model_for(m, d), eval_points(dataset(d), n_points, *split_of(m))
     with torch.inference_mode():
-        recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + 1000])[0]) for i in range(0, len(ev), 1000)]).float()
+        step = batch_rows(ev.shape)
+        recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + step])[0]) for i in range(0, len(ev), step)]).float()
         z = torch.randn((n_samples, mdl.latent_dim), generator=torch.Generator().manual_seed(seed))
         samples = mdl.decode(z).float()
     lap_x, lap_r = metrics.laplacian_variance(ev.x), metrics.laplacian_variance(recon)  # (N,) each
