@@ -27,17 +27,14 @@ def option(name: str) -> str:
 
 def _int(name: str, value: Any, lo: int, limit: str | None = None) -> int:
     """An integer >= lo (and within the named limit); bools, floats with a fraction, NaN refused."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{option(name)} must be an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():  # 3.0 from JSON or a form; not 3.5, NaN or Inf
+        value = int(value)
     try:
-        v = int(value) if not isinstance(value, float) else None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError
+        v = int(value)
     except ValueError:
-        v = None
-    if v is None:
-        if isinstance(value, float) and math.isfinite(value) and value == int(value):
-            v = int(value)
-        else:
-            raise ValueError(f"{option(name)} must be an integer, got {value!r}")
+        raise ValueError(f"{option(name)} must be an integer, got {value!r}") from None
     if v < lo:
         raise ValueError(f"{option(name)} must be >= {lo}, got {v}")
     if limit is not None:
