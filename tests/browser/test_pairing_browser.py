@@ -39,25 +39,37 @@ def run_zip_8x8(tmp_path_factory):
     return path
 
 
+# The two sidebar pickers' shown values, once the page's script has finished and both are drawn
+# (right after a click the previous page's state can still read "not running").
+SIDEBAR_PAIR = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const boxes = document.querySelectorAll('[data-testid="stSidebar"] [data-testid="stSelectbox"] input[role="combobox"]');
+    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning' || boxes.length < 2) return null;
+    return [boxes[0].value, boxes[1].value];
+}"""
+
+
 def _sidebar_pair(page) -> tuple[str, str]:
-    boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input[role="combobox"]')
-    return boxes.nth(0).input_value(), boxes.nth(1).input_value()
+    return tuple(page.wait_for_function(SIDEBAR_PAIR, timeout=180_000).json_value())
 
 
-def test_sidebar_shows_the_active_pair_over_12_page_switches(page, app_url, run_zip_8x8):
+def test_sidebar_shows_the_active_pair_over_12_page_switches(page, app_url, run_zip_8x8, tmp_path):
     page.goto(app_url)
     wait_app_ready(page, 120_000)
     page.get_by_text("Upload a model or data").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(0).set_input_files(str(run_zip_8x8))
     page.wait_for_selector("text=Switched the data to digits", timeout=120_000)
-    wait_app_ready(page, 120_000)
     model_label, data_label = _sidebar_pair(page)
     assert "(upload)" in model_label and "digits" in data_label, (model_label, data_label)
     for i in range(12):
         name = PAGES[i % len(PAGES)]
         page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
         page.wait_for_function(f"() => document.title.startsWith({name + ' '!r})", timeout=60_000)
-        wait_app_ready(page, 120_000)
-        assert _sidebar_pair(page) == (model_label, data_label), (i, name)
+        try:
+            shown = _sidebar_pair(page)
+        except Exception:
+            page.screenshot(path=str(tmp_path / f"switch-{i}-{name}.png"), full_page=True)  # for whoever reads the failure
+            raise
+        assert shown == (model_label, data_label), (i, name)
         if name == "Home":  # the page itself uses that pair
             assert "Data: digits" in page.locator('[data-testid="stMarkdown"]', has_text="Data:").first.inner_text()
