@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import TrainConfig
 from ..limits import LimitError, check, check_bytes
 
 BUILTIN = ("digits", "mnist", "sprites")
@@ -81,8 +82,9 @@ class Dataset:
             factors=None if self.factors is None else self.factors[idx_np],
         )
 
-    def split(self, eval_fraction: float = 0.2, seed: int = 0) -> tuple["Dataset", "Dataset"]:
-        """(train, eval) from one seeded shuffle (mnist's rows are sorted by label)."""
+    def split(self, eval_fraction: float = TrainConfig.eval_fraction, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """(train, eval) from one seeded shuffle (mnist's rows are sorted by label); the eval share
+        defaults to TrainConfig's."""
         n = len(self)
         perm = np.random.default_rng(seed).permutation(n)
         n_eval = int(round(n * eval_fraction))
