@@ -309,6 +309,6 @@ def decoder_payload(m: Source, d: Source) -> dict | None:
     """`browser_decoder.mlp_decoder_payload` of the model, built once per model (3 ms and ~2 MB of
     base64 otherwise rebuilt on every pad/slider rerun); None where the browser cannot decode it.
     Shared by all sessions: read-only."""
-    from .browser_decoder import mlp_decoder_payload
+    from .components.browser_decoder import mlp_decoder_payload
 
     return mlp_decoder_payload(model_for(m, d))

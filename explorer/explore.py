@@ -13,8 +13,8 @@ import streamlit as st
 from vae_core.metrics.collapse import KL_THRESHOLD as COLLAPSE_KL  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
-from .pad import latent_pad, pad_state
-from .slider_panel import latent_sliders, slider_state
+from .components.pad import latent_pad, pad_state
+from .components.sliders import latent_sliders, slider_state
 
 SCALE = 5  # nearest-neighbour upscaling of decoded images for display
 
@@ -257,7 +257,7 @@ _SLIDERS_ACK = "latent_sliders_ack"  # the last vector seq the sliders handled
 def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 
-    A components-v2 panel (`slider_panel.py`): for MLP decoders the browser decodes every step
+    A components-v2 panel (`components/sliders.py`): for MLP decoders the browser decodes every step
     and reports z on release; otherwise each step comes here (one in flight) and the PNG goes
     back. The buttons set z through `state.set_z`, whose new version the panel adopts.
     """

@@ -12,8 +12,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from explorer.browser_decoder import mlp_decoder_payload
-from explorer.pad import latent_pad, pad_state
+from explorer.components.browser_decoder import mlp_decoder_payload
+from explorer.components.pad import latent_pad, pad_state
 from pad_model import build_model
 
 st.set_page_config(page_title="Latent pad demo")

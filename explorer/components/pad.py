@@ -1,6 +1,6 @@
 """The latent pad: a components-v2 drag pad over a 2-D latent plane (REALTIME.md, points 2-3).
 
-Thin Python: it registers the JS/CSS in `pad_assets/` once, keeps the per-update `data` small
+Thin Python: it registers the JS/CSS in `assets/` once, keeps the per-update `data` small
 (the scatter and the decoder weights are sent only while the browser lacks them), and returns
 the position the browser reports.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-_ASSETS = Path(__file__).parent / "pad_assets"
+_ASSETS = Path(__file__).parent / "assets"
 
 
 

@@ -1,7 +1,7 @@
 """The latent slider panel: a components-v2 component with one range input per latent dimension
 and the decoded image (REALTIME.md, points 2-3).
 
-Thin Python, like `pad.py`: the JS/CSS in `pad_assets/` are registered once; the labels and an
+Thin Python, like `pad.py`: the JS/CSS in `assets/` are registered once; the labels and an
 MLP decoder's weights travel only while the browser lacks them (it reports what it holds under
 state key "cache"); each rerun otherwise sends a few hundred bytes (z, its version, the ack) plus,
 on the Python path, the PNG data URI of the answer.
