@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .. import losses
-from ..checkpoints import CheckpointError
+from ..model_files import CheckpointError
 from ..limits import ENV, limits
 from ..models import VAE
 
