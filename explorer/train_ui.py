@@ -8,13 +8,15 @@ its controls; the finished run appears in every session's picker (it is a run un
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import Field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from vae_core import data as vdata
-from vae_core.config import ARCHS, KL_SCHEDULES, LIKELIHOODS
+from vae_core.config import ModelConfig, TrainConfig, configs_from_options, ints_text, option, option_fields, parse_ints
 from vae_core.errors import sentence
 from vae_core.limits import limits
 
@@ -35,8 +37,8 @@ disentangled, but images get blurrier and more dimensions *collapse* (carry no i
 their KL drops to 0). A smaller beta gives sharper reconstructions and a less regular space.
 
 **KL annealing** fights collapse early in training, when the decoder cannot yet use the code and
-the cheapest move is to switch dimensions off. *Linear*: the KL weight starts at 0 and rises to
-beta over a warm-up fraction of training. *Cyclical* (Fu et al. 2019): that rise repeats M times;
+the cheapest move is to switch dimensions off. *Linear*: the KL weight starts at 0 (or beta start) and
+rises to beta over a warm-up fraction of training. *Cyclical* (Fu et al. 2019): that rise repeats M times;
 in each cycle the weight rises over the first R fraction, then stays at beta.
 
 **Free bits** (Kingma et al. 2016): each dimension's first lambda nats of KL are free, the term
@@ -47,40 +49,23 @@ and keeps using it.
 row fading to dark is a dimension the model is switching off.
 """
 
+# Help of the two controls that are not config fields; each config field's help, label, default and
+# bounds are declared once, in vae_core.config.
 HELP = {
     "data": "What to learn from. digits: 1,797 tiny 8x8 digits (trains in seconds). mnist: 5,000 28x28 "
             "digits. sprites: 5,000 64x64 shapes with known factors (slow on a CPU). Files you uploaded in the "
             "sidebar are listed too.",
-    "arch": "mlp: fully connected layers; fast, fine for digits. conv: two stride-2 convolutions that look at "
-            "neighbouring pixels together; slower on a CPU; needs height and width divisible by 4.",
-    "hidden": "Sizes of the hidden layers, separated by commas, e.g. 400 or 512,256. Bigger learns more and "
-              "trains slower. For conv: the fully connected layers after the convolutions.",
-    "latent": "How many numbers the code z has (D). 2 lets you see the whole space at once; more keeps more "
-              "detail. The KL heatmap shows which dimensions the model really uses.",
-    "likelihood": "How the decoder scores a rebuilt image. bernoulli: for (nearly) black-and-white pixels. "
-                  "gaussian: for grey or colour pixels; squared error with a fixed spread s.",
-    "scale": "Gaussian only: the spread s of the pixel noise. A smaller s makes reconstruction count more "
-             "against the KL term (a fixed-s Gaussian equals beta = 2 s^2 on summed squared error).",
-    "beta": "Weight of the KL term. 1 = the true VAE objective (the ELBO). Above 1 (a beta-VAE): smoother, "
-            "often more disentangled codes, blurrier images, more collapsed dimensions. Below 1: sharper "
-            "images, a less regular space.",
-    "schedule": "How the KL weight moves during training. constant: beta all along. linear: rise from 0 to "
-                "beta over the warm-up, so the decoder learns to use the code before the KL pressure arrives "
-                "(helps against collapse). cyclical: repeat that rise M times (Fu et al. 2019).",
-    "warmup": "linear only: the fraction of training over which the KL weight rises from 0 to beta.",
-    "cycles": "cyclical only: how many times the KL weight rises from 0 to beta (M; 4 in Fu et al.).",
-    "ramp": "cyclical only: the fraction R of each cycle spent rising; the rest of the cycle stays at beta.",
-    "free_bits": "Nats per dimension that come free (lambda): a dimension's KL below this is not penalised "
-                 "(Kingma et al. 2016), so the model has no reason to switch a dimension off. 0 = off; try "
-                 "0.1 to 0.5 when dimensions collapse.",
-    "epochs": "Passes over the training split (80% of the data; 20% is held out to evaluate). More fits "
-              "better and takes longer: the page shows the time left.",
-    "batch": "Images per gradient step. 128 is the usual choice.",
-    "lr": "Adam's step size; 0.001 is the standard. Too high and the loss blows up to NaN: training then "
-          "stops and keeps the last good epoch.",
-    "seed": "Fixes the data split, the initial weights and the batch order: same seed and settings, same run.",
     "name": "The folder under runs/ this run is saved to: letters, digits, '-' and '_' only; it must not exist.",
 }
+
+# The form's rows: which config fields sit side by side (layout only). A field in no row, such as a
+# newly declared option, still gets its control, in a row of its own at the end.
+ROWS = (("arch", "hidden", "conv_channels", "latent_dim"),
+        ("likelihood", "gaussian_scale", "learn_scale"),
+        ("beta", "kl_schedule", "free_bits"),
+        ("warmup_fraction", "beta_start", "cycles", "ramp_fraction"),
+        ("epochs", "batch_size", "lr", "eval_fraction"),
+        ("seed", "bf16"))
 
 
 def _suggest_name() -> str:
@@ -91,28 +76,42 @@ def _label(src: str) -> str:
     return src if src in vdata.BUILTIN else Path(src).name
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
+def _rows() -> list[list[Field]]:
+    """The config fields of the form, row by row: ROWS, then any field ROWS does not name."""
+    left = {f.name: f for f in option_fields()}
+    rows = [[left.pop(n) for n in row if n in left] for row in ROWS]
+    rest = list(left.values())
+    return [r for r in rows + [rest[i:i + 4] for i in range(0, len(rest), 4)] if r]
+
+
+def _form_default(f: Field) -> Any:
+    """The field's default as its control holds it: a tuple of ints as the text '512,256'."""
+    return ints_text(f.default) if isinstance(f.default, tuple) else f.default
+
+
+def _config_value(f: Field, value: Any) -> Any:
+    """A control's value as the config takes it (ValueError naming the field when a text box cannot be read)."""
+    if not isinstance(f.default, tuple):
+        return value
     try:
-        vals = tuple(int(v) for v in str(text).replace(",", " ").split())
-    except ValueError:
-        raise ValueError(f"hidden sizes must be whole numbers separated by commas, like 400 or 512,256; "
-                         f"got {text!r}") from None
-    if not vals:
-        raise ValueError("hidden sizes must not be empty: give at least one layer size, like 400")
-    return vals
+        return parse_ints(value)
+    except ValueError as e:
+        raise ValueError(f"{option(f.name)}: {e}") from None
+
+
+def _configs_from_form(input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
+    """The form's values as the configs themselves (ValueError naming the field when one is bad)."""
+    ss = st.session_state
+    return configs_from_options({f.name: _config_value(f, ss[_F + f.name]) for f in option_fields()}, input_shape)
 
 
 def _spec_from_form() -> training.TrainSpec:
-    """The form's values as a TrainSpec (ValueError naming the field when one cannot be read)."""
+    """The form's values as a TrainSpec: the configs for the chosen data's shape, its name and n."""
     ss = st.session_state
     data = ss[_F + "data"]
-    return training.TrainSpec(
-        data=data, name=str(ss[_F + "name"]).strip(), arch=ss[_F + "arch"], hidden=_parse_hidden(ss[_F + "hidden"]),
-        latent_dim=int(ss[_F + "latent"]), likelihood=ss[_F + "likelihood"], gaussian_scale=float(ss[_F + "scale"]),
-        beta=float(ss[_F + "beta"]), kl_schedule=ss[_F + "schedule"], warmup_fraction=float(ss[_F + "warmup"]),
-        cycles=int(ss[_F + "cycles"]), ramp_fraction=float(ss[_F + "ramp"]), free_bits=float(ss[_F + "free_bits"]),
-        epochs=int(ss[_F + "epochs"]), batch_size=int(ss[_F + "batch"]), lr=float(ss[_F + "lr"]),
-        seed=int(ss[_F + "seed"]), n=5000 if data == "sprites" else None)  # the app's sprites set has 5,000
+    model, train = _configs_from_form(cache.dataset(cache.source(data)).shape)
+    return training.TrainSpec(data=data, name=str(ss[_F + "name"]).strip(), model=model, train=train,
+                              n=5000 if data == "sprites" else None)  # the app's sprites set has 5,000
 
 
 def _on_submit() -> None:
@@ -120,8 +119,7 @@ def _on_submit() -> None:
     ss = st.session_state
     try:
         spec = _spec_from_form()
-        shape = cache.dataset(cache.source(spec.data)).shape
-        spec.check(shape, state.RUNS_DIR)
+        spec.check(state.RUNS_DIR)
         job = training.registry().start(spec, state.RUNS_DIR)
     except Exception as e:  # ModelConfig/TrainConfig/DataError/LimitError name the field; anything else too
         ss[_ERR] = f"Not started: {sentence(e)}"
@@ -135,46 +133,43 @@ def training_allowed() -> bool:
     return not limits().public
 
 
+def _control(col: Any, f: Field) -> None:
+    """The control of config field f, keyed tr_<field>: its kind, bounds, label and help from the declaration."""
+    m = f.metadata
+    label, kw = m["label"] or f.name.replace("_", " ").capitalize(), dict(key=_F + f.name, help=m["newcomer_help"])
+    if isinstance(f.default, bool):
+        col.checkbox(label, **kw)
+    elif m["choices"] is not None:
+        col.selectbox(label, m["choices"], **kw)
+    elif isinstance(f.default, tuple):
+        col.text_input(label, **kw)
+    elif isinstance(f.default, int):  # the upper bound: hi, or the limit in force (VAE_EXPLORER_MAX_*)
+        his = [h for h in (m["hi"], getattr(limits(), m["limit"]) if m["limit"] else None) if h is not None]
+        col.number_input(label, min_value=m["lo"], max_value=min(his, default=None), step=m["step"] or 1, **kw)
+    else:  # a float (Streamlit wants every bound a float too); an open lower bound (lr > 0) is the
+        # config's to refuse, with its message
+        lo, hi = (None if v is None else float(v) for v in (m["lo"], m["hi"]))
+        col.number_input(label, min_value=lo, max_value=hi, step=float(m["step"] or 0.1), format="%g", **kw)
+
+
 def form_ui(running: bool) -> None:
-    """The settings form; submitting starts a job (see `_on_submit`)."""
+    """The settings form, one control per config field; submitting starts a job (see `_on_submit`)."""
     ss = st.session_state
     uploaded = list(ss[state.UPLOADED_DATA].values())
     data_opts = list(vdata.BUILTIN) + [p for p in uploaded if p not in vdata.BUILTIN]
-    defaults = {"data": ss[state.DATA_SRC] if ss[state.DATA_SRC] in data_opts else "digits", "arch": "mlp",
-                "hidden": "400", "latent": 16, "likelihood": "bernoulli", "scale": 0.1, "beta": 1.0,
-                "schedule": "constant", "warmup": 0.3, "cycles": 4, "ramp": 0.5, "free_bits": 0.0, "epochs": 10,
-                "batch": 128, "lr": 1e-3, "seed": 0, "name": _suggest_name()}
-    for k, v in defaults.items():
-        ss.setdefault(_F + k, v)
+    default_data = ss[state.DATA_SRC] if ss[state.DATA_SRC] in data_opts else "digits"
+    ss.setdefault(_F + "data", default_data)
+    ss.setdefault(_F + "name", _suggest_name())
+    for f in option_fields():
+        ss.setdefault(_F + f.name, _form_default(f))
     if ss[_F + "data"] not in data_opts:
-        ss[_F + "data"] = defaults["data"]
+        ss[_F + "data"] = default_data
 
     with st.form("train_form", border=True):
         st.selectbox("Dataset", data_opts, key=_F + "data", format_func=_label, help=HELP["data"])
-        c1, c2, c3 = st.columns(3)
-        c1.selectbox("Architecture", ARCHS, key=_F + "arch", help=HELP["arch"])
-        c2.text_input("Hidden sizes", key=_F + "hidden", help=HELP["hidden"])
-        c3.number_input("Latent size D", min_value=1, max_value=512, step=1, key=_F + "latent", help=HELP["latent"])
-        c1, c2 = st.columns(2)
-        c1.selectbox("Likelihood p(x|z)", LIKELIHOODS, key=_F + "likelihood", help=HELP["likelihood"])
-        c2.number_input("Gaussian scale s", min_value=1e-4, step=0.01, format="%g", key=_F + "scale",
-                        help=HELP["scale"])
-        c1, c2, c3 = st.columns(3)
-        c1.number_input("beta (KL weight)", min_value=0.0, step=0.5, format="%g", key=_F + "beta", help=HELP["beta"])
-        c2.selectbox("KL schedule", KL_SCHEDULES, key=_F + "schedule", help=HELP["schedule"])
-        c3.number_input("Free bits lambda (nats/dim)", min_value=0.0, step=0.05, format="%g", key=_F + "free_bits",
-                        help=HELP["free_bits"])
-        c1, c2, c3 = st.columns(3)
-        c1.number_input("Warm-up fraction (linear)", min_value=0.01, max_value=1.0, step=0.05, format="%g",
-                        key=_F + "warmup", help=HELP["warmup"])
-        c2.number_input("Cycles M (cyclical)", min_value=1, step=1, key=_F + "cycles", help=HELP["cycles"])
-        c3.number_input("Ramp R (cyclical)", min_value=0.01, max_value=1.0, step=0.05, format="%g",
-                        key=_F + "ramp", help=HELP["ramp"])
-        c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Epochs", min_value=1, max_value=10_000, step=1, key=_F + "epochs", help=HELP["epochs"])
-        c2.number_input("Batch size", min_value=1, step=32, key=_F + "batch", help=HELP["batch"])
-        c3.number_input("Learning rate", min_value=0.0, step=1e-4, format="%g", key=_F + "lr", help=HELP["lr"])
-        c4.number_input("Seed", min_value=0, step=1, key=_F + "seed", help=HELP["seed"])
+        for row in _rows():
+            for col, f in zip(st.columns(len(row)), row):
+                _control(col, f)
         st.text_input("Run name", key=_F + "name", help=HELP["name"])
         st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", on_click=_on_submit,
                               disabled=running, help="Wait for this session's training to end (or cancel it)"

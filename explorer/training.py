@@ -5,9 +5,9 @@ process the server stays responsive for every session, cancel is a signal to one
 cannot leave a half-written run (the CLI writes the run directory atomically). The CLI appends its
 progress to a JSON-lines file (`--progress-jsonl`) that `TrainingJob.poll()` reads incrementally.
 
-`TrainSpec` holds what the form asks; `TrainSpec.check()` validates it with the library's own
-ModelConfig/TrainConfig (their ValueErrors name the field). Streamlit appears only in the shared
-registry at the bottom, so the worker is testable on its own.
+`TrainSpec` holds what the form asks: the library's own ModelConfig/TrainConfig (checked on
+construction; their ValueErrors name the field), the data and the run's name. Streamlit appears
+only in the shared registry at the bottom, so the worker is testable on its own.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from typing import Any
 
 import streamlit as st
 
-from vae_core.checkpoints import is_run_dir, remove_stale_lock
+from vae_core.checkpoints import is_run_dir, remove_stale_lock, run_config
+from vae_core.cli import config_argv
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.limits import limits
 
@@ -41,51 +42,30 @@ CANCEL_GRACE_S = 5.0  # SIGINT lets the CLI clean up; after this, SIGKILL
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Everything the Train form asks, as plain values; `argv()` turns it into a CLI call."""
+    """What the Train form sends: the configs themselves, the data, the run's name and n.
+
+    `argv()` turns it into a CLI call, one option per config field (`vae_core.cli.config_argv`);
+    the CLI takes the model's input_shape from the data, as the form did.
+    """
 
     data: str  # a built-in dataset id or a data file path
     name: str  # the run directory's name under the runs dir
-    arch: str = "mlp"
-    hidden: tuple[int, ...] = (400,)
-    latent_dim: int = 20
-    likelihood: str = "bernoulli"
-    gaussian_scale: float = 0.1
-    beta: float = 1.0
-    kl_schedule: str = "constant"
-    warmup_fraction: float = 0.3
-    cycles: int = 4
-    ramp_fraction: float = 0.5
-    free_bits: float = 0.0
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     n: int | None = None  # at most this many items (sprites: how many to generate)
 
-    def check(self, input_shape: tuple[int, int, int], runs_dir: str | Path) -> None:
-        """Raise ValueError naming the field when a value is bad or the run name is taken."""
+    def check(self, runs_dir: str | Path) -> None:
+        """Raise ValueError when the run name is not usable or taken (the configs checked themselves)."""
         if not NAME_RE.match(self.name or ""):
             raise ValueError(f"run name must use only letters, digits, '-' and '_' (no spaces or '/'), "
                              f"got {self.name!r}")
         if (Path(runs_dir) / self.name).exists():
             raise ValueError(f"run name {self.name!r} is taken: {Path(runs_dir) / self.name} exists; choose another")
-        ModelConfig(input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=self.hidden,
-                    likelihood=self.likelihood, gaussian_scale=self.gaussian_scale)
-        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
-                    kl_schedule=self.kl_schedule, warmup_fraction=self.warmup_fraction, cycles=self.cycles,
-                    ramp_fraction=self.ramp_fraction, free_bits=self.free_bits, seed=self.seed)
 
     def argv(self, out: Path, progress: Path) -> list[str]:
         """The `python -m vae_core train` command line for this spec."""
         args = [sys.executable, "-m", "vae_core", "train", "--data", self.data, "--out", str(out),
-                "--progress-jsonl", str(progress), "--quiet",
-                "--arch", self.arch, "--hidden", ",".join(map(str, self.hidden)),
-                "--latent-dim", str(self.latent_dim), "--likelihood", self.likelihood,
-                "--gaussian-scale", repr(float(self.gaussian_scale)), "--beta", repr(float(self.beta)),
-                "--kl-schedule", self.kl_schedule, "--warmup", repr(float(self.warmup_fraction)),
-                "--cycles", str(self.cycles), "--ramp", repr(float(self.ramp_fraction)),
-                "--free-bits", repr(float(self.free_bits)), "--epochs", str(self.epochs),
-                "--batch-size", str(self.batch_size), "--lr", repr(float(self.lr)), "--seed", str(self.seed)]
+                "--progress-jsonl", str(progress), "--quiet", *config_argv(self.model, self.train)]
         if self.n is not None:
             args += ["--n", str(self.n)]
         return args
@@ -141,7 +121,7 @@ class TrainingJob:
         self.workdir = Path(tempfile.mkdtemp(prefix="vae-train-"))  # outside runs/: never a listed run
         self.progress_path = self.workdir / "progress.jsonl"
         self.stderr_path = self.workdir / "stderr.log"
-        self.progress = Progress(epochs=spec.epochs)
+        self.progress = Progress(epochs=spec.train.epochs)
         self.status = "starting"
         self.message = ""  # why it stopped, failed or was cancelled
         self.started = time.time()
@@ -227,10 +207,7 @@ class TrainingJob:
             return self
 
     def _stopped_reason(self) -> str | None:
-        try:
-            return json.loads((self.out / "config.json").read_text()).get("stopped_reason")
-        except (OSError, ValueError):
-            return None
+        return run_config(self.out).get("stopped_reason")
 
     def cancel(self) -> "TrainingJob":
         """Stop the process (SIGINT, so the CLI writes nothing; SIGKILL after a grace period)."""

@@ -52,7 +52,7 @@ def test_train_page_opens(runs_dir):
     assert at.title[0].value == "Train a VAE"
     assert not _train_button(at).disabled
     assert at.selectbox(key="tr_data").options[:3] == ["digits", "mnist", "sprites"]
-    assert at.selectbox(key="tr_schedule").options == ["constant", "linear", "cyclical"]
+    assert at.selectbox(key="tr_kl_schedule").options == ["constant", "linear", "cyclical"]
     assert all(w.help for w in at.number_input), "every option explains itself"
     text = " ".join(m.value for m in at.markdown)
     assert "beta" in text and "Free bits" in text and "annealing" in text
@@ -62,12 +62,12 @@ def test_bad_values_give_a_clear_error_and_keep_the_form(runs_dir):
     at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
     at.selectbox(key="tr_data").set_value("digits")
     at.text_input(key="tr_hidden").set_value("abc")
-    at.number_input(key="tr_latent").set_value(3)
+    at.number_input(key="tr_latent_dim").set_value(3)
     at.number_input(key="tr_beta").set_value(4.0)
     _ok(_train_button(at).click().run())
     assert "hidden" in _errors(at) and "'abc'" in _errors(at)
     assert at.text_input(key="tr_hidden").value == "abc"
-    assert at.number_input(key="tr_latent").value == 3 and at.number_input(key="tr_beta").value == 4.0
+    assert at.number_input(key="tr_latent_dim").value == 3 and at.number_input(key="tr_beta").value == 4.0
     assert at.selectbox(key="tr_data").value == "digits"
 
     at.text_input(key="tr_hidden").set_value("32")
@@ -84,7 +84,7 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     _ok(at.switch_page("app_pages/2_Train.py").run())
     at.selectbox(key="tr_data").set_value("digits")
     at.number_input(key="tr_epochs").set_value(2)
-    at.number_input(key="tr_latent").set_value(2)
+    at.number_input(key="tr_latent_dim").set_value(2)
     at.text_input(key="tr_hidden").set_value("32")
     at.text_input(key="tr_name").set_value("apptest")
     _ok(_train_button(at).click().run())

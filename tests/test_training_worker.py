@@ -12,9 +12,13 @@ import pytest
 from explorer.training import Registry, TrainingJob, TrainSpec
 from vae_core import cli
 from vae_core.checkpoints import list_runs, load_run
+from vae_core.config import ModelConfig, TrainConfig
 
 TIMEOUT = 180  # a subprocess imports torch (seconds on a busy 2-core machine) before its first step
-TINY = dict(data="digits", hidden=(32,), latent_dim=2)
+def _spec(name: str, data: str = "digits", **train) -> TrainSpec:
+    """A spec for a tiny model (8x8 digits, hidden 32, latent 2) with these training options."""
+    return TrainSpec(data=data, name=name, model=ModelConfig(input_shape=(1, 8, 8), hidden=(32,), latent_dim=2),
+                     train=TrainConfig(**train))
 
 
 @pytest.fixture
@@ -73,10 +77,10 @@ def ended(tmp_path_factory):
     failing one; all run to their end. Yields (runs dir, {name: job})."""
     tmp = tmp_path_factory.mktemp("worker")
     runs = tmp / "runs"
-    specs = [TrainSpec(name="w", epochs=2, **TINY),
+    specs = [_spec("w", epochs=2),
              # one step per epoch (batch > data) and an absurd learning rate: finite a few epochs, then NaN
-             TrainSpec(name="n", epochs=10, lr=1e6, batch_size=2000, **TINY),
-             TrainSpec(name="f", epochs=1, data=str(tmp / "missing.npz"), hidden=(32,), latent_dim=2)]
+             _spec("n", epochs=10, lr=1e6, batch_size=2000),
+             _spec("f", data=str(tmp / "missing.npz"), epochs=1)]
     started: list[TrainingJob] = []
     try:
         for spec in specs:
@@ -129,11 +133,11 @@ def test_failed_process_reports_its_last_stderr_line(ended):
 def test_cancel_terminates_and_leaves_nothing(tmp_path, jobs):
     runs = tmp_path / "runs"
     reg = Registry()
-    job = reg.start(TrainSpec(name="c", epochs=5000, **TINY), runs)
+    job = reg.start(_spec("c", epochs=5000), runs)
     jobs.append(job)
     assert reg.get(job.id) is job and reg.get("nope") is None and reg.get(None) is None
     with pytest.raises(ValueError, match="being trained"):  # two sessions cannot train into one name
-        reg.start(TrainSpec(name="c", epochs=1, **TINY), runs)
+        reg.start(_spec("c", epochs=1), runs)
     _wait(job, until=lambda j: j.finished or j.progress.step > 0)
     assert job.status == "running"
     pid = job.pid
@@ -150,17 +154,18 @@ def test_cancel_terminates_and_leaves_nothing(tmp_path, jobs):
 @pytest.mark.parametrize("name", ["a/b", "", "has space", "../up", "dot.name"])
 def test_spec_rejects_bad_run_names(tmp_path, name):
     with pytest.raises(ValueError, match="run name"):
-        TrainSpec(name=name, **TINY).check((1, 8, 8), tmp_path)
+        _spec(name).check(tmp_path)
 
 
 def test_spec_rejects_existing_run_and_bad_fields(tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(ValueError, match="taken"):
-        TrainSpec(name="taken", **TINY).check((1, 8, 8), tmp_path)
+        _spec("taken").check(tmp_path)
+    # a spec holds the configs themselves: a bad field is refused, by name, before a spec exists
     with pytest.raises(ValueError, match="lr"):
-        TrainSpec(name="x", lr=0.0, **TINY).check((1, 8, 8), tmp_path)
+        _spec("x", lr=0.0)
     with pytest.raises(ValueError, match="latent_dim"):
-        TrainSpec(name="x", data="digits", latent_dim=0).check((1, 8, 8), tmp_path)
+        TrainSpec(data="digits", name="x", model=ModelConfig(input_shape=(1, 8, 8), latent_dim=0))
     with pytest.raises(ValueError, match="divisible"):  # conv halves H, W twice: 6x6 cannot
-        TrainSpec(name="x", arch="conv", **TINY).check((1, 6, 6), tmp_path)
-    TrainSpec(name="ok-1_b", **TINY).check((1, 8, 8), tmp_path)  # a good spec passes
+        TrainSpec(data="digits", name="x", model=ModelConfig(input_shape=(1, 6, 6), arch="conv", hidden=(32,)))
+    _spec("ok-1_b").check(tmp_path)  # a good spec passes

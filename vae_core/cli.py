@@ -13,24 +13,55 @@ import math
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .config import ARCHS, KL_SCHEDULES, LIKELIHOODS, ModelConfig, TrainConfig
+from .config import (ModelConfig, TrainConfig, cli_flag, configs_from_options, ints_text, is_option, option_fields,
+                     parse_ints)
 
 log = logging.getLogger("vae_core")
 
 
 def _ints(text: str) -> tuple[int, ...]:
+    """'512,256' -> (512, 256) for a tuple option; the entries' bounds are the config's to check."""
     try:
-        vals = tuple(int(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like '400' or '512,256', got {text!r}") from None
-    if not vals or any(v <= 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return vals
+        return parse_ints(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_config_options(t: argparse.ArgumentParser) -> None:
+    """One option per ModelConfig/TrainConfig field a user sets, from the field's declaration.
+
+    The option's dest is the field's name, its default the field's default and its help the
+    field's; the kind follows the default: a bool is a flag, a tuple comma-separated integers.
+    """
+    for f in option_fields():
+        kw: dict[str, Any] = dict(dest=f.name, default=f.default, help=f.metadata["help"])
+        if isinstance(f.default, bool):  # a flag that turns a default-off field on (--no-X for a default-on one)
+            kw["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
+        elif f.metadata["choices"] is not None:
+            kw.update(type=type(f.default), choices=f.metadata["choices"])
+        else:  # --warmup WARMUP, not WARMUP_FRACTION: the value is named as the option is
+            kw.update(type=_ints if isinstance(f.default, tuple) else type(f.default),
+                      metavar=cli_flag(f)[2:].replace("-", "_").upper())
+        t.add_argument(cli_flag(f), **kw)
+
+
+def config_argv(*configs: ModelConfig | TrainConfig) -> list[str]:
+    """The `train` options that rebuild these configs: what `_add_config_options` parses back."""
+    args: list[str] = []
+    for cfg in configs:
+        for f in filter(is_option, fields(cfg)):
+            v, flag = getattr(cfg, f.name), cli_flag(f)
+            if isinstance(v, bool):
+                args += [] if v == f.default else [flag if v else "--no-" + flag[2:]]
+            else:  # repr: a float's shortest text that parses back to the same float
+                args += [flag, ints_text(v) if isinstance(v, tuple) else repr(v) if isinstance(v, float) else str(v)]
+    return args
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,30 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites) or a path to .npz/.npy/.csv/"
                    "a folder or .zip of images")
     t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
-    t.add_argument("--arch", choices=ARCHS, default="mlp", help="encoder/decoder type")
-    t.add_argument("--hidden", type=_ints, default=(400,), help="hidden layer sizes, e.g. '400' or '512,256' "
-                   "(conv: the fully connected layers)")
-    t.add_argument("--conv-channels", type=_ints, default=(32, 64), help="conv: channels of each stride-2 layer")
-    t.add_argument("--latent-dim", type=int, default=20, help="number of latent dimensions D")
-    t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli", help="decoder distribution p(x|z)")
-    t.add_argument("--gaussian-scale", type=float, default=0.1, help="gaussian: std s of p(x|z) "
-                   "(equivalent to beta = 2 s^2 on summed squared error)")
-    t.add_argument("--learn-scale", action="store_true", help="gaussian: learn s instead of fixing it")
-    t.add_argument("--beta", type=float, default=1.0, help="KL weight (1 = the ELBO; > 1 a beta-VAE)")
-    t.add_argument("--kl-schedule", choices=KL_SCHEDULES, default="constant",
-                   help="constant beta, linear warm-up, or cyclical annealing (Fu et al. 2019)")
-    t.add_argument("--warmup", type=float, default=0.3, help="linear: fraction of training over which beta rises")
-    t.add_argument("--beta-start", type=float, default=0.0, help="linear: the KL weight the warm-up starts from")
-    t.add_argument("--cycles", type=int, default=4, help="cyclical: number of cycles M")
-    t.add_argument("--ramp", type=float, default=0.5, help="cyclical: fraction R of each cycle where beta rises")
-    t.add_argument("--free-bits", type=float, default=0.0, help="free bits lambda, nats per dimension (0 = off)")
-    t.add_argument("--epochs", type=int, default=30, help="passes over the training split")
-    t.add_argument("--batch-size", type=int, default=128, help="minibatch size")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    t.add_argument("--eval-fraction", type=float, default=0.2, help="share of the data held out for evaluation")
-    t.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast: faster only on CPUs with native bf16 "
-                   "(AVX512-BF16/AMX); emulated and slower on others (see benchmarks/train_throughput.py)")
+    _add_config_options(t)  # --latent-dim, --hidden, --epochs, ...: one per config field
     t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -195,13 +203,8 @@ class _JsonlProgress:
 
 
 def _configs(a: argparse.Namespace, input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
-    mcfg = ModelConfig(input_shape=input_shape, latent_dim=a.latent_dim, arch=a.arch, hidden=a.hidden,
-                       conv_channels=a.conv_channels, likelihood=a.likelihood,
-                       gaussian_scale=a.gaussian_scale, learn_scale=a.learn_scale)
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, beta=a.beta, kl_schedule=a.kl_schedule,
-                       warmup_fraction=a.warmup, beta_start=a.beta_start, cycles=a.cycles, ramp_fraction=a.ramp,
-                       free_bits=a.free_bits, eval_fraction=a.eval_fraction, seed=a.seed, bf16=a.bf16)
-    return mcfg, tcfg
+    """The configs the options ask for (each option's dest is its field's name); the shape comes from the data."""
+    return configs_from_options(vars(a), input_shape)
 
 
 def _train(a: argparse.Namespace) -> int:
