@@ -8,35 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-_ASSETS = Path(__file__).parent / "assets"
+from .base import decoder_fields, held, noop, register
 
-
-
-def asset_js(name: str) -> str:
-    """A component's ES module: the shared decoder/sender code (`decoder.js`) in front of `name`."""
-    return "\n".join((_ASSETS / f).read_text(encoding="utf-8") for f in ("decoder.js", name))
-
-
-def asset_css(name: str) -> str:
-    return (_ASSETS / name).read_text(encoding="utf-8")
-
-
-# Inline strings: asset paths only work for components installed as packages with a manifest.
-_pad = st.components.v2.component(
-    "vae_latent_pad",
-    js=asset_js("pad.js"),
-    css=asset_css("pad.css"),
-)
-
-
-def _noop() -> None:
-    """Callback for state keys Python reads but does not react to."""
+_pad = register("vae_latent_pad", "pad.js", "pad.css")
 
 
 def _points_id(points: np.ndarray, colors: Sequence[Any] | None) -> str:
@@ -52,14 +31,52 @@ def _compact(a: np.ndarray) -> list[float]:
     return [float(f"{v:.4g}") for v in a.ravel().tolist()]
 
 
+def _as_state(pos: dict, fallback: Sequence[float]) -> dict:
+    """The browser's {x, y, seq, down} with types fixed; x and y from `fallback` where absent."""
+    return {"x": float(pos.get("x", fallback[0])), "y": float(pos.get("y", fallback[1])),
+            "seq": int(pos.get("seq", 0)), "down": bool(pos.get("down", False))}
+
+
 def pad_state(key: str) -> dict | None:
     """The pad's last reported state {x, y, seq, down}, or None before the browser sent any."""
     raw = st.session_state.get(key)
     pos = raw.get("pos") if isinstance(raw, dict) else None
     if not isinstance(pos, dict) or "x" not in pos:
         return None
-    return {"x": float(pos["x"]), "y": float(pos["y"]), "seq": int(pos.get("seq", 0)),
-            "down": bool(pos.get("down", False))}
+    return _as_state(pos, (0.0, 0.0))
+
+
+def _scatter_fields(points, colors: Sequence[Any] | None, points_id: str | None, have: dict) -> dict:
+    """`data` entries for the background map: its version always, the points only while not held."""
+    if points is None:
+        return {"scatter_version": None}
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must have shape (M, 2), got {pts.shape}")
+    if colors is not None and len(colors) != len(pts):
+        raise ValueError(f"colors must have one entry per point ({len(pts)}), got {len(colors)}")
+    version = points_id or _points_id(pts, colors)
+    fields: dict[str, Any] = {"scatter_version": version}
+    if have.get("scatter") != version:
+        fields["points"] = _compact(pts)
+        if colors is not None:
+            fields["colors"] = [c if isinstance(c, str) else int(c) for c in colors]
+    return fields
+
+
+def _plane_decoder_fields(decoder: dict | None, origin, axes, have: dict) -> dict:
+    """`data` entries for decoding in the browser, z = origin + x*axes[0] + y*axes[1]."""
+    if decoder is None:
+        return {"decoder_id": None}
+    if origin is None or axes is None:
+        raise ValueError("decoder needs origin (D,) and axes (2, D) to turn a pad position into z")
+    o = np.asarray(origin, dtype=np.float64).ravel()
+    a = np.asarray(axes, dtype=np.float64)
+    d_in = decoder["layers"][0]["shape"][1]
+    if o.shape != (d_in,) or a.shape != (2, d_in):
+        raise ValueError(f"origin must be ({d_in},) and axes (2, {d_in}) for this decoder; "
+                         f"got {o.shape} and {a.shape}")
+    return {**decoder_fields(decoder, have), "origin": o.tolist(), "axes": a.tolist()}
 
 
 def latent_pad(
@@ -91,12 +108,7 @@ def latent_pad(
     x0, x1, y0, y1 = (float(b) for b in bounds)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"bounds must be (xmin, xmax, ymin, ymax) with xmin < xmax, ymin < ymax; got {bounds!r}")
-
-    # What the browser says it holds (reported by the JS under state key "cache").
-    raw = st.session_state.get(key)
-    have = raw.get("cache") if isinstance(raw, dict) else None
-    have = have if isinstance(have, dict) else {}
-
+    have = held(key)
     data: dict[str, Any] = {
         "bounds": [x0, x1, y0, y1],
         "pos": [float(pos[0]), float(pos[1])],
@@ -104,46 +116,16 @@ def latent_pad(
         "image": image,
         "size": int(size),
         "view_size": int(view_size),
-        "scatter_version": None,
-        "decoder_id": None,
+        **_scatter_fields(points, colors, points_id, have),
+        **_plane_decoder_fields(decoder, origin, axes, have),
     }
-    if points is not None:
-        pts = np.asarray(points, dtype=np.float32)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ValueError(f"points must have shape (M, 2), got {pts.shape}")
-        if colors is not None and len(colors) != len(pts):
-            raise ValueError(f"colors must have one entry per point ({len(pts)}), got {len(colors)}")
-        version = points_id or _points_id(pts, colors)
-        data["scatter_version"] = version
-        if have.get("scatter") != version:
-            data["points"] = _compact(pts)
-            if colors is not None:
-                data["colors"] = [c if isinstance(c, str) else int(c) for c in colors]
-
-    if decoder is not None:
-        if origin is None or axes is None:
-            raise ValueError("decoder needs origin (D,) and axes (2, D) to turn a pad position into z")
-        o = np.asarray(origin, dtype=np.float64).ravel()
-        a = np.asarray(axes, dtype=np.float64)
-        d_in = decoder["layers"][0]["shape"][1]
-        if o.shape != (d_in,) or a.shape != (2, d_in):
-            raise ValueError(f"origin must be ({d_in},) and axes (2, {d_in}) for this decoder; "
-                             f"got {o.shape} and {a.shape}")
-        data["decoder_id"] = decoder["id"]
-        data["origin"] = o.tolist()
-        data["axes"] = a.tolist()
-        if have.get("decoder") != decoder["id"]:
-            data["decoder"] = decoder
-
     result = _pad(
         key=key,
         data=data,
         default={"pos": {"x": float(pos[0]), "y": float(pos[1]), "seq": 0, "down": False}},
-        on_pos_change=on_change or _noop,
-        on_cache_change=_noop,
+        on_pos_change=on_change or noop,
+        on_cache_change=noop,
         width="stretch",
         height="content",
     )
-    p = result.get("pos") or {}
-    return {"x": float(p.get("x", pos[0])), "y": float(p.get("y", pos[1])),
-            "seq": int(p.get("seq", 0)), "down": bool(p.get("down", False))}
+    return _as_state(result.get("pos") or {}, pos)

@@ -1,10 +1,10 @@
 """The latent slider panel: a components-v2 component with one range input per latent dimension
 and the decoded image (REALTIME.md, points 2-3).
 
-Thin Python, like `pad.py`: the JS/CSS in `assets/` are registered once; the labels and an
-MLP decoder's weights travel only while the browser lacks them (it reports what it holds under
-state key "cache"); each rerun otherwise sends a few hundred bytes (z, its version, the ack) plus,
-on the Python path, the PNG data URI of the answer.
+Thin Python, like `pad.py`: the JS/CSS in `assets/` are registered once (`base.register`); the
+labels and an MLP decoder's weights travel only while the browser lacks them (it reports what it
+holds under state key "cache"); each rerun otherwise sends a few hundred bytes (z, its version, the
+ack) plus, on the Python path, the PNG data URI of the answer.
 
 The browser reports z under state key "z" as {values, version, seq, final}: `version` is the
 `Z_VERSION` its values started from, `seq` numbers the vectors it sent (flow control: Python echoes
@@ -19,17 +19,9 @@ from typing import Any
 
 import streamlit as st
 
-from .pad import asset_js, asset_css
+from .base import decoder_fields, held, noop, register
 
-_panel = st.components.v2.component(
-    "vae_latent_sliders",
-    js=asset_js("sliders.js"),
-    css=asset_css("sliders.css"),
-)
-
-
-def _noop() -> None:
-    """Callback for state keys Python reads in the script body."""
+_panel = register("vae_latent_sliders", "sliders.js", "sliders.css")
 
 
 def slider_state(key: str) -> dict | None:
@@ -79,10 +71,7 @@ def latent_sliders(
     d = len(z)
     if sorted(r["j"] for r in meta["dims"]) != list(range(d)):
         raise ValueError(f"dims must name each of the {d} latent dimensions once")
-    raw = st.session_state.get(key)
-    have = raw.get("cache") if isinstance(raw, dict) else None
-    have = have if isinstance(have, dict) else {}
-
+    have = held(key)
     data: dict[str, Any] = {
         "meta_id": meta["id"],
         "z": [float(v) for v in z],
@@ -97,17 +86,15 @@ def latent_sliders(
     if decoder is not None:
         if decoder["layers"][0]["shape"][1] != d:
             raise ValueError(f"the decoder takes {decoder['layers'][0]['shape'][1]} latent dims, z has {d}")
-        data["decoder_id"] = decoder["id"]
-        if have.get("decoder") != decoder["id"]:
-            data["decoder"] = decoder
+        data.update(decoder_fields(decoder, have))
     else:
         data["image"] = image
 
     _panel(
         key=key,
         data=data,
-        on_z_change=on_change or _noop,
-        on_cache_change=_noop,
+        on_z_change=on_change or noop,
+        on_cache_change=noop,
         width="stretch",
         height="content",
     )

@@ -1,4 +1,4 @@
-"""The shared flow control of the pad and the slider panel (`components/assets/decoder.js`'s
+"""The shared flow control of the pad and the slider panel (`components/assets/sender.js`'s
 Sender), run in Node when it is installed: at most N values unanswered, the newest waiting value
 goes next, a lost answer does not freeze it."""
 from __future__ import annotations
@@ -33,7 +33,7 @@ setTimeout(() => {                              // answers lost: the timeout fre
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_sender_flow_control(tmp_path):
-    js = (REPO / "explorer" / "components" / "assets" / "decoder.js").read_text(encoding="utf-8") + SCRIPT
+    js = (REPO / "explorer" / "components" / "assets" / "sender.js").read_text(encoding="utf-8") + SCRIPT
     path = tmp_path / "sender.mjs"
     path.write_text(js, encoding="utf-8")
     out = json.loads(subprocess.run(["node", str(path)], capture_output=True, text=True, check=True,

@@ -5,49 +5,41 @@
 //
 // Two ways to get an image while dragging:
 //   Python path  - each position is numbered and sent with setStateValue("pos"); at most
-//                  MAX_IN_FLIGHT are unanswered: Python echoes the last number it handled as
+//                  PAD_MAX_IN_FLIGHT are unanswered: Python echoes the last number it handled as
 //                  `data.ack`, and the newest pending position goes next. The image comes back
 //                  as a data URI.
 //   Browser path - with `data.decoder_id` set, an MLP decoder's weights (sent once) decode every
 //                  pointer move here; Python hears of the position only on release.
 
-// b64ToFloat32, loadDecoder, decodeLatent, paintLatent and Sender come from decoder.js, which
-// Python puts in front of this module.
+// Python puts decoder.js (loadDecoder, paintLatent), sender.js (Sender) and scaffold.js (mount,
+// el, addView, makeSender, browserMode, takeDecoder, showOutput, reportHeld) in front of this
+// module (`explorer/components/base.py`).
 
-const ACK_TIMEOUT_MS = 1500; // a lost rerun must not freeze the pad: resend after this
 // Python path: two positions may be unanswered at once, so the server starts on the next one
 // while the browser is still drawing the last answer. Answers come back in order (one websocket)
 // and an answer older than the newest one drawn is never drawn.
-const MAX_IN_FLIGHT = 2;
+const PAD_MAX_IN_FLIGHT = 2;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 // ---------- one-time setup ----------
 
-function setup(root) {
+function setupPad(root) {
   const s = {
     pos: [0, 0], down: false, lastDataPos: null, data: null,
     scatterVersion: null, points: null, colors: null, drawnKey: null,
     decoder: null, reported: null, moves: 0, drawnAck: -1,
     setStateValue: null,
   };
-  s.sender = new Sender((msg, seq) => s.setStateValue("pos", { ...msg, seq }), {
-    maxInFlight: MAX_IN_FLIGHT, timeoutMs: ACK_TIMEOUT_MS,
-    onSend: (n) => { s.plane.dataset.sends = String(n); },
-  });
   const wrap = el("div", "vpad", root);
   s.plane = el("div", "vpad-plane", wrap);
   s.plane.tabIndex = 0;
   s.plane.dataset.testid = "latent-pad";
+  s.host = s.plane;
+  s.sender = makeSender(s, "pos", PAD_MAX_IN_FLIGHT);
   s.bg = el("canvas", "vpad-bg", s.plane);
   s.marker = el("div", "vpad-marker", s.plane);
-  const view = el("div", "vpad-view", wrap);
-  s.img = el("img", "vpad-img", view);
-  s.img.alt = "decoded image";
-  s.img.dataset.testid = "latent-pad-image";
-  s.canvas = el("canvas", "vpad-decoded", view);
-  s.canvas.dataset.testid = "latent-pad-canvas";
-  s.ctx = s.canvas.getContext("2d");
+  addView(s, el("div", "vpad-view", wrap), "vpad", "latent-pad", "decoded image");
 
   // Pointer events cover mouse, pen and touch; capture keeps the drag ours outside the plane.
   s.plane.addEventListener("pointerdown", (e) => {
@@ -100,10 +92,6 @@ function placeMarker(s) {
 
 // ---------- interaction ----------
 
-function browserMode(s) {
-  return !!(s.data.decoder_id && s.decoder && s.decoder.id === s.data.decoder_id);
-}
-
 function onPointer(s, e, down) {
   s.pos = pxToPos(s, e);
   s.moves++;
@@ -111,9 +99,9 @@ function onPointer(s, e, down) {
   placeMarker(s);
   if (browserMode(s)) {
     drawDecoded(s);
-    if (!down) send(s, false); // Python hears only the final position
+    if (!down) sendPos(s, false); // Python hears only the final position
   } else {
-    send(s, down);
+    sendPos(s, down);
   }
 }
 
@@ -128,10 +116,10 @@ function onKey(s, e) {
   ];
   placeMarker(s);
   if (browserMode(s)) drawDecoded(s);
-  send(s, false);
+  sendPos(s, false);
 }
 
-function send(s, down) {
+function sendPos(s, down) {
   s.sender.send({ x: s.pos[0], y: s.pos[1], down });
 }
 
@@ -170,11 +158,7 @@ function drawDecoded(s) {
 
 // ---------- each data update ----------
 
-function reportCache(s) {
-  reportHeld(s, { scatter: s.scatterVersion, decoder: s.decoder ? s.decoder.id : null });
-}
-
-function update(s, d) {
+function updatePad(s, d) {
   s.data = d;
   const side = d.size || 280;
   s.plane.style.width = s.plane.style.height = `${side}px`;
@@ -190,12 +174,8 @@ function update(s, d) {
     s.points = null;
     s.scatterVersion = null;
   }
-  if (d.decoder && (!s.decoder || s.decoder.id !== d.decoder.id)) {
-    s.decoder = loadDecoder(d.decoder);
-    s.decoderLoads = (s.decoderLoads || 0) + 1;
-    s.plane.dataset.decoderLoads = String(s.decoderLoads);
-  }
-  reportCache(s);
+  takeDecoder(s, d);
+  reportHeld(s, { scatter: s.scatterVersion, decoder: s.decoder ? s.decoder.id : null });
   drawScatter(s);
 
   // Python handled positions up to d.ack; the next waiting position may go.
@@ -208,19 +188,10 @@ function update(s, d) {
     if (d.pos && !s.down && !s.sender.busy) s.pos = [d.pos[0], d.pos[1]];
   }
   placeMarker(s);
-
-  const browser = browserMode(s);
-  s.plane.dataset.mode = browser ? "browser" : "python";
-  if (browser) {
-    if (!s.down) drawDecoded(s);
-  } else {
-    showAnswer(s, d);
-  }
-  s.canvas.style.display = browser ? "block" : "none";
-  s.img.style.display = !browser && d.image ? "block" : "none";
-  s.img.parentElement.style.width = s.img.parentElement.style.height = `${d.view_size || 160}px`;
+  // Mid-drag on the browser path the pointer handler paints each move already.
+  showOutput(s, () => { if (!s.down) drawDecoded(s); }, 160);
 }
 
 export default function (component) {
-  return mount(component, "__vaePad", setup, update, (s) => s.sender.dispose());
+  return mount(component, "__vaePad", setupPad, updatePad, (s) => s.sender.dispose());
 }

@@ -1,8 +1,9 @@
 // The latent slider panel: one range input per latent dimension and the decoded image.
 //
-// b64ToFloat32, loadDecoder, decodeLatent, paintLatent and Sender come from decoder.js, which
-// Python puts in front of this module. Streamlit calls the default export on mount and again on
-// every change of `data`; the DOM and listeners are built once and kept on `parentElement`.
+// Python puts decoder.js (loadDecoder, paintLatent), sender.js (Sender) and scaffold.js (mount,
+// el, addView, makeSender, browserMode, takeDecoder, showOutput, reportHeld) in front of this
+// module (`explorer/components/base.py`). Streamlit calls the default export on mount and again
+// on every change of `data`; the DOM and listeners are built once and kept on `parentElement`.
 //
 // Two ways to get the image:
 //   Browser path - with `data.decoder_id` set (an MLP decoder, weights sent once), every `input`
@@ -14,32 +15,23 @@
 // or on release when it arrives mid-drag. Values sent carry the version they started from, so
 // Python ignores a vector based on values it has since replaced.
 
-const ACK_TIMEOUT_MS = 1500;
-const MAX_IN_FLIGHT = 1;
+const SLIDERS_MAX_IN_FLIGHT = 1;
 const STEP = 0.05;
 
-function setup(root) {
+function setupSliders(root) {
   const s = {
     data: null, z: [], version: null, metaId: null, rows: [], dragging: false,
     decoder: null, reported: null, drawnAck: -1, setStateValue: null,
   };
   s.root = el("div", "vsl", root);
   s.root.dataset.testid = "latent-sliders";
+  s.host = s.root;
   s.grid = el("div", "vsl-grid", s.root);
   const side = el("div", "vsl-side", s.root);
-  s.view = el("div", "vsl-view", side);
-  s.img = el("img", "vsl-img", s.view);
-  s.img.alt = "decode(z)";
-  s.img.dataset.testid = "latent-sliders-image";
-  s.canvas = el("canvas", "vsl-decoded", s.view);
-  s.canvas.dataset.testid = "latent-sliders-canvas";
-  s.ctx = s.canvas.getContext("2d");
+  addView(s, el("div", "vsl-view", side), "vsl", "latent-sliders", "decode(z)");
   s.caption = el("div", "vsl-caption", side);
   s.caption.textContent = "decode(z)";
-  s.sender = new Sender((msg, seq) => s.setStateValue("z", { ...msg, seq }), {
-    maxInFlight: MAX_IN_FLIGHT, timeoutMs: ACK_TIMEOUT_MS,
-    onSend: (n) => { s.root.dataset.sends = String(n); },
-  });
+  s.sender = makeSender(s, "z", SLIDERS_MAX_IN_FLIGHT);
 
   // One set of listeners on the grid for every row (rows are rebuilt when the dimensions change).
   s.grid.addEventListener("pointerdown", (e) => {
@@ -57,10 +49,6 @@ function setup(root) {
   s.grid.addEventListener("input", (e) => onInput(s, e));
   s.grid.addEventListener("change", (e) => onChange(s, e));
   return s;
-}
-
-function browserMode(s) {
-  return !!(s.data.decoder_id && s.decoder && s.decoder.id === s.data.decoder_id);
 }
 
 // ---------- rows ----------
@@ -122,54 +110,36 @@ function onInput(s, e) {
   if (browserMode(s)) {
     paintLatent(s, s.decoder, s.z);
   } else {
-    send(s, false);
+    sendZ(s, false);
   }
 }
 
 function onChange(s, e) {
   if (e.target.type !== "range") return;
-  if (browserMode(s)) send(s, true); // Python hears the vector on release only
+  if (browserMode(s)) sendZ(s, true); // Python hears the vector on release only
   if (s.dragging) s.endDrag();
 }
 
-function send(s, final) {
+function sendZ(s, final) {
   s.sender.send({ values: s.z.slice(), version: s.version, final });
 }
 
 // ---------- drawing ----------
 
 function render(s) {
-  const d = s.data, browser = browserMode(s);
-  s.root.dataset.mode = browser ? "browser" : "python";
-  if (browser) {
-    paintLatent(s, s.decoder, s.z);
-  } else {
-    showAnswer(s, d);
-  }
-  s.canvas.style.display = browser ? "block" : "none";
-  s.img.style.display = !browser && d.image ? "block" : "none";
-  const side = `${d.view_size || 224}px`;
-  s.view.style.width = s.view.style.height = side;
+  showOutput(s, () => paintLatent(s, s.decoder, s.z), 224);
 }
 
 // ---------- each data update ----------
 
-function reportCache(s) {
-  reportHeld(s, { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null });
-}
-
-function update(s, d) {
+function updateSliders(s, d) {
   s.data = d;
   if (d.meta && d.meta.id !== s.metaId) {
     buildRows(s, d.meta);
     s.version = null; // new rows: take Python's values whatever their version
   }
-  if (d.decoder && (!s.decoder || s.decoder.id !== d.decoder.id)) {
-    s.decoder = loadDecoder(d.decoder);
-    s.decoderLoads = (s.decoderLoads || 0) + 1;
-    s.root.dataset.decoderLoads = String(s.decoderLoads);
-  }
-  reportCache(s);
+  takeDecoder(s, d);
+  reportHeld(s, { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null });
   s.sender.settle(d.ack);
   const adopted = adoptIfNew(s);
   // The browser path repaints only for new values or a new decoder: after a release Python's
@@ -181,7 +151,7 @@ function update(s, d) {
 }
 
 export default function (component) {
-  return mount(component, "__vaeSliders", setup, update, (s) => {
+  return mount(component, "__vaeSliders", setupSliders, updateSliders, (s) => {
     s.sender.dispose();
     window.removeEventListener("pointerup", s.endDrag);
     window.removeEventListener("pointercancel", s.endDrag);

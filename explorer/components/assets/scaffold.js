@@ -1,0 +1,116 @@
+// The component scaffold shared by the pad and the slider panel: mounting, DOM helpers, and the
+// per-component state both keep the same way (which path decodes, the decoder held, the sender to
+// Python, and which of Python's image or the browser's canvas is shown).
+//
+// A component's state `s` (built by its setup, kept on parentElement) holds at least: `data` (the
+// latest `data` from Python), `decoder` (loaded weights, or null), `host` (the element whose
+// data-* attributes report mode, sends and decoder loads to tests), `img`, `canvas` and `ctx`
+// (from addView), `drawnAck` (-1 at first), `reported` and `setStateValue`.
+
+// How long a Sender waits for Python to answer the values in flight (it restarts at each send).
+// When it runs out, the Sender forgets those values (they are not sent again) and sends the
+// newest waiting value, if any: a lost rerun must not freeze the component (sender.js).
+const ACK_TIMEOUT_MS = 1500;
+
+// A new element of `tag` with class `cls`, appended to `parent`.
+function el(tag, cls, parent) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  parent.appendChild(e);
+  return e;
+}
+
+// The image (Python's PNG answer) and the canvas (the browser's decode) inside `view`, with
+// classes `${cls}-img` / `${cls}-decoded` and test ids `${testid}-image` / `${testid}-canvas`;
+// the view's class `latent-view` sizes and styles both (scaffold.css).
+function addView(s, view, cls, testid, alt) {
+  view.classList.add("latent-view");
+  s.img = el("img", `${cls}-img`, view);
+  s.img.alt = alt;
+  s.img.dataset.testid = `${testid}-image`;
+  s.canvas = el("canvas", `${cls}-decoded`, view);
+  s.canvas.dataset.testid = `${testid}-canvas`;
+  s.ctx = s.canvas.getContext("2d");
+}
+
+// The component's Sender: posts `{...msg, seq}` under state key `name` and counts the sends in
+// the host's data-sends.
+function makeSender(s, name, maxInFlight) {
+  return new Sender((msg, seq) => s.setStateValue(name, { ...msg, seq }), {
+    maxInFlight, timeoutMs: ACK_TIMEOUT_MS,
+    onSend: (n) => { s.host.dataset.sends = String(n); },
+  });
+}
+
+// True when the browser decodes: Python asks for it (`data.decoder_id`) and those weights are held.
+function browserMode(s) {
+  return !!(s.data.decoder_id && s.decoder && s.decoder.id === s.data.decoder_id);
+}
+
+// Load the decoder weights `d` carries unless they are the ones held; the host's
+// data-decoder-loads counts the loads (tests check the weights travel once).
+function takeDecoder(s, d) {
+  if (!d.decoder || (s.decoder && s.decoder.id === d.decoder.id)) return;
+  s.decoder = loadDecoder(d.decoder);
+  s.decoderLoads = (s.decoderLoads || 0) + 1;
+  s.host.dataset.decoderLoads = String(s.decoderLoads);
+}
+
+// Show the answer of the path in use and hide the other: on the browser path `paint()` draws on
+// the canvas; on the Python path the image shows Python's PNG (hidden while there is none). Sets
+// the host's data-mode and the view's side (`data.view_size`, else `side` px). Returns whether
+// the browser path is in use.
+function showOutput(s, paint, side) {
+  const d = s.data, browser = browserMode(s);
+  s.host.dataset.mode = browser ? "browser" : "python";
+  if (browser) {
+    paint();
+  } else {
+    showAnswer(s, d);
+  }
+  s.canvas.style.display = browser ? "block" : "none";
+  s.img.style.display = !browser && d.image ? "block" : "none";
+  const view = s.img.parentElement;
+  view.style.width = view.style.height = `${d.view_size || side}px`;
+  return browser;
+}
+
+// Show Python's PNG answer unless a newer one is already drawn (with two requests in flight,
+// answers can arrive out of order; an older image must never replace a newer one).
+function showAnswer(s, d) {
+  if (!d.image || s.img.getAttribute("src") === d.image) return;
+  const ack = typeof d.ack === "number" ? d.ack : 0;
+  if (ack < s.drawnAck) return;
+  s.drawnAck = ack;
+  s.img.dataset.ack = String(ack); // which request this image answers (tests check the order)
+  s.img.src = d.image;
+}
+
+// Tell Python which cached payloads this element holds: it resends them only while these differ.
+function reportHeld(s, have) {
+  const txt = JSON.stringify(have);
+  if (txt === s.reported) return;
+  s.reported = txt;
+  s.setStateValue("cache", have);
+}
+
+// A component's default export: setup once (kept on parentElement, since the export is called
+// again on every data change), update on each call, teardown only when the element has really
+// left the page (Streamlit may call an outdated call's cleanup while the element lives on).
+function mount(component, slot, setup, update, teardown) {
+  const { data, setStateValue, parentElement } = component;
+  let s = parentElement[slot];
+  if (!s) {
+    s = setup(parentElement);
+    parentElement[slot] = s;
+  }
+  s.setStateValue = setStateValue;
+  update(s, data || {});
+  return () => {
+    const host = parentElement.host || parentElement;
+    if (!host.isConnected) {
+      teardown(s);
+      delete parentElement[slot];
+    }
+  };
+}
