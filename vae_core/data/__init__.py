@@ -147,21 +147,26 @@ def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> 
     elif s == "mnist":
         data = _mnist()
     elif s == "sprites" or s.startswith("sprites:"):
-        from .sprites import make_sprites
+        from .sprites import DEFAULT_N, make_sprites
 
-        count = n if n is not None else 10_000
-        data = make_sprites(n=count, seed=seed)
-        return data
+        return make_sprites(n=n if n is not None else DEFAULT_N, seed=seed)
     else:
         from .files import load_file
 
         if not Path(s).exists() and "/" not in s and "." not in s:
             raise DataError(f"unknown dataset {s!r}: use one of {', '.join(BUILTIN)} or a path to a data file")
         data = load_file(Path(s))
-    if n is not None and n < len(data):
-        idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
-        data = data.subset(idx)
-    return data
+    return seeded_subset(data, n, seed)
 
 
-__all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "check_fits", "load_dataset"]
+def seeded_subset(data: Dataset, n: int | None, seed: int) -> Dataset:
+    """n of data's items, a sorted seeded choice without replacement; all of data when n is None or
+    not below its length. The draw `load_dataset(source, n=n, seed=seed)` makes, so a run's data
+    can be rebuilt from (n, seed)."""
+    if n is None or n >= len(data):
+        return data
+    idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    return data.subset(idx)
+
+
+__all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "check_fits", "load_dataset", "seeded_subset"]

@@ -82,7 +82,10 @@ def render_sprites(factors: np.ndarray, size: int = 64) -> np.ndarray:
     return out
 
 
-def make_sprites(n: int = 10_000, seed: int = 0, size: int = 64) -> Dataset:
+DEFAULT_N = 10_000  # sprites generated when no n is given (load_dataset("sprites") too)
+
+
+def make_sprites(n: int = DEFAULT_N, seed: int = 0, size: int = 64) -> Dataset:
     """n sprites with one random factor combination each (seeded), as a Dataset with factors."""
     if n < 1:
         raise DataError(f"n must be >= 1 for sprites, got {n}")
