@@ -8,7 +8,7 @@ import streamlit as st
 from vae_core import export
 from vae_core.errors import sentence
 
-from explorer import cache, figures, images, widgets
+from explorer import cache, figures, images, selection, widgets
 
 
 def home() -> None:
@@ -37,7 +37,7 @@ def home() -> None:
     st.subheader("Active model and data")
     cfg = getattr(mdl, "cfg", None)
     arch = f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg else "TorchScript model"
-    st.markdown(f"- Model: **{widgets.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
+    st.markdown(f"- Model: **{selection.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
                 f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
                 f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
                 f"(decoding the mean code)")

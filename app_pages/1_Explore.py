@@ -7,7 +7,7 @@ from explorer import cache, explore, state, widgets
 m, d, mdl, data = widgets.open_page("Explore")
 enc = cache.encoded(m, d)
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
-collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < explore.COLLAPSE_KL)]
+collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < explore.KL_THRESHOLD)]
 
 st.title("Explore the latent space")
 st.caption("Each dot is one image, placed by its code: the mean mu of q(z|x) that the encoder gives, "
@@ -29,15 +29,15 @@ with right:
     st.markdown("**Drag pad**")
     explore.decode_toggle_ui(mdl, m, d)
     pad_proj = proj if proj.n_components == 2 else cache.map_job(m, d, "pca", 2).result
-    explore.pad_ui(mdl, pad_proj, data.y)
+    explore.pad_ui(mdl, m, d, pad_proj, data.y)
 
 explore.selected_point_ui(mdl, data, enc, collapsed)
 
 st.subheader("Latent sliders")
 st.caption("One slider per dimension, most informative (highest KL) first. "
            + (f"{len(collapsed)} collapsed dimension(s) are marked: the model stores nothing there."
-              if collapsed else "No dimension is collapsed (all carry more than 0.01 nats)."))
-explore.sliders_ui(mdl, enc, order, set(collapsed))
+              if collapsed else f"No dimension is collapsed (all carry more than {explore.KL_THRESHOLD:g} nats)."))
+explore.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
 t1, t2, t3 = st.tabs(["Traversals", "Interpolation", "Prior samples"])
 with t1:

@@ -1,7 +1,7 @@
 """Blurriness: how much fine detail reconstructions and prior samples keep, against the data."""
 import streamlit as st
 
-from explorer import blur_ui as ui, cache, diagnose_ui, widgets
+from explorer import blur_ui as ui, cache, diagnose_ui, state, widgets
 
 m, d, mdl, data = widgets.open_page("Blurriness")
 
@@ -10,7 +10,7 @@ st.caption("A VAE rebuilds each image from a noisy code and is scored on the ave
            "is unsure it paints the average of the possibilities: a soft, blurred image. This page measures "
            "how much fine detail survives, in reconstructions and in new samples from the prior.")
 
-rep = diagnose_ui.report_ui(m, d, int(st.session_state.get(diagnose_ui.IWAE_K, 100)))
+rep = diagnose_ui.report_ui(m, d, int(st.session_state.get(state.IWAE_K, 100)))
 imgs = cache.blur_images(m, d, diagnose_ui.N_POINTS, diagnose_ui.SEED)
 
 st.header("Side by side")

@@ -6,20 +6,19 @@ shows), so a run compared here costs nothing more when opened elsewhere, and the
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae_core.checkpoints import read_history as _history, run_config as _config  # {} / [] when absent
 from vae_core.metrics import collapse as vocab
+from vae_core.progress import Progress
 
-from . import cache, figures, images, state
+from . import cache, figures, images, selection, state
 
 PICK = "cmp_runs"
 MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
@@ -43,30 +42,9 @@ class Entry:
         return float(b) if b is not None else None
 
 
-def _label(src: str) -> str:
-    p = Path(src)
-    return f"runs/{p.name}" if p.parent == Path(state.RUNS_DIR) else (p.name if p.exists() else src)
-
-
-def _config(src: str) -> dict[str, Any]:
-    p = Path(src) / "config.json"
-    try:
-        return json.loads(p.read_text()) if p.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _history(src: str) -> list[dict[str, float]]:
-    p = Path(src) / "history.csv"
-    if not p.is_file():
-        return []
-    with open(p, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
-
-
 def _beta_key(src: str) -> tuple:
     b = _config(src).get("train", {}).get("beta")
-    return (b is None, b if b is not None else 0.0, _label(src))
+    return (b is None, b if b is not None else 0.0, selection.label(src))
 
 
 def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
@@ -78,7 +56,7 @@ def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
         same = [r for r in options if r == m.src or _config(r).get("dataset") == d.src]
         ss[PICK] = same[:MAX_DEFAULT]
     ss[PICK] = [r for r in ss[PICK] if r in options]  # a run deleted meanwhile is dropped, not an error
-    return st.multiselect("Runs to compare", options, key=PICK, format_func=lambda s: _label(s) + (
+    return st.multiselect("Runs to compare", options, key=PICK, format_func=lambda s: selection.label(s) + (
         " (active)" if s == m.src else ""), help="Runs under runs/ (newly trained ones included) and the "
         "active model of the sidebar. All are evaluated on the active data set.")
 
@@ -104,12 +82,12 @@ def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
         try:
             mdl = cache.model_for(s, d)
         except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
-            skipped.append(f"- **{_label(src)}**: {e}")
+            skipped.append(f"- **{selection.label(src)}**: {e}")
             continue
-        label = _label(src) + (" (active)" if src == m_src else "")
+        label = selection.label(src) + (" (active)" if src == m_src else "")
         out.append(Entry(src, label, s, mdl, _config(src), _history(src)))
     if skipped:
-        st.warning(f"Skipped {len(skipped)} run(s) that do not fit {_label(d.src)}:\n" + "\n".join(skipped),
+        st.warning(f"Skipped {len(skipped)} run(s) that do not fit {selection.label(d.src)}:\n" + "\n".join(skipped),
                    icon=":material/block:")
     return sorted(out, key=lambda e: (e.beta is None, e.beta or 0.0, e.label))
 
@@ -119,8 +97,9 @@ def reports_ui(entries: list[Entry], d: cache.Source, n: int, k: int, seed: int)
     bar = st.empty()
     out = []
     for i, e in enumerate(entries):
-        def show(part: str, frac: float, i=i, e=e) -> None:
-            bar.progress((i + frac) / len(entries), text=f"Diagnosing {e.label} ({i + 1}/{len(entries)}): {part}")
+        def show(p: Progress, i=i, e=e) -> None:
+            bar.progress((i + p.fraction) / len(entries), text=f"Diagnosing {e.label} ({i + 1}/{len(entries)}): "
+                                                               f"{p.what}")
 
         with cache.report_progress(show):
             out.append(cache.report(e.source, d, n, k, seed))
@@ -166,11 +145,7 @@ def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
         "IWAE": num(format="%.2f", help=f"Importance-weighted bound with k={k}: at least the ELBO, closer to log p(x)"),
         "recon": num(format="%.2f", help="-E_q log p(x|z): reconstruction error, nats"),
         "KL": num(format="%.2f", help="KL(q(z|x) || p(z)), nats: the sum of KL per dimension"),
-        "active": num(help="Dims all three views call used: KL_j >= 0.01 nats, Var_x(mu_j) > 0.01, mean "
-                      "sigma_j^2 <= 0.8 (as on the Diagnose page)"),
-        "partly collapsed": num(help="Dims with KL_j >= 0.01 nats whose means barely move (Var_x(mu_j) <= 0.01) "
-                                "or whose spread is prior-wide (mean sigma_j^2 > 0.8)"),
-        "collapsed": num(help="Dims with KL_j below 0.01 nats: they carry nothing"),
+        **{name: num(help=vocab.CLASS_HELP[name]) for name in vocab.CLASSES},  # as on the Diagnose page
         "MI": num(format="%.2f", help=f"Mutual information I(x; z), nats; cannot exceed log B = {mi_max:.2f}"),
         "Laplacian ratio recon": num(format="%.3f", help="Sharpness of reconstructions / of the data (1 = as sharp)"),
         "Laplacian ratio samples": num(format="%.3f", help="Sharpness of prior samples / of the data"),
@@ -188,7 +163,7 @@ def kl_ui(entries: list[Entry], reports: list[dict]) -> None:
                     key="cmp_kl")
     st.caption("Mean KL per latent dimension (nats), each cell labelled with its value. The colour follows "
                "log KL (every tick of the colour bar labelled in full), so a 0.03-nat dimension stands out "
-               "from a collapsed one (under 0.01 nats) even beside a 2-nat one; cells under 0.001 nats show "
+               f"from a collapsed one (under {vocab.KL_THRESHOLD:g} nats) even beside a 2-nat one; cells under 0.001 nats show "
                "<0.001.")
 
 
@@ -231,6 +206,6 @@ def active_dataset_ui(d: cache.Source):
     try:
         return cache.dataset(d)
     except (ValueError, FileNotFoundError, OSError) as e:
-        st.error(f"The data {_label(d.src)} cannot be loaded: {e} Pick another data set in the sidebar.")
+        st.error(f"The data {selection.label(d.src)} cannot be loaded: {e} Pick another data set in the sidebar.")
         st.stop()
 

@@ -12,10 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from vae_core.metrics import collapse as vocab
+from vae_core.progress import Progress
 
-from . import cache, figures, images, widgets
+from . import cache, figures, images, state, widgets
 
-IWAE_K = "diag_iwae_k"  # session key of the IWAE k choice; the Blurriness page reuses the same report
 K_CHOICES = (10, 100, 1000)
 N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
 BUDGET = "diag_budget"  # session key of the time budget (seconds); the Blurriness page reuses the same report
@@ -45,9 +45,9 @@ WHY_DISAGREE = (
 
 def settings_ui() -> int:
     """The IWAE k choice (10 / 100 / 1000); returns k."""
-    st.session_state.setdefault(IWAE_K, 100)
+    st.session_state.setdefault(state.IWAE_K, 100)
     return int(st.selectbox(
-        "IWAE samples k", K_CHOICES, key=IWAE_K,
+        "IWAE samples k", K_CHOICES, key=state.IWAE_K,
         help="Importance samples per point for the IWAE bound. More samples give a tighter bound and take "
              "longer: the time budget then leaves room for fewer points (k = 1000 on 1,000 points takes about a "
              "minute on this machine for a small model); k = 100 takes seconds."))
@@ -72,9 +72,9 @@ def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
     """The cached report; a progress bar while it computes; on failure an error and the page stops."""
     slot, budget = st.empty(), budget_s()
 
-    def progress(part: str, frac: float) -> None:
-        slot.progress(min(max(frac, 0.0), 1.0), text=f"Diagnosing the model: {PARTS.get(part, part)} "
-                                                     f"({frac:.0%}; IWAE with k = {k}; budget {budget:g} s)")
+    def progress(p: Progress) -> None:
+        slot.progress(p.fraction, text=f"Diagnosing the model: {PARTS.get(p.what, p.what)} "
+                                       f"({p.fraction:.0%}; IWAE with k = {k}; budget {budget:g} s)")
 
     try:
         with cache.report_progress(progress):
@@ -126,11 +126,9 @@ def summary_ui(rep: dict) -> None:
     c[0].metric("ELBO", f"{rep['elbo']:.2f}", help=f"Evidence lower bound, higher is better; {UNITS}.")
     c[1].metric("Reconstruction NLL", f"{rep['recon_nll']:.2f}", help=f"-E_q log p(x|z); {UNITS}.")
     c[2].metric("KL", f"{rep['kl']:.2f}", help=f"KL(q(z|x) || N(0, I)), summed over dims; {UNITS}.")
-    c[3].metric("Active dims", f"{n[ACTIVE]} / {d}", help="All three views agree the dim is used: KL_j >= 0.01 "
-                "nats, Var(mu_j) > 0.01 and mean sigma_j^2 <= 0.8")
-    c[4].metric("Partly collapsed", f"{n[PARTLY]} / {d}", help="KL_j >= 0.01 nats, but Var(mu_j) <= 0.01 or "
-                "mean sigma_j^2 > 0.8: the views disagree")
-    c[5].metric("Collapsed dims", f"{n[COLLAPSED]} / {d}", help="Dims with KL_j < 0.01 nats")
+    c[3].metric("Active dims", f"{n[ACTIVE]} / {d}", help=vocab.CLASS_HELP[ACTIVE])
+    c[4].metric("Partly collapsed", f"{n[PARTLY]} / {d}", help=vocab.CLASS_HELP[PARTLY])
+    c[5].metric("Collapsed dims", f"{n[COLLAPSED]} / {d}", help=vocab.CLASS_HELP[COLLAPSED])
     st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
                f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
@@ -144,14 +142,15 @@ def notes_ui(rep: dict) -> None:
 
 
 def kl_ui(rep: dict) -> None:
-    """KL per dimension on a log axis with the 0.01-nat line."""
+    """KL per dimension on a log axis with the collapse threshold's line."""
+    thr = vocab.KL_THRESHOLD
     st.caption("How much each latent dimension tells about the image, in nats. Below the dashed line "
-               "(0.01 nats, red bars) a dimension carries almost nothing: it has collapsed. Log scale, so "
+               f"({thr:g} nats, red bars) a dimension carries almost nothing: it has collapsed. Log scale, so "
                "equal steps are equal ratios: a 0.03-nat dimension stands well above the line even beside a "
                "2-nat one, where a linear axis would flatten it to nothing. Each bar's value is written on it; "
                "bars under 0.001 nats are drawn at 0.001.")
-    st.plotly_chart(figures.threshold_bar_figure(np.array(rep["kl_per_dim"]), 0.01, y_title="KL_j (nats)",
-                                                 log_y=True, line_name="0.01 nats", value_text=True),
+    st.plotly_chart(figures.threshold_bar_figure(np.array(rep["kl_per_dim"]), thr, y_title="KL_j (nats)",
+                                                 log_y=True, line_name=f"{thr:g} nats", value_text=True),
                     key="diag_kl")
 
 
@@ -227,7 +226,7 @@ def sensitivity_ui(rep: dict) -> None:
     st.caption("How much the decoded image changes when one dimension sweeps from -2 to 2 with the others "
                "at their data mean (mean absolute pixel change, pixels in [0, 1]). Below the dashed line "
                "(1% of the largest) the decoder ignores the dimension, whatever its KL.")
-    st.plotly_chart(figures.threshold_bar_figure(s, 0.01 * float(s.max()), y_title="mean |pixel change|",
+    st.plotly_chart(figures.threshold_bar_figure(s, vocab.IGNORED_FRACTION * float(s.max()), y_title="mean |pixel change|",
                                                  line_name="1% of the largest"), key="diag_sens")
 
 

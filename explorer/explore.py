@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae_core.metrics.collapse import KL_THRESHOLD as COLLAPSE_KL  # the one KL-per-dimension threshold (nats)
+from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
 from .components.pad import latent_pad, pad_state
@@ -94,12 +94,12 @@ def map_ui(proj, data, enc, color: str, posterior: np.ndarray | None) -> None:
 def select_point(idx: int, enc) -> None:
     """Make point idx the selected one (map, pad, sliders and panels follow)."""
     st.session_state[state.SELECTED] = int(idx)
-    st.session_state["point_pick"] = int(idx)
+    st.session_state[state.POINT_PICK] = int(idx)
     state.set_z(enc.mu[idx].tolist())
 
 
 def _on_point_pick(enc) -> None:
-    v = st.session_state.get("point_pick")
+    v = st.session_state.get(state.POINT_PICK)
     if v is not None:
         select_point(int(v), enc)
 
@@ -112,7 +112,6 @@ def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
 
 
-BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # the user's toggle choice, kept while it cannot apply
 BROWSER_DECODE_HELP = ("On: the MLP decoder runs in your browser at every move (instant). Off: the server decodes "
                        "each position.")
 
@@ -138,12 +137,12 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     ss = st.session_state
     reason = browser_decode_reason(mdl, m, d)
     if reason is None:
-        if BROWSER_DECODE_WANTED in ss:
-            ss[state.BROWSER_DECODE] = bool(ss.pop(BROWSER_DECODE_WANTED))
+        if state.BROWSER_DECODE_WANTED in ss:
+            ss[state.BROWSER_DECODE] = bool(ss.pop(state.BROWSER_DECODE_WANTED))
         st.toggle("Decode in the browser", key=state.BROWSER_DECODE, help=BROWSER_DECODE_HELP)
         return bool(ss[state.BROWSER_DECODE])
-    if BROWSER_DECODE_WANTED not in ss:
-        ss[BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
+    if state.BROWSER_DECODE_WANTED not in ss:
+        ss[state.BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
     ss[state.BROWSER_DECODE] = False
     st.toggle("Decode in the browser", key=state.BROWSER_DECODE, disabled=True,
               help=f"Off and unavailable: {reason} The server decodes each position.")
@@ -151,53 +150,51 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     return False
 
 
-def _decoder_payload(mdl) -> dict | None:
-    """The active model's in-browser decoder (cached per model), or None for conv/TorchScript.
-    Remembered in the session next to the model object it belongs to: the Source lookups (a stat
-    and two cache lookups) would otherwise run on every drag update."""
-    ss = st.session_state
-    if not ss[state.BROWSER_DECODE]:
-        return None
-    memo = ss.get("_decoder_payload")
-    if memo is not None and memo[0] is mdl:
-        return memo[1]
-    payload = cache.decoder_payload(cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC]))
-    ss["_decoder_payload"] = (mdl, payload)
-    return payload
+def _decoder_payload(m: cache.Source, d: cache.Source) -> dict | None:
+    """The active model's in-browser decoder (built once per model by `cache.decoder_payload`, keyed by
+    the sources' content), or None for conv/TorchScript or when the user turned browser decoding off."""
+    return cache.decoder_payload(m, d) if st.session_state[state.BROWSER_DECODE] else None
 
 
-def _pad_bounds(proj) -> tuple[float, float, float, float]:
-    """`_bounds` of the map, computed once per map rather than on every drag update."""
-    memo = st.session_state.get("_pad_bounds")
-    if memo is None or memo[0] is not proj:
-        memo = (proj, _bounds(proj.embedding_))
-        st.session_state["_pad_bounds"] = memo
+def map_id(m: cache.Source, d: cache.Source, proj) -> str:
+    """A content key of a map: the model's and the data's fingerprints, the method and the dimensions
+    (a map is a function of these: the t-SNE/UMAP seed is fixed). The pad re-sends its points when it changes."""
+    return f"{m.fp}-{d.fp}-{proj.method}-{proj.n_components}"
+
+
+def _pad_bounds(key: str, emb: np.ndarray) -> tuple[float, float, float, float]:
+    """`_bounds` of the map, computed once per map (by its content key) rather than on every drag update."""
+    memo = st.session_state.get(state.PAD_BOUNDS)
+    if memo is None or memo[0] != key:
+        memo = (key, _bounds(emb))
+        st.session_state[state.PAD_BOUNDS] = memo
     return memo[1]
 
 
 @st.fragment
 @widgets.guarded
-def pad_ui(mdl, proj, labels: np.ndarray | None) -> None:
+def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:
     """Drag through the 2-D map; the decoder answers at once (in the browser for MLP decoders)."""
     emb = proj.embedding_
-    s = pad_state("pad")
+    s = pad_state(state.PAD)
     sel = st.session_state[state.SELECTED]
     pos = tuple(emb[sel]) if sel is not None else tuple(np.median(emb, axis=0))
     x, y = (s["x"], s["y"]) if s else pos
-    if st.session_state.get("pad_sel") != sel:  # a new selection moves the marker there
-        st.session_state["pad_sel"] = sel
+    if st.session_state.get(state.PAD_SEL) != sel:  # a new selection moves the marker there
+        st.session_state[state.PAD_SEL] = sel
         x, y = pos
     z, dist = proj.inverse(np.array([[x, y]]))
     lin = cache.linear_inverse(proj)
-    payload = _decoder_payload(mdl) if lin is not None else None
+    payload = _decoder_payload(m, d) if lin is not None else None
+    key = map_id(m, d, proj)
     common = dict(points=emb, colors=labels,  # the labels are listed only when the map is sent
-                  points_id=f"{proj.method}-{id(proj)}", bounds=_pad_bounds(proj), pos=(float(x), float(y)),
+                  points_id=key, bounds=_pad_bounds(key, emb), pos=(float(x), float(y)),
                   ack=s["seq"] if s else 0, size=300, view_size=150)
     if payload is not None:
-        latent_pad("pad", decoder=payload, origin=lin[0], axes=lin[1], **common)
+        latent_pad(state.PAD, decoder=payload, origin=lin[0], axes=lin[1], **common)
         how = "decoded in your browser at every move"
     else:
-        latent_pad("pad", image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
+        latent_pad(state.PAD, image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
         how = "decoded by the server, at most two requests in flight"
     far = float(dist[0])
     where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
@@ -223,7 +220,7 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
     idx = st.session_state[state.SELECTED]
     st.subheader("The selected point")
     c0, _ = st.columns([1, 3])
-    c0.number_input("Point", 0, len(data) - 1, value=None, key="point_pick", on_change=_on_point_pick,
+    c0.number_input("Point", 0, len(data) - 1, value=None, key=state.POINT_PICK, on_change=_on_point_pick,
                     args=(enc,), placeholder="click the map or type a number",
                     help="Click a point on the 2-D map, or type its number")
     if idx is None:
@@ -248,13 +245,11 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
 
 # --- latent sliders -----------------------------------------------------------------------------
 
-SLIDERS_KEY = "latent_sliders"  # the slider panel's component state
-_SLIDERS_ACK = "latent_sliders_ack"  # the last vector seq the sliders handled
 
 
 @st.fragment
 @widgets.guarded
-def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
+def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndarray, collapsed: set[int]) -> None:
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 
     A components-v2 panel (`components/sliders.py`): for MLP decoders the browser decodes every step
@@ -266,13 +261,13 @@ def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
     if ss[state.Z] is None or len(ss[state.Z]) != d:
         state.set_z([0.0] * d)
     # The browser's vector first, so a button pressed in the same run wins.
-    got = slider_state(SLIDERS_KEY)
-    handled = int(ss.get(_SLIDERS_ACK, 0))
+    got = slider_state(state.SLIDERS)
+    handled = int(ss.get(state.SLIDERS_ACK, 0))
     if got is not None and got["seq"] > handled:
         if got["version"] == ss[state.Z_VERSION] and len(got["values"]) == d:
             ss[state.Z] = got["values"]
         handled = got["seq"]  # a vector based on values since replaced is answered, not used
-        ss[_SLIDERS_ACK] = handled
+        ss[state.SLIDERS_ACK] = handled
     b = st.columns(3)
     if b[0].button("Reset to 0", help="The prior's mean"):
         state.set_z([0.0] * d)
@@ -288,11 +283,11 @@ def sliders_ui(mdl, enc, order: np.ndarray, collapsed: set[int]) -> None:
         gone = j in collapsed
         dims.append({"j": j, "label": f"z{j}" + (" (collapsed)" if gone else ""), "collapsed": gone,
                      "help": f"KL {enc.kl_per_dim[j]:.3f} nats." + (
-                         " Collapsed: the encoder puts nothing here (KL below 0.01 nats), so the decoder "
+                         f" Collapsed: the encoder puts nothing here (KL below {KL_THRESHOLD:g} nats), so the decoder "
                          "has learned to ignore it; moving it should change little." if gone else "")})
-    payload = _decoder_payload(mdl)
+    payload = _decoder_payload(m, data_src)
     image = None if payload is not None else images.png_data_uri(_z_png(mdl, z, 1))
-    latent_sliders(SLIDERS_KEY, dims=dims, z=ss[state.Z], z_version=ss[state.Z_VERSION], image=image,
+    latent_sliders(state.SLIDERS, dims=dims, z=ss[state.Z], z_version=ss[state.Z_VERSION], image=image,
                    decoder=payload, ack=handled, view_size=224)
 
 

@@ -21,6 +21,16 @@ from . import cache, state
 BUILTIN_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "sprites": (1, 64, 64)}
 
 
+def label(src: str) -> str:
+    """A short name for a model or data source; uploads keep their original file name."""
+    p = Path(src)
+    if p.is_dir() and p.parent == state.RUNS_DIR:
+        return f"runs/{p.name}"
+    if p.exists():
+        return f"{p.name} (upload)" if cache.uploads_dir() in p.parents else p.name
+    return src
+
+
 def _shape(s: tuple[int, ...]) -> str:
     return " x ".join(map(str, s))
 
@@ -83,7 +93,6 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
     Returns True when the active pair changed or was confirmed; on False the old pair stays and
     `state.PICK_ERROR` says why. `state.PAIR_NOTE` says what was switched to make a pair.
     """
-    from .widgets import label
 
     ss = st.session_state
     old_m, old_d = ss[state.MODEL_SRC], ss[state.DATA_SRC]

@@ -32,6 +32,16 @@ MAP_METHOD = "map_method"
 MAP_DIMS = "map_dims"
 MAP_COLOR = "map_color"
 BROWSER_DECODE = "browser_decode"  # bool: MLP decoders run in the browser (off: the server decodes)
+BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
+IWAE_K = "diag_iwae_k"  # int: the Diagnose page's IWAE k; the Blurriness page reuses the same report
+
+# The Explore page's own keys
+POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)
+PAD = "pad"  # the drag pad's component state
+PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved to
+PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
+SLIDERS = "latent_sliders"  # the slider panel's component state
+SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
 
 
 def init() -> None:

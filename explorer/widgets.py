@@ -20,16 +20,6 @@ MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
 
 
-def label(src: str) -> str:
-    """A short name for a model or data source; uploads keep their original file name."""
-    p = Path(src)
-    if p.is_dir() and p.parent == state.RUNS_DIR:
-        return f"runs/{p.name}"
-    if p.exists():
-        return f"{p.name} (upload)" if cache.uploads_dir() in p.parents else p.name
-    return src
-
-
 def _on_pick_model() -> None:
     selection.select(model_src=st.session_state[state.PICK_MODEL])
 
@@ -102,9 +92,9 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
     ss[state.PICK_MODEL], ss[state.PICK_DATA] = ss[state.MODEL_SRC], ss[state.DATA_SRC]
     with st.sidebar:
         st.subheader("Model and data")
-        st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=label, on_change=_on_pick_model,
+        st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=selection.label, on_change=_on_pick_model,
                      help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
-        st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=label, on_change=_on_pick_data,
+        st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=selection.label, on_change=_on_pick_data,
                      placeholder="no data of this model's shape yet",
                      help="A built-in dataset or a file you uploaded; a model that takes it is picked with it")
         if ss.get(state.PICK_ERROR):  # under the pickers, where the eye is after a pick or an upload
@@ -129,13 +119,13 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
 def active_model_ui(m: cache.Source, d: cache.Source | None):
     """Load the active pair; on failure (or while the model waits for data) say why and stop this page."""
     if d is None:
-        st.info(f"{label(m.src)} is active, with no data yet: {selection.needed_data_text(m.src)}.",
+        st.info(f"{selection.label(m.src)} is active, with no data yet: {selection.needed_data_text(m.src)}.",
                 icon=":material/upload_file:")
         st.stop()
     try:
         return cache.model_for(m, d), cache.dataset(d)
     except Exception as e:  # the app's edge
-        st.error(f"{label(m.src)} on {label(d.src)} cannot be shown: {sentence(e)} "
+        st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {sentence(e)} "
                  "Pick another model or data in the sidebar.")
         st.stop()
 

@@ -52,6 +52,14 @@ CLASS_RULES = (
     f"image's cloud stays as wide as the prior (mean sigma_j^2 > {PRIOR_SIGMA2_THRESHOLD}): the views "
     f"disagree. **active**: all three views agree it is used (KL_j >= {KL_THRESHOLD}, Var(mu_j) > "
     f"{ACTIVE_THRESHOLD}, mean sigma_j^2 <= {PRIOR_SIGMA2_THRESHOLD}). Every dimension is in exactly one class.")
+# Each class's rule in one line (the app's tooltips)
+CLASS_HELP = {
+    ACTIVE: f"All three views agree the dim is used: KL_j >= {KL_THRESHOLD} nats, Var_x(mu_j) > {ACTIVE_THRESHOLD} "
+            f"and mean sigma_j^2 <= {PRIOR_SIGMA2_THRESHOLD}",
+    PARTLY_COLLAPSED: f"KL_j >= {KL_THRESHOLD} nats, but its means barely move (Var_x(mu_j) <= {ACTIVE_THRESHOLD}) "
+                      f"or its spread is prior-wide (mean sigma_j^2 > {PRIOR_SIGMA2_THRESHOLD}): the views disagree",
+    COLLAPSED: f"KL_j < {KL_THRESHOLD} nats: the dim carries (almost) nothing",
+}
 
 
 def classify_dims(low_kl: Any, active: Any, prior_like: Any) -> list[str]:
