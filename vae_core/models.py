@@ -128,7 +128,44 @@ def count_params(cfg: ModelConfig) -> int:
     return sum(t.numel() for t in meta_state(cfg).values())
 
 
-class ScriptedVAE(nn.Module):
+class TorchScriptInterface(nn.Module):
+    """What `ScriptedVAE` (in this process) and `sandbox.RemoteModel` (in a worker) share: the
+    likelihood and input shape they hold, and the loss and forward pass built on `encode`/`decode`.
+
+    Subclasses set `_likelihood`, `_input_shape`, a `log_scale` buffer and `_error` (the exception
+    class their messages use), and define `encode`, `decode`, `latent_dim` and `set_input_shape`.
+    """
+
+    _error: type[Exception] = ValueError
+    reparameterize = staticmethod(VAE.reparameterize)
+
+    @property
+    def likelihood(self) -> str:
+        return self._likelihood
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        return self._input_shape
+
+    def _what(self) -> str:
+        return "TorchScript"
+
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z), summed over pixels: x (B, C, H, W), z (B, D) -> (B,); computed here, not by the module."""
+        mean = self.decode(z)
+        if mean.shape != x.shape:
+            raise self._error(f"{self._what()}: decode(z) gave shape {tuple(mean.shape)}, the data is {tuple(x.shape)}")
+        x = x.to(mean.dtype)
+        if self._likelihood == "bernoulli":
+            return losses.bernoulli_nll_from_mean(x, mean)
+        return losses.gaussian_nll(x, mean, self.log_scale)
+
+    def forward(self, x: torch.Tensor):
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+class ScriptedVAE(TorchScriptInterface):
     """A TorchScript module (DESIGN.md contract) behind the same interface as `VAE`, in this process.
 
     For modules scripted in this process (tests, notebooks): the app and the CLI load a user's
@@ -160,14 +197,6 @@ class ScriptedVAE(nn.Module):
         self._latent_dim: int | None = None
 
     @property
-    def likelihood(self) -> str:
-        return self._likelihood
-
-    @property
-    def input_shape(self) -> tuple[int, int, int] | None:
-        return self._input_shape
-
-    @property
     def latent_dim(self) -> int:
         if self._latent_dim is None:
             if self._input_shape is None:
@@ -191,19 +220,5 @@ class ScriptedVAE(nn.Module):
                              f"{tuple(mu.shape)} and {tuple(logvar.shape)} for B={x.shape[0]}")
         return mu, logvar
 
-    reparameterize = staticmethod(VAE.reparameterize)
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.module.decode(z)
-
-    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        mean = self.decode(z)
-        if mean.shape != x.shape:
-            raise ValueError(f"TorchScript decode(z) gave shape {tuple(mean.shape)}, the data is {tuple(x.shape)}")
-        if self._likelihood == "bernoulli":
-            return losses.bernoulli_nll_from_mean(x, mean)
-        return losses.gaussian_nll(x, mean, self.log_scale)
-
-    def forward(self, x: torch.Tensor):
-        mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar

@@ -25,12 +25,10 @@ import weakref
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from .. import losses
 from ..model_files import CheckpointError
 from ..limits import ENV, limits
-from ..models import VAE
+from ..models import TorchScriptInterface
 
 STARTUP_S = 120.0  # a fresh worker imports torch (trusted code) before its first answer; slow on a loaded machine
 LOAD_S = 30.0  # at least this long for torch.jit.load and the checks (no code of the model runs then)
@@ -219,7 +217,7 @@ class _Worker:
         return out
 
 
-class RemoteModel(nn.Module):
+class RemoteModel(TorchScriptInterface):
     """A user's TorchScript model (DESIGN.md contract) in a child worker, with the `VAE` interface.
 
     `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
@@ -228,6 +226,8 @@ class RemoteModel(nn.Module):
     serialised by a lock (one proxy is shared by every session); each waits at most
     `limits().worker_timeout_s` for the worker, which is killed and restarted past it.
     """
+
+    _error = CheckpointError
 
     def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None):
         super().__init__()
@@ -297,14 +297,6 @@ class RemoteModel(nn.Module):
     # --- the VAE interface ---------------------------------------------------------------------
 
     @property
-    def likelihood(self) -> str:
-        return self._likelihood
-
-    @property
-    def input_shape(self) -> tuple[int, int, int] | None:
-        return self._input_shape
-
-    @property
     def latent_dim(self) -> int:
         if self._latent_dim is None:
             if self._input_shape is None:
@@ -352,7 +344,6 @@ class RemoteModel(nn.Module):
         mu, logvar = self._call("encode", x, check)
         return mu, logvar
 
-    reparameterize = staticmethod(VAE.reparameterize)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, D) -> mean of p(x|z), (B, C, H, W), computed in the worker."""
@@ -370,17 +361,5 @@ class RemoteModel(nn.Module):
 
         return self._call("decode", z, check)[0]
 
-    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z), summed over pixels: x (B, C, H, W), z (B, D) -> (B,); the loss runs here."""
-        mean = self.decode(z)
-        if mean.shape != x.shape:
-            raise CheckpointError(f"{self.name}: decode(z) gave shape {tuple(mean.shape)}, "
-                                  f"the data is {tuple(x.shape)}")
-        x = x.to(mean.dtype)
-        if self._likelihood == "bernoulli":
-            return losses.bernoulli_nll_from_mean(x, mean)
-        return losses.gaussian_nll(x, mean, self.log_scale)
-
-    def forward(self, x: torch.Tensor):
-        mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+    def _what(self) -> str:
+        return self.name
