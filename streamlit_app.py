@@ -8,12 +8,12 @@ import streamlit as st
 from vae_core import export
 from vae_core.errors import sentence
 
-from explorer import cache, figures, images, selection, widgets
+from explorer import cache, figures, images, selection, sidebar
 
 
 def home() -> None:
     """What a VAE is, in plain words and a picture of the active model at work."""
-    m, d, mdl, data = widgets.open_page("Home")
+    m, d, mdl, data = sidebar.open_page("Home")
     enc = cache.encoded(m, d)
 
     st.title("VAE Latent Explorer")

@@ -2,52 +2,52 @@
 import numpy as np
 import streamlit as st
 
-from explorer import cache, explore, state, widgets
+from explorer import cache, explore_ui as ui, sidebar, state
 
-m, d, mdl, data = widgets.open_page("Explore")
+m, d, mdl, data = sidebar.open_page("Explore")
 enc = cache.encoded(m, d)
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
-collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < explore.KL_THRESHOLD)]
+collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < ui.KL_THRESHOLD)]
 
 st.title("Explore the latent space")
 st.caption("Each dot is one image, placed by its code: the mean mu of q(z|x) that the encoder gives, "
            "drawn in 2-D or 3-D. Nearby dots have similar codes. Drag the marker on the pad to walk "
            "through the space and watch the decoder answer.")
 
-method, dims, color = explore.map_controls_ui(data)
-proj = explore.map_projection_ui(m, d, method, dims)
+method, dims, color = ui.map_controls_ui(data)
+proj = ui.map_projection_ui(m, d, method, dims)
 sel = st.session_state[state.SELECTED]
 posterior = None
 if sel is not None:
-    samples = explore.posterior_samples(enc, sel, 200)
+    samples = ui.posterior_samples(enc, sel, 200)
     posterior = cache.posterior_on_map(m, d, proj.method, proj.n_components, sel, proj, samples)
 
 left, right = st.columns([3, 2])
 with left:
-    explore.map_ui(proj, data, enc, color, posterior)
+    ui.map_ui(proj, data, enc, color, posterior)
 with right:
     st.markdown("**Drag pad**")
-    explore.decode_toggle_ui(mdl, m, d)
+    ui.decode_toggle_ui(mdl, m, d)
     pad_proj = proj if proj.n_components == 2 else cache.map_job(m, d, "pca", 2).result
-    explore.pad_ui(mdl, m, d, pad_proj, data.y)
+    ui.pad_ui(mdl, m, d, pad_proj, data.y)
 
-explore.selected_point_ui(mdl, data, enc, collapsed)
+ui.selected_point_ui(mdl, data, enc, collapsed)
 
 st.subheader("Latent sliders")
 st.caption("One slider per dimension, most informative (highest KL) first. "
            + (f"{len(collapsed)} collapsed dimension(s) are marked: the model stores nothing there."
-              if collapsed else f"No dimension is collapsed (all carry more than {explore.KL_THRESHOLD:g} nats)."))
-explore.sliders_ui(mdl, m, d, enc, order, set(collapsed))
+              if collapsed else f"No dimension is collapsed (all carry more than {ui.KL_THRESHOLD:g} nats)."))
+ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
 t1, t2, t3 = st.tabs(["Traversals", "Interpolation", "Prior samples"])
 with t1:
     st.caption("Change one dimension at a time and keep the others fixed: what does each one control?")
-    explore.traversal_ui(mdl, enc, order)
+    ui.traversal_ui(mdl, enc, order)
 with t2:
     st.caption("Walk in a straight line (or along the sphere) from one code to another and decode each step.")
-    explore.interpolation_ui(mdl, enc, len(data))
+    ui.interpolation_ui(mdl, enc, len(data))
 with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
-    explore.prior_samples_ui(mdl)
+    ui.prior_samples_ui(mdl)
 with st.expander("Export"):
-    explore.export_ui(proj, data, enc)
+    ui.export_ui(proj, data, enc)

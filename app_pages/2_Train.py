@@ -1,9 +1,9 @@
 """Train: choose the settings, train in the background, watch the curves and KL per dimension live."""
 import streamlit as st
 
-from explorer import train_ui, widgets
+from explorer import sidebar, train_ui
 
-widgets.open_page("Train", need_model=False, need_data=False)
+sidebar.open_page("Train", need_model=False, need_data=False)
 
 st.title("Train a VAE")
 st.caption("Training runs in its own process: the other pages (and other people) stay usable while it "

@@ -1,9 +1,9 @@
 """Diagnose: the report of vae_core.metrics.diagnose as pictures, plain words and exact numbers."""
 import streamlit as st
 
-from explorer import cache, diagnose_ui as ui, widgets
+from explorer import cache, diagnose_ui as ui, sidebar
 
-m, d, mdl, data = widgets.open_page("Diagnose")
+m, d, mdl, data = sidebar.open_page("Diagnose")
 
 st.title("Diagnose the model")
 st.caption("What did the model learn, and where did it fail? Every number below is computed on the "

@@ -1,9 +1,9 @@
 """Blurriness: how much fine detail reconstructions and prior samples keep, against the data."""
 import streamlit as st
 
-from explorer import blur_ui as ui, cache, diagnose_ui, state, widgets
+from explorer import blur_ui as ui, cache, diagnose_ui, sidebar, state
 
-m, d, mdl, data = widgets.open_page("Blurriness")
+m, d, mdl, data = sidebar.open_page("Blurriness")
 
 st.title("Why are VAE images blurry?")
 st.caption("A VAE rebuilds each image from a noisy code and is scored on the average pixel error, so where it "

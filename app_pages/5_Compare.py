@@ -1,9 +1,9 @@
 """Compare: two or more runs on the same data, side by side (a beta sweep is the typical case)."""
 import streamlit as st
 
-from explorer import compare_ui, widgets
+from explorer import compare_ui, sidebar
 
-m, d, _, _ = widgets.open_page("Compare", need_model=False)
+m, d, _, _ = sidebar.open_page("Compare", need_model=False)
 compare_ui.active_dataset_ui(d)
 
 st.title("Compare runs")

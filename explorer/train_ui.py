@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import Field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,10 +69,6 @@ ROWS = (("arch", "hidden", "conv_channels", "latent_dim"),
 
 def _suggest_name() -> str:
     return "run-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def _label(src: str) -> str:
-    return src if src in vdata.BUILTIN else Path(src).name
 
 
 def _rows() -> list[list[Field]]:
@@ -166,7 +161,7 @@ def form_ui(running: bool) -> None:
         ss[_F + "data"] = default_data
 
     with st.form("train_form", border=True):
-        st.selectbox("Dataset", data_opts, key=_F + "data", format_func=_label, help=HELP["data"])
+        st.selectbox("Dataset", data_opts, key=_F + "data", format_func=selection.label, help=HELP["data"])
         for row in _rows():
             for col, f in zip(st.columns(len(row)), row):
                 _control(col, f)
@@ -206,7 +201,7 @@ def _history_figures(rows: list[dict]) -> None:
 def _progress_body(job: training.TrainingJob) -> None:
     p = job.progress
     spec = job.spec
-    head = f"Training **runs/{spec.name}** on {_label(spec.data)}"
+    head = f"Training **runs/{spec.name}** on {selection.label(spec.data)}"
     if p.step == 0:
         st.progress(0.0, text=f"{head}: loading the data and starting ({p.elapsed:.0f} s)...")
     else:

@@ -1,0 +1,145 @@
+"""The sidebar (model and data pickers, uploads) and `open_page`, which every page calls first."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from vae_core import checkpoints, data as vdata
+from vae_core.errors import sentence
+from vae_core.limits import check_bytes, limits
+
+from . import cache, selection, state
+
+MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
+DATA_TYPES = ["npz", "npy", "csv", "zip"]
+
+
+def _on_pick_model() -> None:
+    selection.select(model_src=st.session_state[state.PICK_MODEL])
+
+
+def _on_pick_data() -> None:
+    selection.select(data_src=st.session_state[state.PICK_DATA])
+
+
+def _save_upload(upload, kind: str) -> Path:
+    """Write an upload as <kind>-<content hash>/<its name> (atomic); refuse it over the size limit."""
+    data = upload.getvalue()
+    check_bytes(upload.name, len(data), "max_file_mb")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name).lstrip(".") or f"upload.{kind}"
+    folder = cache.uploads_dir() / f"{kind}-{hashlib.sha256(data).hexdigest()[:16]}"
+    out = folder / name
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.tmp-{os.getpid()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    return out
+
+
+def _on_upload(kind: str) -> None:
+    upload = st.session_state.get(f"upload_{kind}")
+    if upload is None:
+        return
+    if kind == "model" and limits().public:
+        st.session_state[state.PICK_ERROR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
+        return
+    path = None
+    try:
+        path = _save_upload(upload, kind)
+        if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
+            path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
+        elif kind == "model":
+            checkpoints.load_torchscript(path)  # refuses pickles and non-TorchScript, never unpickles
+        else:
+            vdata.load_dataset(str(path))  # every data check of the CLI
+    except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept
+        why = sentence(e)
+        if path is not None:  # the user knows the file by its name, not by where the server keeps it
+            why = why.replace(str(path), upload.name)
+        if upload.name not in why:
+            why = f"{upload.name}: {why}"
+        st.session_state[state.PICK_ERROR] = f"Upload refused, nothing changed: {why}"
+        st.session_state[state.PAIR_NOTE] = None
+        return
+    registry = st.session_state[state.UPLOADED_MODELS if kind == "model" else state.UPLOADED_DATA]
+    registry[upload.name] = str(path)  # kept in this session's lists whatever the pairing decides
+    if kind == "model":
+        selection.select(model_src=str(path))
+    else:
+        selection.select(data_src=str(path))
+
+
+def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
+    """The model and data picker shared by every page; returns the active (model, data) sources
+    (data None while a model waits for data of its shape)."""
+    ss = st.session_state
+    runs = cache.run_choices()
+    model_opts = runs + [p for p in ss[state.UPLOADED_MODELS].values() if p not in runs]
+    if ss[state.MODEL_SRC] not in model_opts:
+        model_opts.append(ss[state.MODEL_SRC])
+    data_opts = list(vdata.BUILTIN) + list(ss[state.UPLOADED_DATA].values())
+    if ss[state.DATA_SRC] is not None and ss[state.DATA_SRC] not in data_opts:
+        data_opts.append(ss[state.DATA_SRC])
+    # The widgets show the active pair on every run of every page: their keys are set from it
+    # before they are drawn (a page switch or a refused pick can never leave them showing another).
+    ss[state.PICK_MODEL], ss[state.PICK_DATA] = ss[state.MODEL_SRC], ss[state.DATA_SRC]
+    with st.sidebar:
+        st.subheader("Model and data")
+        st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=selection.label, on_change=_on_pick_model,
+                     help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
+        st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=selection.label, on_change=_on_pick_data,
+                     placeholder="no data of this model's shape yet",
+                     help="A built-in dataset or a file you uploaded; a model that takes it is picked with it")
+        if ss.get(state.PICK_ERROR):  # under the pickers, where the eye is after a pick or an upload
+            st.error(ss[state.PICK_ERROR])
+        if ss.get(state.PAIR_NOTE):
+            st.info(ss[state.PAIR_NOTE], icon=":material/sync_alt:")
+        with st.expander("Upload a model or data", expanded=ss[state.DATA_SRC] is None):
+            if limits().public:
+                st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
+                           "to your session.")
+            else:
+                st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES,
+                                 key="upload_model", on_change=_on_upload, args=("model",),
+                                 help="encode(x) -> (mu, logvar) and decode(z) -> mean; it runs in a separate "
+                                 "process with memory and time limits; pickles are refused")
+            st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
+                             on_change=_on_upload, args=("data",))
+    d = ss[state.DATA_SRC]
+    return cache.source(ss[state.MODEL_SRC]), (cache.source(d) if d is not None else None)
+
+
+def active_model_ui(m: cache.Source, d: cache.Source | None):
+    """Load the active pair; on failure (or while the model waits for data) say why and stop this page."""
+    if d is None:
+        st.info(f"{selection.label(m.src)} is active, with no data yet: {selection.needed_data_text(m.src)}.",
+                icon=":material/upload_file:")
+        st.stop()
+    try:
+        return cache.model_for(m, d), cache.dataset(d)
+    except Exception as e:  # the app's edge
+        st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {sentence(e)} "
+                 "Pick another model or data in the sidebar.")
+        st.stop()
+
+
+def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
+    """Every page's first lines: page config, state defaults, the sidebar picker and, with
+    need_model, the active model and data (the page stops with the reason if they don't fit).
+    Without need_data (Train) the page also draws while a model waits for data.
+
+    Returns (model source, data source, model, dataset); the last two are None without need_model.
+    """
+    st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
+    state.init()
+    m, d = sidebar_picker()
+    if need_model or (need_data and d is None):
+        mdl, data = active_model_ui(m, d)
+    else:
+        mdl, data = None, None
+    return m, d, (mdl if need_model else None), (data if need_model else None)
