@@ -111,10 +111,11 @@ def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
     from vae_core.checkpoints import load_model
     from vae_core.data import load_dataset
     from vae_core.metrics.report import AUTO, diagnose
+    from vae_core.progress import Progress
 
     gaps, last = [0.0], [None]
 
-    def progress(part: str, frac: float) -> None:  # the longest wait between two calls (the page's bar)
+    def progress(_event: Progress) -> None:  # the longest wait between two events (the page's bar)
         now = time.perf_counter()
         if last[0] is not None:
             gaps[0] = max(gaps[0], now - last[0])

@@ -21,7 +21,8 @@ import torch
 
 from vae_core import checkpoints, data as vdata, metrics
 from vae_core.metrics.report import eval_points
-from vae_core.projection import Progress, Projection
+from vae_core.progress import Progress, ProgressFn
+from vae_core.projection import Projection
 
 from . import images
 
@@ -182,11 +183,7 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
 
     def fit(job: Job) -> Projection:
         def progress(p: Progress) -> None:
-            phases = {"early_exaggeration": (0.0, 0.33), "embedding": (0.33, 0.97), "transform": (0.97, 1.0),
-                      "umap": (0.0, 0.95), "pca": (0.0, 1.0)}
-            lo, hi = phases.get(p.phase, (0.0, 1.0))
-            job.phase = p.phase
-            job.progress = lo + (hi - lo) * (p.iteration / max(p.n_iter, 1))
+            job.phase, job.progress = p.what, p.fraction
 
         return Projection(method, dims, seed=0, progress=progress, n_jobs=max(1, (os.cpu_count() or 2) - 1),
                           **MAP_PARAMS[method]).fit(enc.mu, labels)
@@ -239,19 +236,19 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
 
 # --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
 
-_report_progress: contextvars.ContextVar[Callable[[str, float], None] | None] = \
-    contextvars.ContextVar("report_progress", default=None)
+_report_progress: contextvars.ContextVar[ProgressFn | None] = contextvars.ContextVar("report_progress", default=None)
 
 
 @contextlib.contextmanager
-def report_progress(callback: Callable[[str, float], None]):
-    """While inside, a `report()` that computes (a cache miss) calls callback(part, fraction).
+def report_progress(callback: ProgressFn):
+    """While inside, a `report()` that computes (a cache miss) passes diagnose's progress events
+    (vae_core.progress) to callback; returning True from it cancels the report (DiagnoseCancelled).
 
     The callback runs in a copy of the caller's context, outside the cached function's, so the
     progress bar it draws is not recorded for replay on a later cache hit.
     """
     outside = contextvars.copy_context()
-    token = _report_progress.set(lambda part, frac: outside.run(callback, part, frac))
+    token = _report_progress.set(lambda event: outside.run(callback, event))
     try:
         yield
     finally:

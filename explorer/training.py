@@ -72,8 +72,8 @@ class TrainSpec:
 
 
 @dataclass
-class Progress:
-    """What the progress file said so far."""
+class JobStatus:
+    """What the job's progress file (the CLI's --progress-jsonl lines) said so far."""
 
     epochs: int = 0  # planned
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per finished epoch (history rows)
@@ -121,7 +121,7 @@ class TrainingJob:
         self.workdir = Path(tempfile.mkdtemp(prefix="vae-train-"))  # outside runs/: never a listed run
         self.progress_path = self.workdir / "progress.jsonl"
         self.stderr_path = self.workdir / "stderr.log"
-        self.progress = Progress(epochs=spec.train.epochs)
+        self.progress = JobStatus(epochs=spec.train.epochs)
         self.status = "starting"
         self.message = ""  # why it stopped, failed or was cancelled
         self.started = time.time()

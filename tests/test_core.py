@@ -227,11 +227,11 @@ def digits64() -> tuple[Dataset, Dataset]:
     return d.split(0.2, 0)  # 64 train, 16 eval
 
 
-def _fit(data, epochs=30, seed=0, callbacks=(), **kw):
+def _fit(data, epochs=30, seed=0, progress=None, **kw):
     train, ev = data
     model = _tiny_model(seed, hidden=(32,)).train()
     cfg = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, seed=seed, **kw)
-    return model, fit(model, train, ev, cfg, callbacks=callbacks)
+    return model, fit(model, train, ev, cfg, progress=progress)
 
 
 def test_loss_falls_on_tiny_set(digits64):
@@ -270,25 +270,24 @@ def test_bf16_autocast_trains_to_the_same_loss(digits64):
     assert h16.rows[-1]["loss"] == pytest.approx(h32.rows[-1]["loss"], rel=0.05)
 
 
-class _StopAt:
-    def __init__(self, step=None, epoch=None):
-        self.step, self.epoch = step, epoch
+def _stop_at(step=None, epoch=None):
+    """A progress callback that stops training at the given step or after the given epoch."""
+    def progress(e):
+        if e.what == "step":
+            return step is not None and e.info["step"] >= step
+        return epoch is not None and e.info["epoch"] >= epoch
 
-    def on_step(self, info):
-        return self.step is not None and info["step"] >= self.step
-
-    def on_epoch(self, row):
-        return self.epoch is not None and row["epoch"] >= self.epoch
+    return progress
 
 
-def test_callback_cancels_from_on_step(digits64):
-    _, h = _fit(digits64, epochs=5, callbacks=[_StopAt(step=3)])  # 2 steps per epoch: stops in epoch 2
+def test_progress_cancels_during_an_epoch(digits64):
+    _, h = _fit(digits64, epochs=5, progress=_stop_at(step=3))  # 2 steps per epoch: stops in epoch 2
     assert h.stopped_reason.startswith("cancelled") and not h.completed
     assert len(h.rows) == 1
 
 
-def test_callback_cancels_from_on_epoch(digits64):
-    _, h = _fit(digits64, epochs=5, callbacks=[_StopAt(epoch=2)])
+def test_progress_cancels_after_an_epoch(digits64):
+    _, h = _fit(digits64, epochs=5, progress=_stop_at(epoch=2))
     assert h.stopped_reason.startswith("cancelled") and not h.completed
     assert len(h.rows) == 2
 
@@ -299,9 +298,11 @@ class _PoisonAfter:
     def __init__(self, model, at):
         self.model, self.at, self.saved = model, at, None
 
-    def on_epoch(self, row):
+    def __call__(self, event):
+        if event.what != "epoch":
+            return
         self.saved = copy.deepcopy(self.model.state_dict())
-        if row["epoch"] == self.at:
+        if event.info["epoch"] == self.at:
             with torch.no_grad():
                 self.model.enc_out.weight[0, 0] = float("nan")
 
@@ -310,7 +311,7 @@ def test_nan_guard_stops_and_keeps_last_good_epoch(digits64):
     train, ev = digits64
     model = _tiny_model(0, hidden=(32,)).train()
     cb = _PoisonAfter(model, at=2)
-    h = fit(model, train, ev, TrainConfig(epochs=6, batch_size=16, seed=0), callbacks=[cb])
+    h = fit(model, train, ev, TrainConfig(epochs=6, batch_size=16, seed=0), progress=cb)
     assert not h.completed and len(h.rows) == 2
     assert "nan" in h.stopped_reason.lower() and "epoch 2" in h.stopped_reason
     for k, v in model.state_dict().items():

@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 from vae_core import VAE, ModelConfig
 from vae_core.data import Dataset
 from vae_core.metrics.iwae import _log_weights, _point_bounds, row_limit
-from vae_core.metrics.report import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs, diagnose,
+from vae_core.metrics.budget import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs,
                                      choose_settings)
+from vae_core.metrics.report import diagnose
 
 ROOT = Path(__file__).resolve().parent.parent
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
@@ -125,7 +126,7 @@ def test_slow_model_gets_fewer_points_and_k_and_states_them_with_errors():
     model, budget = _slow(clock), 30.0
     seen: list[tuple[str, float, float]] = []
     rep = diagnose(model, _data(), n_points=AUTO, iwae_k=AUTO, budget_s=budget, clock=clock,
-                   progress=lambda part, f: seen.append((part, f, clock.t)))
+                   progress=lambda e: seen.append((e.what, e.fraction, clock.t)))
     # what the pilot measured is exactly the wrapper's cost
     c = rep.pilot.costs
     assert c.encode == pytest.approx(ENC) and c.iwae == pytest.approx(DEC) and c.decode == pytest.approx(DEC)

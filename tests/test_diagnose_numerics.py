@@ -24,10 +24,10 @@ from torch.distributions import Normal
 from vae_core import VAE, ModelConfig, ScriptedVAE
 from vae_core.data import Dataset, load_dataset
 from vae_core.metrics import diagnose, log_likelihood_bounds
-from vae_core.metrics.iwae import (_point_bounds, calibrated_recon_nll, calibrated_scale, decoder_scale,
-                                   gaussian_log_px)
+from vae_core.metrics.gaussian_scale import calibrated_recon_nll, calibrated_scale, decoder_scale, gaussian_log_px
+from vae_core.metrics.iwae import _point_bounds
 from vae_core.metrics.mutual_info import _mutual_info_core
-from vae_core.metrics.report import eval_points, training_pool
+from vae_core.metrics.heldout import eval_points, training_pool
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 LOG_2PI = math.log(2 * math.pi)

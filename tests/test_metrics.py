@@ -404,9 +404,9 @@ def test_diagnose_refuses_data_of_the_wrong_shape():
 def test_diagnose_progress_can_cancel():
     seen = []
 
-    def progress(part, frac):
-        seen.append(part)
-        return part == "collapse"
+    def progress(event):
+        seen.append(event.what)
+        return event.what == "collapse"
 
     with pytest.raises(DiagnoseCancelled):
         diagnose(_planted(), _binary_data(30), iwae_k=3, progress=progress)

@@ -4,13 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vae_core.projection import (
-    Progress,
-    Projection,
-    _LocalInverse,
-    neighbour_preservation,
-    stratified_sample,
-)
+from vae_core.map_arrays import LocalInverse, neighbour_preservation, stratified_sample
+from vae_core.progress import Progress
+from vae_core.projection import Projection
 
 N_PER_BLOB = 50
 
@@ -129,31 +125,31 @@ def _hand_made():
 
 def test_local_inverse_on_a_point_returns_its_code():
     emb, codes = _hand_made()
-    z, dist = _LocalInverse(emb, codes, k=8)(emb)
+    z, dist = LocalInverse(emb, codes, k=8)(emb)
     np.testing.assert_array_equal(z, codes)
     np.testing.assert_array_equal(dist, 0)
 
 
 def test_local_inverse_midpoint_of_two_isolated_points_is_their_average():
     emb, codes = _hand_made()
-    z, dist = _LocalInverse(emb, codes, k=2)(np.array([[101.0, 0.0]]))
+    z, dist = LocalInverse(emb, codes, k=2)(np.array([[101.0, 0.0]]))
     np.testing.assert_allclose(z[0], (codes[-1] + codes[-2]) / 2, atol=1e-12)
     assert dist[0] == pytest.approx(1.0)  # 1 away from data whose spacing is 1
     # With more neighbours the far grid points weigh about 1/100 as much each: still close.
-    z8, _ = _LocalInverse(emb, codes, k=8)(np.array([[101.0, 0.0]]))
+    z8, _ = LocalInverse(emb, codes, k=8)(np.array([[101.0, 0.0]]))
     np.testing.assert_allclose(z8[0], (codes[-1] + codes[-2]) / 2, atol=0.1)
 
 
 def test_local_inverse_weights_by_inverse_distance():
     emb, codes = _hand_made()
     q = np.array([[100.5, 0.0]])  # 0.5 from the first isolated point, 1.5 from the second
-    z, _ = _LocalInverse(emb, codes, k=2)(q)
+    z, _ = LocalInverse(emb, codes, k=2)(q)
     np.testing.assert_allclose(z[0], 0.75 * codes[-2] + 0.25 * codes[-1], atol=1e-12)
 
 
 def test_local_inverse_distance_is_small_among_data_and_large_far_away():
     emb, codes = _hand_made()
-    inv = _LocalInverse(emb, codes)
+    inv = LocalInverse(emb, codes)
     assert inv.scale == pytest.approx(1.0)  # median nearest-neighbour spacing of the grid
     _, dist = inv(np.array([[1.5, 2.0], [2.0, 2.0], [-300.0, 404.0]]))
     # The far query is 500 from its nearest data point, grid point (0, 4).
@@ -165,7 +161,7 @@ def test_projection_uses_the_local_inverse_for_nonlinear_maps():
     # A fitted t-SNE's state, built by hand: the map and codes are known exactly.
     p = Projection("tsne", inverse_k=2)
     p.embedding_, p.n_features_in_ = emb.astype(np.float32), 3
-    p._local = _LocalInverse(p.embedding_, codes, k=2)
+    p._local = LocalInverse(p.embedding_, codes, k=2)
     assert not p.inverse_is_exact and p.inverse_kind == "local"
     z, dist = p.inverse(np.array([[101.0, 0.0], [3.0, 4.0]]))
     assert z.dtype == np.float32 and dist.dtype == np.float32
@@ -237,15 +233,15 @@ def test_tsne_progress_is_reported_and_can_stop_the_fit(blobs):
     mu, _ = blobs
     events: list[Progress] = []
     p = Projection("tsne", perplexity=15.0, n_iter=50, progress=events.append, progress_every=25).fit(mu)
-    assert [(e.phase, e.iteration) for e in events] == (
+    assert [(e.what, e.done) for e in events] == (
         [("early_exaggeration", i) for i in range(25, 251, 25)] + [("embedding", 25), ("embedding", 50)]
     )
-    assert all(np.isfinite(e.kl_divergence) for e in events) and not p.stopped_early_
+    assert all(np.isfinite(e.info["kl_divergence"]) for e in events) and not p.stopped_early_
 
     calls: list[Progress] = []
-    stop = Projection("tsne", perplexity=15.0, progress=lambda e: calls.append(e) or e.iteration >= 50,
+    stop = Projection("tsne", perplexity=15.0, progress=lambda e: calls.append(e) or e.done >= 50,
                       progress_every=25).fit(mu)
-    assert [(e.phase, e.iteration) for e in calls] == [("early_exaggeration", 25), ("early_exaggeration", 50)]
+    assert [(e.what, e.done) for e in calls] == [("early_exaggeration", 25), ("early_exaggeration", 50)]
     assert stop.stopped_early_ and stop.embedding_.shape == (150, 2) and np.isfinite(stop.embedding_).all()
 
 
@@ -253,7 +249,7 @@ def test_umap_progress_is_called_before_and_after(blobs, fitted):
     fitted("umap", 2)  # JIT already paid
     events: list[Progress] = []
     Projection("umap", n_neighbors=10, progress=events.append).fit(blobs[0][:60])
-    assert [(e.phase, e.iteration, e.n_iter) for e in events] == [("umap", 0, 1), ("umap", 1, 1)]
+    assert [(e.what, e.done, e.total) for e in events] == [("umap", 0, 1), ("umap", 1, 1)]
 
 
 @pytest.mark.parametrize("method", ["tsne", "umap"])

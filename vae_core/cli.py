@@ -15,12 +15,13 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from .config import (ModelConfig, TrainConfig, cli_flag, configs_from_options, ints_text, is_option, option_fields,
                      parse_ints)
+from .progress import Progress, fan_out
 
 log = logging.getLogger("vae_core")
 
@@ -114,46 +115,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _TqdmCallback:
-    def __init__(self, total_epochs: int, disable: bool):
-        from tqdm import tqdm
+class _TqdmProgress:
+    """Progress events (vae_core.progress) as one tqdm bar on stderr; stdout stays the command's output.
 
-        self.bar = tqdm(total=None, unit="step", file=sys.stderr, disable=disable, dynamic_ncols=True)
-
-    def on_step(self, info: dict[str, Any]) -> bool:
-        if self.bar.total is None:
-            self.bar.total = info["total_steps"]
-        self.bar.update(1)
-        if info["step"] % 10 == 0:
-            self.bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.1f}", kl=f"{info['kl']:.1f}",
-                                 beta=f"{info['beta']:.2f}", refresh=False)
-        return False
-
-    def on_epoch(self, row: dict[str, Any]) -> bool:
-        self.bar.set_postfix(epoch=row["epoch"], loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}",
-                             eval_elbo=f"{row['eval_elbo']:.1f}")
-        return False
-
-
-class _DiagnoseBar:
-    """diagnose's progress(part, fraction) as a tqdm bar on stderr (stdout stays the report alone).
-
-    disable: True (--quiet), False (--progress: even when stderr is not a terminal), None (on a terminal only).
+    The bar counts `units` of the whole job (None: the first event's total, as training's steps),
+    moved on by each event's fraction; `label(event)` gives the bar's description and postfix for
+    that event (None: leave them). disable: True (--quiet), False (show even when stderr is not a
+    terminal), None (on a terminal only). It never asks to stop.
     """
 
-    def __init__(self, disable: bool | None):
+    def __init__(self, disable: bool | None, units: int | None = None,
+                 label: Callable[[Progress], tuple[str | None, dict[str, Any] | None]] | None = None,
+                 **bar: Any):
         from tqdm import tqdm
 
-        # leave=False: the bar clears itself, so an error stays one line on stderr
-        self.bar = tqdm(total=100, file=sys.stderr, disable=disable, dynamic_ncols=True, mininterval=0.25, leave=False,
-                        desc="diagnose:", bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-        self.part = ""
+        self.bar = tqdm(total=units, file=sys.stderr, disable=disable, dynamic_ncols=True, **bar)
+        self.label = label
+        self.desc = ""
 
-    def __call__(self, part: str, fraction: float) -> bool:
-        done = int(100 * min(max(fraction, 0.0), 1.0))
-        if part != self.part:  # a new part: shown at once
-            self.part = part
-            self.bar.set_description(f"diagnose {part}", refresh=done <= self.bar.n)  # tqdm adds ": "
+    def __call__(self, event: Progress) -> bool:
+        if self.bar.total is None:
+            self.bar.total = event.total
+        # floor, with a little room for float rounding: step/total_steps x total_steps is the step count
+        done = math.floor(self.bar.total * min(max(event.fraction, 0.0), 1.0) + 1e-9)
+        desc, postfix = self.label(event) if self.label is not None else (None, None)
+        if desc is not None and desc != self.desc:  # a new part: shown at once
+            self.desc = desc
+            self.bar.set_description(desc, refresh=done <= self.bar.n)  # tqdm adds ": "
+        if postfix is not None:
+            self.bar.set_postfix(postfix, refresh=False)
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)  # tqdm redraws at most every mininterval
         return False
@@ -162,8 +152,29 @@ class _DiagnoseBar:
         self.bar.close()
 
 
+def _train_label(event: Progress) -> tuple[None, dict[str, Any] | None]:
+    """The training bar's postfix: the step's loss terms every 10 steps, the held-out ELBO after an epoch."""
+    i = event.info
+    if event.what == "step" and i["step"] % 10 == 0:
+        return None, dict(epoch=i["epoch"], loss=f"{i['loss']:.1f}", kl=f"{i['kl']:.1f}", beta=f"{i['beta']:.2f}")
+    if event.what == "epoch":
+        return None, dict(epoch=i["epoch"], loss=f"{i['loss']:.1f}", kl=f"{i['kl']:.1f}",
+                          eval_elbo=f"{i['eval_elbo']:.1f}")
+    return None, None
+
+
+def _diagnose_bar(disable: bool | None) -> _TqdmProgress:
+    """diagnose's bar: percent of the report, the part it is in as the description."""
+    # leave=False: the bar clears itself, so an error stays one line on stderr
+    return _TqdmProgress(disable, units=100, label=lambda e: (f"diagnose {e.what}", None), mininterval=0.25,
+                         leave=False, desc="diagnose:",
+                         bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+
 class _JsonlProgress:
-    """Appends progress events as JSON lines (flushed at once), so another process can follow a run.
+    """Appends training's progress as JSON lines (flushed at once), so another process can follow a run:
+    'start', a 'step' line (fit's step info) at most every STEP_EVERY_S and at the last step, an 'epoch'
+    line per epoch (the history row), and the 'saved' line the command writes. It never asks to stop.
 
     Non-finite numbers are written as null: every line is strict JSON.
     """
@@ -187,15 +198,14 @@ class _JsonlProgress:
         self.f.write(json.dumps(line, allow_nan=False) + "\n")
         self.f.flush()
 
-    def on_step(self, info: dict[str, Any]) -> bool:
-        now = time.perf_counter()
-        if now - self.last_step >= self.STEP_EVERY_S or info["step"] == info["total_steps"]:
-            self.last_step = now
-            self.write("step", **info)
-        return False
-
-    def on_epoch(self, row: dict[str, Any]) -> bool:
-        self.write("epoch", **row)
+    def __call__(self, event: Progress) -> bool:
+        if event.what == "epoch":
+            self.write("epoch", **event.info)
+        elif event.what == "step":
+            now = time.perf_counter()
+            if now - self.last_step >= self.STEP_EVERY_S or event.done == event.total:
+                self.last_step = now
+                self.write("step", **event.info)
         return False
 
     def close(self) -> None:
@@ -237,11 +247,11 @@ def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | No
     train, ev = data.split(tcfg.eval_fraction, tcfg.seed)
     torch.manual_seed(tcfg.seed)
     model = VAE(mcfg)
-    cb = _TqdmCallback(tcfg.epochs, disable=a.quiet)
+    bar = _TqdmProgress(disable=a.quiet, unit="step", label=_train_label)
     try:
-        hist = fit(model, train, ev, tcfg, callbacks=[cb] + ([progress] if progress else []))
+        hist = fit(model, train, ev, tcfg, progress=fan_out(bar, progress))
     finally:
-        cb.bar.close()
+        bar.close()
     if not hist.rows:
         raise RuntimeError(f"no epoch finished: {hist.stopped_reason}; nothing saved")
     dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
@@ -281,7 +291,7 @@ def _diagnose(a: argparse.Namespace) -> int:
     check_fits(data, model.input_shape)
     split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
     split_seed = split.seed if a.split_seed is None else a.split_seed
-    bar = _DiagnoseBar(disable=True if a.quiet else False if a.progress else None)
+    bar = _diagnose_bar(disable=True if a.quiet else False if a.progress else None)
     try:
         report = diagnose(model, data, n_points=AUTO if a.n_points is None else a.n_points,
                           iwae_k=AUTO if a.iwae_k is None else a.iwae_k, budget_s=a.budget, seed=a.seed,

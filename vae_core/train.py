@@ -1,4 +1,4 @@
-"""The trainer: `fit(model, train, eval, cfg, callbacks) -> History`.
+"""The trainer: `fit(model, train, eval, cfg, progress=None) -> History`.
 
 Data sits in memory as one tensor and is batched by a random permutation each epoch: no
 per-item Dataset/DataLoader overhead (see benchmarks/train_throughput.py for the measured gain).
@@ -13,7 +13,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any
 
 import torch
 
@@ -21,15 +21,9 @@ from . import losses
 from .config import TrainConfig
 from .data import Dataset
 from .models import VAE
+from .progress import Progress, ProgressFn, report
 
 log = logging.getLogger(__name__)
-
-
-class Callback(Protocol):
-    """Anything with these methods (both optional); returning True from either stops training."""
-
-    def on_step(self, info: dict[str, Any]) -> bool | None: ...
-    def on_epoch(self, row: dict[str, Any]) -> bool | None: ...
 
 
 @dataclass
@@ -95,87 +89,111 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> dict[str, A
 
 
 def fit(model: VAE, train: Dataset, eval: Dataset | None, cfg: TrainConfig,
-        callbacks: Iterable[Callback] = ()) -> History:
+        progress: ProgressFn | None = None) -> History:
     """Train `model` in place on `train`, evaluating on `eval` after every epoch.
 
-    Stops early when a callback returns True (reason "cancelled") or the loss turns NaN/Inf; in
-    the latter case the weights of the last good epoch are restored and the reason says why.
+    progress (see vae_core.progress) receives a "step" event after every optimiser step (info:
+    epoch, step, total_steps, loss, kl, beta) and an "epoch" event after every epoch (info: the
+    history row); returning True stops training with stopped_reason "cancelled ...": during an
+    epoch the weights of the last finished epoch are restored, after one they are kept. A NaN/Inf
+    loss stops it too, with the last good epoch's weights restored and the reason saying why.
     """
-    callbacks = list(callbacks)
-    step_cbs = [cb for cb in callbacks if hasattr(cb, "on_step")]
     device = next(model.parameters()).device
     if cfg.bf16 and device.type == "cpu" and not native_bf16():
         log.warning("bf16 requested, but this CPU has no native bfloat16 (AVX512-BF16 or AMX): it is emulated "
                     "and much slower than fp32 here; train without bf16")
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x = train.x.to(device)
+    loop = _Loop(model, train.x.to(device), cfg, progress)
     x_eval = eval.x.to(device) if eval is not None and len(eval) else None
-    n = x.shape[0]
-    bs = min(cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    total_steps = cfg.epochs * steps_per_epoch
-    # fused Adam: one kernel per step for all parameters (measurably faster on CPU)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     history = History()
     good_state = copy.deepcopy(model.state_dict())
-    step = 0
     model.train()
-
-    def stop(reason: str) -> History:
-        history.stopped_reason = reason
-        log.info("training stopped: %s", reason)
-        return history
-
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen).to(device)
+        done = loop.epoch(epoch)
+        if isinstance(done, str):  # a non-finite loss or a cancel during the epoch
+            model.load_state_dict(good_state)
+            return _stopped(history, done)
+        row = _epoch_row(model, x_eval, epoch, done, time.perf_counter() - t0, loop.n)
+        if not all(math.isfinite(row[k]) for k in ("loss", "recon_nll", "kl")):
+            model.load_state_dict(good_state)
+            return _stopped(history, f"the loss became non-finite in epoch {epoch}; "
+                                     f"kept the weights of epoch {epoch - 1}")
+        history.rows.append(row)
+        good_state = copy.deepcopy(model.state_dict())
+        log.info("epoch %d loss %.2f kl %.2f eval_elbo %.2f", epoch, row["loss"], row["kl"], row["eval_elbo"])
+        if report(progress, Progress("epoch", epoch, cfg.epochs, epoch / cfg.epochs, row)):
+            return _stopped(history, f"cancelled after epoch {epoch}")
+    history.completed = True
+    return history
+
+
+def _stopped(history: History, reason: str) -> History:
+    history.stopped_reason = reason
+    log.info("training stopped: %s", reason)
+    return history
+
+
+class _Loop:
+    """The optimiser steps of `fit`, one epoch at a time: the data (N, C, H, W) on the model's device,
+    a seeded batch order, the KL weight schedule and the step count across epochs."""
+
+    def __init__(self, model: VAE, x: torch.Tensor, cfg: TrainConfig, progress: ProgressFn | None):
+        self.model, self.x, self.cfg, self.progress = model, x, cfg, progress
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.n = x.shape[0]
+        self.bs = min(cfg.batch_size, self.n)
+        self.steps_per_epoch = math.ceil(self.n / self.bs)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        # fused Adam: one kernel per step for all parameters (measurably faster on CPU)
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+        self.step = 0
+
+    def epoch(self, epoch: int) -> tuple[float, float, float, float] | str:
+        """Run one epoch: its mean (loss, recon_nll, kl) per sample and the last beta, or why it stopped."""
+        cfg, n, bs = self.cfg, self.n, self.bs
+        perm = torch.randperm(n, generator=self.gen).to(self.x.device)
         sums = [0.0, 0.0, 0.0]  # loss, recon, kl summed over the epoch's samples
         beta = 0.0
-        for b in range(steps_per_epoch):
+        for b in range(self.steps_per_epoch):
             idx = perm[b * bs:(b + 1) * bs]
-            beta = losses.kl_weight(step / max(total_steps, 1), cfg.beta, cfg.kl_schedule,
+            beta = losses.kl_weight(self.step / max(self.total_steps, 1), cfg.beta, cfg.kl_schedule,
                                     warmup_fraction=cfg.warmup_fraction, beta_start=cfg.beta_start,
                                     cycles=cfg.cycles, ramp_fraction=cfg.ramp_fraction)
-            terms = train_step(model, x[idx], opt, beta, cfg.free_bits, cfg.bf16)
+            terms = train_step(self.model, self.x[idx], self.opt, beta, cfg.free_bits, cfg.bf16)
             # Python floats: on the CPU .item() costs less than the small tensor ops it replaces
             loss_b, recon_b, kl_b = terms.loss.item(), terms.recon_nll.item(), terms.kl.item()
             if not math.isfinite(loss_b):
-                model.load_state_dict(good_state)
                 kept = f"kept the weights of epoch {epoch - 1}" if epoch > 1 else "no epoch finished"
-                return stop(f"the loss became {loss_b} at epoch {epoch}, step {b + 1}; {kept}. "
-                            "Try a lower learning rate (--lr) or a larger Gaussian scale.")
+                return (f"the loss became {loss_b} at epoch {epoch}, step {b + 1}; {kept}. "
+                        "Try a lower learning rate (--lr) or a larger Gaussian scale.")
             nb = idx.numel()
             sums[0] += loss_b * nb
             sums[1] += recon_b * nb
             sums[2] += kl_b * nb
-            step += 1
-            if not step_cbs:
+            self.step += 1
+            if self.progress is None:
                 continue
-            info = {"epoch": epoch, "step": step, "total_steps": total_steps, "loss": loss_b,
+            info = {"epoch": epoch, "step": self.step, "total_steps": self.total_steps, "loss": loss_b,
                     "kl": kl_b, "beta": beta}
-            if any(cb.on_step(info) for cb in step_cbs):
-                model.load_state_dict(good_state)
-                return stop(f"cancelled during epoch {epoch}; kept the weights of epoch {epoch - 1}")
-        seconds = time.perf_counter() - t0
-        loss, recon, kl = (v / n for v in sums)
-        row: dict[str, Any] = {"epoch": epoch, "loss": loss, "recon_nll": recon, "kl": kl, "beta": beta}
-        if x_eval is not None:
-            ev = evaluate(model, x_eval)
-            row.update(eval_elbo=ev["elbo"], eval_recon_nll=ev["recon_nll"], eval_kl=ev["kl"])
-            kl_dims = ev["kl_per_dim"]
-        else:
-            row.update(eval_elbo=float("nan"), eval_recon_nll=float("nan"), eval_kl=float("nan"))
-            kl_dims = [float("nan")] * model.latent_dim
-        row.update(seconds=seconds, samples_per_s=n / seconds)
-        row.update({f"kl_dim_{j}": v for j, v in enumerate(kl_dims)})  # eval KL per dim: the collapse heatmap
-        if not all(math.isfinite(v) for k, v in row.items() if k in ("loss", "recon_nll", "kl")):
-            model.load_state_dict(good_state)
-            return stop(f"the loss became non-finite in epoch {epoch}; kept the weights of epoch {epoch - 1}")
-        history.rows.append(row)
-        good_state = copy.deepcopy(model.state_dict())
-        log.info("epoch %d loss %.2f kl %.2f eval_elbo %.2f", epoch, loss, kl, row["eval_elbo"])
-        if any(cb.on_epoch(row) for cb in callbacks if hasattr(cb, "on_epoch")):
-            return stop(f"cancelled after epoch {epoch}")
-    history.completed = True
-    return history
+            if report(self.progress, Progress("step", self.step, self.total_steps,
+                                              self.step / self.total_steps, info)):
+                return f"cancelled during epoch {epoch}; kept the weights of epoch {epoch - 1}"
+        return sums[0] / n, sums[1] / n, sums[2] / n, beta
+
+
+def _epoch_row(model: VAE, x_eval: torch.Tensor | None, epoch: int, means: tuple[float, float, float, float],
+               seconds: float, n: int) -> dict[str, Any]:
+    """The history.csv row of a finished epoch: training means, held-out ELBO terms, timing, eval KL per dim."""
+    loss, recon, kl, beta = means
+    row: dict[str, Any] = {"epoch": epoch, "loss": loss, "recon_nll": recon, "kl": kl, "beta": beta}
+    if x_eval is not None:
+        ev = evaluate(model, x_eval)
+        row.update(eval_elbo=ev["elbo"], eval_recon_nll=ev["recon_nll"], eval_kl=ev["kl"])
+        kl_dims = ev["kl_per_dim"]
+    else:
+        row.update(eval_elbo=float("nan"), eval_recon_nll=float("nan"), eval_kl=float("nan"))
+        kl_dims = [float("nan")] * model.latent_dim
+    row.update(seconds=seconds, samples_per_s=n / seconds)
+    row.update({f"kl_dim_{j}": v for j, v in enumerate(kl_dims)})  # eval KL per dim: the collapse heatmap
+    return row

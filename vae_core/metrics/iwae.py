@@ -19,16 +19,9 @@ per-point logsumexp over the k samples is accumulated across chunks (`_LogSumExp
 Standard errors: each figure is a mean over N points of per-point values (elbo(x), recon_nll(x),
 kl(x), iwae(x) = the per-point L_k); its standard error is sd(per-point values, ddof=1) / sqrt(N).
 
-Gaussian decoders (SCIENCE.md): log p(x|z) = -0.5 * (SSE / s^2 + P log(2 pi s^2)) with SSE the
-squared error summed over the P pixels, so every figure is computed from SSE and can be rescored
-at another scale without decoding again. The scale a model is scored with:
-- "declared": the model states s (a run's fixed `gaussian_scale`, a TorchScript `scale`);
-- "trained": a run that learned s (`--learn-scale`);
-- "calibrated" (Rybkin, Daniilidis & Levine 2021): for a model that declares no scale (most MSE-
-  trained code), the shared s maximising the bound, s^2 = mean over points, pixels and the k
-  posterior samples of (x - f(z))^2. With it the mean recon term per image is exactly
-  0.5 * P * (1 + log(2 pi s^2)). For a declared or trained scale the calibrated figures are
-  reported beside the model's own.
+Gaussian decoders: every figure is computed from the squared error SSE summed over pixels, so it
+can be rescored at another scale without decoding again; which scale a model is scored with
+(declared, trained or calibrated) is `gaussian_scale`'s to say.
 """
 from __future__ import annotations
 
@@ -43,6 +36,7 @@ from ..data import Dataset
 from ..losses import kl_per_dim
 from ..models import VAE
 from ._common import check_batch_size, check_posterior, encode_all, model_device, std_error
+from .gaussian_scale import LOG_2PI, calibrated_scale, decoder_scale, gaussian_log_px, own_log_scale
 
 MAX_ROWS = 10_000  # images decoded per call, at most (small images)
 ROW_ELEMENTS = 1 << 19  # output values (images x pixels) of one decode call by default: 2 MB of float32
@@ -51,9 +45,6 @@ ROW_ELEMENTS = 1 << 19  # output values (images x pixels) of one decode call by 
 NOISE_ELEMENTS = 1 << 22  # k x B x D noise values drawn at once per block of points (16 MB)
 STORE_BUDGET = 1 << 23  # k * N float64 values kept per array to rescore a Gaussian decoder (64 MB);
 #                         past it the samples are drawn again from the same generator state
-MIN_SCALE2 = 1e-12  # floor of the calibrated s^2 (a decoder reproducing x exactly has no finite bound)
-LOG_2PI = math.log(2 * math.pi)
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -81,55 +72,6 @@ def _check_k(k: int) -> int:
     if int(k) < 1:
         raise ValueError(f"iwae_k must be >= 1, got {k!r}")
     return int(k)
-
-
-def gaussian_log_px(sse: torch.Tensor, n_pixels: int, log_scale: float) -> torch.Tensor:
-    """log N(x; f(z), s^2 I) from the summed squared error: -0.5 * (sse / s^2 + P log(2 pi s^2))."""
-    return -0.5 * sse * math.exp(-2.0 * log_scale) - n_pixels * (log_scale + 0.5 * LOG_2PI)
-
-
-def calibrated_scale(sse_sum: float, n_values: int) -> float:
-    """Rybkin et al. 2021: s = sqrt(mean squared error), the mean over n_values = points x pixels x
-    posterior samples; floored at sqrt(MIN_SCALE2)."""
-    if n_values < 1:
-        raise ValueError(f"n_values must be >= 1, got {n_values}")
-    return math.sqrt(max(float(sse_sum) / n_values, MIN_SCALE2))
-
-
-def calibrated_recon_nll(scale: float, n_pixels: int) -> float:
-    """The mean recon term -E log p(x|z) per image at the calibrated scale: 0.5 P (1 + log(2 pi s^2))."""
-    return 0.5 * n_pixels * (1.0 + math.log(2 * math.pi * scale ** 2))
-
-
-def decoder_scale(model: Any) -> tuple[float | None, str | None, bool]:
-    """(s, source, known) of a model's decoder: (None, None, True) for a Bernoulli decoder.
-
-    source: "trained" (a run with a learned scale), "declared" (a run's fixed scale, a TorchScript
-    `scale`) or "calibrated" (the model declares none: `declared_scale` is None; s is then None
-    here and set from the data). known is False when the model does not say whether it declared
-    a scale (no `declared_scale` attribute): its `log_scale` is then taken as declared.
-    """
-    if str(getattr(model, "likelihood", "bernoulli")) != "gaussian":
-        return None, None, True
-    if isinstance(model, VAE):
-        return float(model.log_scale.detach().exp()), ("trained" if model.cfg.learn_scale else "declared"), True
-    declared = getattr(model, "declared_scale", _MISSING)
-    if declared is None:
-        return None, "calibrated", True
-    if declared is _MISSING:
-        log_s = getattr(model, "log_scale", None)
-        return (1.0 if log_s is None else float(torch.as_tensor(log_s).detach().double().exp())), "declared", False
-    return float(declared), "declared", True
-
-
-def _own_log_scale(model: Any) -> float:
-    """log s of the model's own Gaussian scale, from a declared float where there is one (exact),
-    else its log_scale tensor; 0 (s = 1) when it has neither."""
-    declared = getattr(model, "declared_scale", None)
-    if declared is not None:
-        return math.log(float(declared))
-    log_s = getattr(model, "log_scale", None)
-    return 0.0 if log_s is None else float(torch.as_tensor(log_s).detach().double())
 
 
 def row_limit(n_pixels: int, max_rows: int | None = None) -> int:
@@ -231,7 +173,7 @@ def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: tor
     rows = row_limit(x[0].numel(), max_rows)
     eps_all = torch.randn(k, b, d, generator=generator, device=mu.device, dtype=mu.dtype)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
-    own_log_s = _own_log_scale(model) if gaussian else None
+    own_log_s = own_log_scale(model) if gaussian else None
     std, lv_sum = (0.5 * logvar).exp(), logvar.double().sum(-1)
     log_px = torch.empty(k, b, dtype=torch.float64, device=mu.device)
     ratio = torch.empty(k, b, dtype=torch.float64, device=mu.device)
@@ -253,7 +195,7 @@ def _weight_chunks(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.
     n, d = mu.shape
     nb = noise_batch(batch_size, k, d)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
-    own_log_s = _own_log_scale(model) if gaussian else None
+    own_log_s = own_log_scale(model) if gaussian else None
     for s in range(0, n, nb):
         mb, lb = mu[s:s + nb], logvar[s:s + nb]
         b = mb.shape[0]
@@ -276,11 +218,17 @@ def _bounds_core(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Te
     return iwae, elbo, kl
 
 
+def elbo_terms(elbo_mean: float, kl: float) -> tuple[float, float]:
+    """(recon_nll, elbo) from the mean Monte Carlo ELBO and the mean KL: recon_nll = -elbo - kl, and
+    the elbo recomputed from the two so that elbo = -(recon_nll + kl) holds exactly in floats."""
+    recon = -elbo_mean - kl
+    return recon, -(recon + kl)
+
+
 def _summarise(iwae: torch.Tensor, elbo: torch.Tensor, kl: torch.Tensor, k: int) -> Bounds:
     """Means over points, arranged so elbo = -(recon_nll + kl) holds exactly in floats, with SEs."""
     kl_m = float(kl.mean())
-    recon = -float(elbo.mean()) - kl_m
-    elbo_m = -(recon + kl_m)
+    recon, elbo_m = elbo_terms(float(elbo.mean()), kl_m)
     return Bounds(elbo=elbo_m, recon_nll=recon, kl=kl_m, iwae=max(float(iwae.mean()), elbo_m), k=k,
                   elbo_se=std_error(elbo), recon_nll_se=std_error(-elbo - kl), kl_se=std_error(kl),
                   iwae_se=std_error(iwae))
@@ -314,6 +262,45 @@ class PointBounds:
         return _summarise(self.iwae_cal, self.elbo_cal, self.kl, self.k)
 
 
+class _Sums:
+    """Per-point sums over the k samples of every point, accumulated chunk by chunk (`add`): the
+    logsumexp and the sum of log w; for a Gaussian decoder also the squared errors and log-prior
+    ratios summed per point and over everything, and, when `keep`, every sample's (k, N)."""
+
+    def __init__(self, n: int, k: int, gaussian: bool, keep: bool, device: torch.device):
+        f64 = dict(dtype=torch.float64, device=device)
+        self.lse, self.sum_lw = _LogSumExp(n, device), torch.zeros(n, **f64)
+        self.sse_pt, self.ratio_pt = (torch.zeros(n, **f64), torch.zeros(n, **f64)) if gaussian else (None, None)
+        self.sse_all, self.ratio_all = (torch.empty(k, n, **f64), torch.empty(k, n, **f64)) if keep else (None, None)
+        self.sse_sum = 0.0
+
+    def add(self, p0: int, p1: int, k0: int, log_px: torch.Tensor, ratio: torch.Tensor,
+            sse: torch.Tensor | None) -> None:
+        """One chunk: points p0:p1, samples k0:k0 + kc, each array (kc, p1 - p0)."""
+        kc = log_px.shape[0]
+        log_w = log_px + ratio  # (kc, p)
+        self.lse.add(p0, p1, log_w)
+        self.sum_lw[p0:p1] += log_w.sum(0)
+        if sse is not None:
+            self.sse_sum += float(sse.sum())
+            self.sse_pt[p0:p1] += sse.sum(0)
+            self.ratio_pt[p0:p1] += ratio.sum(0)
+            if self.sse_all is not None:
+                self.sse_all[k0:k0 + kc, p0:p1], self.ratio_all[k0:k0 + kc, p0:p1] = sse, ratio
+
+
+class _Ticks:
+    """on_batch(fraction of the samples scored), called before each chunk of kc samples of p points."""
+
+    def __init__(self, on_batch: Callable[[float], None] | None, total: int):
+        self.on_batch, self.total, self.done = on_batch, total, 0
+
+    def __call__(self, kc: int, p: int) -> None:
+        if self.on_batch is not None:
+            self.on_batch(self.done / self.total)
+        self.done += kc * p
+
+
 @torch.inference_mode()
 def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                   batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int | None = None,
@@ -332,60 +319,42 @@ def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.T
     """
     k = _check_k(k)
     batch_size = check_batch_size(batch_size)
-    n = x.shape[0]
-    n_pixels = int(x[0].numel())
+    n, n_pixels = x.shape[0], int(x[0].numel())
     rows = row_limit(n_pixels, max_rows)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
     if gaussian and generator is None:  # a second pass must see the same samples
         generator = torch.Generator(device=mu.device).manual_seed(int(torch.randint(2 ** 62, ()).item()))
     start = generator.get_state() if gaussian else None
     keep = gaussian and k * n <= store_budget
-    total, done = (2 if gaussian and not keep else 1) * k * n, 0
-    f64 = dict(dtype=torch.float64, device=mu.device)
-    lse, sum_lw = _LogSumExp(n, mu.device), torch.zeros(n, **f64)
-    sse_pt, ratio_pt = (torch.zeros(n, **f64), torch.zeros(n, **f64)) if gaussian else (None, None)
-    sse_all, ratio_all = (torch.empty(k, n, **f64), torch.empty(k, n, **f64)) if keep else (None, None)
-    sse_sum = 0.0
+    ticks = _Ticks(on_batch, (2 if gaussian and not keep else 1) * k * n)
+    sums = _Sums(n, k, gaussian, keep, mu.device)
     for p0, p1, k0, log_px, ratio, sse in _weight_chunks(model, x, mu, logvar, k, generator=generator,
-                                                     batch_size=batch_size, rows=rows):
-        if on_batch is not None:
-            on_batch(done / total)
-        kc = log_px.shape[0]
-        done += kc * (p1 - p0)
-        log_w = log_px + ratio  # (kc, p)
-        lse.add(p0, p1, log_w)
-        sum_lw[p0:p1] += log_w.sum(0)
-        if sse is not None:
-            sse_sum += float(sse.sum())
-            sse_pt[p0:p1] += sse.sum(0)
-            ratio_pt[p0:p1] += ratio.sum(0)
-            if keep:
-                sse_all[k0:k0 + kc, p0:p1], ratio_all[k0:k0 + kc, p0:p1] = sse, ratio
-    elbo = sum_lw / k
-    iwae = torch.maximum(lse.result() - math.log(k), elbo)  # max: float rounding only
+                                                         batch_size=batch_size, rows=rows):
+        ticks(log_px.shape[0], p1 - p0)
+        sums.add(p0, p1, k0, log_px, ratio, sse)
+    elbo = sums.sum_lw / k
+    iwae = torch.maximum(sums.lse.result() - math.log(k), elbo)  # max: float rounding only
     kl = kl_per_dim(mu.double(), logvar.double()).sum(1)
     out = dict(iwae=iwae.cpu(), elbo=elbo.cpu(), kl=kl.cpu(), k=k, n_pixels=n_pixels)
     if not gaussian:
         return PointBounds(**out)
-    scale = calibrated_scale(sse_sum, k * n * n_pixels)
+    scale = calibrated_scale(sums.sse_sum, k * n * n_pixels)
     log_s = math.log(scale)
     # elbo is linear in SSE: the per-point means suffice
-    elbo_cal = gaussian_log_px(sse_pt / k, n_pixels, log_s) + ratio_pt / k
+    elbo_cal = gaussian_log_px(sums.sse_pt / k, n_pixels, log_s) + sums.ratio_pt / k
     if keep:
-        log_w = gaussian_log_px(sse_all, n_pixels, log_s) + ratio_all  # (k, N)
+        log_w = gaussian_log_px(sums.sse_all, n_pixels, log_s) + sums.ratio_all  # (k, N)
         iwae_cal = torch.logsumexp(log_w, 0) - math.log(k)
     else:
         again = torch.Generator(device=mu.device)
         again.set_state(start)
         lse_cal = _LogSumExp(n, mu.device)
         for p0, p1, _, _, ratio, sse in _weight_chunks(model, x, mu, logvar, k, generator=again,
-                                                    batch_size=batch_size, rows=rows):
-            if on_batch is not None:
-                on_batch(done / total)
-            done += sse.shape[0] * (p1 - p0)
+                                                       batch_size=batch_size, rows=rows):
+            ticks(sse.shape[0], p1 - p0)
             lse_cal.add(p0, p1, gaussian_log_px(sse, n_pixels, log_s) + ratio)
         iwae_cal = lse_cal.result() - math.log(k)
-    return PointBounds(**out, own_scale=math.exp(_own_log_scale(model)), calibrated_scale=scale,
+    return PointBounds(**out, own_scale=math.exp(own_log_scale(model)), calibrated_scale=scale,
                        iwae_cal=torch.maximum(iwae_cal, elbo_cal).cpu(), elbo_cal=elbo_cal.cpu(), redrawn=not keep)
 
 

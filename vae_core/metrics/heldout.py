@@ -1,0 +1,62 @@
+"""Which points a diagnose report scores: the run's own held-out split, rebuilt as training made it.
+
+`train` (the CLI and the app) splits `load_dataset(data, n=--n, seed)` with `.split(eval_fraction,
+seed)`; a report on any other points would score training points as "held out". `checkpoints.eval_split`
+reads the run's seed, eval fraction, --n and dataset from config.json, in the order `eval_points` takes
+them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import Dataset
+
+EVAL_FRACTION = 0.2  # the training code's held-out share; diagnose reads the same split
+SPRITES_DEFAULT_N = 10_000  # load_dataset("sprites") without n generates this many
+
+
+def training_pool(data: Dataset, split_seed: int = 0, train_n: int | None = None,
+                  train_dataset: str | None = None) -> Dataset:
+    """The items a run split into train and eval, rebuilt from the whole dataset as `train` did:
+    `load_dataset(data, n=train_n, seed=split_seed)` before `.split(eval_fraction, split_seed)`.
+
+    For a file or a built-in image set, `--n` drew a seeded subset (the same draw as `load_dataset`);
+    for `sprites` the pool is the one generated with (n or 10,000, seed), regenerated here when
+    `data` is another draw. train_dataset is the run's dataset id (None: no run, nothing to rebuild
+    beyond the subset).
+    """
+    if train_dataset == "sprites" and data.name == "sprites":
+        from ..data.sprites import make_sprites
+
+        count = train_n if train_n is not None else SPRITES_DEFAULT_N
+        size = int(data.meta.get("size", data.shape[-1]))
+        if len(data) == count and data.meta.get("seed") == split_seed and data.shape[-1] == size:
+            return data
+        return make_sprites(n=count, seed=split_seed, size=size)
+    if train_n is not None and train_n < len(data):
+        # exactly load_dataset's draw (vae_core/data/__init__.py): a sorted seeded choice
+        idx = np.sort(np.random.default_rng(split_seed).choice(len(data), size=train_n, replace=False))
+        data = data.subset(idx)
+    return data
+
+
+def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
+                eval_fraction: float = EVAL_FRACTION, train_n: int | None = None,
+                train_dataset: str | None = None) -> Dataset:
+    """The held-out points a report uses: the eval part of the run's split, or n_points of it.
+
+    The run's split is `training_pool(data, split_seed, train_n, train_dataset).split(eval_fraction,
+    split_seed)[1]`: split_seed, eval_fraction, train_n and train_dataset must be the run's (what
+    `checkpoints.eval_split` reads from config.json, in that order, so `*eval_split(run)` passes
+    them all), or the "held-out" points include training points. The Monte Carlo seed is separate.
+    """
+    ev = training_pool(data, split_seed, train_n, train_dataset).split(eval_fraction, split_seed)[1]
+    return some_points(ev, n_points, split_seed)
+
+
+def some_points(ev: Dataset, n_points: int | None, split_seed: int) -> Dataset:
+    """n_points of the held-out points ev (all when None or more), as `eval_points` picks them."""
+    if n_points is not None and n_points < len(ev):
+        idx = np.sort(np.random.default_rng(split_seed).choice(len(ev), size=n_points, replace=False))
+        ev = ev.subset(idx)
+    return ev
