@@ -20,7 +20,6 @@ from vae_core.progress import Progress
 
 from . import cache, figures, images, selection, state
 
-PICK = "cmp_runs"
 MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
 N_SAMPLES = 8  # prior samples per run
 
@@ -52,12 +51,13 @@ def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
     ss = st.session_state
     runs = cache.run_choices()
     options = sorted(runs + ([m.src] if m.src not in runs else []), key=_beta_key)
-    if PICK not in ss:  # first visit: the active model and runs trained on the active data
+    if state.COMPARE_RUNS not in ss:  # first visit: the active model and runs trained on the active data
         same = [r for r in options if r == m.src or _config(r).get("dataset") == d.src]
-        ss[PICK] = same[:MAX_DEFAULT]
-    ss[PICK] = [r for r in ss[PICK] if r in options]  # a run deleted meanwhile is dropped, not an error
-    return st.multiselect("Runs to compare", options, key=PICK, format_func=lambda s: selection.label(s) + (
-        " (active)" if s == m.src else ""), help="Runs under runs/ (newly trained ones included) and the "
+        ss[state.COMPARE_RUNS] = same[:MAX_DEFAULT]
+    # a run deleted meanwhile is dropped, not an error
+    ss[state.COMPARE_RUNS] = [r for r in ss[state.COMPARE_RUNS] if r in options]
+    return st.multiselect("Runs to compare", options, key=state.COMPARE_RUNS, format_func=lambda s: selection.label(
+        s) + (" (active)" if s == m.src else ""), help="Runs under runs/ (newly trained ones included) and the "
         "active model of the sidebar. All are evaluated on the active data set.")
 
 

@@ -18,7 +18,6 @@ from . import cache, figures, images, state, widgets
 
 K_CHOICES = (10, 100, 1000)
 N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
-BUDGET = "diag_budget"  # session key of the time budget (seconds); the Blurriness page reuses the same report
 DEFAULT_BUDGET_S = 60
 UNITS = "nats per data point (means over the held-out evaluation points)"
 PARTS = {"pilot": "timing the model", "encode": "encoding the data", "iwae": "importance-weighted bound",
@@ -55,9 +54,9 @@ def settings_ui() -> int:
 
 def budget_ui() -> float:
     """The time budget of the report, in seconds; returns it."""
-    st.session_state.setdefault(BUDGET, DEFAULT_BUDGET_S)
+    st.session_state.setdefault(state.DIAG_BUDGET, DEFAULT_BUDGET_S)
     return float(st.number_input(
-        "Time budget (s)", min_value=1, max_value=3600, step=10, key=BUDGET,
+        "Time budget (s)", min_value=1, max_value=3600, step=10, key=state.DIAG_BUDGET,
         help="The most the report may take. A short pilot times the model, then the number of held-out points "
              f"(up to {N_POINTS}) is chosen to fit, with your k. Fewer points mean wider error bars (the ± "
              "beside each figure); the caption under the summary says what was used and why."))
@@ -65,7 +64,7 @@ def budget_ui() -> float:
 
 def budget_s() -> float:
     """The budget in force (the Diagnose page's control, or its default on a page without it)."""
-    return float(st.session_state.get(BUDGET, DEFAULT_BUDGET_S))
+    return float(st.session_state.get(state.DIAG_BUDGET, DEFAULT_BUDGET_S))
 
 
 def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:

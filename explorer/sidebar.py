@@ -42,7 +42,7 @@ def _save_upload(upload, kind: str) -> Path:
 
 
 def _on_upload(kind: str) -> None:
-    upload = st.session_state.get(f"upload_{kind}")
+    upload = st.session_state.get(state.UPLOAD + kind)
     if upload is None:
         return
     if kind == "model" and limits().public:
@@ -105,10 +105,10 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
                            "to your session.")
             else:
                 st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES,
-                                 key="upload_model", on_change=_on_upload, args=("model",),
+                                 key=state.UPLOAD + "model", on_change=_on_upload, args=("model",),
                                  help="encode(x) -> (mu, logvar) and decode(z) -> mean; it runs in a separate "
                                  "process with memory and time limits; pickles are refused")
-            st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key="upload_data",
+            st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key=state.UPLOAD + "data",
                              on_change=_on_upload, args=("data",))
     d = ss[state.DATA_SRC]
     return cache.source(ss[state.MODEL_SRC]), (cache.source(d) if d is not None else None)

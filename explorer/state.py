@@ -34,6 +34,16 @@ MAP_COLOR = "map_color"
 BROWSER_DECODE = "browser_decode"  # bool: MLP decoders run in the browser (off: the server decodes)
 BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
 IWAE_K = "diag_iwae_k"  # int: the Diagnose page's IWAE k; the Blurriness page reuses the same report
+DIAG_BUDGET = "diag_budget"  # float: the Diagnose page's time budget (s); the Blurriness page reuses the report
+UPLOAD = "upload_"  # + "model" / "data": the sidebar's file uploaders
+
+# The Train page's own keys
+TRAIN_JOB = "train_job_id"  # str | None: this session's training job id (only this session knows it)
+TRAIN_ERROR = "train_form_error"  # str | None: why the last submit did not start
+TRAIN_FIELD = "tr_"  # + a config field's name: the Train form's control of that option
+
+# The Compare page's own keys
+COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
 
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)

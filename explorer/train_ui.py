@@ -2,7 +2,7 @@
 
 The form starts a job in `training.registry()` (a subprocess running the CLI) from its submit
 callback, so a bad value is reported with every form value kept, and a good one frees the run
-name for the next run. Only this session knows its job's id (`JOB`), so no other session sees
+name for the next run. Only this session knows its job's id (`state.TRAIN_JOB`), so no other session sees
 its controls; the finished run appears in every session's picker (it is a run under runs/).
 """
 from __future__ import annotations
@@ -21,9 +21,6 @@ from vae_core.limits import limits
 
 from . import cache, figures, selection, state, training
 
-JOB = "train_job_id"  # this session's job id (str | None)
-_ERR = "train_form_error"
-_F = "tr_"  # prefix of the form's widget keys
 
 EXPLAINER = """
 **What a VAE trains for.** Each step asks two things: rebuild the image well from a code drawn from
@@ -97,15 +94,16 @@ def _config_value(f: Field, value: Any) -> Any:
 def _configs_from_form(input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
     """The form's values as the configs themselves (ValueError naming the field when one is bad)."""
     ss = st.session_state
-    return configs_from_options({f.name: _config_value(f, ss[_F + f.name]) for f in option_fields()}, input_shape)
+    values = {f.name: _config_value(f, ss[state.TRAIN_FIELD + f.name]) for f in option_fields()}
+    return configs_from_options(values, input_shape)
 
 
 def _spec_from_form() -> training.TrainSpec:
     """The form's values as a TrainSpec: the configs for the chosen data's shape, its name and n."""
     ss = st.session_state
-    data = ss[_F + "data"]
+    data = ss[state.TRAIN_FIELD + "data"]
     model, train = _configs_from_form(cache.dataset(cache.source(data)).shape)
-    return training.TrainSpec(data=data, name=str(ss[_F + "name"]).strip(), model=model, train=train,
+    return training.TrainSpec(data=data, name=str(ss[state.TRAIN_FIELD + "name"]).strip(), model=model, train=train,
                               n=5000 if data == "sprites" else None)  # the app's sprites set has 5,000
 
 
@@ -117,10 +115,10 @@ def _on_submit() -> None:
         spec.check(state.RUNS_DIR)
         job = training.registry().start(spec, state.RUNS_DIR)
     except Exception as e:  # ModelConfig/TrainConfig/DataError/LimitError name the field; anything else too
-        ss[_ERR] = f"Not started: {sentence(e)}"
+        ss[state.TRAIN_ERROR] = f"Not started: {sentence(e)}"
         return
-    ss[JOB], ss[_ERR] = job.id, None
-    ss[_F + "name"] = _suggest_name()  # the next run needs a new name; this one is taken now
+    ss[state.TRAIN_JOB], ss[state.TRAIN_ERROR] = job.id, None
+    ss[state.TRAIN_FIELD + "name"] = _suggest_name()  # the next run needs a new name; this one is taken now
 
 
 def training_allowed() -> bool:
@@ -131,7 +129,8 @@ def training_allowed() -> bool:
 def _control(col: Any, f: Field) -> None:
     """The control of config field f, keyed tr_<field>: its kind, bounds, label and help from the declaration."""
     m = f.metadata
-    label, kw = m["label"] or f.name.replace("_", " ").capitalize(), dict(key=_F + f.name, help=m["newcomer_help"])
+    label = m["label"] or f.name.replace("_", " ").capitalize()
+    kw = dict(key=state.TRAIN_FIELD + f.name, help=m["newcomer_help"])
     if isinstance(f.default, bool):
         col.checkbox(label, **kw)
     elif m["choices"] is not None:
@@ -153,24 +152,25 @@ def form_ui(running: bool) -> None:
     uploaded = list(ss[state.UPLOADED_DATA].values())
     data_opts = list(vdata.BUILTIN) + [p for p in uploaded if p not in vdata.BUILTIN]
     default_data = ss[state.DATA_SRC] if ss[state.DATA_SRC] in data_opts else "digits"
-    ss.setdefault(_F + "data", default_data)
-    ss.setdefault(_F + "name", _suggest_name())
+    ss.setdefault(state.TRAIN_FIELD + "data", default_data)
+    ss.setdefault(state.TRAIN_FIELD + "name", _suggest_name())
     for f in option_fields():
-        ss.setdefault(_F + f.name, _form_default(f))
-    if ss[_F + "data"] not in data_opts:
-        ss[_F + "data"] = default_data
+        ss.setdefault(state.TRAIN_FIELD + f.name, _form_default(f))
+    if ss[state.TRAIN_FIELD + "data"] not in data_opts:
+        ss[state.TRAIN_FIELD + "data"] = default_data
 
     with st.form("train_form", border=True):
-        st.selectbox("Dataset", data_opts, key=_F + "data", format_func=selection.label, help=HELP["data"])
+        st.selectbox("Dataset", data_opts, key=state.TRAIN_FIELD + "data", format_func=selection.label,
+                     help=HELP["data"])
         for row in _rows():
             for col, f in zip(st.columns(len(row)), row):
                 _control(col, f)
-        st.text_input("Run name", key=_F + "name", help=HELP["name"])
+        st.text_input("Run name", key=state.TRAIN_FIELD + "name", help=HELP["name"])
         st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", on_click=_on_submit,
                               disabled=running, help="Wait for this session's training to end (or cancel it)"
                               if running else "Start training in the background; other pages stay usable")
-    if ss.get(_ERR):
-        st.error(ss[_ERR])
+    if ss.get(state.TRAIN_ERROR):
+        st.error(ss[state.TRAIN_ERROR])
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -255,7 +255,7 @@ def result_ui(job: training.TrainingJob) -> None:
 
 def job_ui() -> None:
     """This session's job, if any: live progress (a fragment polling every second) or its result."""
-    job = training.registry().get(st.session_state.get(JOB))
+    job = training.registry().get(st.session_state.get(state.TRAIN_JOB))
     if job is None:
         st.caption("No training in this session yet: choose the settings and press Train.")
         return
@@ -267,5 +267,5 @@ def job_ui() -> None:
 
 def running() -> bool:
     """True while this session's job runs (the form's Train button is disabled meanwhile)."""
-    job = training.registry().get(st.session_state.get(JOB))
+    job = training.registry().get(st.session_state.get(state.TRAIN_JOB))
     return job is not None and not job.poll().finished
