@@ -303,9 +303,15 @@ def test_calibrated_iwae_same_with_stored_or_redrawn_samples():
     b = _point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(3),
                       store_budget=0, max_rows=10)
     assert not a.redrawn and b.redrawn
-    torch.testing.assert_close(a.iwae_cal, b.iwae_cal, rtol=1e-12, atol=1e-9)
-    torch.testing.assert_close(a.elbo_cal, b.elbo_cal, rtol=1e-12, atol=1e-9)
-    assert a.calibrated_scale == pytest.approx(b.calibrated_scale, rel=1e-12)
+    # Same samples, but the decoder runs in float32 on batches of another size (5 vs 10 rows), and the
+    # BLAS kernel chosen per shape rounds differently on some CPUs: agreement to float32 precision
+    # (measured up to 1.7e-8 relative). Other samples would differ by the Monte Carlo spread
+    # (checked below), thousands of times more.
+    torch.testing.assert_close(a.iwae_cal, b.iwae_cal, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(a.elbo_cal, b.elbo_cal, rtol=1e-6, atol=1e-5)
+    assert a.calibrated_scale == pytest.approx(b.calibrated_scale, rel=1e-6)
+    c = _point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(4))
+    assert (a.iwae_cal - c.iwae_cal).abs().max() > 1e-2, "another seed's samples give other bounds"
 
 
 # ----------------------------------------------------------------------------- held out means held out

@@ -7,12 +7,11 @@ them.
 """
 from __future__ import annotations
 
-import numpy as np
+from ..config import TrainConfig
+from ..data import Dataset, seeded_subset
+from ..data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
 
-from ..data import Dataset
-
-EVAL_FRACTION = 0.2  # the training code's held-out share; diagnose reads the same split
-SPRITES_DEFAULT_N = 10_000  # load_dataset("sprites") without n generates this many
+EVAL_FRACTION = TrainConfig.eval_fraction  # the training code's held-out share; diagnose reads the same split
 
 
 def training_pool(data: Dataset, split_seed: int = 0, train_n: int | None = None,
@@ -33,11 +32,7 @@ def training_pool(data: Dataset, split_seed: int = 0, train_n: int | None = None
         if len(data) == count and data.meta.get("seed") == split_seed and data.shape[-1] == size:
             return data
         return make_sprites(n=count, seed=split_seed, size=size)
-    if train_n is not None and train_n < len(data):
-        # exactly load_dataset's draw (vae_core/data/__init__.py): a sorted seeded choice
-        idx = np.sort(np.random.default_rng(split_seed).choice(len(data), size=train_n, replace=False))
-        data = data.subset(idx)
-    return data
+    return seeded_subset(data, train_n, split_seed)  # exactly load_dataset's draw
 
 
 def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
@@ -56,7 +51,4 @@ def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
 
 def some_points(ev: Dataset, n_points: int | None, split_seed: int) -> Dataset:
     """n_points of the held-out points ev (all when None or more), as `eval_points` picks them."""
-    if n_points is not None and n_points < len(ev):
-        idx = np.sort(np.random.default_rng(split_seed).choice(len(ev), size=n_points, replace=False))
-        ev = ev.subset(idx)
-    return ev
+    return seeded_subset(ev, n_points, split_seed)
