@@ -296,3 +296,66 @@ def test_bad_input_to_transform_and_inverse(blobs):
         p.inverse(np.array([[0.0, np.nan]]))
     with pytest.raises(RuntimeError, match="not fitted"):
         Projection("pca").inverse(np.zeros((1, 2)))
+
+
+# --- maps beyond max_fit_points: a fitted sample, the rest placed ----------------------------------
+
+
+def _brute_knn(x: np.ndarray, ref: np.ndarray, k: int) -> np.ndarray:
+    """Indices (M, k) of the k nearest rows of ref to each row of x (numpy, brute force)."""
+    d = ((x[:, None, :].astype(np.float64) - ref[None, :, :]) ** 2).sum(-1)  # (M, R)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+@pytest.fixture(scope="module")
+def uneven_blobs() -> tuple[np.ndarray, np.ndarray]:
+    """Six Gaussian blobs in 8-D of uneven sizes (600 points), each blob with inner structure."""
+    rng = np.random.default_rng(7)
+    sizes = [180, 150, 110, 80, 50, 30]
+    centres = rng.normal(scale=8.0, size=(6, 8))
+    mu = np.concatenate([c + rng.normal(size=(s, 8)) for c, s in zip(centres, sizes)]).astype(np.float32)
+    return mu, np.repeat(np.arange(6), sizes)
+
+
+def test_default_fit_sample_is_ten_thousand():
+    assert Projection("tsne").max_fit_points == 10_000
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_fitted_mask_sample_size_and_label_proportions(uneven_blobs, fitted, method):
+    mu, labels = uneven_blobs
+    fitted(method, 2)  # UMAP's JIT already paid
+    p = Projection(method, seed=0, max_fit_points=300, **FIT_PARAMS[method]).fit(mu, labels=labels)
+    assert p.fitted_.dtype == bool and p.fitted_.shape == (600,)
+    assert p.fitted_.sum() == 300 and np.array_equal(np.flatnonzero(p.fitted_), p.fit_indices_)
+    # Each label keeps its share of the data in the sample: 300/600 of each count (all whole here).
+    assert np.bincount(labels[p.fitted_], minlength=6).tolist() == (np.bincount(labels) // 2).tolist()
+    assert p.embedding_.shape == (600, 2) and np.isfinite(p.embedding_).all()
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_placed_points_land_near_their_fitted_neighbours(uneven_blobs, fitted, method):
+    """For each placed point: its 10 nearest fitted points in the latent space (numpy) against its 10
+    nearest fitted points on the map (numpy). A point dropped at random would share about 10/300."""
+    mu, labels = uneven_blobs
+    fitted(method, 2)
+    p = Projection(method, seed=0, max_fit_points=300, **FIT_PARAMS[method]).fit(mu, labels=labels)
+    placed, fit = ~p.fitted_, p.fitted_
+    high = _brute_knn(mu[placed], mu[fit], 10)  # (300, 10) into the fitted points
+    low = _brute_knn(p.embedding_[placed], p.embedding_[fit], 10)
+    shared = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(high, low)])
+    assert shared > 0.3
+    # and on the map, a placed point's nearest fitted point carries its own label
+    nearest = _brute_knn(p.embedding_[placed], p.embedding_[fit], 1)[:, 0]
+    assert (labels[fit][nearest] == labels[placed]).mean() > 0.95
+
+
+def test_pca_maps_every_point_however_many(uneven_blobs):
+    mu, labels = uneven_blobs
+    p = Projection("pca", max_fit_points=10).fit(mu, labels=labels)
+    assert p.fitted_.all() and p.fit_indices_.size == 600
+    centred = mu.astype(np.float64) - mu.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    ref = centred @ vt[:2].T  # (600, 2): all points, not a sample
+    signs = np.sign(np.sum(p.embedding_ * ref, axis=0))
+    np.testing.assert_allclose(p.embedding_ * signs, ref, rtol=1e-4, atol=1e-4)

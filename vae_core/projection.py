@@ -14,8 +14,11 @@ t-SNE and UMAP come from openTSNE and umap-learn (`vae_core.tsne_umap`, which sa
 measured against scikit-learn's TSNE, the same maps in 0.30x the time, a ``transform`` that places new
 points into a finished map, and callbacks that report progress and can stop a fit).
 
-Scale: PCA always fits on every point. t-SNE/UMAP fit on at most ``max_fit_points`` (a random
-sample, stratified by label when labels are given) and the rest are embedded with ``transform``.
+Scale: PCA always fits on every point. t-SNE/UMAP fit on at most ``max_fit_points`` (default
+10,000: a random sample, stratified by label when labels are given) and the rest are placed into
+the finished map with the fitted model's own ``transform`` (openTSNE's ``TSNEEmbedding.transform``,
+umap-learn's ``UMAP.transform``), in chunks with progress. ``fitted_`` says which points were
+fitted (True) and which placed (False), so a map can say so.
 
 Imports: the app builds a PCA map the moment a page opens, so that path imports numpy and
 ``scipy.spatial`` only, never scikit-learn (`vae_core.map_arrays` says why and how); openTSNE and
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("pca", "tsne", "umap")
 N_COMPONENTS = (2, 3)
+MAX_FIT_POINTS = 10_000  # t-SNE/UMAP fit sample; the rest are placed with transform
 
 
 class Projection:
@@ -61,14 +65,15 @@ class Projection:
         perplexity: t-SNE's effective number of neighbours; needs N > 3 * perplexity points.
         n_iter: t-SNE iterations after the 250 early-exaggeration ones.
         n_neighbors, min_dist: UMAP's locality and packing.
-        max_fit_points: t-SNE/UMAP fit on at most this many points, the rest are transformed in.
+        max_fit_points: t-SNE/UMAP fit on at most this many points, the rest are placed by transform.
         inverse_k: how many nearest embedded points the local inverse averages.
         n_jobs: threads for openTSNE.
         progress: a ``vae_core.progress`` callback (see the module docstring); True stops a t-SNE fit.
         progress_every: t-SNE iterations between progress events.
 
-    After ``fit``: ``embedding_`` (N, n_components) float32, ``fit_indices_`` (indices fitted on
-    directly), ``stopped_early_``, ``inverse_is_exact`` (True for PCA only).
+    After ``fit``: ``embedding_`` (N, n_components) float32, ``fit_indices_`` (sorted indices fitted
+    on directly), ``fitted_`` (N,) bool (True: fitted on; False: placed by ``transform``; all True for
+    PCA and for N <= max_fit_points), ``stopped_early_``, ``inverse_is_exact`` (True for PCA only).
     """
 
     def __init__(
@@ -81,7 +86,7 @@ class Projection:
         n_iter: int = 500,
         n_neighbors: int = 15,
         min_dist: float = 0.1,
-        max_fit_points: int = 20_000,
+        max_fit_points: int = MAX_FIT_POINTS,
         inverse_k: int = 8,
         n_jobs: int = 1,
         progress: ProgressFn | None = None,
@@ -207,6 +212,8 @@ class Projection:
                 emb[rest] = self._transform_in_chunks(mu[rest])
 
         self.embedding_ = emb.astype(np.float32)  # (N, k)
+        self.fitted_ = np.zeros(n, dtype=bool)  # (N,) True: fitted on, False: placed by transform
+        self.fitted_[self.fit_indices_] = True
         # The local inverse is built for every method: PCA uses it for the off-manifold distance.
         self._local = LocalInverse(self.embedding_, mu, k=self.inverse_k, seed=self.seed)
         return self
