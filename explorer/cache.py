@@ -35,8 +35,13 @@ class Source:
     fp: str
 
 
+_HASH_UP_TO = 256 * 2**20  # bytes: a larger file (a memory-mapped .npy) is known by its size and time
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
+    if size > _HASH_UP_TO:  # hashing would read it whole (a server-side data file, never an upload)
+        return f"{size:x}-{mtime_ns:x}"
     return checkpoints.fingerprint(path)
 
 

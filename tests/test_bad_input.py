@@ -243,7 +243,8 @@ def test_sidebar_refuses_a_lying_npy_header(app):
     header = {"descr": "<f4", "fortran_order": False, "shape": (10**7, 1, 1000, 1000)}
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
-    _refused(_upload(app, "upload_data", "huge.npy", buf.getvalue() + b"\0" * 64), "huge.npy", "VAE_EXPLORER_MAX_DATA_MB")
+    _refused(_upload(app, "upload_data", "huge.npy", buf.getvalue() + b"\0" * 64), "huge.npy",
+             "VAE_EXPLORER_MAX_MAPPED_MB")  # too large to load whole, so it would be memory-mapped
 
 
 def test_sidebar_refuses_a_ragged_csv(app):

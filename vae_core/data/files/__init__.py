@@ -58,7 +58,8 @@ def load_file(path: Path, *, max_bytes: int | None = None) -> Dataset:
         if path.is_dir():
             loader = load_folder
         elif suffix in _LOADERS:
-            check_file_bytes(path.stat().st_size, max_bytes, f"{path.name}: the file")
+            if suffix != ".npy" or max_bytes is not None:  # an .npy over max_file_mb is memory-mapped instead
+                check_file_bytes(path.stat().st_size, max_bytes, f"{path.name}: the file")
             loader = _LOADERS[suffix]
         else:
             raise DataError(f"{path}: unsupported file type '{suffix or path.name}'; use {_SUPPORTED_TEXT}")

@@ -1,6 +1,7 @@
-""".npy and .npz arrays, read header first, never by np.load: nothing is unpickled, an object dtype
-is refused from the header, and the shape is checked against max_data_mb before any array memory
-exists."""
+""".npy and .npz arrays, read header first: nothing is unpickled, an object dtype is refused from the
+header, and the shape is checked against max_data_mb before any array memory exists. An .npy over
+mmap_over_mb as float32 (or over the file budget) is instead memory-mapped (np.load(mmap_mode="r",
+allow_pickle=False) once its header passed, within max_mapped_mb) and read in batches."""
 from __future__ import annotations
 
 import io
@@ -8,13 +9,14 @@ import math
 import struct
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
 from ...streams import READ_CHUNK, read_up_to
 from .. import DataError, _check_bytes
-from .validate import Loaded, check_file_bytes, class_labels, show, validate_array
+from ...limits import limits
+from .validate import Loaded, check_file_bytes, class_labels, show, validate_array, validate_mapped
 from .zips import member_errors, open_zip
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -51,12 +53,15 @@ def _npy_header_bytes(f: BinaryIO, what: str) -> tuple[int, bytes, bytes]:
     return major, prefix, header
 
 
-def npy_header(f: BinaryIO, what: str, size: int, *, text: bool = False) -> tuple[tuple[int, ...], bool, np.dtype]:
+def npy_header(f: BinaryIO, what: str, size: int, *, text: bool = False,
+               budget: Callable[[tuple[int, ...], np.dtype], None] | None = None,
+               ) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) from the header of an .npy stream of `size` bytes in all.
 
     Reads only the header, and checks it before any array memory exists: a numeric dtype, the
-    shape as float32 within max_data_mb, and exactly the data bytes the header claims left in
-    the stream (else truncated or corrupt). `text`: strings are allowed too (labels).
+    shape as float32 within max_data_mb (or `budget(shape, dtype)` raises), and exactly the data
+    bytes the header claims left in the stream (else truncated or corrupt). `text`: strings are
+    allowed too (labels).
     """
     from numpy.lib import format as npformat
 
@@ -78,7 +83,10 @@ def npy_header(f: BinaryIO, what: str, size: int, *, text: bool = False) -> tupl
     if any(s < 0 for s in shape):
         raise DataError(f"{what}: could not be read: its header gives a negative shape {shape}; it is corrupt")
     count = math.prod(shape)
-    _check_bytes(f"{what}: the array of shape {shape} as float32", count * 4, "max_data_mb")
+    if budget is None:
+        _check_bytes(f"{what}: the array of shape {shape} as float32", count * 4, "max_data_mb")
+    else:
+        budget(shape, dtype)
     data = count * dtype.itemsize
     held = size - (8 + len(prefix) + len(header))  # bytes after magic, version, header length and header
     if held != data:
@@ -105,10 +113,26 @@ def read_npy_data(f: BinaryIO, shape: tuple[int, ...], fortran: bool, dtype: np.
 
 
 def load_npy(path: Path, max_bytes: int | None) -> Loaded:
+    """An .npy read whole, or memory-mapped when it is over mmap_over_mb as float32 or over the
+    file budget on disk (then within max_mapped_mb, validated and later read in batches)."""
+    size, name = path.stat().st_size, path.name
+    mapped = []
+
+    def budget(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        count, lim = math.prod(shape), limits()
+        file_budget = max_bytes if max_bytes is not None else lim.max_file_mb * 2**20
+        if count * 4 > lim.mmap_over_mb * 2**20 or size > file_budget:
+            _check_bytes(f"{name}: the memory-mapped array of shape {shape}", count * dtype.itemsize, "max_mapped_mb")
+            mapped.append(True)
+        else:
+            _check_bytes(f"{name}: the array of shape {shape} as float32", count * 4, "max_data_mb")
+
     with open(path, "rb") as f:
-        shape, fortran, dtype = npy_header(f, path.name, path.stat().st_size)
-        a = read_npy_data(f, shape, fortran, dtype, path.name)
-    return validate_array(a, path.name), None, {}
+        shape, fortran, dtype = npy_header(f, name, size, budget=budget)
+        if not mapped:
+            return validate_array(read_npy_data(f, shape, fortran, dtype, name), name), None, {}
+    # header checked above: np.load only maps what it describes, and never unpickles
+    return validate_mapped(np.load(path, mmap_mode="r", allow_pickle=False), name), None, {"mapped": True}
 
 
 def load_npz(path: Path, max_bytes: int | None) -> Loaded:

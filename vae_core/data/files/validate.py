@@ -9,21 +9,50 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .. import DataError, _check_bytes
+from ..lazy import Images, release_rows
 
 logger = logging.getLogger(__name__)
 
-Loaded = tuple[torch.Tensor, np.ndarray | None, dict]  # what a loader returns: images, labels, meta
+Loaded = tuple["torch.Tensor | Images", np.ndarray | None, dict]  # what a loader returns: images, labels, meta
 _SHAPES_TEXT = "(N, H, W), (N, C, H, W) or (N, H, W, C) with C = 1 or 3, or (N, P) rows with P a perfect square"
 
 
 def validate_array(x: np.ndarray, name: str) -> torch.Tensor:
     """Check an image array and return it as float32 (N, C, H, W) in [0, 1]; DataError if unusable."""
     x = np.asarray(x)
+    kind = _check_kind(x, name)
+    _check_bytes(f"{name}: the images as float32", int(x.size) * 4, "max_data_mb")
+    x = _to_nchw(x, name)
+    lo, hi = _value_range(x, name, kind, len(x))
+    # Always a fresh copy: the caller's array is never shared or scaled in place.
+    out = torch.from_numpy(np.array(x, dtype=np.float32, order="C", copy=True))
+    if hi > 1:  # 0..255 pixel values
+        logger.info("%s: values in [%g, %g], scaled by 1/255", name, lo, hi)
+        out = out.div_(255.0)
+    return out
+
+
+def validate_mapped(x: np.ndarray, name: str, batch_bytes: int = 64 * 2**20) -> Images:
+    """validate_array's checks on a memory-mapped array, read `batch_bytes` at a time (each batch's
+    pages handed back after): the images as a lazy `Images`, converted per batch as validate_array
+    converts the whole."""
+    kind = _check_kind(x, name)
+    x = _to_nchw(x, name)
+    rows = max(1, batch_bytes // max(1, x[0].nbytes))
+    lo, hi = _value_range(x, name, kind, rows, after=lambda s, e: release_rows(x, s, e))
+    if hi > 1:
+        logger.info("%s: values in [%g, %g], scaled by 1/255", name, lo, hi)
+    return Images(x, scale=hi > 1)
+
+
+def _check_kind(x: np.ndarray, name: str) -> str:
+    """x's dtype kind, when it can hold images; DataError if empty or not plain numbers."""
     kind = x.dtype.kind
     if x.size == 0:
         raise DataError(f"{name}: the array is empty (shape {x.shape}); it needs at least one image")
@@ -33,25 +62,31 @@ def validate_array(x: np.ndarray, name: str) -> torch.Tensor:
         raise DataError(f"{name}: the array is complex ({x.dtype}); images need real numbers")
     if kind not in "biuf":  # strings, bytes, records, datetimes
         raise DataError(f"{name}: the array holds non-numeric values ({x.dtype}); images need numbers")
-    _check_bytes(f"{name}: the images as float32", int(x.size) * 4, "max_data_mb")
-    x = _to_nchw(x, name)
-    if kind == "f":
-        bad = ~np.isfinite(x)
-        if bad.any():
-            n_nan = int(np.isnan(x).sum())
-            raise DataError(
-                f"{name}: contains {n_nan} NaN and {int(bad.sum()) - n_nan} Inf value(s); "
-                "remove or replace them before loading"
-            )
-    lo, hi = (float(x.min()), float(x.max())) if kind != "b" else (0.0, 1.0)
+    return kind
+
+
+def _value_range(x: np.ndarray, name: str, kind: str, rows: int,
+                 after: Callable[[int, int], None] | None = None) -> tuple[float, float]:
+    """(min, max) of x, `rows` rows at a time (`after(start, stop)` once a batch is read); DataError
+    on NaN/Inf (counted over all of x) or values outside [0, 255]."""
+    if kind == "b":
+        return 0.0, 1.0
+    lo, hi, n_nan, n_inf = math.inf, -math.inf, 0, 0
+    for s in range(0, len(x), rows):
+        c = x[s:s + rows]
+        bad = ~np.isfinite(c) if kind == "f" else None
+        if bad is not None and bad.any():
+            k = int(np.isnan(c).sum())
+            n_nan, n_inf = n_nan + k, n_inf + int(bad.sum()) - k
+        elif not (n_nan or n_inf):
+            lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
+        if after is not None:
+            after(s, s + len(c))
+    if n_nan or n_inf:
+        raise DataError(f"{name}: contains {n_nan} NaN and {n_inf} Inf value(s); remove or replace them before loading")
     if lo < 0 or hi > 255:
         raise DataError(f"{name}: values range over [{lo:g}, {hi:g}]; expected [0, 1] or 0..255 pixel values")
-    # Always a fresh copy: the caller's array is never shared or scaled in place.
-    out = torch.from_numpy(np.array(x, dtype=np.float32, order="C", copy=True))
-    if hi > 1:  # 0..255 pixel values
-        logger.info("%s: values in [%g, %g], scaled by 1/255", name, lo, hi)
-        out = out.div_(255.0)
-    return out
+    return lo, hi
 
 
 def _to_nchw(x: np.ndarray, name: str) -> np.ndarray:
