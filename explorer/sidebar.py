@@ -18,6 +18,24 @@ MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
 
 
+def data_dir_files() -> list[str]:
+    """The data files (.npz, .npy, .csv, .zip) in the server's folder VAE_EXPLORER_DATA_DIR, by name:
+    offered in the data picker to every session, read only, through the same checks as an upload
+    (a large .npy is memory-mapped there instead of uploaded)."""
+    root = Path(os.environ.get("VAE_EXPLORER_DATA_DIR") or "")
+    if not str(root) or str(root) == "." or not root.is_dir():
+        return []
+    return sorted(str(f) for f in root.iterdir()
+                  if f.suffix.lower().lstrip(".") in DATA_TYPES and not f.name.startswith(".") and f.is_file())
+
+
+def _upload_help() -> str:
+    mb = st.get_option("server.maxUploadSize")
+    return (f"Up to {mb} MB per file. Larger data: ask the server's admin to put it in the data folder "
+            "(VAE_EXPLORER_DATA_DIR, where a large .npy is memory-mapped), or use the CLI "
+            "(python -m vae_core diagnose MODEL --data FILE).")
+
+
 def _on_pick_model() -> None:
     selection.select(model_src=st.session_state[state.PICK_MODEL])
 
@@ -82,7 +100,8 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
     model_opts = runs + [p for p in ss[state.UPLOADED_MODELS].values() if p not in runs]
     if ss[state.MODEL_SRC] not in model_opts:
         model_opts.append(ss[state.MODEL_SRC])
-    data_opts = list(vdata.BUILTIN) + list(ss[state.UPLOADED_DATA].values())
+    data_opts = list(vdata.BUILTIN) + data_dir_files()
+    data_opts += [p for p in ss[state.UPLOADED_DATA].values() if p not in data_opts]
     if ss[state.DATA_SRC] is not None and ss[state.DATA_SRC] not in data_opts:
         data_opts.append(ss[state.DATA_SRC])
     # The widgets show the active pair on every run of every page: their keys are set from it
@@ -94,7 +113,8 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
                      help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
         st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=selection.label, on_change=_on_pick_data,
                      placeholder="no data of this model's shape yet",
-                     help="A built-in dataset or a file you uploaded; a model that takes it is picked with it")
+                     help="A built-in dataset, a file of the server's data folder or one you uploaded; a model "
+                     "that takes it is picked with it")
         if ss.get(state.PICK_ERROR):  # under the pickers, where the eye is after a pick or an upload
             st.error(ss[state.PICK_ERROR])
         if ss.get(state.PAIR_NOTE):
@@ -109,7 +129,7 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
                                  help="encode(x) -> (mu, logvar) and decode(z) -> mean; it runs in a separate "
                                  "process with memory and time limits; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key=state.UPLOAD + "data",
-                             on_change=_on_upload, args=("data",))
+                             on_change=_on_upload, args=("data",), help=_upload_help())
     d = ss[state.DATA_SRC]
     return cache.source(ss[state.MODEL_SRC]), (cache.source(d) if d is not None else None)
 

@@ -50,7 +50,8 @@ def test_mapped_npy_reads_the_same_images_as_numpy(tmp_path, tiny_threshold):
     ref = _whole(p)
     assert len(data) == 2000 and data.shape == (1, 28, 28) and tuple(data.x.shape) == tuple(ref.shape)
     assert torch.equal(data.x[100:357], ref[100:357])
-    assert torch.equal(data.x[-1], ref[-1])
+    assert torch.equal(data.x[-1], ref[-1]) and torch.equal(data.x[3, 0, 2:9], ref[3, 0, 2:9])
+    assert torch.equal(data.x[10:20, :, 5], ref[10:20, :, 5])
     idx = torch.tensor([1999, 0, 5, 5])
     assert torch.equal(data.x[idx], ref[idx])
     small = data.subset(np.arange(0, 2000, 10))  # 200 images, 0.6 MB: loaded into memory

@@ -52,6 +52,9 @@ class Images:
         return Images(self.array, self.scale, self.index, dev)
 
     def __getitem__(self, key: Any) -> torch.Tensor:
+        if isinstance(key, tuple):  # rows first, then the rest on the rows' tensor
+            head = self[key[0]]
+            return head[key[1:]] if isinstance(key[0], (int, np.integer)) else head[(slice(None), *key[1:])]
         if isinstance(key, torch.Tensor):
             key = key.cpu().numpy()
         if isinstance(key, (int, np.integer)):
