@@ -1,0 +1,83 @@
+"""Layers over a fitted 2-D map's plane: the decoded manifold (a grid of codes to decode, laid out
+like the map, as in Kingma & Welling's figure) and the density of the points (a contour layer).
+
+Coordinates are the map's own (``Projection.embedding_``); bounds are (x0, x1, y0, y1) with
+x0 < x1, y0 < y1. Nothing here decodes or draws: codes and arrays for the caller.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .map_arrays import as_codes
+
+MAX_GRID_SIDE = 64  # manifold grid: at most 64 x 64 = 4,096 decodes for one figure
+
+
+def _check_bounds(bounds: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        x0, x1, y0, y1 = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be four numbers (x0, x1, y0, y1), got {bounds!r}") from None
+    if not all(map(math.isfinite, (x0, x1, y0, y1))) or not (x0 < x1 and y0 < y1):
+        raise ValueError(f"bounds must be finite with x0 < x1 and y0 < y1, got {(x0, x1, y0, y1)}")
+    return x0, x1, y0, y1
+
+
+def grid_points(bounds: Sequence[float], n: int) -> np.ndarray:
+    """Centres of an n x n grid of cells over the plane: (n*n, 2), row-major from the top-left.
+
+    Row r, column c is point r * n + c at x = x0 + (c + 0.5) * (x1 - x0) / n and
+    y = y1 - (r + 0.5) * (y1 - y0) / n: rows run from y1 (top) down to y0, columns from x0 to x1,
+    so an image grid laid out the same way sits on the map, each image over its own cell.
+    """
+    x0, x1, y0, y1 = _check_bounds(bounds)
+    if not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_GRID_SIDE:
+        raise ValueError(f"n must be an integer in [1, {MAX_GRID_SIDE}], got n={n!r}")
+    t = (np.arange(n) + 0.5) / n  # (n,)
+    xs, ys = x0 + t * (x1 - x0), y1 - t * (y1 - y0)
+    gx, gy = np.meshgrid(xs, ys)  # (n, n): rows vary y, columns vary x
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def manifold_grid(projection: Any, bounds: Sequence[float], n: int, *,
+                  return_distance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Latent codes (n*n, D) float32 for the cells of ``grid_points(bounds, n)`` on a fitted 2-D map.
+
+    The codes come from ``projection.inverse``: exact for PCA (the point of the principal plane
+    through the mean), local for t-SNE/UMAP (a weighted mean of nearby codes; label it with
+    ``projection.inverse_kind``). return_distance: also the distance of each cell from the
+    encoded data, (n*n,), in units of the map's typical spacing (>> 1: off the data).
+    """
+    if getattr(projection, "n_components", None) != 2:
+        raise ValueError("the decoded manifold needs a 2-D map; choose 2 components")
+    z, dist = projection.inverse(grid_points(bounds, n))
+    return (z, dist) if return_distance else z
+
+
+def density_grid(coords: Any, bounds: Sequence[float], bins: int = 100,
+                 smooth: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smoothed density of 2-D map points over the bounds: xs (bins,), ys (bins,), density (bins, bins).
+
+    A 2-D histogram of the points inside the bounds (numpy ``histogram2d``), blurred by a Gaussian
+    of ``smooth`` bins' standard deviation (``scipy.ndimage.gaussian_filter``, zero outside), then
+    divided so that sum(density) * dx * dy = 1: a probability density over the plane, per unit
+    of map area. density[r, c] is at (xs[c], ys[r]) (the cell centres, ys increasing), the layout
+    plotly's contour takes as z. With no point inside the bounds it is all zeros.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    pts = as_codes("coords", coords, 2)
+    x0, x1, y0, y1 = _check_bounds(bounds)
+    if not isinstance(bins, (int, np.integer)) or not 2 <= bins <= 1000:
+        raise ValueError(f"bins must be an integer in [2, 1000], got bins={bins!r}")
+    if not (math.isfinite(smooth) and smooth >= 0):
+        raise ValueError(f"smooth must be a number >= 0 (bins), got smooth={smooth!r}")
+    h, xe, ye = np.histogram2d(pts[:, 0], pts[:, 1], bins=bins, range=[[x0, x1], [y0, y1]])
+    h = gaussian_filter(h.T, sigma=smooth, mode="constant") if smooth > 0 else h.T  # (y, x)
+    dx, dy = (x1 - x0) / bins, (y1 - y0) / bins
+    total = h.sum() * dx * dy
+    density = h / total if total > 0 else h
+    return 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), density
