@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from explorer import cache, explore_ui as ui, sidebar, state
+from explorer import cache, explore_ui as ui, latent_tools_ui as tools, sidebar, state
 
 m, d, mdl, data = sidebar.open_page("Explore")
 enc = cache.encoded(m, d)
@@ -39,7 +39,9 @@ st.caption("One slider per dimension, most informative (highest KL) first. "
               if collapsed else f"No dimension is collapsed (all carry more than {ui.KL_THRESHOLD:g} nats)."))
 ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
-t1, t2, t3 = st.tabs(["Traversals", "Interpolation", "Prior samples"])
+t0, t1, t2, t3, t4 = st.tabs(["Neighbours", "Traversals", "Interpolation", "Prior samples", "Attribute vectors"])
+with t0:
+    tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
 with t1:
     st.caption("Change one dimension at a time and keep the others fixed: what does each one control?")
     ui.traversal_ui(mdl, enc, order)
@@ -49,5 +51,7 @@ with t2:
 with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
     ui.prior_samples_ui(mdl)
+with t4:
+    tools.attribute_vector_ui(mdl, data, enc)
 with st.expander("Export"):
     ui.export_ui(proj, data, enc)

@@ -52,6 +52,7 @@ PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
+NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 
 
 def init() -> None:
