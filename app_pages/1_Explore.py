@@ -39,7 +39,8 @@ st.caption("One slider per dimension, most informative (highest KL) first. "
               if collapsed else f"No dimension is collapsed (all carry more than {ui.KL_THRESHOLD:g} nats)."))
 ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
-t0, t1, t2, t3, t4 = st.tabs(["Neighbours", "Traversals", "Interpolation", "Prior samples", "Attribute vectors"])
+t0, t1, t2, t3, t4, t5 = st.tabs(["Neighbours", "Traversals", "Interpolation", "Prior samples", "Attribute vectors",
+                                  "Decoded manifold"])
 with t0:
     tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
 with t1:
@@ -53,5 +54,7 @@ with t3:
     ui.prior_samples_ui(mdl)
 with t4:
     tools.attribute_vector_ui(mdl, data, enc)
+with t5:
+    tools.manifold_ui(mdl, pad_proj, ui.pad_bounds(m, d, pad_proj))
 with st.expander("Export"):
     ui.export_ui(proj, data, enc)

@@ -171,6 +171,11 @@ def _pad_bounds(key: str, emb: np.ndarray) -> tuple[float, float, float, float]:
     return memo[1]
 
 
+def pad_bounds(m: cache.Source, d: cache.Source, proj) -> tuple[float, float, float, float]:
+    """The area of a 2-D map the pad shows (x0, x1, y0, y1): the decoded manifold covers the same."""
+    return _pad_bounds(map_id(m, d, proj), proj.embedding_)
+
+
 @st.fragment
 @widgets.guarded
 def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:

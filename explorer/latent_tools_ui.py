@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vae_core import latent_tools as lt
+from vae_core import latent_tools as lt, map_plane
 
 from . import cache, images, state, widgets
 
@@ -106,3 +106,21 @@ def attribute_vector_ui(mdl, data, enc) -> None:
     b2.download_button("Vector (JSON)", on_click="ignore", mime="application/json", file_name="attribute_vector.json",
                        data=lt.vector_json(v, {"from": a, "to": b, "dataset": data.name}), key="vec_json")
     widgets.image_downloads_ui("attribute_strip", png=lambda: images.png_bytes(images.grid(strip, ncol=9, pad=2)))
+
+
+def manifold_ui(mdl, proj, bounds: tuple[float, float, float, float]) -> None:
+    """A grid of images decoded over the 2-D map's plane, aligned with the map (Kingma & Welling's figure)."""
+    exact = proj.inverse_is_exact
+    st.caption("Each tile is the decoder's image at one spot of the 2-D map: rows run from the map's top to "
+               "its bottom, columns from left to right, over the same area the drag pad shows. "
+               + ("On a PCA map every spot has one exact code (the inverse of the projection)." if exact else
+                  "A t-SNE/UMAP map has no exact way back: each spot's code is a weighted mean of the codes "
+                  "of its nearest points (a local inverse); tiles far from any point are guesses."))
+    n = st.slider("Grid size", 4, 24, 12, key="manifold_n", help="Tiles per side")
+    z, dist = map_plane.manifold_grid(proj, bounds, n, return_distance=True)
+    tiles = cache.decode(mdl, z.astype(np.float32), scale=2)
+    img = images.grid(tiles, ncol=n, pad=1)
+    far = int((dist > 5).sum())
+    st.image(img, caption=f"{n} x {n} codes decoded over the {proj.method.upper()} map"
+                          + (f"; {far} tile(s) lie far from any encoded point" if far and not exact else ""))
+    widgets.image_downloads_ui("manifold", png=lambda: images.png_bytes(img))

@@ -66,3 +66,12 @@ def test_attribute_vector_moves_the_selected_code(explore: AppTest, reference):
     assert not explore.exception, [e.value for e in explore.exception]
     want = mu[3] + 0.5 * (mu[y == 7].mean(0) - mu[y == 1].mean(0))
     np.testing.assert_allclose(explore.session_state["z"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_decoded_manifold_tab_draws_the_chosen_grid(explore: AppTest):
+    """The tab draws an n x n grid over the PCA map (the codes themselves are checked against a numpy
+    SVD inverse in tests/test_latent_tools.py)."""
+    explore.slider(key="manifold_n").set_value(4).run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    caps = [c for el in explore.get("image") for c in el.captions if "codes decoded over the" in c]
+    assert caps == ["4 x 4 codes decoded over the PCA map"]
