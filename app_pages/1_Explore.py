@@ -24,7 +24,7 @@ if sel is not None:
 
 left, right = st.columns([3, 2])
 with left:
-    ui.map_ui(proj, data, enc, color, posterior)
+    ui.map_ui(m, d, proj, data, enc, color, posterior)
 with right:
     st.markdown("**Drag pad**")
     ui.decode_toggle_ui(mdl, m, d)

@@ -13,6 +13,7 @@ import streamlit as st
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
+from .components.latent_map import clicked, latent_map
 from .components.pad import latent_pad, pad_state
 from .components.sliders import latent_sliders, slider_state
 
@@ -74,21 +75,35 @@ def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[
     return None, False, None
 
 
-def map_ui(proj, data, enc, color: str, posterior: np.ndarray | None) -> None:
-    """The scatter; a click on a point selects it (2-D; in 3-D pick by number below)."""
+def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, posterior: np.ndarray | None) -> None:
+    """The scatter (2-D or 3-D); a click on a point selects it. The N points travel to the browser
+    once per map and colouring (`components/latent_map.py`); each rerun sends only the selected
+    point's ring and its posterior cloud."""
     values, categorical, names = color_values(data, enc, color)
     sel = st.session_state[state.SELECTED]
-    fig = figures.map_figure(proj.embedding_, values, categorical=categorical, color_name=color,
-                             class_names=names, selected=sel, posterior=posterior)
-    event = st.plotly_chart(fig, key=f"map_{proj.method}_{proj.n_components}", on_select="rerun",
-                            selection_mode="points", config={"scrollZoom": True})
-    points = (event or {}).get("selection", {}).get("points", []) if proj.n_components == 2 else []
-    if points:
-        cd = points[0].get("customdata")
-        idx = int(cd[0] if isinstance(cd, (list, tuple)) else cd)
-        if idx != sel:
-            select_point(idx, enc)
-            st.rerun()
+    fitted = getattr(proj, "fitted_", None)  # None: a map cached before fitted_ existed
+
+    def figure() -> str:  # built only when the browser lacks this map (1M points: about 1 s)
+        return figures.map_base_figure(proj.embedding_, values, categorical=categorical, color_name=color,
+                                       class_names=names, fitted=fitted).to_json()
+
+    overlay = figures.map_overlay_traces(None if sel is None else proj.embedding_[sel], posterior,
+                                         three=proj.n_components == 3)
+    latent_map(state.MAP_VIEW, figure_id=f"{map_id(m, d, proj)}-{color}", figure=figure, overlay=overlay,
+               on_click=lambda: _on_map_click(enc))
+    if fitted is not None and not fitted.all():
+        n_fit, n = int(fitted.sum()), len(fitted)  # the caption says how the map was made, in plain words
+        st.caption(f"{proj.method.upper()} was computed from {n_fit:,} of these {n:,} points (a random sample"
+                   f"{', the same share of each label' if data.y is not None else ''}); the other "
+                   f"{n - n_fit:,} were then placed into the finished map, each near the sample points whose "
+                   "codes are closest to its own. Placed points are drawn fainter and say so when you hover; "
+                   "click a group's title in the legend to hide it.")
+
+
+def _on_map_click(enc) -> None:
+    c = clicked(state.MAP_VIEW)
+    if c is not None and 0 <= c["index"] < len(enc.mu):
+        select_point(c["index"], enc)
 
 
 def select_point(idx: int, enc) -> None:
@@ -227,7 +242,7 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
     c0, _ = st.columns([1, 3])
     c0.number_input("Point", 0, len(data) - 1, value=None, key=state.POINT_PICK, on_change=_on_point_pick,
                     args=(enc,), placeholder="click the map or type a number",
-                    help="Click a point on the 2-D map, or type its number")
+                    help="Click a point on the map, or type its number")
     if idx is None:
         st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "
                 "what q(z|x) draws.")

@@ -56,48 +56,106 @@ def log_axis(lo: float, hi: float, *, below: float = 0.0) -> dict:
                 tickvals=vals, ticktext=text)
 
 
+# --- the latent map: the N points (built once per map) and the small overlays (every rerun) -------
+# Arrays go to plotly as numpy float32 / int32, which plotly 7 writes as base64 typed arrays
+# ("bdata") rather than JSON lists of numbers: 12 bytes per 2-D point before base64 (x, y, index).
+
+FITTED_NAME = "fitted"  # the points a t-SNE/UMAP map was computed from
+PLACED_NAME = "placed afterwards"  # the points placed into the finished map with its transform
+
+
+def _kinds(fitted: np.ndarray | None, n: int) -> list[tuple[str | None, np.ndarray]]:
+    """[(kind name or None, mask)]: one entry (None) when every point was fitted, else fitted and placed."""
+    if fitted is None or bool(np.all(fitted)):
+        return [(None, np.ones(n, dtype=bool))]
+    f = np.asarray(fitted, dtype=bool)
+    return [(FITTED_NAME, f), (PLACED_NAME, ~f)]
+
+
+def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical: bool, color_name: str,
+                    class_names: Sequence[str] | None = None, fitted: np.ndarray | None = None,
+                    height: int = 520) -> go.Figure:
+    """Scatter of map coordinates (N, 2|3), WebGL; every point carries its index as customdata.
+
+    fitted (N,) bool: where some points were placed into a fitted map (t-SNE/UMAP beyond the fit
+    sample), each colour splits into a "fitted" and a "placed afterwards" trace, grouped so in the
+    legend (a click on a group hides it) and named in the hover; placed points are drawn fainter.
+    """
+    three = coords.shape[1] == 3
+    xyz = np.asarray(coords, dtype=np.float32)
+    idx = np.arange(len(xyz), dtype=np.int32)
+    kinds = _kinds(fitted, len(xyz))
+    fig = go.Figure()
+    size = 3 if three else 5
+
+    def add(sel: np.ndarray, name: str, kind: str | None, marker: dict) -> None:
+        if kind is not None and not sel.any():
+            return
+        opacity = marker.pop("opacity") * (0.55 if kind == PLACED_NAME else 1.0)
+        common = dict(mode="markers", customdata=idx[sel], name=name, marker=dict(size=size, opacity=opacity, **marker),
+                      hovertemplate="point %{customdata}<extra>%{fullData.name}"
+                                    + ("" if kind is None else f" ({kind})") + "</extra>")
+        if kind is not None:
+            common.update(legendgroup=kind, legendgrouptitle_text=f"{kind} ({int(sel.sum()):,})")
+        if three:
+            fig.add_trace(go.Scatter3d(x=xyz[sel, 0], y=xyz[sel, 1], z=xyz[sel, 2], **common))
+        else:
+            fig.add_trace(go.Scattergl(x=xyz[sel, 0], y=xyz[sel, 1], **common))
+
+    if color is not None and not categorical:
+        c = np.asarray(color, dtype=np.float32)
+        finite = c[np.isfinite(c)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    for k, (kind, part) in enumerate(kinds):
+        if color is None:
+            add(part, "points", kind, dict(color=PALETTE[0], opacity=0.7))
+        elif categorical:
+            for j, v in enumerate(np.unique(color)):
+                label = class_names[int(v)] if class_names is not None and int(v) < len(class_names) else str(v)
+                add(part & (color == v), f"{color_name} {label}", kind,
+                    dict(color=PALETTE[j % len(PALETTE)], opacity=0.75))
+        else:
+            add(part, color_name, kind, dict(
+                color=c[part], colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,
+                colorbar=dict(title=dict(text=color_name, side="right"), thickness=12)))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0),
+                      legend=dict(itemsizing="constant", groupclick="toggleitem"),
+                      clickmode="event", dragmode="pan" if not three else "orbit", uirevision="map")
+    return fig
+
+
+def map_overlay_traces(selected_at: np.ndarray | None, posterior: np.ndarray | None,
+                       three: bool) -> list[go.BaseTraceType]:
+    """The two small traces drawn over the map, always both (empty when there is nothing to show):
+    the cloud of samples z ~ q(z|x) of the selected point (S, 2|3), and the selected point's ring."""
+    def pts(a: np.ndarray | None) -> np.ndarray:
+        return np.zeros((0, 3 if three else 2), np.float32) if a is None else np.atleast_2d(a).astype(np.float32)
+
+    cloud, ring = pts(posterior), pts(selected_at)
+    specs = [(cloud, dict(name="samples z ~ q(z|x)", marker=dict(size=4, color="rgba(0,0,0,0.35)"))),
+             (ring, dict(name="selected", marker=dict(size=14 if not three else 7, color="rgba(0,0,0,0)",
+                                                       line=dict(color="black", width=3))))]
+    out = []
+    for a, kw in specs:
+        kw.update(mode="markers", hoverinfo="skip", showlegend=len(a) > 0)
+        out.append(go.Scatter3d(x=a[:, 0], y=a[:, 1], z=a[:, 2], **kw) if three
+                   else go.Scattergl(x=a[:, 0], y=a[:, 1], **kw))
+    return out
+
+
 def map_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical: bool, color_name: str,
                class_names: Sequence[str] | None = None, selected: int | None = None,
-               posterior: np.ndarray | None = None, height: int = 520) -> go.Figure:
-    """Scatter of map coordinates (N, 2|3), WebGL; every point carries its index as customdata.
+               posterior: np.ndarray | None = None, fitted: np.ndarray | None = None,
+               height: int = 520) -> go.Figure:
+    """`map_base_figure` with its overlays, as one figure (for `st.plotly_chart` on small maps).
 
     posterior: (S, 2|3) map positions of samples z ~ q(z|x) of the selected point, drawn as a cloud.
     """
-    three = coords.shape[1] == 3
-    idx = np.arange(len(coords))
-    fig = go.Figure()
-
-    def scatter(sel: np.ndarray, **kw) -> go.BaseTraceType:
-        common = dict(mode="markers", customdata=idx[sel], hovertemplate="point %{customdata}<extra>%{fullData.name}</extra>", **kw)
-        if three:
-            return go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], **common)
-        return go.Scattergl(x=coords[sel, 0], y=coords[sel, 1], **common)
-
-    size = 3 if three else 5
-    if color is None:
-        fig.add_trace(scatter(idx, name="points", marker=dict(size=size, color=PALETTE[0], opacity=0.7)))
-    elif categorical:
-        for k, c in enumerate(np.unique(color)):
-            name = class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(c)
-            fig.add_trace(scatter(color == c, name=f"{color_name} {name}",
-                                  marker=dict(size=size, color=PALETTE[k % len(PALETTE)], opacity=0.75)))
-    else:
-        fig.add_trace(scatter(idx, name=color_name, marker=dict(
-            size=size, color=color, colorscale="Viridis", opacity=0.8, showscale=True,
-            colorbar=dict(title=dict(text=color_name, side="right"), thickness=12))))
-    if posterior is not None and len(posterior):
-        kw = dict(mode="markers", name="samples z ~ q(z|x)", hoverinfo="skip",
-                  marker=dict(size=4, color="rgba(0,0,0,0.35)"))
-        fig.add_trace(go.Scatter3d(x=posterior[:, 0], y=posterior[:, 1], z=posterior[:, 2], **kw) if three
-                      else go.Scattergl(x=posterior[:, 0], y=posterior[:, 1], **kw))
-    if selected is not None:
-        p = coords[selected]
-        kw = dict(mode="markers", name="selected", hoverinfo="skip",
-                  marker=dict(size=14 if not three else 7, color="rgba(0,0,0,0)", line=dict(color="black", width=3)))
-        fig.add_trace(go.Scatter3d(x=[p[0]], y=[p[1]], z=[p[2]], **kw) if three
-                      else go.Scattergl(x=[p[0]], y=[p[1]], **kw))
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), legend=dict(itemsizing="constant"),
-                      clickmode="event+select", dragmode="pan" if not three else "orbit")
+    fig = map_base_figure(coords, color, categorical=categorical, color_name=color_name,
+                          class_names=class_names, fitted=fitted, height=height)
+    at = None if selected is None else coords[selected]
+    fig.add_traces(map_overlay_traces(at, posterior, coords.shape[1] == 3))
+    fig.update_layout(clickmode="event+select")  # st.plotly_chart's on_select reads selections
     return fig
 
 

@@ -48,6 +48,7 @@ COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)
 PAD = "pad"  # the drag pad's component state
+MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
 PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved to
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state

@@ -25,8 +25,8 @@ APP = REPO / "streamlit_app.py"
 RUN = REPO / "runs" / "default"
 SMALL_N = 400  # digits in the uploaded data file: t-SNE on it takes a few seconds
 
-# JS: how many data points the map (the first plotly chart) draws.
-MAP_POINTS = """(() => { const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+# JS: how many data points the map (the latent map element's plotly figure) draws.
+MAP_POINTS = """(() => { const gd = document.querySelector('[data-testid="latent-map"] .js-plotly-plot');
     return gd && gd._fullData ? gd._fullData.filter(t => t.customdata).reduce((n, t) => n + t.x.length, 0) : -1; })()"""
 
 # JS on the pad canvas: a cheap digest of its pixels.
@@ -246,7 +246,7 @@ def test_browser_decoder_matches_torch(page, app_url, reference):
 
 def test_map_click_selects_point(page, app_url):
     open_explore(page, app_url)
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart = page.get_by_test_id("latent-map")
     chart.locator(".js-plotly-plot").wait_for()
     # The screen position of an isolated marker (nearest other marker >= 10 px away), from plotly's
     # own axis transforms on the decoded trace data.
