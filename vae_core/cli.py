@@ -6,6 +6,7 @@ stderr, so `diagnose --json` prints exactly one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from . import devices, distributed
 from .config import (ModelConfig, TrainConfig, cli_flag, configs_from_options, ints_text, is_option, option_fields,
                      parse_ints)
 from .progress import Progress, fan_out
@@ -65,9 +67,16 @@ def config_argv(*configs: ModelConfig | TrainConfig) -> list[str]:
     return args
 
 
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    """--device: where the work runs; not stored in the run, which loads the same whatever device made it."""
+    p.add_argument("--device", default="auto", choices=devices.CHOICES,
+                   help="where to compute: auto takes the GPU (CUDA) when PyTorch sees one, else the CPU; under "
+                   "torchrun each process takes GPU LOCAL_RANK")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code for usage errors)
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, None if distributed.job_rank() else f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,13 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a VAE and write a run directory",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train a VAE; writes OUT/config.json, model.safetensors, history.csv atomically.")
+                       description="Train a VAE; writes OUT/config.json, model.safetensors, history.csv atomically. "
+                       "Started by torchrun (torchrun --nproc-per-node N -m vae_core train ...), the N processes train "
+                       "one model with DistributedDataParallel: each takes its share of every epoch and batch-size / N "
+                       "items per step; rank 0 evaluates, prints and writes the run.")
     t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites) or a path to .npz/.npy/.csv/"
                    "a folder or .zip of images")
     t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
     _add_config_options(t)  # --latent-dim, --hidden, --epochs, ...: one per config field
     t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    _add_device_option(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--progress-jsonl", metavar="PATH", default=None,
                    help="append one JSON object per line to PATH as training goes: 'start', a 'step' line at most "
@@ -112,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript. "
                    "The run's --n and dataset are read from config.json too: the split is rebuilt as training made it")
     d.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    _add_device_option(d)
     return p
 
 
@@ -218,40 +232,58 @@ def _configs(a: argparse.Namespace, input_shape: tuple[int, int, int]) -> tuple[
 
 
 def _train(a: argparse.Namespace) -> int:
+    """Train, alone or as one rank of a torchrun job (distributed.from_env says which)."""
+    group = distributed.from_env().start()
+    if not group.is_main:  # rank 0 speaks for the job
+        logging.getLogger("vae_core").setLevel(logging.ERROR)
+    try:
+        with contextlib.ExitStack() as held:
+            device, out = group.agree(lambda: _train_checks(a, group, held))
+            progress = _JsonlProgress(a.progress_jsonl, a.epochs) if a.progress_jsonl and group.is_main else None
+            if progress is not None:
+                held.callback(progress.close)
+            return _train_into(a, out, progress, device, group)
+    finally:
+        group.close()
+
+
+def _train_checks(a: argparse.Namespace, group: distributed.Single,
+                  held: contextlib.ExitStack) -> tuple[torch.device, Path | None]:
+    """Everything that can be checked before the data is loaded: the options (bounds included; the model's
+    size is checked again with the data's shape), the device and, on rank 0 only, --out, locked in `held`."""
     from .checkpoints import check_out, run_lock
 
-    # Everything that can be checked before the data is loaded and training starts: the options
-    # (bounds included; the model's size is checked again with the data's shape) and --out.
     if a.n is not None and a.n < 1:
         raise ValueError(f"--n must be >= 1, got {a.n}")
     _configs(a, (1, 1, 1) if a.arch == "mlp" else (1, 2 ** len(a.conv_channels), 2 ** len(a.conv_channels)))
+    device = devices.resolve(a.device, group.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not group.is_main:
+        return device, None
     out = check_out(a.out, a.overwrite)
-    with run_lock(out):  # a second training on the same --out fails here, at once
-        progress = _JsonlProgress(a.progress_jsonl, a.epochs) if a.progress_jsonl else None
-        try:
-            return _train_into(a, out, progress)
-        finally:
-            if progress is not None:
-                progress.close()
+    held.enter_context(run_lock(out))  # a second training on the same --out fails here, at once
+    return device, out
 
 
-def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | None") -> int:
+def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgress | None", device: torch.device,
+                group: distributed.Single) -> int:
     from .checkpoints import save_run
-    from .data import load_dataset
     from .models import VAE
     from .train import fit
 
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    data = load_dataset(a.data, n=a.n, seed=a.seed)
-    mcfg, tcfg = _configs(a, data.shape)
-    train, ev = data.split(tcfg.eval_fraction, tcfg.seed)
+    mcfg, tcfg, train, ev = group.agree(lambda: _train_data(a, group))
     torch.manual_seed(tcfg.seed)
-    model = VAE(mcfg)
-    bar = _TqdmProgress(disable=a.quiet, unit="step", label=_train_label)
+    model = VAE(mcfg).to(device)
+    bar = _TqdmProgress(disable=a.quiet or not group.is_main, unit="step", label=_train_label)
     try:
-        hist = fit(model, train, ev, tcfg, progress=fan_out(bar, progress))
+        hist = fit(model, train, ev if group.is_main else None, tcfg, group=group,
+                   progress=fan_out(bar, progress) if group.is_main else None)
     finally:
         bar.close()
+    if not group.is_main:
+        return 0
     if not hist.rows:
         raise RuntimeError(f"no epoch finished: {hist.stopped_reason}; nothing saved")
     dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
@@ -268,10 +300,22 @@ def _train_into(a: argparse.Namespace, out: Path, progress: "_JsonlProgress | No
     return 0
 
 
+def _train_data(a: argparse.Namespace, group: distributed.Single):
+    """The configs for the data's shape and its train/eval split; every rank loads the same data."""
+    from .data import load_dataset
+
+    data = load_dataset(a.data, n=a.n, seed=a.seed)
+    mcfg, tcfg = _configs(a, data.shape)
+    train, ev = data.split(tcfg.eval_fraction, tcfg.seed)
+    group.shard_size(len(train))  # every rank must get at least one item
+    return mcfg, tcfg, train, ev
+
+
 def _diagnose(a: argparse.Namespace) -> int:
     from .checkpoints import eval_split, load_model
     from .data import check_fits, load_dataset
     from .metrics.report import AUTO, diagnose
+    from .models import VAE
 
     from . import limits
 
@@ -284,7 +328,13 @@ def _diagnose(a: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be a number of seconds > 0, got {a.budget:g}")
     if a.seed < 0 or (a.split_seed is not None and a.split_seed < 0):
         raise ValueError(f"--seed and --split-seed must be >= 0, got {a.seed} and {a.split_seed}")
+    device = devices.resolve(a.device)
     model = load_model(a.model)
+    if isinstance(model, VAE):  # a run's model; a TorchScript file runs in its sandboxed worker, on the CPU
+        model.to(device)
+    elif device.type == "cuda":
+        log.warning("a TorchScript model runs in a sandboxed worker process on the CPU; --device cuda applies "
+                    "to run directories")
     data = load_dataset(a.data)
     if getattr(model, "input_shape", None) is None:
         model.set_input_shape(data.shape)
@@ -310,14 +360,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    rank = distributed.job_rank()  # under torchrun, rank 0 or the rank that failed speaks for the job
     try:
         return _train(args) if args.command == "train" else _diagnose(args)
+    except distributed.Stopped:  # another rank failed and said why
+        return 0
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
+        if not rank:
+            print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
     except Exception as e:  # every error is one line; ValueError covers DataError, CheckpointError, LimitError
         from .errors import sentence
 
+        if rank is not None and distributed.lost_peer(e):  # the rank that ended, or torchrun, says why
+            return 1
         ours = isinstance(e, (ValueError, OSError, RuntimeError, MemoryError))
         log.debug("error", exc_info=True)
         hint = "" if ours else " (unexpected; please report it with the command you ran)"

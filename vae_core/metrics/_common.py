@@ -6,14 +6,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-
-def model_device(model: Any) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU if it has none)."""
-    for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
-        if tensors is not None:
-            for t in tensors():
-                return t.device
-    return torch.device("cpu")
+from ..devices import model_device  # noqa: F401 - the metrics move their data to the model's device with it
 
 
 def check_batch_size(batch_size: int) -> int:
