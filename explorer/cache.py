@@ -19,8 +19,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae_core import checkpoints, data as vdata, metrics
+from vae_core import checkpoints, data as vdata, devices, metrics
 from vae_core.metrics.report import eval_points
+from vae_core.models import VAE
 from vae_core.progress import Progress, ProgressFn
 from vae_core.projection import Projection
 
@@ -56,8 +57,14 @@ def source(src: str) -> Source:
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)
 def model(m: Source, input_shape: tuple[int, int, int] | None):
-    """The model (eval mode, shared by all sessions: never train or modify it)."""
+    """The model (eval mode, shared by all sessions: never train or modify it).
+
+    A run's model sits on the GPU when there is one; a user's TorchScript runs in its sandboxed
+    worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
+    """
     out = checkpoints.load_model(m.src, input_shape)
+    if isinstance(out, VAE):
+        out.to(devices.resolve("auto"))
     out.eval()
     for p in out.parameters():
         p.requires_grad_(False)
@@ -80,7 +87,7 @@ def model_for(m: Source, d: Source):
     vdata.check_fits(data, mdl.input_shape)
     try:
         with torch.inference_mode():
-            mu, _ = mdl.encode(data.x[:2])
+            mu, _ = mdl.encode(data.x[:2].to(devices.model_device(mdl)))
             out = mdl.decode(mu)
     except Exception as e:  # a user's TorchScript can fail in any way on this data
         raise vdata.DataError(f"the model could not encode/decode '{data.name}': {str(e).splitlines()[0]}") from None
@@ -111,14 +118,15 @@ def encoded(m: Source, d: Source) -> Encoded:
     """Encode every point once, batched, under inference_mode."""
     mdl, data = model_for(m, d), dataset(d)
     mus, lvs, errs = [], [], []
+    dev = devices.model_device(mdl)
     with torch.inference_mode():
         step = batch_rows(data.shape)
         for i in range(0, len(data), step):
-            xb = data.x[i:i + step]
+            xb = data.x[i:i + step].to(dev)
             mu, lv = mdl.encode(xb)
-            mus.append(mu)
-            lvs.append(lv)
-            errs.append(mdl.nll(xb, mu))
+            mus.append(mu.cpu())
+            lvs.append(lv.cpu())
+            errs.append(mdl.nll(xb, mu).cpu())
     mu, lv = torch.cat(mus).float(), torch.cat(lvs).float()
     kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), SCIENCE.md closed form
     return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(),
@@ -128,7 +136,8 @@ def encoded(m: Source, d: Source) -> Encoded:
 def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:
     """z (B, D) -> uint8 images (B, H, W[, 3]), upscaled by `scale` (nearest)."""
     with torch.inference_mode():
-        x = mdl.decode(torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, mdl.latent_dim))
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, mdl.latent_dim)
+        x = mdl.decode(z.to(devices.model_device(mdl))).cpu()
     imgs = images.to_uint8(x)
     return np.stack([images.upscale(im, scale) for im in imgs]) if scale > 1 else imgs
 
@@ -294,11 +303,14 @@ class BlurImages:
 def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_samples: int = 64) -> BlurImages:
     """Images for the Blurriness page, on the same evaluation points as `report(m, d, n_points, ..., seed)`."""
     mdl, ev = model_for(m, d), eval_points(dataset(d), n_points, *split_of(m))
+    dev = devices.model_device(mdl)
     with torch.inference_mode():
         step = batch_rows(ev.shape)
-        recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + step])[0]) for i in range(0, len(ev), step)]).float()
+        recon = torch.cat([mdl.decode(mdl.encode(ev.x[i:i + step].to(dev))[0]).cpu()
+                           for i in range(0, len(ev), step)]).float()
+        # drawn on the CPU: the same samples whatever device the model is on
         z = torch.randn((n_samples, mdl.latent_dim), generator=torch.Generator().manual_seed(seed))
-        samples = mdl.decode(z).float()
+        samples = mdl.decode(z.to(dev)).float().cpu()
     lap_x, lap_r = metrics.laplacian_variance(ev.x), metrics.laplacian_variance(recon)  # (N,) each
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(lap_x > 0, lap_r / lap_x, np.nan)
