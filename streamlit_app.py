@@ -1,21 +1,17 @@
-"""Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go)."""
+"""Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go).
+
+Start-up (issue 11, item 5): this script imports only Streamlit; torch and the app's modules are
+imported inside the Home page after its title and text are drawn, so a first visitor sees the page
+while the model loads.
+"""
 import logging
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-
-from vae_core import export
-from vae_core.errors import sentence
-
-from explorer import cache, figures, images, selection, sidebar
 
 
 def home() -> None:
     """What a VAE is, in plain words and a picture of the active model at work."""
-    m, d, mdl, data = sidebar.open_page("Home")
-    enc = cache.encoded(m, d)
-
     st.title("VAE Latent Explorer")
     st.markdown(
         "A **Variational Autoencoder** squeezes each image into a short code and learns to rebuild the "
@@ -24,6 +20,13 @@ def home() -> None:
         "well from a code drawn from that cloud, and keep the clouds close to a standard normal "
         "N(0, I), the *prior* (that closeness is the **KL** term). Because the codes stay near N(0, I), "
         "any point drawn from it decodes to something image-like: the model can *generate*.")
+    import numpy as np  # after the first paint: the imports below bring torch (seconds on a cold start)
+
+    from explorer import cache, figures, images, selection, sidebar
+    from vae_core import export
+
+    m, d, mdl, data = sidebar.open_page("Home")
+    enc = cache.encoded(m, d)
 
     idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
     c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])
@@ -70,5 +73,7 @@ try:
     st.navigation([p for p, _ in PAGES]).run()
 except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
     logging.getLogger("explorer").exception("page failed")
+    from vae_core.errors import sentence
+
     st.error(f"This page could not be drawn: {sentence(e)} Pick another model or data in the sidebar, "
              "or reload the page.", icon=":material/error:")

@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import streamlit as st
@@ -23,7 +23,8 @@ from vae_core import checkpoints, data as vdata, devices, metrics
 from vae_core.metrics.report import eval_points
 from vae_core.models import VAE
 from vae_core.progress import Progress, ProgressFn
-from vae_core.projection import Projection
+if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
+    from vae_core.projection import Projection
 
 from . import images
 
@@ -196,6 +197,8 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
     labels = dataset(d).y
 
     def fit(job: Job) -> Projection:
+        from vae_core.projection import Projection
+
         def progress(p: Progress) -> None:
             job.phase, job.progress = p.what, p.fraction
 
@@ -210,6 +213,8 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
 
 @st.cache_resource(max_entries=32)
 def _pca_job(m: Source, d: Source, dims: int) -> Job:
+    from vae_core.projection import Projection
+
     job = Job(result=Projection("pca", dims).fit(encoded(m, d).mu), progress=1.0, phase="done")
     job.done.set()
     return job

@@ -39,8 +39,9 @@ class StreamlitServer:
     """One `streamlit run` subprocess in its own process group, on 127.0.0.1."""
 
     def __init__(self, script: str | Path, port: int | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, repo: Path = REPO):
         self.script = Path(script).resolve()
+        self.repo = Path(repo)  # cwd and import root (another checkout, e.g. a worktree of an older commit)
         self.env = dict(env or {})  # extra environment for the server (e.g. where uploads go)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,7 +54,7 @@ class StreamlitServer:
         """Launch and wait until /_stcore/health answers ok; returns the base URL."""
         env = dict(os.environ)
         # The demo scripts import explorer/vae_core from the repo without installing it.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")]))
         env.update(self.env)
         cmd = [sys.executable, "-m", "streamlit", "run", str(self.script),
                "--server.port", str(self.port), "--server.address", "127.0.0.1",
@@ -61,7 +62,7 @@ class StreamlitServer:
                *self.extra_args]
         t0 = time.perf_counter()
         # cwd=REPO so .streamlit/config.toml (postScriptGC off) applies as it will for the app.
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=self.repo, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = t0 + timeout
         while time.perf_counter() < deadline:

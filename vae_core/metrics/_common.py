@@ -18,14 +18,23 @@ def check_batch_size(batch_size: int) -> int:
 
 @torch.inference_mode()
 def encode_all(model: Any, x: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode x (N, C, H, W) in batches: (mu, logvar), each (N, D), float32 on x's device."""
+    """Encode x (N, C, H, W) in batches: (mu, logvar), each (N, D), float32 on x's device.
+
+    The outputs are allocated once and filled: per-batch results kept in a list pinned the freed
+    input batches' memory in the allocator (a 300 MB memory-mapped file: +650 MB resident)."""
     batch_size = check_batch_size(batch_size)
-    mus, logvars = [], []
-    for s in range(0, x.shape[0], batch_size):
+    n = x.shape[0]
+    out: tuple[torch.Tensor, torch.Tensor] | None = None
+    for s in range(0, n, batch_size):
         mu, logvar = model.encode(x[s:s + batch_size])
-        mus.append(mu.float())
-        logvars.append(logvar.float())
-    return torch.cat(mus), torch.cat(logvars)
+        if out is None:
+            out = tuple(torch.empty((n, *t.shape[1:]), dtype=torch.float32, device=t.device) for t in (mu, logvar))
+        out[0][s:s + mu.shape[0]] = mu
+        out[1][s:s + logvar.shape[0]] = logvar
+    if out is None:  # no rows: let the model say what an empty batch gives
+        mu, logvar = model.encode(x[0:0])
+        return mu.float(), logvar.float()
+    return out
 
 
 @torch.inference_mode()
