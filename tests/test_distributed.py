@@ -180,3 +180,18 @@ def test_ranks_take_disjoint_halves_that_make_up_the_single_process_batches(tmp_
         for b_single, b0, b1 in zip(single[part], seen[0][part], seen[1][part]):
             assert len(b0) == len(b1) == BATCH // 2
             assert sorted(b0 + b1) == sorted(b_single)  # together: the single process's batch of that step
+
+
+def test_torchrun_is_found_in_the_environment():
+    from vae_core import distributed
+
+    assert type(distributed.from_env({})) is distributed.Single
+    assert type(distributed.from_env({"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0"})) is distributed.Single
+    g = distributed.from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
+    assert (type(g), g.rank, g.world_size, g.local_rank, g.is_main) == (distributed.Torchrun, 3, 4, 1, False)
+    for bad in ({"WORLD_SIZE": "2"}, {"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"},
+                {"WORLD_SIZE": "two", "RANK": "0", "LOCAL_RANK": "0"}):
+        with pytest.raises(ValueError) as e:
+            distributed.from_env(bad)
+        assert "torchrun" in str(e.value) and "\n" not in str(e.value)
+    assert distributed.job_rank({}) is None and distributed.job_rank({"WORLD_SIZE": "2", "RANK": "1"}) == 1
