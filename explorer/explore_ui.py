@@ -96,8 +96,8 @@ def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, poster
         st.caption(f"{proj.method.upper()} was computed from {n_fit:,} of these {n:,} points (a random sample"
                    f"{', the same share of each label' if data.y is not None else ''}); the other "
                    f"{n - n_fit:,} were then placed into the finished map, each near the sample points whose "
-                   "codes are closest to its own. Placed points are drawn fainter and say so when you hover; "
-                   "click a group's title in the legend to hide it.")
+                   "codes are closest to its own. Placed points are drawn fainter, listed apart in the legend "
+                   "(click an entry to hide it) and say so when you hover.")
 
 
 def _on_map_click(enc) -> None:

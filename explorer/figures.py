@@ -89,6 +89,7 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
     size = 3 if three else 5
 
     def add(sel: np.ndarray, name: str, kind: str | None, marker: dict) -> None:
+        """One trace of the points `sel`, in legend group `kind` (titled with the group's size)."""
         if kind is not None and not sel.any():
             return
         opacity = marker.pop("opacity") * (0.55 if kind == PLACED_NAME else 1.0)
@@ -96,7 +97,8 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
                       hovertemplate="point %{customdata}<extra>%{fullData.name}"
                                     + ("" if kind is None else f" ({kind})") + "</extra>")
         if kind is not None:
-            common.update(legendgroup=kind, legendgrouptitle_text=f"{kind} ({int(sel.sum()):,})")
+            size_of = dict((k, int(m.sum())) for k, m in kinds)[kind]
+            common.update(legendgroup=kind, legendgrouptitle_text=f"{kind} ({size_of:,})")
         if three:
             fig.add_trace(go.Scatter3d(x=xyz[sel, 0], y=xyz[sel, 1], z=xyz[sel, 2], **common))
         else:

@@ -33,6 +33,9 @@ def test_base_figure_carries_float32_coordinates_and_every_index_once():
         for i, x, y in zip(_decode(t["customdata"]), _decode(t["x"]), _decode(t["y"])):
             got[int(i)] = (t["name"], t["legendgroup"], float(x), float(y))
     assert sorted(got) == [0, 1, 2, 3, 4]
+    # each group's title gives the group's size (plotly shows the first trace's title)
+    assert {t["legendgroup"]: t["legendgrouptitle"]["text"] for t in spec["data"]} == {
+        "fitted": "fitted (3)", "placed afterwards": "placed afterwards (2)"}
     for i in range(5):
         name, group, x, y = got[i]
         assert name == f"label {labels[i]}" and (x, y) == tuple(coords[i])
