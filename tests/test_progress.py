@@ -127,3 +127,9 @@ def test_diagnose_fractions_rise_to_one_and_a_true_cancels_there():
     with pytest.raises(DiagnoseCancelled, match="collapse"):
         diagnose(model, data, n_points=None, iwae_k=3, progress=lambda e: seen.append(e) or len(seen) > stop_at)
     assert [e.what for e in seen] == [e.what for e in events[:stop_at + 1]]
+
+
+def test_spans_end_at_exactly_one_whatever_the_rounding():
+    # shares of 25000, 5000 and 1000 sum to 0.9999999999999999 in floating point
+    where = Spans({"a": 25_000, "b": 5_000, "c": 1_000})
+    assert where("c", 1.0) == 1.0 and where("b", 1.0) < 1.0

@@ -78,4 +78,6 @@ class Spans:
 
     def __call__(self, part: str, frac: float) -> float:
         lo, share = self.span.get(part, (0.0, 0.0))
+        if frac >= 1.0 and part in self.span and part == next(reversed(self.span)):
+            return 1.0  # the last part's end is the job's end, whatever the shares' rounding
         return min(1.0, lo + share * min(max(frac, 0.0), 1.0))

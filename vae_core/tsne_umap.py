@@ -28,7 +28,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 EARLY_EXAGGERATION_ITER = 250  # openTSNE's default length of the first phase
-TRANSFORM_ITER = 250  # optimisation steps of each point placed into a finished t-SNE map
+# Optimisation steps of each point placed into a finished t-SNE map (openTSNE's default is 250).
+# Measured on 9,000 codes placed into a 3,000-point map of the shipped run's MNIST codes: 250 steps
+# 13.8 s, 100 steps 6.3 s, 50 steps 3.8 s, 25 steps 2.5 s, 0 (median of neighbours) 1.2 s, with 10-NN
+# preservation 0.490, 0.490, 0.481, 0.467, 0.395: time is linear in the steps and the layout barely
+# better past 50, while placing 90,000 points at 100 steps took 110 s of a 205 s map of 100,000.
+# Chunks of 5,000 or 9,000 points cost the same.
+TRANSFORM_ITER = 50
 
 # (phase, iteration, iterations in the phase, KL divergence) -> True to stop
 PhaseEvent = Callable[[str, int, int, float], bool]

@@ -15,6 +15,8 @@ about what Streamlit's own chart element downloads) and kept on `window.Plotly`.
 
 The browser reports what it holds under state key "cache" ({"plotly": version, "figure": id}) and
 a click under "click" ({index, seq}): `index` is the clicked point's customdata (its row).
+More per-point payloads (thumbnails as one sprite sheet, say) can travel the same way, held by
+content id, and plotly's own hover and box/lasso events can be reported like the click.
 """
 from __future__ import annotations
 
