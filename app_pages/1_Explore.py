@@ -1,8 +1,8 @@
-"""Explore: the latent map, the drag pad, the selected point, sliders, traversals."""
+"""Explore: the latent map, the drag pad, the selected point, sliders, neighbours, grids and vectors."""
 import numpy as np
 import streamlit as st
 
-from explorer import cache, explore_ui as ui, latent_tools_ui as tools, sidebar, state
+from explorer import cache, explore_ui as ui, latent_tools_ui as tools, sidebar, state, walks_ui as walks
 
 m, d, mdl, data = sidebar.open_page("Explore")
 enc = cache.encoded(m, d)
@@ -45,13 +45,13 @@ with t0:
     tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
 with t1:
     st.caption("Change one dimension at a time and keep the others fixed: what does each one control?")
-    ui.traversal_ui(mdl, enc, order)
+    walks.traversal_ui(mdl, enc, order)
 with t2:
     st.caption("Walk in a straight line (or along the sphere) from one code to another and decode each step.")
-    ui.interpolation_ui(mdl, enc, len(data))
+    walks.interpolation_ui(mdl, enc, len(data))
 with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
-    ui.prior_samples_ui(mdl)
+    walks.prior_samples_ui(mdl)
 with t4:
     tools.attribute_vector_ui(mdl, data, enc)
 with t5:
