@@ -54,6 +54,9 @@ PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bou
 SLIDERS = "latent_sliders"  # the slider panel's component state
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
+# Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:
+# dict name -> np.ndarray of int64 row indices into the active data (emptied when the pair changes)
+SAVED_SELECTIONS = "saved_selections"
 
 
 def init() -> None:
@@ -71,6 +74,7 @@ def init() -> None:
         MAP_METHOD: "pca",
         MAP_DIMS: 2,
         MAP_COLOR: "label",
+        SAVED_SELECTIONS: {},
         # ?decode=server starts a session with server-side decoding (benchmarks/load.py uses it)
         BROWSER_DECODE: st.query_params.get("decode") != "server",
     }
