@@ -57,6 +57,9 @@ NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours pane
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:
 # dict name -> np.ndarray of int64 row indices into the active data (emptied when the pair changes)
 SAVED_SELECTIONS = "saved_selections"
+MAP_THUMBS = "map_thumbs"  # bool: the map draws each point's image in place of its dot when zoomed in
+MAP_DENSITY = "map_density"  # bool: the 2-D map shows a contour layer of point density
+SELECTION_NAME = "selection_name"  # str: the name the selection panel keeps the current selection under
 
 
 def init() -> None:
@@ -75,6 +78,8 @@ def init() -> None:
         MAP_DIMS: 2,
         MAP_COLOR: "label",
         SAVED_SELECTIONS: {},
+        MAP_THUMBS: False,
+        MAP_DENSITY: False,
         # ?decode=server starts a session with server-side decoding (benchmarks/load.py uses it)
         BROWSER_DECODE: st.query_params.get("decode") != "server",
     }
