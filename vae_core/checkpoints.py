@@ -24,7 +24,7 @@ import threading
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from safetensors.torch import save_file
@@ -193,8 +193,11 @@ def _config_json(model: VAE, train_cfg: TrainConfig, dataset: str, started: str 
 
 def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[dict[str, Any]], *,
              dataset: str, started: str | None = None, extra: dict[str, Any] | None = None,
-             overwrite: bool = False) -> Path:
+             overwrite: bool = False, extra_files: Sequence[Callable[[Path], Any]] = ()) -> Path:
     """Write a run directory atomically (temp dir, then rename or swap); returns its path.
+
+    extra_files: writers of optional files (e.g. `EpochCodes.save`), each called with the temporary
+    directory after the contract's files, so they join the same atomic write.
 
     A kill at any step leaves the previous run (if any) whole at `out` and no half run listed
     (temporary directories are hidden). Holds `run_lock(out)` while it writes.
@@ -215,6 +218,8 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
             _step("weights")
             _write_history(tmp / "history.csv", history)
             _step("history")
+            for write in extra_files:
+                write(tmp)
             for f in tmp.iterdir():  # data on disk before the rename makes it visible
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -241,7 +246,8 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
     return out
 
 
-RUN_FILES = ("config.json", "model.safetensors", "history.csv")
+# The last is optional: epoch_codes.FILE_NAME (not imported here: it pulls in scipy, which start-up avoids)
+RUN_FILES = ("config.json", "model.safetensors", "history.csv", "epoch_codes.npz")
 
 
 def is_run_zip(path: str | Path) -> bool:
@@ -299,6 +305,12 @@ def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
         for name, blob in blobs.items():
             (tmp / name).write_bytes(blob)
         load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
+        from .epoch_codes import load_epoch_codes
+
+        try:
+            load_epoch_codes(tmp)  # a recorded training, when the zip has one, checked as the app will read it
+        except ValueError as e:
+            raise CheckpointError(f"{p.name}: {e}") from None
         if not _renameat2(tmp, out, _RENAME_NOREPLACE):
             os.rename(tmp, out)
     except FileExistsError:  # another session unpacked the same bytes first

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a VAE and write a run directory",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train a VAE; writes OUT/config.json, model.safetensors, history.csv atomically. "
+                       description="Train a VAE; writes OUT/config.json, model.safetensors, history.csv (and epoch_codes.npz "
+                       "with --record-codes N > 0) atomically. "
                        "Started by torchrun (torchrun --nproc-per-node N -m vae_core train ...), the N processes train "
                        "one model with DistributedDataParallel: each takes its share of every epoch and batch-size / N "
                        "items per step; rank 0 evaluates, prints and writes the run.")
@@ -277,9 +278,10 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
     torch.manual_seed(tcfg.seed)
     model = VAE(mcfg).to(device)
     bar = _TqdmProgress(disable=a.quiet or not group.is_main, unit="step", label=_train_label)
+    recorder = _code_recorder(model, ev, tcfg) if group.is_main else None
     try:
         hist = fit(model, train, ev if group.is_main else None, tcfg, group=group,
-                   progress=fan_out(bar, progress) if group.is_main else None)
+                   progress=fan_out(bar, progress, recorder) if group.is_main else None)
     finally:
         bar.close()
     if not group.is_main:
@@ -289,7 +291,8 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
     dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
     save_run(out, model, tcfg, hist.rows, dataset=dataset_id, started=started, overwrite=a.overwrite,
              extra={"n": a.n, "stopped_reason": hist.stopped_reason, "completed": hist.completed,
-                    "n_train": len(train), "n_eval": len(ev)})
+                    "n_train": len(train), "n_eval": len(ev)},
+             extra_files=() if recorder is None else (recorder.save,))
     if progress is not None:
         progress.write("saved", out=str(out), epochs_done=len(hist.rows), stopped_reason=hist.stopped_reason)
     last = hist.rows[-1]
@@ -298,6 +301,22 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
     print(f"saved {out}: {len(hist.rows)} epochs, held-out ELBO {last['eval_elbo']:.2f} nats "
           f"(recon {last['eval_recon_nll']:.2f}, KL {last['eval_kl']:.2f})", file=sys.stderr)
     return 0
+
+
+def _code_recorder(model: torch.nn.Module, ev: Any, tcfg: TrainConfig) -> Any:
+    """The recorder of --record-codes held-out points (vae_core.epoch_codes), with epoch 0 (the initial
+    weights) recorded; None when it is off or nothing is held out."""
+    from .epoch_codes import CodeRecorder, epoch_sample
+
+    if tcfg.record_codes == 0:
+        return None
+    if len(ev) == 0:
+        log.warning("--record-codes: nothing is held out (--eval-fraction 0), so no codes are recorded")
+        return None
+    idx = epoch_sample(len(ev), ev.y, tcfg.seed, size=min(tcfg.record_codes, len(ev)))
+    recorder = CodeRecorder(model, ev.subset(idx).x, idx)
+    recorder.record(0)
+    return recorder
 
 
 def _train_data(a: argparse.Namespace, group: distributed.Single):

@@ -304,6 +304,13 @@ class TrainConfig:
              "on others (see benchmarks/train_throughput.py)",
         newcomer_help="Compute in bfloat16: the same loss, faster only on CPUs with native bf16 (AVX512-BF16 or "
                       "AMX); emulated and slower on others. Leave it off if unsure.")
+    record_codes: int = opt(  # on by default: one encoder pass over <= 1,000 points per epoch, S x D x 4 bytes
+        500, lo=0, hi=1000, label="Record codes (points)",
+        help="record the codes of this many held-out points before training and after every epoch, into "
+             "epoch_codes.npz, to replay the latent map forming (0 = off; at most 1000)",
+        newcomer_help="Follow this many held-out images through training: their codes are saved before training "
+                      "and after every epoch, so the finished run can replay its map forming, epoch by epoch. "
+                      "0 turns it off; it costs one encoder pass over these images per epoch.")
 
     def __post_init__(self) -> None:
         _check_fields(self)

@@ -4,7 +4,9 @@ During training the same sample (at most ``MAX_SAMPLE`` points, seeded, stratifi
 labels are known) is encoded after every epoch; ``EpochCodes`` keeps the means and the KL per
 dimension, and saves them in the run directory as one optional file, ``epoch_codes.npz``:
 
-    indices     (S,)       int64    the sampled points: rows of the run's dataset, as the trainer chose
+    indices     (S,)       int64    the sampled points: rows of the run's held-out split (the eval part of
+                                    its train/eval split, as `vae_core.metrics.heldout.eval_points(data,
+                                    None, *eval_split(run))` rebuilds it)
     epochs      (E,)       int64    epoch numbers, strictly increasing
     mu          (E, S, D)  float32  the sample's latent means after each epoch
     kl_per_dim  (E, D)     float32  KL per dimension after each epoch, nats (see ``EpochCodes.record``)
@@ -15,6 +17,11 @@ directory, then ``os.replace``), and read back header first, through the readers
 `vae_core.limits` (epochs: max_epochs, dims: max_latent, bytes: max_data_mb; the sample:
 MAX_SAMPLE) before its data is allocated. A run without the file (every run before it existed)
 loads as before: ``load_epoch_codes`` returns None.
+
+`CodeRecorder` is the trainer's side: a progress consumer (vae_core.progress) that encodes the
+sample after every "epoch" event of `fit`, with no hook inside the training loop; `train` (the CLI,
+and so the app's Train page) records epoch 0 (the initial weights) and every epoch when
+TrainConfig.record_codes > 0, and `save_run` writes the file with the run, in its atomic write.
 
 The animation shows every epoch in one fixed 2-D basis, the PCA of the final epoch's codes
 (``fixed_pca_basis``, ``project_epochs``), so what moves on screen is the codes, not the axes.
@@ -149,6 +156,44 @@ class EpochCodes:
         for e, m, k in zip(epochs.tolist(), mu, kl):
             codes.record(e, m, kl_per_dim=k)
         return codes
+
+
+class CodeRecorder:
+    """Records the codes of a fixed sample after every epoch of `fit`: pass it as (part of) `progress`.
+
+    model: the VAE being trained (not a DistributedDataParallel wrapper: only rank 0 records, and it
+    encodes outside the steps); x: the sampled images (S, C, H, W), in the order of `indices`.
+    Encoding runs in eval mode under inference_mode and draws no random numbers, so recording changes
+    nothing in the training it watches. ``record(0)`` before `fit` keeps the initial weights' codes.
+    """
+
+    def __init__(self, model: Any, x: Any, indices: Any):
+        self.codes = EpochCodes(indices)
+        if int(x.shape[0]) != self.codes.indices.size:
+            raise ValueError(f"x holds {int(x.shape[0])} images but indices name {self.codes.indices.size}")
+        self.model = model
+        self.x = x.to(next(model.parameters()).device)  # (S, C, H, W), on the model's device once
+
+    def record(self, epoch: int) -> None:
+        """Encode the sample with the model's weights as they are now, as epoch `epoch`."""
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                mu, logvar = self.model.encode(self.x)
+        finally:
+            self.model.train(was_training)
+        self.codes.record(epoch, mu.float().cpu().numpy(), logvar.float().cpu().numpy())
+
+    def __call__(self, event: Any) -> bool:
+        if event.what == "epoch":
+            self.record(int(event.info.get("epoch", event.done)))
+        return False  # a recorder never stops training
+
+    def save(self, run_dir: str | Path) -> Path:
+        return self.codes.save(run_dir)
 
 
 def load_epoch_codes(run_dir: str | Path) -> EpochCodes | None:
