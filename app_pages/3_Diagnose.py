@@ -1,7 +1,7 @@
 """Diagnose: the report of vae_core.metrics.diagnose as pictures, plain words and exact numbers."""
 import streamlit as st
 
-from explorer import cache, diagnose_ui as ui, sidebar
+from explorer import cache, diagnose_ui as ui, epochs_ui, sidebar
 
 m, d, mdl, data = sidebar.open_page("Diagnose")
 
@@ -44,3 +44,6 @@ ui.aggregate_ui(rep)
 
 st.header("Disentanglement")
 ui.mig_ui(rep)
+
+st.header("How the latent space formed during training")
+epochs_ui.replay_ui(m.src, key="diagnose_replay")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import Field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,11 @@ import streamlit as st
 
 from vae_core import data as vdata
 from vae_core.config import ModelConfig, TrainConfig, configs_from_options, ints_text, option, option_fields, parse_ints
+from vae_core.epoch_codes import FILE_NAME as EPOCH_CODES
 from vae_core.errors import sentence
 from vae_core.limits import limits
 
-from . import cache, figures, selection, state, training
+from . import cache, epochs_ui, figures, selection, state, training
 
 
 EXPLAINER = """
@@ -251,6 +253,9 @@ def result_ui(job: training.TrainingJob) -> None:
         st.info(f"Training of runs/{name} was cancelled after {p.epochs_done} epoch(s); nothing was saved.",
                 icon=":material/cancel:")
     _history_figures(p.rows)
+    if job.status in ("done", "stopped"):
+        st.markdown("**The latent space learning**: the map of held-out codes, epoch by epoch")
+        epochs_ui.replay_ui(job.out, key="train_replay")
 
 
 def job_ui() -> None:
@@ -258,11 +263,25 @@ def job_ui() -> None:
     job = training.registry().get(st.session_state.get(state.TRAIN_JOB))
     if job is None:
         st.caption("No training in this session yet: choose the settings and press Train.")
+        _replay_any_ui()
         return
     if job.poll().finished:
         result_ui(job)
     else:
         _live(job.id)
+
+
+def _replay_any_ui() -> None:
+    """Replay the training of a run already under runs/ (the finished runs of any session, or the CLI's)."""
+    runs = [r for r in cache.run_choices() if Path(r).is_dir()]
+    if not runs:
+        return
+    st.markdown("**Replay a run's training**: its map of held-out codes, epoch by epoch")
+    recorded = [i for i, r in enumerate(runs) if (Path(r) / EPOCH_CODES).is_file()]
+    run = st.selectbox("Run to replay", runs, index=recorded[0] if recorded else 0, format_func=lambda r: Path(r).name,
+                       key="train_replay_run",
+                       help="Runs trained with Record codes > 0 replay their latent map forming.")
+    epochs_ui.replay_ui(run, key="train_replay_any")
 
 
 def running() -> bool:
