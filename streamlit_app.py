@@ -1,8 +1,10 @@
 """Entry script: the navigation, and the Home page (what a VAE is, the active model and data, where to go).
 
-Start-up (issue 11, item 5): this script imports only Streamlit; torch and the app's modules are
-imported inside the Home page after its title and text are drawn, so a first visitor sees the page
-while the model loads.
+Start-up (issue 11, item 5): `streamlit run` imports this file as a module, finds `app` (an
+`st.App`) and serves it; its lifespan starts importing torch and encoding the default run in the
+background the moment the server is up (`explorer/startup.py`). Each session then runs this file
+as `__main__`: the navigation and the pages. The script itself imports only Streamlit at the top;
+the Home page imports the rest after drawing its title and text.
 """
 import logging
 from pathlib import Path
@@ -55,25 +57,30 @@ def home() -> None:
         st.page_link(page, label=f"{page.title}: {text}")
 
 
-PAGES = [
-    (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
-    (st.Page("app_pages/1_Explore.py", title="Explore", icon=":material/explore:"),
-     "drag through the latent space and watch the decoder answer"),
-    (st.Page("app_pages/2_Train.py", title="Train", icon=":material/model_training:"),
-     "train a VAE in the background and watch KL per dimension (and collapse) live"),
-    (st.Page("app_pages/3_Diagnose.py", title="Diagnose", icon=":material/troubleshoot:"),
-     "KL per dimension, posterior collapse, likelihood bounds and the aggregate posterior, as pictures"),
-    (st.Page("app_pages/4_Blurriness.py", title="Blurriness", icon=":material/blur_on:"),
-     "how much fine detail reconstructions and prior samples keep, against the data"),
-    (st.Page("app_pages/5_Compare.py", title="Compare", icon=":material/compare:"),
-     "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
-]
-st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
-try:
-    st.navigation([p for p, _ in PAGES]).run()
-except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
-    logging.getLogger("explorer").exception("page failed")
-    from vae_core.errors import sentence
+if __name__ == "__main__":  # a session's script run
+    PAGES = [
+        (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
+        (st.Page("app_pages/1_Explore.py", title="Explore", icon=":material/explore:"),
+         "drag through the latent space and watch the decoder answer"),
+        (st.Page("app_pages/2_Train.py", title="Train", icon=":material/model_training:"),
+         "train a VAE in the background and watch KL per dimension (and collapse) live"),
+        (st.Page("app_pages/3_Diagnose.py", title="Diagnose", icon=":material/troubleshoot:"),
+         "KL per dimension, posterior collapse, likelihood bounds and the aggregate posterior, as pictures"),
+        (st.Page("app_pages/4_Blurriness.py", title="Blurriness", icon=":material/blur_on:"),
+         "how much fine detail reconstructions and prior samples keep, against the data"),
+        (st.Page("app_pages/5_Compare.py", title="Compare", icon=":material/compare:"),
+         "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
+    ]
+    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
+    try:
+        st.navigation([p for p, _ in PAGES]).run()
+    except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
+        logging.getLogger("explorer").exception("page failed")
+        from vae_core.errors import sentence
 
-    st.error(f"This page could not be drawn: {sentence(e)} Pick another model or data in the sidebar, "
-             "or reload the page.", icon=":material/error:")
+        st.error(f"This page could not be drawn: {sentence(e)} Pick another model or data in the sidebar, "
+                 "or reload the page.", icon=":material/error:")
+else:  # imported by `streamlit run` to find the server: warm it while the first visitor connects
+    from explorer.startup import warm
+
+    app = st.App(__file__, lifespan=warm)

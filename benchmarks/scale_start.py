@@ -3,7 +3,8 @@
 Each start is a fresh server process (fresh Python; the disk's page cache is warm after the first).
 Per start: launch -> /_stcore/health ok, -> the page's first element drawn, -> the Home page's
 rebuilt image shown, -> the script run finished (interactive); then a second session on the same
-server. "cold" is the first start of this run, "warm" the second. `--repo DIR` measures another
+server. "cold" is the first start of this run, "warm" the second; then a fresh start whose first
+visitor arrives `--late` seconds after the server answers (the server warms itself meanwhile). `--repo DIR` measures another
 checkout (e.g. `git worktree add /tmp/base <older commit>`) for a before/after in one run.
 
 Run from the repo root: python -m benchmarks.scale_start [--quick] [--repo DIR] [--starts 2]
@@ -44,8 +45,10 @@ def open_home(page, url: str) -> dict[str, float]:
     return out
 
 
-def one_start(browser, repo: Path) -> dict[str, float]:
-    """A fresh `streamlit run` of repo's app: figures from launch, and a second session's."""
+def one_start(browser, repo: Path, late: float = 0.0) -> dict[str, float]:
+    """A fresh `streamlit run` of repo's app: figures from launch, and a second session's. With
+    `late`, the first visitor arrives that many seconds after the server answers (a class that
+    opens the app after the teacher started it): the figures are then from that visitor's goto."""
     tmp = Path(tempfile.mkdtemp(prefix="vae-start-"))
     server = StreamlitServer(repo / "streamlit_app.py", repo=repo, env={"VAE_EXPLORER_UPLOADS": str(tmp)})
     page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -53,6 +56,9 @@ def one_start(browser, repo: Path) -> dict[str, float]:
         t0 = time.perf_counter()
         server.start()
         health = time.perf_counter() - t0
+        if late:
+            time.sleep(late)
+            health = 0.0
         first = open_home(page, server.url)
         out = {"health": health, **{k: health + v for k, v in first.items()}}
         out["second session"] = open_home(page, server.url)["interactive"]
@@ -62,7 +68,7 @@ def one_start(browser, repo: Path) -> dict[str, float]:
         server.stop()
 
 
-def measure(repo: Path, starts: int, label: str) -> list[tuple[str, str]]:
+def measure(repo: Path, starts: int, label: str, late: float = 10.0) -> list[tuple[str, str]]:
     from playwright.sync_api import sync_playwright
 
     rows = []
@@ -78,17 +84,24 @@ def measure(repo: Path, starts: int, label: str) -> list[tuple[str, str]]:
                              f"**{f['interactive']:.2f} s** (load {load})"))
                 rows.append((f"{label}{kind}: a second session on that server, interactive",
                              f"{f['second session']:.2f} s"))
+            if late:
+                load = _load()
+                f = one_start(browser, repo, late)
+                rows.append((f"{label}first visitor {late:g} s after the start: title / images / interactive",
+                             f"{f['title']:.2f} / {f['image']:.2f} / **{f['interactive']:.2f} s** (load {load})"))
         finally:
             browser.close()
     return rows
 
 
-def run(quick: bool, repo: Path | None = None, before: Path | None = None, starts: int = 2) -> list[tuple[str, str]]:
-    """Cold and warm start of this checkout (and of `before`, a checkout of an older commit)."""
+def run(quick: bool, repo: Path | None = None, before: Path | None = None, starts: int = 2,
+        late: float = 10.0) -> list[tuple[str, str]]:
+    """Cold and warm start of this checkout (and of `before`, a checkout of an older commit), and a
+    first visitor `late` seconds after a start (0: not measured)."""
     rows = []
     if before is not None:
-        rows += measure(before, 1 if quick else starts, "before, ")
-    rows += measure(repo or REPO, 1 if quick else starts, "after, " if before is not None else "")
+        rows += measure(before, 1 if quick else starts, "before, ", late)
+    rows += measure(repo or REPO, 1 if quick else starts, "after, " if before is not None else "", late)
     return rows
 
 
@@ -98,9 +111,12 @@ def main() -> None:
     ap.add_argument("--repo", type=Path, default=REPO, help="the checkout to measure (default: this one)")
     ap.add_argument("--before", type=Path, help="also measure this checkout first (an older commit's worktree)")
     ap.add_argument("--starts", type=int, default=2, help="fresh server starts per checkout (first is cold)")
+    ap.add_argument("--late", type=float, default=10.0,
+                    help="also time a first visitor this many seconds after a start (0: skip)")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load {_load()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    for name, value in run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts):
+    for name, value in run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts,
+                           args.late):
         print(f"{name:62}  {value}")
     print(f"# load after: {_load()}")
 

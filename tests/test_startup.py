@@ -1,0 +1,66 @@
+"""Start-up (issue 11, item 5): `streamlit run streamlit_app.py` serves an st.App whose lifespan
+warms the default pair in a background thread; a session's run of the same file draws the pages.
+The figures (cold, warm, a visitor after the warm-up) are in benchmarks/scale_start.py."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+
+import streamlit as st
+from streamlit.web.server.app_discovery import discover_asgi_app
+
+from explorer import cache, startup, state
+
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+
+
+def test_streamlit_run_finds_the_app_and_importing_it_draws_nothing(monkeypatch):
+    found = discover_asgi_app(APP)
+    assert found.is_asgi_app and found.app_name == "app"
+    drawn = []
+    monkeypatch.setattr(st, "navigation", lambda *a, **k: drawn.append(a))
+    spec = importlib.util.spec_from_file_location("streamlit_app_under_test", APP)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # as uvicorn imports it: not __main__
+    assert isinstance(mod.app, st.App)
+    assert drawn == [] and not hasattr(mod, "PAGES")
+
+
+def test_warming_encodes_the_default_pair(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cache, "encoded", lambda m, d: calls.append((m.src, d.src)))
+    startup.warm_default_pair()
+    assert calls == [(str(state.DEFAULT_RUN), state.DEFAULT_DATA)]
+
+
+def test_a_failed_warm_up_is_logged_not_raised(monkeypatch, caplog):
+    def broken(m, d):
+        raise FileNotFoundError("no run")
+
+    monkeypatch.setattr(cache, "encoded", broken)
+    with caplog.at_level(logging.WARNING, logger="explorer"):
+        startup.warm_default_pair()
+    assert "warming the default run" in caplog.text
+
+
+def test_the_lifespan_serves_at_once_and_warms_in_a_thread(monkeypatch):
+    started, release = threading.Event(), threading.Event()
+
+    def slow_warm():
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(startup, "warm_default_pair", slow_warm)
+
+    async def enter_and_leave():
+        async with startup.warm(None):  # serving: the warm-up must still be running, in its own thread
+            assert started.wait(10)
+            return [t for t in threading.enumerate() if t.name == "vae-warm" and t.is_alive()]
+
+    warm = asyncio.run(enter_and_leave())
+    assert len(warm) == 1 and warm[0].daemon
+    release.set()
+    warm[0].join(10)
