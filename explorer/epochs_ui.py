@@ -49,7 +49,7 @@ def _label_groups(labels: np.ndarray | None, n: int) -> list[tuple[str, np.ndarr
 
 
 def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndarray,
-                  labels: np.ndarray | None = None, height: int = 440) -> go.Figure:
+                  labels: np.ndarray | None = None, height: int = 520) -> go.Figure:
     """The animation: coords (E, S, 2) of the sample on a fixed basis, one frame per epoch; beside it
     kl_per_dim (E, D) as a dims x epochs heatmap with a line at the frame's epoch.
 
@@ -66,9 +66,8 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
     groups = _label_groups(labels, s)
     single = len(groups) == 1 and labels is not None
     d = kl.shape[1]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1,
-                        subplot_titles=("codes of the sample (fixed PCA of the last epoch)",
-                                        "KL per dimension of the sample (nats)"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.14,
+                        subplot_titles=("codes (PCA of the last epoch)", "KL per dimension (nats)"))
 
     def scatters(e: int) -> list[go.Scatter]:
         out = []
@@ -93,20 +92,21 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
     moving = list(range(n_sc)) + [n_sc + 1]  # the scatters and the line; the heatmap stays
     fig.frames = [go.Frame(data=[*scatters(e), line(e)], traces=moving, name=str(ep))
                   for e, ep in enumerate(epochs)]
-    step = dict(frame=dict(duration=FRAME_MS, redraw=False), transition=dict(duration=FRAME_MS * 2 // 3),
-                mode="immediate")
+    # redraw=True: plotly's scatter-only fast path (redraw=False) blanks the heatmap of the other subplot
+    step = dict(frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
-        height=height, margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.28),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
+        height=height, margin=dict(l=0, r=0, t=70, b=0),
+        legend=dict(orientation="h", x=0, y=1.1, yanchor="bottom", font=dict(size=11)),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.24, xanchor="left", yanchor="top",
                           showactive=False, pad=dict(r=10, t=0),
                           buttons=[dict(label="Play", method="animate", args=[None, dict(step, fromcurrent=True)]),
                                    dict(label="Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate",
                                                            transition=dict(duration=0))])])],
-        sliders=[dict(active=e_count - 1, x=0.14, len=0.86, y=-0.06, yanchor="top", pad=dict(t=0),
-                      currentvalue=dict(prefix="epoch "),
+        sliders=[dict(active=e_count - 1, x=0.16, len=0.84, y=-0.2, yanchor="top", pad=dict(t=0),
+                      currentvalue=dict(prefix="epoch ", xanchor="right"),
                       steps=[dict(label=str(ep), method="animate",
-                                  args=[[str(ep)], dict(frame=dict(duration=0, redraw=False), mode="immediate",
+                                  args=[[str(ep)], dict(frame=dict(duration=0, redraw=True), mode="immediate",
                                                         transition=dict(duration=0))])
                              for ep in epochs])])
     fig.update_xaxes(range=_axis_range(coords[..., 0]), title_text="PC 1", row=1, col=1)
