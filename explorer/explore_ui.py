@@ -14,7 +14,7 @@ from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension t
 
 from . import cache, figures, images, state, widgets
 from .components.latent_map import clicked, latent_map
-from .components.pad import latent_pad, pad_state
+from .components.pad import MAX_DRAWN, latent_pad, pad_state
 from .components.sliders import latent_sliders, slider_state
 
 SCALE = 5  # nearest-neighbour upscaling of decoded images for display
@@ -220,7 +220,9 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
                                                                             "the decoder was never trained here")
     kind = "exact PCA inverse" if proj.inverse_is_exact else "local inverse: a weighted mean of the nearest codes"
-    st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).")
+    share = "each label in its share" if labels is not None else "at random"
+    shown = f" The pad draws {MAX_DRAWN:,} of the {len(emb):,} points, {share}." if len(emb) > MAX_DRAWN else ""
+    st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).{shown}")
     if st.button("Send this point to the sliders", key="pad_to_sliders"):
         state.set_z(z[0].tolist())
         st.rerun()  # the sliders live in another fragment: redraw the page so they show it
