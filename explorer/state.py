@@ -60,6 +60,9 @@ SAVED_SELECTIONS = "saved_selections"
 MAP_THUMBS = "map_thumbs"  # bool: the map draws each point's image in place of its dot when zoomed in
 MAP_DENSITY = "map_density"  # bool: the 2-D map shows a contour layer of point density
 SELECTION_NAME = "selection_name"  # str: the name the selection panel keeps the current selection under
+ATTR_SLIDER = "attr_strength_slider"  # the attribute vector's strength panel's component state
+ATTR_ACK = "attr_strength_ack"  # int: the last strength seq that panel's Python side handled
+ATTR_STRENGTH = "attr_strength"  # float: the strength applied to the attribute vector
 
 
 def init() -> None:
@@ -78,6 +81,7 @@ def init() -> None:
         MAP_DIMS: 2,
         MAP_COLOR: "label",
         SAVED_SELECTIONS: {},
+        ATTR_STRENGTH: 1.0,
         MAP_THUMBS: False,
         MAP_DENSITY: False,
         # ?decode=server starts a session with server-side decoding (benchmarks/load.py uses it)
