@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from explorer import cache, explore_ui as ui, latent_tools_ui as tools, sidebar, state, walks_ui as walks
+from explorer import cache, explore_ui as ui, latent_tools_ui as tools, selection_ui, sidebar, state, walks_ui as walks
 
 m, d, mdl, data = sidebar.open_page("Explore")
 enc = cache.encoded(m, d)
@@ -24,13 +24,14 @@ if sel is not None:
 
 left, right = st.columns([3, 2])
 with left:
-    ui.map_ui(m, d, proj, data, enc, color, posterior)
+    picked = ui.map_ui(m, d, proj, data, enc, color, posterior)
 with right:
     st.markdown("**Drag pad**")
     ui.decode_toggle_ui(mdl, m, d)
     pad_proj = proj if proj.n_components == 2 else cache.map_job(m, d, "pca", 2).result
     ui.pad_ui(mdl, m, d, pad_proj, data.y)
 
+selection_ui.selection_ui(mdl, data, enc, picked)
 ui.selected_point_ui(mdl, data, enc, collapsed)
 
 st.subheader("Latent sliders")

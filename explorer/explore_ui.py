@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
+from vae_core.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thumbnail_sheet
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
-from .components.latent_map import clicked, latent_map
+from .components.latent_map import THUMBS_IN_VIEW, MapLayer, clicked, latent_map, selected_rows, thumbs_payload
 from .components.pad import MAX_DRAWN, latent_pad, pad_state
 from .components.sliders import latent_sliders, slider_state
 
@@ -39,6 +41,12 @@ def map_controls_ui(data) -> tuple[str, int, str]:
     if st.session_state.get(state.MAP_COLOR) not in options:
         st.session_state[state.MAP_COLOR] = options[0]
     color = c3.selectbox("Colour by", options, key=state.MAP_COLOR)
+    t1, t2, _ = st.columns([1, 1, 3])
+    t1.toggle("Thumbnails", key=state.MAP_THUMBS,
+              help=f"Draw each point's image in place of its dot once at most {THUMBS_IN_VIEW:,} points are in "
+                   "view: scroll on the map to zoom in. Hovering a point always shows its image.")
+    t2.toggle("Density", key=state.MAP_DENSITY, disabled=dims == 3,
+              help="Contour lines of how densely the points lie on the 2-D map (a smoothed 2-D histogram).")
     return method or "pca", int(dims or 2), color
 
 
@@ -75,10 +83,38 @@ def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[
     return None, False, None
 
 
-def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, posterior: np.ndarray | None) -> None:
-    """The scatter (2-D or 3-D); a click on a point selects it. The N points travel to the browser
-    once per map and colouring (`components/latent_map.py`); each rerun sends only the selected
-    point's ring and its posterior cloud."""
+def _thumbs_layer(d: cache.Source, data) -> MapLayer:
+    """Every point's image in one sprite sheet, built only while the browser lacks this data's."""
+    return MapLayer(f"thumbs-{d.fp}", lambda: thumbs_payload(thumbnail_sheet(images.to_uint8(data.x)), len(data)))
+
+
+def _density_layer(m: cache.Source, d: cache.Source, proj) -> MapLayer:
+    """The density contour of a 2-D map, over the area the pad shows, built once per map."""
+    def build() -> str:
+        xs, ys, dens = density_grid(proj.embedding_, pad_bounds(m, d, proj), bins=80)
+        return go.Figure(data=[figures.map_density_trace(xs, ys, dens)]).to_json()
+    return MapLayer(f"{map_id(m, d, proj)}-density", build)
+
+
+def _thumbs_note(data) -> str:
+    """What the thumbnails are, in words: shrunk and how far, and which rows have one."""
+    n, (c, h, w) = len(data), tuple(data.x.shape[1:])
+    f, th, tw, count = thumbnail_layout(n, h, w, 3 if c == 3 else 1)
+    note = ""
+    if f > 1:
+        note += (f" At {n:,} points each image is shrunk {f}x (to {th} x {tw} pixels) so that all of them "
+                 f"travel once as one picture of at most {THUMB_BUDGET / 2**20:.0f} M pixels.")
+    if count < n:
+        note += f" Only the first {count:,} rows have a thumbnail; hovering the others says so."
+    return note
+
+
+def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str,
+           posterior: np.ndarray | None) -> np.ndarray | None:
+    """The scatter (2-D or 3-D); a click on a point selects it, hovering shows its image, a box or
+    lasso selects points. The N points and their images travel to the browser once per map and
+    colouring (`components/latent_map.py`); each rerun sends only the selected point's ring and
+    its posterior cloud. Returns the rows of the box/lasso selection, or None."""
     values, categorical, names = color_values(data, enc, color)
     sel = st.session_state[state.SELECTED]
     fitted = getattr(proj, "fitted_", None)  # None: a map cached before fitted_ existed
@@ -89,8 +125,17 @@ def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, poster
 
     overlay = figures.map_overlay_traces(None if sel is None else proj.embedding_[sel], posterior,
                                          three=proj.n_components == 3)
-    latent_map(state.MAP_VIEW, figure_id=f"{map_id(m, d, proj)}-{color}", figure=figure, overlay=overlay,
-               on_click=lambda: _on_map_click(enc))
+    key, three, ss = map_id(m, d, proj), proj.n_components == 3, st.session_state
+    layers = {"thumbs": _thumbs_layer(d, data),
+              "density": _density_layer(m, d, proj) if ss[state.MAP_DENSITY] and not three else None}
+    latent_map(state.MAP_VIEW, figure_id=f"{key}-{color}", figure=figure, overlay=overlay,
+               on_click=lambda: _on_map_click(enc), layers=layers, selection_id=key,
+               thumbnails_view=bool(ss[state.MAP_THUMBS]))
+    how = ("Hover a point to see its image" + ("" if three else "; draw a box or a lasso (the map's tools, top "
+           "right) to select points, double-click to clear") + "; scroll to zoom." + _thumbs_note(data))
+    if layers["density"] is not None:
+        how += " The grey contour lines show where the points are densest."
+    st.caption(how)
     if fitted is not None and not fitted.all():
         n_fit, n = int(fitted.sum()), len(fitted)  # the caption says how the map was made, in plain words
         st.caption(f"{proj.method.upper()} was computed from {n_fit:,} of these {n:,} points (a random sample"
@@ -98,6 +143,7 @@ def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, poster
                    f"{n - n_fit:,} were then placed into the finished map, each near the sample points whose "
                    "codes are closest to its own. Placed points are drawn fainter, listed apart in the legend "
                    "(click an entry to hide it) and say so when you hover.")
+    return None if three else selected_rows(state.MAP_VIEW, len(data), key)
 
 
 def _on_map_click(enc) -> None:

@@ -96,6 +96,8 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
         common = dict(mode="markers", customdata=idx[sel], name=name, marker=dict(size=size, opacity=opacity, **marker),
                       hovertemplate="point %{customdata}<extra>%{fullData.name}"
                                     + ("" if kind is None else f" ({kind})") + "</extra>")
+        if not three:  # a box/lasso selection greys the points outside it, which stay visible
+            common.update(unselected=UNSELECTED)
         if kind is not None:
             size_of = dict((k, int(m.sum())) for k, m in kinds)[kind]
             common.update(legendgroup=kind, legendgrouptitle_text=f"{kind} ({size_of:,})")
@@ -123,6 +125,29 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0),
                       legend=dict(itemsizing="constant", groupclick="toggleitem"),
                       clickmode="event", dragmode="pan" if not three else "orbit", uirevision="map")
+    return fig
+
+
+UNSELECTED = dict(marker=dict(color="#b4b4b4", opacity=0.25))  # points outside a box/lasso selection
+
+
+def map_density_trace(xs: np.ndarray, ys: np.ndarray, density: np.ndarray, levels: int = 8) -> go.Contour:
+    """Contour lines of point density over the 2-D map (`map_plane.density_grid`'s output): the
+    lines only, so the points stay visible; no hover, no legend click needed to read it."""
+    return go.Contour(x=np.asarray(xs, np.float32), y=np.asarray(ys, np.float32),
+                      z=np.asarray(density, np.float32), ncontours=levels, showscale=False,
+                      contours=dict(coloring="lines"), line=dict(width=1), colorscale="Greys",
+                      hoverinfo="skip", name="density", showlegend=True)
+
+
+def selection_kl_figure(kl_selected: np.ndarray, kl_rest: np.ndarray | None, height: int = 220) -> go.Figure:
+    """KL per dimension (nats) of a map selection beside the rest of the points, grouped bars."""
+    dims = [f"z{j}" for j in range(len(kl_selected))]
+    fig = go.Figure(go.Bar(x=dims, y=kl_selected, name="selection", marker_color=PALETTE[0]))
+    if kl_rest is not None:
+        fig.add_trace(go.Bar(x=dims, y=kl_rest, name="the rest", marker_color="#b4b4b4"))
+    fig.update_layout(barmode="group", height=height, margin=dict(l=0, r=0, t=10, b=0),
+                      yaxis_title="KL (nats)", legend=dict(orientation="h", y=1.1))
     return fig
 
 

@@ -84,6 +84,7 @@ def _set(model_src: str, data_src: str | None, note: str | None, error: str | No
     if changed:
         ss[state.SELECTED] = None
         ss[state.Z] = None
+        ss[state.SAVED_SELECTIONS] = {}  # their rows index the old data
     ss[state.PAIR_NOTE], ss[state.PICK_ERROR] = note, error
 
 
