@@ -1,9 +1,14 @@
 """The Explore page's tools over codes: the selected point's nearest codes, and attribute vectors
-(Latent Space Cartography: the difference of two groups' mean codes, applied to a point).
+(Latent Space Cartography: the difference of two groups' mean codes, applied to a point, with a
+strength slider decoded live on the latent sliders' paths: `strength_decoder` folds the vector into an
+MLP decoder's first layer so the browser decodes every step; other decoders answer here per step).
 
 The arithmetic is `vae_core.latent_tools` (numpy, tested against brute force); this module draws it.
 """
 from __future__ import annotations
+
+import base64
+import hashlib
 
 import numpy as np
 import streamlit as st
@@ -11,6 +16,7 @@ import streamlit as st
 from vae_core import latent_tools as lt, map_plane
 
 from . import cache, images, state, widgets
+from .components.sliders import latent_sliders, slider_state
 
 TILE_SCALE = 3  # nearest-neighbour upscaling of the small images in these panels
 
@@ -56,7 +62,8 @@ def neighbours_ui(m: cache.Source, d: cache.Source, data, select) -> None:
 
 
 def _groups(data) -> dict[str, np.ndarray]:
-    """Groups a vector can join: each label value and each factor value, as name -> (N,) mask."""
+    """Groups a vector can join: each label value, each factor value and each saved map selection,
+    as name -> (N,) mask."""
     out: dict[str, np.ndarray] = {}
     if data.y is not None:
         names = data.meta.get("classes")
@@ -66,24 +73,92 @@ def _groups(data) -> dict[str, np.ndarray]:
     for j, fname in enumerate(data.factor_names):
         for v in np.unique(data.factors[:, j]):
             out[f"{fname} = {v}"] = data.factors[:, j] == v
+    n = len(data)
+    for name, rows in (st.session_state.get(state.SAVED_SELECTIONS) or {}).items():
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and rows.min() >= 0 and rows.max() < n:  # rows of other data never join
+            mask = np.zeros(n, dtype=bool)
+            mask[rows] = True
+            out[f"selection {name}"] = mask
     return out
+
+
+def strength_decoder(payload: dict, base: np.ndarray, vector: np.ndarray) -> dict:
+    """An in-browser MLP decoder (`browser_decoder.mlp_decoder_payload`) of z = base + s * vector, as a
+    decoder of the strength s alone: its first layer W z + b becomes (W vector) s + (W base + b).
+
+    Exact (one affine map folded into another), so the slider panel's browser decoder paints
+    decode(base + s * vector) from one input; only the first layer is new, the others are the
+    payload's own base64 strings. The id covers the payload, base and vector.
+    """
+    first = payload["layers"][0]
+    out_dim, in_dim = first["shape"]
+    w = np.frombuffer(base64.b64decode(first["w"]), dtype="<f4").reshape(out_dim, in_dim).astype(np.float64)
+    b = np.frombuffer(base64.b64decode(first["b"]), dtype="<f4").astype(np.float64)
+    base, vector = np.asarray(base, np.float64), np.asarray(vector, np.float64)
+    if base.shape != (in_dim,) or vector.shape != (in_dim,):
+        raise ValueError(f"base and vector must have the decoder's {in_dim} dimensions, got {base.shape} and "
+                         f"{vector.shape}")
+
+    def b64(a: np.ndarray) -> str:
+        return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
+
+    layer = {"w": b64(w @ vector), "b": b64(w @ base + b), "shape": [out_dim, 1], "relu": first["relu"]}
+    digest = hashlib.sha1(f"{payload['id']}:{layer['w']}:{layer['b']}".encode()).hexdigest()[:16]
+    return {**payload, "id": digest, "layers": [layer, *payload["layers"][1:]]}
+
+
+def _strength() -> float:
+    """The strength the panel last reported (handled once, by its seq), else the one held."""
+    ss = st.session_state
+    got = slider_state(state.ATTR_SLIDER)
+    if got is not None and got["seq"] > int(ss.get(state.ATTR_ACK, 0)):
+        if len(got["values"]) == 1 and np.isfinite(got["values"][0]):
+            ss[state.ATTR_STRENGTH] = float(got["values"][0])
+        ss[state.ATTR_ACK] = got["seq"]
+    return float(ss[state.ATTR_STRENGTH])
+
+
+@st.fragment
+@widgets.guarded
+def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
+    """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
+    in the browser at every step for an MLP decoder (browser decoding on), else here per step."""
+    ss = st.session_state
+    strength = _strength()
+    z = lt.apply_vector(base, v, strength).astype(np.float32)
+    payload = cache.decoder_payload(cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])) \
+        if ss[state.BROWSER_DECODE] else None
+    decoder = strength_decoder(payload, base, v) if payload is not None else None
+    image = None if decoder is not None else images.png_data_uri(cache.decode(mdl, z[None], scale=1)[0])
+    latent_sliders(state.ATTR_SLIDER, kind="strength", caption=f"{start} + strength x vector",
+                   dims=[{"j": 0, "label": "strength", "collapsed": False,
+                          "help": "0: the point itself; 1: moved by the full difference of the two means"}],
+                   z=[strength], z_version=0, image=image, decoder=decoder, ack=int(ss.get(state.ATTR_ACK, 0)),
+                   view_size=160)
+    st.caption(f"Strength {strength:g} (where the server last heard it; "
+               + ("the browser decodes every step)." if decoder is not None else "the server decodes each step)."))
+    if st.button("Send this code to the sliders", key="vec_to_sliders",
+                 help="The latent sliders above take this code: move any dimension from there"):
+        state.set_z(z.tolist())
+        st.rerun()  # the sliders are another fragment: redraw the page so they show it
 
 
 def attribute_vector_ui(mdl, data, enc) -> None:
     """From group A to group B: the difference of their mean codes, added to the selected point's code."""
     st.caption("An attribute vector is the difference between the average code of one group and that of "
                "another (Latent Space Cartography). Add it to a point's code and decode: the image moves "
-               "from A towards B. Strength 1 moves group A's average exactly onto group B's.")
+               "from A towards B. Strength 1 moves group A's average exactly onto group B's. Groups are "
+               "labels, factor values and the selections you saved on the map.")
     groups = _groups(data)
     if len(groups) < 2:
-        st.info("This data has no labels or factors to form groups from.")
+        st.info("This data has no labels or factors to form groups from; save two selections on the map "
+                "to make a vector between them.")
         return
     names = list(groups)
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2 = st.columns(2)
     a = c1.selectbox("From group A", names, index=0, key="vec_group_a")
     b = c2.selectbox("To group B", names, index=1, key="vec_group_b")
-    strength = c3.slider("Strength", -2.0, 2.0, 1.0, 0.1, key="vec_strength",
-                         help="0: the point itself; 1: moved by the full difference of the two means")
     try:
         v = lt.attribute_vector(enc.mu, groups[a], groups[b])
     except ValueError as e:
@@ -92,19 +167,17 @@ def attribute_vector_ui(mdl, data, enc) -> None:
     sel = st.session_state[state.SELECTED]
     base = enc.mu[sel] if sel is not None else lt.group_mean(enc.mu, groups[a], "group A")
     start = f"point #{sel}" if sel is not None else f"the mean code of {a}"
-    z = lt.apply_vector(base, v, strength).astype(np.float32)
     strengths = np.linspace(-2, 2, 9)
     strip = cache.decode(mdl, lt.vector_strip(base, v, strengths).astype(np.float32), scale=TILE_SCALE)
-    left, right = st.columns([1, 4])
-    left.image(cache.decode(mdl, z[None], scale=5)[0], caption=f"{start} + {strength:g} x vector")
+    left, right = st.columns([2, 5])
+    with left:
+        _strength_ui(mdl, np.asarray(base, np.float32), np.asarray(v, np.float32), start)
     right.image(images.grid(strip, ncol=len(strengths), pad=2),
                 caption=f"Along the vector from {start}: strength {strengths[0]:g} to {strengths[-1]:g} "
                         f"(|vector| = {np.linalg.norm(v):.2f})")
-    b1, b2 = st.columns(2)
-    b1.button("Send this code to the sliders", key="vec_to_sliders", on_click=state.set_z, args=(z.tolist(),),
-              help="The latent sliders above take this code: move any dimension from there")
-    b2.download_button("Vector (JSON)", on_click="ignore", mime="application/json", file_name="attribute_vector.json",
-                       data=lt.vector_json(v, {"from": a, "to": b, "dataset": data.name}), key="vec_json")
+    right.download_button("Vector (JSON)", on_click="ignore", mime="application/json",
+                          file_name="attribute_vector.json", key="vec_json",
+                          data=lt.vector_json(v, {"from": a, "to": b, "dataset": data.name}))
     widgets.image_downloads_ui("attribute_strip", png=lambda: images.png_bytes(images.grid(strip, ncol=9, pad=2)))
 
 

@@ -61,7 +61,9 @@ def test_attribute_vector_moves_the_selected_code(explore: AppTest, reference):
     explore.number_input(key="point_pick").set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()
-    explore.slider(key="vec_strength").set_value(0.5).run()
+    # the strength panel (a components-v2 slider) reports its value as the latent sliders do
+    explore.session_state["attr_strength_slider"] = {"z": {"values": [0.5], "version": 0, "seq": 1, "final": True}}
+    explore.run()
     explore.button(key="vec_to_sliders").click().run()
     assert not explore.exception, [e.value for e in explore.exception]
     want = mu[3] + 0.5 * (mu[y == 7].mean(0) - mu[y == 1].mean(0))

@@ -22,6 +22,9 @@ import streamlit as st
 from .base import decoder_fields, held, noop, register
 
 _panel = register("vae_latent_sliders", "sliders.js", "sliders.css")
+# The same panel under its own name for one strength slider (Explore's attribute vector: the decoder
+# given to it takes the strength alone, see latent_tools_ui), so each keeps its own test id.
+_strength_panel = register("vae_strength_sliders", "sliders.js", "sliders.css")
 
 
 def slider_state(key: str) -> dict | None:
@@ -58,6 +61,8 @@ def latent_sliders(
     ack: int | None = None,
     on_change: Callable[[], None] | None = None,
     view_size: int = 224,
+    kind: str = "latent",
+    caption: str | None = None,
 ) -> None:
     """Draw the panel (see the module docstring).
 
@@ -66,7 +71,12 @@ def latent_sliders(
     adopts them whenever z_version changes (after a drag ends, never during one). image: a PNG data
     URI of decode(z) (Python path); decoder: `mlp_decoder_payload(model)` to decode in the browser
     instead. ack: the `seq` of the last vector Python handled.
+    kind: "latent" (the latent sliders, test id latent-sliders) or "strength" (another panel, test id
+    strength-sliders, for a decoder of a strength rather than of z). caption: under the image
+    (default "decode(z)").
     """
+    if kind not in ("latent", "strength"):
+        raise ValueError(f"kind must be 'latent' or 'strength', got {kind!r}")
     meta = slider_meta(dims)
     d = len(z)
     if sorted(r["j"] for r in meta["dims"]) != list(range(d)):
@@ -89,8 +99,12 @@ def latent_sliders(
         data.update(decoder_fields(decoder, have))
     else:
         data["image"] = image
+    if kind != "latent":  # the latent panel's data stays as it was
+        data.update(testid=f"{kind}-sliders", caption=caption)
+    elif caption is not None:
+        data["caption"] = caption
 
-    _panel(
+    (_panel if kind == "latent" else _strength_panel)(
         key=key,
         data=data,
         on_z_change=on_change or noop,

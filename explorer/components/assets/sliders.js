@@ -134,6 +134,13 @@ function render(s) {
 
 function updateSliders(s, d) {
   s.data = d;
+  // Another panel of the same kind (one strength slider) names itself; the default stays latent-sliders.
+  if (d.testid && s.root.dataset.testid !== d.testid) {
+    s.root.dataset.testid = d.testid;
+    s.img.dataset.testid = `${d.testid}-image`;
+    s.canvas.dataset.testid = `${d.testid}-canvas`;
+  }
+  if (d.caption && s.caption.textContent !== d.caption) s.caption.textContent = d.caption;
   if (d.meta && d.meta.id !== s.metaId) {
     buildRows(s, d.meta);
     s.version = null; // new rows: take Python's values whatever their version

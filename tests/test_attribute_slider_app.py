@@ -1,0 +1,140 @@
+"""The attribute vector's strength slider, decoded live (issue 12, item 4), in AppTest.
+
+The panel is the latent sliders' component with one slider. On the browser path its decoder is the
+model's MLP decoder with the vector folded into the first layer: run here in numpy from the payload
+alone, it must give torch's decode(point + s * vector). On the server path each strength gets its
+PNG. Saved map selections are groups a vector can join. References: the shipped run's encoder and
+decoder in torch, not the app's caches.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explorer import state
+from explorer.latent_tools_ui import strength_decoder
+from vae_core.checkpoints import load_run
+from vae_core.data import load_dataset
+from vae_core.metrics._common import encode_all
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    model = load_run(ROOT / "runs" / "default").model.eval()
+    data = load_dataset("mnist")
+    return model, encode_all(model, data.x)[0].double().numpy(), data.y
+
+
+@pytest.fixture
+def explore() -> AppTest:
+    at = AppTest.from_file(EXPLORE, default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _panel(at: AppTest) -> dict:
+    els = [el for el in at.get("bidi_component") if el.proto.component_name == "vae_strength_sliders"]
+    assert len(els) == 1, "one strength panel on the page"
+    return json.loads(els[0].proto.json)
+
+
+def _move(at: AppTest, strength: float) -> AppTest:
+    """What the panel's JS sends on a step (or a release on the browser path), with what it holds."""
+    data = _panel(at)
+    at.session_state[state.ATTR_SLIDER] = {"z": {"values": [strength], "version": data["z_version"],
+                                                 "seq": (data["ack"] or 0) + 1, "final": True},
+                                           "cache": {"meta": data["meta_id"], "decoder": data["decoder_id"]}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _run_payload(decoder: dict, s: float) -> np.ndarray:
+    """decoder.js's loop in numpy: Linear (+ReLU) layers from the base64 weights, sigmoid, (C, H, W)."""
+    h = np.array([s], dtype=np.float64)
+    for layer in decoder["layers"]:
+        out_dim, in_dim = layer["shape"]
+        w = np.frombuffer(base64.b64decode(layer["w"]), dtype="<f4").reshape(out_dim, in_dim)
+        b = np.frombuffer(base64.b64decode(layer["b"]), dtype="<f4")
+        h = w @ h + b
+        if layer["relu"]:
+            h = np.maximum(h, 0)
+    return (1 / (1 + np.exp(-h))).reshape(decoder["output"])
+
+
+def test_browser_path_decodes_point_plus_strength_times_vector(explore, reference):
+    model, mu, y = reference
+    explore.number_input(key="point_pick").set_value(3).run()
+    explore.selectbox(key="vec_group_a").set_value("label 1").run()
+    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    data = _panel(explore)
+    assert data["decoder_id"] and data["image"] is None, "an MLP decoder runs in the browser"
+    assert data["meta"]["dims"][0]["label"] == "strength" and data["testid"] == "strength-sliders"
+    v = mu[y == 7].mean(0) - mu[y == 1].mean(0)
+    for s in (0.0, 0.7, -1.5):
+        with torch.inference_mode():
+            want = model.decode(torch.tensor(mu[3] + s * v, dtype=torch.float32)[None])[0].numpy()
+        np.testing.assert_allclose(_run_payload(data["decoder"], s), want, atol=2e-5)
+    first = _panel(explore)["decoder_id"]
+    _move(explore, 0.5)
+    assert _panel(explore)["z"] == [0.5] and "decoder" not in _panel(explore), "weights travel once per vector"
+    assert _panel(explore)["decoder_id"] == first
+
+
+def test_server_path_answers_each_strength_with_its_image(explore, reference):
+    model, mu, y = reference
+    explore.toggle(key=state.BROWSER_DECODE).set_value(False).run()
+    explore.number_input(key="point_pick").set_value(3).run()
+    explore.selectbox(key="vec_group_a").set_value("label 1").run()
+    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    pngs = {}
+    for s in (0.0, 1.5):
+        data = _panel(_move(explore, s))
+        assert data["decoder_id"] is None and data["image"].startswith("data:image/png;base64,")
+        pngs[s] = np.asarray(Image.open(io.BytesIO(base64.b64decode(data["image"].split(",", 1)[1]))))
+        v = mu[y == 7].mean(0) - mu[y == 1].mean(0)
+        with torch.inference_mode():
+            want = model.decode(torch.tensor(mu[3] + s * v, dtype=torch.float32)[None])[0, 0].numpy()
+        np.testing.assert_allclose(pngs[s].astype(float) / 255, want, atol=1 / 255 + 1e-6)
+    assert not np.array_equal(pngs[0.0], pngs[1.5]), "moving the strength changes the image"
+
+
+def test_saved_selections_are_groups(explore, reference):
+    model, mu, y = reference
+    left, right = np.array([5, 9, 40, 77]), np.array([2, 3, 1000, 4000, 4999])
+    explore.session_state[state.SAVED_SELECTIONS] = {"left": left, "right": right, "bad": np.array([10 ** 7])}
+    explore.run()
+    names = explore.selectbox(key="vec_group_a").options
+    assert "selection left" in names and "selection right" in names
+    assert "selection bad" not in names, "rows outside the data never form a group"
+    explore.selectbox(key="vec_group_a").set_value("selection left").run()
+    explore.selectbox(key="vec_group_b").set_value("selection right").run()
+    explore.number_input(key="point_pick").set_value(11).run()
+    _move(explore, 1.0)
+    explore.button(key="vec_to_sliders").click().run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    want = mu[11] + (mu[right].mean(0) - mu[left].mean(0))
+    np.testing.assert_allclose(explore.session_state[state.Z], want, rtol=1e-4, atol=1e-4)
+
+
+def test_strength_decoder_refuses_a_wrong_size():
+    payload = {"id": "x", "output": [1, 1, 1],
+               "layers": [{"w": base64.b64encode(np.ones((1, 3), "<f4").tobytes()).decode(),
+                           "b": base64.b64encode(np.zeros(1, "<f4").tobytes()).decode(), "shape": [1, 3],
+                           "relu": False}]}
+    with pytest.raises(ValueError, match="3 dimensions"):
+        strength_decoder(payload, np.zeros(2), np.zeros(3))
+    folded = strength_decoder(payload, np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5]))
+    assert folded["layers"][0]["shape"] == [1, 1]
+    np.testing.assert_allclose(_run_payload(folded, 2.0), 1 / (1 + np.exp(-(6.0 + 2.0 * 1.5))).reshape(1, 1, 1))
