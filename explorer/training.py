@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,22 @@ class TrainSpec:
         if self.n is not None:
             args += ["--n", str(self.n)]
         return args
+
+
+def training_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The training subprocess's environment: `base`, the repo on PYTHONPATH, and OMP_NUM_THREADS =
+    cores - 1 unless `base` sets it (the user's value wins; an empty one counts as unset).
+
+    Why: torch's intra-op pool takes its size from OMP_NUM_THREADS (else MKL_NUM_THREADS, else
+    every core), and a trainer using every core competes with the app's server for them: on 2 busy
+    cores 2 threads were measured 16x slower than 1 (`benchmarks/train_threads.py`). Its inter-op
+    pool (no variable sets it) is started only by `torch.jit.fork`-style calls, never by training:
+    the process runs the same number of threads with it set to 1."""
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if not env.get("OMP_NUM_THREADS", "").strip():
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
+    return env
 
 
 @dataclass
@@ -139,10 +156,7 @@ class TrainingJob:
         return self.status in ("done", "stopped", "failed", "cancelled")
 
     def start(self) -> "TrainingJob":
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        # leave a core to the app's server: with 2 cores, the trainer gets 1 thread
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+        env = training_env(os.environ)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.spec.argv(self.out, self.progress_path), cwd=ROOT, env=env,
