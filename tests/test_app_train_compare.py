@@ -1,6 +1,7 @@
 """AppTest for the Train and Compare pages, on a temporary runs dir (VAE_EXPLORER_RUNS)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     assert (runs_dir / "apptest" / "model.safetensors").is_file()
     assert any(b.label == "Open in Explore" for b in at.button)
     assert not _train_button(at).disabled
-    assert len(at.get("plotly_chart")) == 2, "loss curves and the KL heatmap stay shown"
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 3, "loss curves and the KL heatmap stay shown, with the replay of the recorded codes"
+    assert [f["name"] for f in charts[2]["frames"]] == ["0", "1", "2"], "the replay: one frame per epoch from 0"
 
     _ok(next(b for b in at.button if b.label == "Open in Explore").click().run())
     assert at.title[0].value == "Explore the latent space"
