@@ -211,3 +211,15 @@ def test_a_run_without_the_file_says_how_to_record(tmp_path, monkeypatch):
     at, specs = _train_page(runs, monkeypatch)
     assert specs == []
     assert any("--record-codes" in i.value and "Record codes" in i.value for i in at.info)
+
+
+def test_the_option_bound_is_the_files_sample_limit():
+    """config.py cannot import epoch_codes (a cycle through checkpoints): its bound is written twice."""
+    from dataclasses import fields
+
+    from vae_core.epoch_codes import MAX_SAMPLE
+
+    f = next(f for f in fields(TrainConfig) if f.name == "record_codes")
+    assert f.metadata["hi"] == MAX_SAMPLE and f.metadata["lo"] == 0
+    with pytest.raises(ValueError, match="record_codes"):
+        TrainConfig(record_codes=MAX_SAMPLE + 1)
