@@ -78,7 +78,8 @@ def training_env(base: Mapping[str, str]) -> dict[str, str]:
 
     Why: torch's intra-op pool takes its size from OMP_NUM_THREADS (else MKL_NUM_THREADS, else
     every core), and a trainer using every core competes with the app's server for them: on 2 busy
-    cores 2 threads were measured 16x slower than 1 (`benchmarks/train_threads.py`). Its inter-op
+    cores a Train-page job ran 311 samples/s with 2 threads, 5,934 with 1 (`benchmarks/train_threads.py`).
+    Its inter-op
     pool (no variable sets it) is started only by `torch.jit.fork`-style calls, never by training:
     the process runs the same number of threads with it set to 1."""
     env = dict(base)
