@@ -30,7 +30,7 @@ def _tile(sheet, i: int) -> np.ndarray:
 
 
 def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
-    """Reference: thumbnail pixel (r, c) = round(mean of the f x f block at (r f, c f)), zeros past the edge."""
+    """Reference: pixel (r, c) = mean of the f x f block at (r f, c f), rounded half up (zeros past the edge)."""
     h, w = img.shape[:2]
     th, tw = -(-h // f), -(-w // f)
     out = np.zeros((th, tw) + img.shape[2:], np.uint8)
@@ -39,7 +39,7 @@ def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
             block = np.zeros((f, f) + img.shape[2:])
             part = img[r * f:(r + 1) * f, c * f:(c + 1) * f]
             block[:part.shape[0], :part.shape[1]] = part
-            out[r, c] = np.rint(block.mean(axis=(0, 1)))
+            out[r, c] = np.floor(block.mean(axis=(0, 1)) + 0.5)
     return out
 
 
@@ -202,7 +202,8 @@ def test_kept_selections_are_emptied_when_the_pair_changes(tmp_path, monkeypatch
     at.session_state["saved_selections"] = {"A": np.array([1, 2, 3])}
     at.run()
     assert list(at.session_state["saved_selections"]) == ["A"]  # the same pair keeps them
-    at = upload(at, "upload_data", "mine28.npy", npy_bytes(np.random.default_rng(2).random((20, 28, 28)).astype(np.float32)))
+    x = np.random.default_rng(2).random((20, 28, 28)).astype(np.float32)
+    at = upload(at, "upload_data", "mine28.npy", npy_bytes(x))
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["data_src"] != "mnist"  # the upload is the active data now
     assert at.session_state["saved_selections"] == {}

@@ -123,7 +123,7 @@ def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN
     """A sprite sheet of uint8 images (N, H, W) or (N, H, W, 3) within `budget` pixels x channels.
 
     Each image shrinks by the integer factor f of ``thumbnail_layout`` (the mean of each f x f block,
-    rounded; a partial block at the right/bottom edge counts zeros), so thumbnail i is exactly
+    rounded half up; a partial block at the right/bottom edge counts zeros), so thumbnail i is exactly
     the block mean of image i. When even min_side thumbnails of all N exceed the budget, only the
     first ``count`` rows get one. Columns: ceil(sqrt(count)), so the sheet is about square.
     """
@@ -136,8 +136,11 @@ def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN
     x = x[:count]
     if f > 1:
         pad = ((0, 0), (0, th * f - h), (0, tw * f - w)) + (((0, 0),) if c == 3 else ())
-        blocks = np.pad(x, pad).reshape((count, th, f, tw, f) + x.shape[3:]).astype(np.float32)
-        x = np.rint(blocks.mean(axis=(2, 4))).astype(np.uint8)
+        acc = np.uint16 if f * f * 255 < 2 ** 16 else np.uint32
+        padded = np.pad(x, pad)
+        rows = sum(padded[:, k::f].astype(acc) for k in range(f))  # (count, th, tw * f): sums over f rows
+        total = sum(rows[:, :, k::f] for k in range(f))  # (count, th, tw): then over f columns
+        x = ((total + f * f // 2) // (f * f)).astype(np.uint8)  # the mean, rounded half up (integers only)
     ncol = math.ceil(math.sqrt(count))
     nrow = math.ceil(count / ncol)
     full = np.zeros((nrow * ncol, th, tw) + x.shape[3:], np.uint8)

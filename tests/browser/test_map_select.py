@@ -28,7 +28,8 @@ def _pixel(page, x: float, y: float) -> tuple[float, float]:
     """Page pixel of map point (x, y), from plotly's own axes of the drawn figure."""
     return tuple(page.evaluate(
         f"""([x, y]) => {{ const gd = {GD}; const fl = gd._fullLayout, r = gd.getBoundingClientRect();
-             return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)]; }}""", [float(x), float(y)]))
+             return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)]; }}""",
+        [float(x), float(y)]))
 
 
 def test_hovering_a_point_shows_that_points_image(page, streamlit_server):
@@ -134,3 +135,42 @@ def test_a_box_selects_exactly_the_points_inside_it_and_a_double_click_clears_it
     # a double-click on empty plot area clears it
     page.mouse.dblclick(*_pixel(page, 0.5, 4.5))
     page.wait_for_function("() => document.body.innerText.includes('selection=none')", timeout=60_000)
+
+
+ISOLATED_POINT = """gd => { // the screen position and row of the most isolated marker well inside the plot area
+    const fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis, r = gd.getBoundingClientRect(), pts = [];
+    for (const t of gd._fullData) {
+      if (!t.customdata || !t.x || t.visible !== true) continue;
+      for (let i = 0; i < t.x.length; i++) {
+        const px = xa._offset + xa.l2p(t.x[i]), py = ya._offset + ya.l2p(t.y[i]);
+        if (px > xa._offset + 120 && px < xa._offset + xa._length - 120 && py > ya._offset + 40 &&
+            py < ya._offset + ya._length - 120) pts.push([px, py, Number(t.customdata[i])]);
+      }
+    }
+    let best = null, bestD = 0;
+    for (const a of pts) {
+      let d = Infinity;
+      for (const b of pts) if (b !== a) d = Math.min(d, Math.hypot(a[0] - b[0], a[1] - b[1]));
+      if (d > bestD) { bestD = d; best = a; }
+    }
+    return {x: r.left + best[0], y: r.top + best[1], idx: best[2], gap: bestD}; }"""
+
+
+def test_hover_on_the_explore_page_shows_the_digit(page, streamlit_server, tmp_path):
+    from vae_core.data import load_dataset
+
+    server = streamlit_server(APP.parents[2] / "streamlit_app.py", env={"VAE_EXPLORER_UPLOADS": str(tmp_path)})
+    page.goto(f"{server.url}/Explore")
+    wait_app_ready(page, timeout_ms=180_000)
+    page.wait_for_selector(f"{MAP}[data-thumbs='5000']", timeout=180_000)
+    target = page.locator(f"{MAP} .js-plotly-plot").evaluate(ISOLATED_POINT)
+    assert target["gap"] >= 8, target
+    n = int(target["idx"])
+    page.mouse.move(target["x"], target["y"])
+    page.wait_for_function(f"() => document.querySelector('[data-testid=\"latent-map-hover\"]')"
+                           f".dataset.index === '{n}'", timeout=30_000)
+    w, h, rgba = page.evaluate("""() => { const c = document.querySelector('.vmap-hover-img');
+        return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+    digit = (np.clip(load_dataset("mnist").x[n, 0].numpy(), 0, 1) * 255).round().astype(np.uint8)
+    assert (h, w) == digit.shape
+    np.testing.assert_array_equal(np.array(rgba, np.uint8).reshape(h, w, 4)[..., 0], digit)

@@ -97,6 +97,8 @@ function showHover(s, ev) {
   s.hover.style.top = `${Math.max(0, y)}px`;
   s.hover.style.display = "block";
   s.hover.dataset.index = String(i);
+  s.shows = (s.shows || 0) + 1;
+  s.hover.dataset.shows = String(s.shows); // hovers shown so far (benchmarks/map_hover.py times them)
   s.host.dataset.hovered = String(i);
 }
 
