@@ -207,3 +207,16 @@ def test_kept_selections_are_emptied_when_the_pair_changes(tmp_path, monkeypatch
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["data_src"] != "mnist"  # the upload is the active data now
     assert at.session_state["saved_selections"] == {}
+
+
+def test_the_images_export_holds_the_selected_images_as_uint8():
+    from explorer.selection_ui import _uint8_nchw
+    from vae_core.latent_tools import selection_npz
+
+    x = np.random.default_rng(3).random((10, 1, 4, 5)).astype(np.float32)
+    rows = np.array([2, 7, 9])
+    got = np.load(io.BytesIO(selection_npz(_uint8_nchw(x[rows]), rows, np.arange(10)[rows])), allow_pickle=False)
+    want = np.array([[[[round(float(v) * 255) for v in line] for line in ch] for ch in img] for img in x[rows]])
+    np.testing.assert_array_equal(got["x"], want.astype(np.uint8))
+    np.testing.assert_array_equal(got["indices"], rows)
+    np.testing.assert_array_equal(got["y"], rows)

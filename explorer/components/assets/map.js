@@ -270,6 +270,7 @@ async function drawMap(s, d) {
     });
     s.plot.on("plotly_hover", (ev) => showHover(s, ev));
     s.plot.on("plotly_unhover", () => hideHover(s));
+    s.host.addEventListener("mouseleave", () => hideHover(s));
     s.plot.on("plotly_selected", (ev) => onSelected(s, ev));
     s.plot.on("plotly_deselect", () => onSelected(s, null));
     s.plot.on("plotly_relayouting", () => { s.tcanvas.style.display = "none"; });
