@@ -123,6 +123,7 @@ function reportSelection(s) {
 }
 
 function onSelected(s, ev) {
+  if (!ev && !s.sel.rows) return; // a click in select mode, or a deselect, with nothing selected
   const pts = ev && ev.points ? ev.points.filter((q) => q.customdata !== undefined) : [];
   if (!ev) {
     s.sel.rows = null;
