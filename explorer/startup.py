@@ -7,6 +7,11 @@ the app's modules (about 2.7 s on a 2-core machine, the bulk of a cold start) an
 the Home page reads for the default pair (the shipped run on its data: loading, the fit check,
 encoding every image), so the first visitor finds them ready and nobody encodes them again.
 
+The thread waits `WARM_AFTER_S` first and steps aside if a visitor's script has begun importing
+torch by then: on 2 cores, warming while the first browser loads the page and connects slowed that
+first page by about 1.4 s (GIL contention; `python -m benchmarks.scale_start`), so a visitor who
+comes at once is served exactly as without warming, and anyone later finds the work done.
+
 This module imports only the standard library and Streamlit; a failure in the thread (no default
 run, say) is logged and changes nothing: the pages then do the same work themselves.
 """
@@ -14,14 +19,28 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
+import time
 from contextlib import asynccontextmanager
 
 log = logging.getLogger("explorer")
 
+WARM_AFTER_S = 3.0  # seconds after the server is up: a browser opened with the server has connected by then
 
-def warm_default_pair() -> None:
-    """Import the app's heavy modules and encode the default pair into the shared caches."""
+
+def visitor_started() -> bool:
+    """True once a session's script has begun importing torch (the entry script and Streamlit never do)."""
+    return "torch" in sys.modules
+
+
+def warm_default_pair(after: float = 0.0) -> None:
+    """After `after` seconds, import the app's heavy modules and encode the default pair into the
+    shared caches, unless a session's script is already importing torch (it does the work then)."""
+    time.sleep(after)
+    if visitor_started():
+        log.info("a visitor came first: the start-up warm-up is left to the page")
+        return
     try:
         for name in ("sidebar", "figures", "explore_ui"):  # torch, plotly and what the pages import
             importlib.import_module(f"{__package__}.{name}")
@@ -43,5 +62,5 @@ class _QuietWarmThread(logging.Filter):
 async def warm(app):
     """The App's lifespan: start warming in a daemon thread and serve at once."""
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietWarmThread())
-    threading.Thread(target=warm_default_pair, name="vae-warm", daemon=True).start()
+    threading.Thread(target=warm_default_pair, args=(WARM_AFTER_S,), name="vae-warm", daemon=True).start()
     yield

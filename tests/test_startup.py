@@ -32,8 +32,17 @@ def test_streamlit_run_finds_the_app_and_importing_it_draws_nothing(monkeypatch)
 def test_warming_encodes_the_default_pair(monkeypatch):
     calls = []
     monkeypatch.setattr(cache, "encoded", lambda m, d: calls.append((m.src, d.src)))
+    monkeypatch.setattr(startup, "visitor_started", lambda: False)
     startup.warm_default_pair()
     assert calls == [(str(state.DEFAULT_RUN), state.DEFAULT_DATA)]
+
+
+def test_a_visitor_who_came_first_does_the_work_alone(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cache, "encoded", lambda m, d: calls.append((m.src, d.src)))
+    assert startup.visitor_started()  # this test process has imported torch, as a page's script does
+    startup.warm_default_pair()
+    assert calls == []
 
 
 def test_a_failed_warm_up_is_logged_not_raised(monkeypatch, caplog):
@@ -41,6 +50,7 @@ def test_a_failed_warm_up_is_logged_not_raised(monkeypatch, caplog):
         raise FileNotFoundError("no run")
 
     monkeypatch.setattr(cache, "encoded", broken)
+    monkeypatch.setattr(startup, "visitor_started", lambda: False)
     with caplog.at_level(logging.WARNING, logger="explorer"):
         startup.warm_default_pair()
     assert "warming the default run" in caplog.text
@@ -49,7 +59,8 @@ def test_a_failed_warm_up_is_logged_not_raised(monkeypatch, caplog):
 def test_the_lifespan_serves_at_once_and_warms_in_a_thread(monkeypatch):
     started, release = threading.Event(), threading.Event()
 
-    def slow_warm():
+    def slow_warm(after):
+        assert after == startup.WARM_AFTER_S
         started.set()
         release.wait(10)
 
