@@ -306,9 +306,10 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
                     f"prior's +-1). KL of this point {enc.kl[idx]:.1f} nats, reconstruction error "
                     f"{enc.recon_err[idx]:.1f} nats.")
     zs = posterior_samples(enc, idx, 8)
-    st.image(images.grid(cache.decode(mdl, zs, scale=3), ncol=8, pad=3),
-             caption="Eight draws z = mu + sigma * eps, eps ~ N(0, I): the reparameterisation trick, "
-                     "made visible. The black cloud on the map is 200 such draws.")
+    draws = images.grid(cache.decode(mdl, zs, scale=3), ncol=8, pad=3)
+    st.image(draws, caption="Eight draws z = mu + sigma * eps, eps ~ N(0, I): the reparameterisation trick, "
+                            "made visible. The black cloud on the map is 200 such draws.")
+    widgets.image_downloads_ui(f"posterior_draws_{idx}", png=lambda: images.png_bytes(draws))
 
 
 # --- latent sliders -----------------------------------------------------------------------------

@@ -33,8 +33,10 @@ EARLY_EXAGGERATION_ITER = 250  # openTSNE's default length of the first phase
 # 13.8 s, 100 steps 6.3 s, 50 steps 3.8 s, 25 steps 2.5 s, 0 (median of neighbours) 1.2 s, with 10-NN
 # preservation 0.490, 0.490, 0.481, 0.467, 0.395: time is linear in the steps and the layout barely
 # better past 50, while placing 90,000 points at 100 steps took 110 s of a 205 s map of 100,000.
-# Chunks of 5,000 or 9,000 points cost the same.
-TRANSFORM_ITER = 50
+# Chunks of 5,000 or 9,000 points cost the same. At 50 steps the 100,000-point map took 122.4 s
+# (placing 49.8 s; `python -m benchmarks.scale_maps`, load 2.1) against the 120 s target; 25 steps
+# keep 10-NN preservation within 0.014 of 50 (0.467 vs 0.481 above) for about a third less placing.
+TRANSFORM_ITER = 25
 
 # (phase, iteration, iterations in the phase, KL divergence) -> True to stop
 PhaseEvent = Callable[[str, int, int, float], bool]
