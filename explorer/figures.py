@@ -122,7 +122,7 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
             add(part, color_name, kind, dict(
                 color=c[part], colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,
                 colorbar=dict(title=dict(text=color_name, side="right"), thickness=12)))
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0),
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=34, b=0),  # t: the modebar's own band above the legend
                       legend=dict(itemsizing="constant", groupclick="toggleitem"),
                       clickmode="event", dragmode="pan" if not three else "orbit", uirevision="map")
     return fig

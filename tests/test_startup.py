@@ -71,7 +71,11 @@ def test_the_lifespan_serves_at_once_and_warms_in_a_thread(monkeypatch):
             assert started.wait(10)
             return [t for t in threading.enumerate() if t.name == "vae-warm" and t.is_alive()]
 
-    warm = asyncio.run(enter_and_leave())
+    got = []  # asyncio.run in a thread of its own: Playwright's sync API may hold this thread's loop
+    runner = threading.Thread(target=lambda: got.append(asyncio.run(enter_and_leave())))
+    runner.start()
+    runner.join(20)
+    warm = got[0]
     assert len(warm) == 1 and warm[0].daemon
     release.set()
     warm[0].join(10)
