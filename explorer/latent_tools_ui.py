@@ -89,7 +89,9 @@ def strength_decoder(payload: dict, base: np.ndarray, vector: np.ndarray) -> dic
 
     Exact (one affine map folded into another), so the slider panel's browser decoder paints
     decode(base + s * vector) from one input; only the first layer is new, the others are the
-    payload's own base64 strings. The id covers the payload, base and vector.
+    payload's own base64 strings. The id covers the payload, base and vector; `base_id` is the
+    payload's id, so a browser holding this model's deeper layers is sent the first layer alone
+    (`components.base.decoder_fields`).
     """
     first = payload["layers"][0]
     out_dim, in_dim = first["shape"]
@@ -105,7 +107,7 @@ def strength_decoder(payload: dict, base: np.ndarray, vector: np.ndarray) -> dic
 
     layer = {"w": b64(w @ vector), "b": b64(w @ base + b), "shape": [out_dim, 1], "relu": first["relu"]}
     digest = hashlib.sha1(f"{payload['id']}:{layer['w']}:{layer['b']}".encode()).hexdigest()[:16]
-    return {**payload, "id": digest, "layers": [layer, *payload["layers"][1:]]}
+    return {**payload, "id": digest, "base_id": payload["id"], "layers": [layer, *payload["layers"][1:]]}
 
 
 def _strength() -> float:

@@ -138,3 +138,68 @@ def test_strength_decoder_refuses_a_wrong_size():
     folded = strength_decoder(payload, np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5]))
     assert folded["layers"][0]["shape"] == [1, 1]
     np.testing.assert_allclose(_run_payload(folded, 2.0), 1 / (1 + np.exp(-(6.0 + 2.0 * 1.5))).reshape(1, 1, 1))
+
+
+def _size(fields: dict) -> int:
+    return len(json.dumps(fields["decoder"]))
+
+
+def test_another_point_sends_the_first_layer_alone(reference):
+    """Browser holding the folded decoder of one point: the next point's (or vector's) folded
+    decoder of the same model travels as its first layer alone, a small fraction of the whole; with
+    nothing held, or a decoder of another model held, the whole payload goes."""
+    from explorer.components.base import decoder_fields
+    from explorer.components.browser_decoder import mlp_decoder_payload
+
+    model, mu, y = reference
+    payload = mlp_decoder_payload(model)
+    v = mu[y == 7].mean(0) - mu[y == 1].mean(0)
+    one, two, three = (strength_decoder(payload, b, w) for b, w in ((mu[3], v), (mu[11], v), (mu[11], -v)))
+    assert one["base_id"] == two["base_id"] == payload["id"] and len({one["id"], two["id"], three["id"]}) == 3
+
+    full = decoder_fields(one, {})
+    assert full["decoder"] is one and len(full["decoder"]["layers"]) == len(payload["layers"])
+    holding = {"meta": "m", "decoder": one["id"], "base": payload["id"]}
+    assert "decoder" not in decoder_fields(one, holding), "a held decoder is not sent again"
+    for other in (two, three):  # another point; another vector
+        sent = decoder_fields(other, holding)
+        assert sent["decoder_id"] == other["id"] and set(sent["decoder"]) == {"id", "base_id", "output", "first"}
+        assert sent["decoder"]["first"] == other["layers"][0]
+        assert sent["decoder"]["first"]["shape"] == [payload["layers"][0]["shape"][0], 1]
+        assert _size(sent) < 0.05 * _size(full), (_size(sent), _size(full))
+        # What the browser builds (the new first layer over the deeper layers it holds) decodes
+        # point + s * vector as torch does.
+        rebuilt = {"output": sent["decoder"]["output"], "layers": [sent["decoder"]["first"], *one["layers"][1:]]}
+        vec = v if other is two else -v
+        with torch.inference_mode():
+            want = model.decode(torch.tensor(mu[11] + 0.8 * vec, dtype=torch.float32)[None])[0].numpy()
+        np.testing.assert_allclose(_run_payload(rebuilt, 0.8), want, atol=2e-5)
+    # Another model held, or an old report without "base" (the latent sliders' kind): the whole payload.
+    for have in ({"decoder": one["id"], "base": "another-model"}, {"decoder": one["id"]}, {"decoder": None}):
+        assert decoder_fields(two, have)["decoder"] is two
+    # Decoders without a base_id (the latent sliders', the pad's) always travel whole.
+    assert decoder_fields(payload, {"decoder": "x", "base": payload["id"]})["decoder"] is payload
+
+
+def test_explore_sends_the_first_layer_alone_for_another_point(explore, reference):
+    explore.number_input(key="point_pick").set_value(3).run()
+    explore.selectbox(key="vec_group_a").set_value("label 1").run()
+    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    first = _panel(explore)
+    assert "layers" in first["decoder"], "the first draw sends the whole decoder"
+    # The panel's JS reports what it holds, the model's id included.
+    explore.session_state[state.ATTR_SLIDER] = {"cache": {
+        "meta": first["meta_id"], "decoder": first["decoder_id"], "base": first["decoder"]["base_id"]}}
+    explore.number_input(key="point_pick").set_value(11).run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    second = _panel(explore)
+    assert second["decoder_id"] != first["decoder_id"]
+    assert set(second["decoder"]) == {"id", "base_id", "output", "first"}
+    assert len(json.dumps(second["decoder"])) < 0.05 * len(json.dumps(first["decoder"]))
+    model, mu, y = reference
+    v = mu[y == 7].mean(0) - mu[y == 1].mean(0)
+    rebuilt = {"output": second["decoder"]["output"],
+               "layers": [second["decoder"]["first"], *first["decoder"]["layers"][1:]]}
+    with torch.inference_mode():
+        want = model.decode(torch.tensor(mu[11] + 0.3 * v, dtype=torch.float32)[None])[0].numpy()
+    np.testing.assert_allclose(_run_payload(rebuilt, 0.3), want, atol=2e-5)

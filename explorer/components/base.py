@@ -56,8 +56,21 @@ def held(key: str) -> dict:
 
 
 def decoder_fields(decoder: dict, have: dict) -> dict[str, Any]:
-    """`data` entries for an in-browser decoder: its id always, its weights only while not held."""
+    """`data` entries for an in-browser decoder: its id always, its weights only while not held.
+
+    A decoder derived from a model's (one with a `base_id`, the model payload's id: a new first
+    layer over the model's own deeper layers) travels as its first layer alone,
+    {"id", "base_id", "output", "first"}, while the browser reports under "base" that it holds a
+    decoder of that base_id; the browser keeps the deeper layers it has. Decoders without a
+    `base_id` (the latent sliders', the pad's) travel whole, as always.
+    """
     fields: dict[str, Any] = {"decoder_id": decoder["id"]}
-    if have.get("decoder") != decoder["id"]:
+    if have.get("decoder") == decoder["id"]:
+        return fields
+    base_id = decoder.get("base_id")
+    if base_id is not None and have.get("base") == base_id:
+        fields["decoder"] = {"id": decoder["id"], "base_id": base_id, "output": decoder["output"],
+                             "first": decoder["layers"][0]}
+    else:
         fields["decoder"] = decoder
     return fields

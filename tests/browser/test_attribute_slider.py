@@ -36,7 +36,8 @@ def _wait(fn, timeout: float, what: str):
 
 @pytest.fixture(scope="module")
 def reference():
-    """decode(mean(label 0) + s * (mean(label 1) - mean(label 0))) of the shipped run, in torch."""
+    """decode(start + s * (mean(label 1) - mean(label 0))) of the shipped run, in torch: start is
+    mean(label 0), or the code mu of point `point` when given."""
     from vae_core import checkpoints, data as vdata
 
     model = checkpoints.load_run(REPO / "runs" / "default").model.eval()
@@ -46,9 +47,10 @@ def reference():
     y = torch.as_tensor(np.asarray(data.y))
     a, b = mu[y == 0].mean(0), mu[y == 1].mean(0)
 
-    def decode(s: float) -> np.ndarray:
+    def decode(s: float, point: int | None = None) -> np.ndarray:
+        start = a if point is None else mu[point]
         with torch.inference_mode():
-            return model.decode((a + s * (b - a)).float()[None])[0, 0].double().numpy()
+            return model.decode((start + s * (b - a)).float()[None])[0, 0].double().numpy()
 
     return decode
 
@@ -96,3 +98,50 @@ def test_strength_step_changes_the_decoded_image_on_both_paths(page, streamlit_s
     s = float(slider.input_value())
     got = np.asarray(Image.open(io.BytesIO(png1)), dtype=np.float64) / 255
     assert np.abs(got - reference(s)).max() <= 1 / 255 + 1e-9
+
+
+
+def _decoded(canvas) -> np.ndarray:
+    w, h, rgba = canvas.evaluate(CANVAS_PIXELS)
+    return np.asarray(rgba, dtype=np.float64).reshape(h, w, 4)[..., 0] / 255
+
+
+def test_another_point_swaps_only_the_first_layer(page, streamlit_server, reference):
+    """Moving the selected point after a draw: the browser, holding the model's deeper layers, gets
+    the new folded first layer alone (data-layer-swaps counts it; data-decoder-loads, the whole
+    decoders loaded, stays as it was) and paints decode(mu[point] + s * vector)."""
+    url = streamlit_server(APP).url
+    panel = _open_tab(page, url)
+    canvas = page.get_by_test_id(f"{PANEL}-canvas")
+    slider = panel.locator("input[type=range]")
+    pick = page.get_by_label("Point", exact=True)
+    # The first selection reshapes the page above the tabs, so the panel is drawn anew: whole decoder.
+    pick.fill("3")
+    pick.press("Enter")
+    page.get_by_text("point #3 + strength").first.wait_for(state="attached", timeout=60_000)
+    _wait(lambda: panel.get_attribute("data-mode") == "browser", 60, "the panel to draw from point 3")
+    loads = panel.get_attribute("data-decoder-loads")
+    assert loads and panel.get_attribute("data-layer-swaps") is None
+    s = float(slider.input_value())
+    _wait(lambda: np.abs(_decoded(canvas) - reference(s, 3)).max() <= 1 / 255 + 1e-9, 10, "decode of point 3")
+
+    before = _decoded(canvas)
+    pick.fill("11")
+    pick.press("Enter")
+    _wait(lambda: panel.get_attribute("data-layer-swaps") == "1", 60, "the first layer of point 11")
+    _wait(lambda: not np.array_equal(_decoded(canvas), before), 10, "the strength canvas to repaint")
+    assert panel.get_attribute("data-decoder-loads") == loads, "the deeper layers never travel again"
+    assert panel.get_attribute("data-mode") == "browser"
+    s = float(slider.input_value())
+    err = np.abs(_decoded(canvas) - reference(s, 11)).max()
+    assert err <= 1 / 255 + 1e-9, f"the canvas is decode(mu[11] + {s} x vector) within one grey level: {err}"
+
+    # A step still decodes in the browser, from the swapped decoder.
+    before = _decoded(canvas)
+    page.get_by_role("tab", name="Attribute vectors").click()  # the first selection reshaped the page
+    slider.focus()
+    page.keyboard.press("ArrowLeft")  # one step: 1.00 -> 0.95
+    _wait(lambda: not np.array_equal(_decoded(canvas), before), 5, "the strength canvas to change")
+    s = float(slider.input_value())
+    assert np.abs(_decoded(canvas) - reference(s, 11)).max() <= 1 / 255 + 1e-9
+    assert panel.get_attribute("data-decoder-loads") == loads

@@ -11,11 +11,21 @@ function b64ToFloat32(b64) {
   return new Float32Array(bytes.buffer);
 }
 
+function loadLayer(l) {
+  return { w: b64ToFloat32(l.w), b: b64ToFloat32(l.b), nOut: l.shape[0], nIn: l.shape[1], relu: l.relu };
+}
+
+// baseId: the model payload's id for a decoder derived from it (a new first layer), else null.
 function loadDecoder(payload) {
-  const layers = payload.layers.map((l) => ({
-    w: b64ToFloat32(l.w), b: b64ToFloat32(l.b), nOut: l.shape[0], nIn: l.shape[1], relu: l.relu,
-  }));
-  return { id: payload.id, layers, output: payload.output };
+  return { id: payload.id, baseId: payload.base_id || null, layers: payload.layers.map(loadLayer),
+           output: payload.output };
+}
+
+// A derived decoder sent as its first layer alone (`payload.first`): that layer over the deeper
+// layers of `held`, a decoder of the same base model, whose typed arrays are kept, not decoded again.
+function swapFirstLayer(held, payload) {
+  return { id: payload.id, baseId: payload.base_id, layers: [loadLayer(payload.first), ...held.layers.slice(1)],
+           output: payload.output };
 }
 
 // z (D,) -> sigmoid(MLP(z)) as a Float64Array laid out (C, H, W), as torch's Unflatten does.

@@ -48,12 +48,33 @@ function browserMode(s) {
 }
 
 // Load the decoder weights `d` carries unless they are the ones held; the host's
-// data-decoder-loads counts the loads (tests check the weights travel once).
+// data-decoder-loads counts the loads (tests check the weights travel once). A first layer alone
+// (`decoder.first`, Python sends it while the browser reports holding its base model) replaces
+// layer 0 of the held decoder, counted in data-layer-swaps; if the held decoder is of another
+// model, it is dropped, so the next report asks for the whole decoder.
 function takeDecoder(s, d) {
-  if (!d.decoder || (s.decoder && s.decoder.id === d.decoder.id)) return;
-  s.decoder = loadDecoder(d.decoder);
+  const p = d.decoder;
+  if (!p || (s.decoder && s.decoder.id === p.id)) return;
+  if (p.first) {
+    const ok = s.decoder && s.decoder.baseId === p.base_id;
+    s.decoder = ok ? swapFirstLayer(s.decoder, p) : null;
+    if (ok) {
+      s.layerSwaps = (s.layerSwaps || 0) + 1;
+      s.host.dataset.layerSwaps = String(s.layerSwaps);
+    }
+    return;
+  }
+  s.decoder = loadDecoder(p);
   s.decoderLoads = (s.decoderLoads || 0) + 1;
   s.host.dataset.decoderLoads = String(s.decoderLoads);
+}
+
+// The decoder part of a component's report: its id, and under "base" the model it derives from
+// (only for a derived decoder, so the reports of the others stay as they were).
+function heldDecoder(s) {
+  const have = { decoder: s.decoder ? s.decoder.id : null };
+  if (s.decoder && s.decoder.baseId) have.base = s.decoder.baseId;
+  return have;
 }
 
 // Show the answer of the path in use and hide the other: on the browser path `paint()` draws on

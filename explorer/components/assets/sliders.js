@@ -1,8 +1,8 @@
 // The latent slider panel: one range input per latent dimension and the decoded image.
 //
 // Python puts decoder.js (loadDecoder, paintLatent), sender.js (Sender) and scaffold.js (mount,
-// el, addView, makeSender, browserMode, takeDecoder, showOutput, reportHeld) in front of this
-// module (`explorer/components/base.py`). Streamlit calls the default export on mount and again
+// el, addView, makeSender, browserMode, takeDecoder, heldDecoder, showOutput, reportHeld) in front
+// of this module (`explorer/components/base.py`). Streamlit calls the default export on mount and again
 // on every change of `data`; the DOM and listeners are built once and kept on `parentElement`.
 //
 // Two ways to get the image:
@@ -146,7 +146,7 @@ function updateSliders(s, d) {
     s.version = null; // new rows: take Python's values whatever their version
   }
   takeDecoder(s, d);
-  reportHeld(s, { meta: s.metaId, decoder: s.decoder ? s.decoder.id : null });
+  reportHeld(s, { meta: s.metaId, ...heldDecoder(s) });
   s.sender.settle(d.ack);
   const adopted = adoptIfNew(s);
   // The browser path repaints only for new values or a new decoder: after a release Python's
