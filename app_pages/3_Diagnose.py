@@ -12,8 +12,8 @@ left, mid, right = st.columns([1, 1, 2], vertical_alignment="bottom")
 with left:
     k = ui.settings_ui()
 with mid:
-    ui.budget_ui()
-rep = ui.report_ui(m, d, k)
+    budget = ui.budget_ui()
+rep = ui.report_ui(m, d, k, budget)
 with right:
     ui.download_ui(rep)
 

@@ -1,7 +1,7 @@
 """The Blurriness page's panels: image grids, the three blur numbers, spectra, extremes, error map.
 
-The numbers and spectra come from the diagnose report (`cache.report`, computed once and shared with
-the Diagnose page); the images and per-image sharpness from `cache.blur_images` on the same points.
+The numbers and spectra come from the diagnose report (`cache.report_job`, computed once and shared with
+the Diagnose page); the images and per-image sharpness from `cache.blur_job` on the same points.
 """
 from __future__ import annotations
 

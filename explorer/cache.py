@@ -6,14 +6,11 @@ runs under `torch.inference_mode()`.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -22,11 +19,10 @@ import torch
 from vae_core import checkpoints, data as vdata, devices, metrics
 from vae_core.metrics.report import eval_points
 from vae_core.models import VAE
-from vae_core.progress import Progress, ProgressFn
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
     from vae_core.projection import Projection
 
-from . import images
+from . import images, jobs
 
 
 @dataclass(frozen=True)
@@ -143,79 +139,35 @@ def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:
     return np.stack([images.upscale(im, scale) for im in imgs]) if scale > 1 else imgs
 
 
-# --- maps: PCA at once, t-SNE/UMAP in a background thread with progress ------------------------
+# --- maps: PCA at once, t-SNE/UMAP on the server's job queue with progress ------------------------
 
-@dataclass
-class Job:
-    """A background map computation; `progress` in [0, 1]; `result` or `error` when done."""
-
-    progress: float = 0.0
-    phase: str = "queued"
-    result: Projection | None = None
-    error: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-class _Jobs:
-    """Shared by all sessions: one worker thread (2 cores here), jobs keyed by their inputs."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map")
-        self.jobs: dict[tuple, Job] = {}
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple, fn: Callable[[Job], Projection]) -> Job:
-        with self.lock:
-            job = self.jobs.get(key)
-            if job is None or (job.error is not None):
-                job = self.jobs[key] = Job()
-                self.pool.submit(self._run, job, fn)
-            return job
-
-    @staticmethod
-    def _run(job: Job, fn: Callable[[Job], Projection]) -> None:
-        try:
-            job.result = fn(job)
-        except Exception as e:  # shown to the user; the job can be retried
-            job.error = str(e) or type(e).__name__
-        finally:
-            job.progress = 1.0
-            job.done.set()
-
-
-@st.cache_resource
-def _jobs() -> _Jobs:
-    return _Jobs()
-
+Job = jobs.Job
 
 MAP_PARAMS = {"pca": {}, "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
 
 
 def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
-    """The map of the encoded means: PCA computed now, t-SNE/UMAP queued in the background."""
+    """The map of the encoded means: PCA computed now, t-SNE/UMAP queued on the job queue (`jobs`)."""
+    if method == "pca":
+        return _pca_job(m, d, dims)
     enc = encoded(m, d)
     labels = dataset(d).y
 
     def fit(job: Job) -> Projection:
         from vae_core.projection import Projection
 
-        def progress(p: Progress) -> None:
-            job.phase, job.progress = p.what, p.fraction
+        return Projection(method, dims, seed=0, progress=lambda p: job.report(p.what, p.fraction),
+                          n_jobs=jobs.workers(), **MAP_PARAMS[method]).fit(enc.mu, labels)
 
-        return Projection(method, dims, seed=0, progress=progress, n_jobs=max(1, (os.cpu_count() or 2) - 1),
-                          **MAP_PARAMS[method]).fit(enc.mu, labels)
-
-    key = (m, d, method, dims)
-    if method == "pca":
-        return _pca_job(m, d, dims)
-    return _jobs().get(key, fit)
+    return jobs.queue().submit(("map", m, d, method, dims), f"the {method.upper()} map", fit)
 
 
 @st.cache_resource(max_entries=32)
 def _pca_job(m: Source, d: Source, dims: int) -> Job:
     from vae_core.projection import Projection
 
-    job = Job(result=Projection("pca", dims).fit(encoded(m, d).mu), progress=1.0, phase="done")
+    job = Job(key=("map", m, d, "pca", dims), what="the PCA map", phase="done", progress=1.0,
+              result=Projection("pca", dims).fit(encoded(m, d).mu))
     job.done.set()
     return job
 
@@ -255,43 +207,9 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
 
 # --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
 
-_report_progress: contextvars.ContextVar[ProgressFn | None] = contextvars.ContextVar("report_progress", default=None)
-
-
-@contextlib.contextmanager
-def report_progress(callback: ProgressFn):
-    """While inside, a `report()` that computes (a cache miss) passes diagnose's progress events
-    (vae_core.progress) to callback; returning True from it cancels the report (DiagnoseCancelled).
-
-    The callback runs in a copy of the caller's context, outside the cached function's, so the
-    progress bar it draws is not recorded for replay on a later cache hit.
-    """
-    outside = contextvars.copy_context()
-    token = _report_progress.set(lambda event: outside.run(callback, event))
-    try:
-        yield
-    finally:
-        _report_progress.reset(token)
-
-
 def split_of(m: Source) -> checkpoints.EvalSplit:
     """(split seed, eval fraction, n, dataset) the model was trained with, so reports use its held-out points."""
     return checkpoints.eval_split(m.src)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def report(m: Source, d: Source, n_points: int | str = 1000, iwae_k: int | str = 100, seed: int = 0,
-           budget_s: float | None = None) -> dict:
-    """`diagnose(model, data).to_dict()` (JSON-ready), keyed by ids; progress via `report_progress`.
-
-    n_points / iwae_k = "auto" are chosen to fit budget_s seconds (diagnose's time budget; its default
-    when None); given values are used as given.
-    """
-    split = split_of(m)
-    return metrics.diagnose(model_for(m, d), dataset(d), n_points=n_points, iwae_k=iwae_k, seed=seed,
-                            split_seed=split.seed, eval_fraction=split.eval_fraction, train_n=split.n,
-                            train_dataset=split.dataset, progress=_report_progress.get(),
-                            budget_s=budget_s).to_dict()
 
 
 @dataclass(frozen=True)
@@ -304,10 +222,9 @@ class BlurImages:
     sharpness_ratio: np.ndarray  # (N,) Laplacian variance recon / original; NaN where the original is flat
 
 
-@st.cache_data(show_spinner="Decoding reconstructions and samples...", max_entries=16)
-def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_samples: int = 64) -> BlurImages:
-    """Images for the Blurriness page, on the same evaluation points as `report(m, d, n_points, ..., seed)`."""
-    mdl, ev = model_for(m, d), eval_points(dataset(d), n_points, *split_of(m))
+def _blur_images(mdl, data: vdata.Dataset, split: checkpoints.EvalSplit, n_points: int, seed: int,
+                 n_samples: int) -> BlurImages:
+    ev = eval_points(data, n_points, *split)
     dev = devices.model_device(mdl)
     with torch.inference_mode():
         step = batch_rows(ev.shape)
@@ -321,6 +238,32 @@ def blur_images(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_sam
         ratio = np.where(lap_x > 0, lap_r / lap_x, np.nan)
     return BlurImages(originals=images.to_uint8(ev.x), reconstructions=images.to_uint8(recon),
                       samples=images.to_uint8(samples), sharpness_ratio=ratio)
+
+
+def blur_job(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_samples: int = 64) -> Job:
+    """Images for the Blurriness page (`BlurImages`), on the job queue: the evaluation points of the
+    report, their reconstructions and prior samples."""
+    mdl, data, split = model_for(m, d), dataset(d), split_of(m)
+    return jobs.queue().submit(("blur", m, d, n_points, seed, n_samples), "the blurriness images",
+                               lambda job: _blur_images(mdl, data, split, n_points, seed, n_samples))
+
+
+def report_job(m: Source, d: Source, iwae_k: int | str = 100, seed: int = 0, budget_s: float | None = None,
+               n_points: int | str = "auto") -> Job:
+    """`diagnose(model, data).to_dict()` on the job queue: computed once for every session asking with
+    the same ids and settings, going on when its page is left, found finished or progressing on return.
+
+    n_points / iwae_k = "auto" are chosen to fit budget_s seconds (counted from when the job starts).
+    The model and data are resolved here, in the page's script, so their errors show on the page.
+    """
+    mdl, data, split = model_for(m, d), dataset(d), split_of(m)
+
+    def work(job: Job) -> dict:
+        return metrics.diagnose(mdl, data, n_points=n_points, iwae_k=iwae_k, seed=seed, split_seed=split.seed,
+                                eval_fraction=split.eval_fraction, train_n=split.n, train_dataset=split.dataset,
+                                progress=lambda p: job.report(p.what, p.fraction), budget_s=budget_s).to_dict()
+
+    return jobs.queue().submit(("report", m, d, n_points, iwae_k, seed, budget_s), "the diagnose report", work)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -1,8 +1,9 @@
 """The Compare page's panels: pick runs, one table of their diagnostics, KL per dimension side by
 side, training curves overlaid, prior samples from the same codes.
 
-Numbers come from `cache.report` (the cached diagnose report, the same one the Diagnose page
-shows), so a run compared here costs nothing more when opened elsewhere, and the other way round.
+Numbers come from `cache.report_job` (diagnose reports on the server's job queue) at Compare's own
+points and k, so Compare's reports are its own: the Diagnose page's report chooses its points to fit
+a time budget, which gives other keys.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import streamlit as st
 
 from vae_core.checkpoints import read_history as _history, run_config as _config  # {} / [] when absent
 from vae_core.metrics import collapse as vocab
-from vae_core.progress import Progress
 
-from . import cache, figures, images, selection, state
+from . import cache, figures, images, selection, state, widgets
 
 MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
 N_SAMPLES = 8  # prior samples per run
@@ -93,18 +93,11 @@ def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
 
 
 def reports_ui(entries: list[Entry], d: cache.Source, n: int, k: int, seed: int) -> list[dict]:
-    """One diagnose report per run (cached); a progress bar while any is computed."""
-    bar = st.empty()
-    out = []
-    for i, e in enumerate(entries):
-        def show(p: Progress, i=i, e=e) -> None:
-            bar.progress((i + p.fraction) / len(entries), text=f"Diagnosing {e.label} ({i + 1}/{len(entries)}): "
-                                                               f"{p.what}")
-
-        with cache.report_progress(show):
-            out.append(cache.report(e.source, d, n, k, seed))
-    bar.empty()
-    return out
+    """One diagnose report per run, from the server's job queue (queued together, shared with any session
+    asking the same); while any computes, a progress bar and the page stops there."""
+    queued = [cache.report_job(e.source, d, k, seed, None, n_points=n) for e in entries]
+    return [widgets.job_result_ui(job, note=f" Run {i + 1} of {len(entries)}: {e.label}.")
+            for i, (e, job) in enumerate(zip(entries, queued))]
 
 
 def _fmt(v: Any) -> Any:

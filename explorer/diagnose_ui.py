@@ -1,6 +1,6 @@
 """The Diagnose page's panels: the report of `vae_core.metrics.diagnose` as pictures and words.
 
-Each `*_ui()` draws one panel from the report dict (`cache.report`, JSON-ready) and returns what
+Each `*_ui()` draws one panel from the report dict (`cache.report_job`, JSON-ready) and returns what
 the page needs next. Plain words first for a newcomer; exact numbers (nats per data point) beside.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from vae_core.metrics import collapse as vocab
-from vae_core.progress import Progress
 
 from . import cache, figures, images, state, widgets
 
@@ -67,23 +66,11 @@ def budget_s() -> float:
     return float(st.session_state.get(state.DIAG_BUDGET, DEFAULT_BUDGET_S))
 
 
-def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
-    """The cached report; a progress bar while it computes; on failure an error and the page stops."""
-    slot, budget = st.empty(), budget_s()
-
-    def progress(p: Progress) -> None:
-        slot.progress(p.fraction, text=f"Diagnosing the model: {PARTS.get(p.what, p.what)} "
-                                       f"({p.fraction:.0%}; IWAE with k = {k}; budget {budget:g} s)")
-
-    try:
-        with cache.report_progress(progress):
-            rep = cache.report(m, d, "auto", k, SEED, budget)  # the points chosen to fit the budget
-    except (ValueError, RuntimeError) as e:
-        slot.empty()
-        st.error(f"The diagnosis failed: {e} Try another model or data in the sidebar.")
-        st.stop()
-    slot.empty()
-    return rep
+def report_ui(m: cache.Source, d: cache.Source, k: int, budget: float) -> dict:
+    """The diagnose report from the server's job queue; while it computes, a progress bar and the page
+    stops there (leave and come back: it goes on, and is shown finished or progressing)."""
+    job = cache.report_job(m, d, k, SEED, budget)  # the points chosen to fit the budget
+    return widgets.job_result_ui(job, note=f" IWAE with k = {k}; budget {budget:g} s.", words=PARTS)
 
 
 def settings_caption(rep: dict) -> str:

@@ -31,3 +31,27 @@ def image_downloads_ui(name: str, *, png=None, gif=None) -> None:
     if gif is not None:
         cols[1].download_button("Download GIF", gif, f"{name}.gif", "image/gif", on_click="ignore",
                                 key=f"dl_{name}_gif")
+
+
+def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None):
+    """A queued job's result (explorer/jobs.py). While it waits or runs: a progress bar that follows it
+    (a fragment polling once a second, rerunning the page when the job ends) and the page stops here,
+    so the script ends at once and a page switch never waits for the work. A failed job: its sentence
+    as an error, and the page stops. `words` names the job's phases for people."""
+    if not job.done.is_set():
+        _job_progress(job, note, words or {})
+        st.stop()
+    if job.error is not None:
+        st.error(f"{job.what[0].upper()}{job.what[1:]} failed: {job.error} Try another model or data in the "
+                 "sidebar, or reload the page to try again.", icon=":material/error:")
+        st.stop()
+    return job.result
+
+
+@st.fragment(run_every=1.0)
+def _job_progress(job, note: str, words: dict[str, str]) -> None:
+    from . import jobs
+
+    if job.done.is_set():
+        st.rerun()  # the whole page, now with the result
+    st.progress(job.progress, text=jobs.status_text(job, words) + note)

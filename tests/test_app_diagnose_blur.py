@@ -13,6 +13,8 @@ import torch
 from streamlit.runtime.media_file_storage import MediaFileStorageError
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
+
+from settle import settle
 from streamlit.testing.v1 import app_test as app_test_module
 
 TIMEOUT = 300  # the first report on the default run takes ~10 s alone, more on a shared machine
@@ -64,7 +66,7 @@ def _ok(at: AppTest) -> AppTest:
 
 @pytest.fixture(scope="module")
 def diagnose() -> tuple[AppTest, dict]:
-    at = _ok(AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT).run())
+    at = _ok(settle(AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT).run()))
     return at, json.loads(_download_bytes(at, "diag_json"))
 
 
@@ -91,18 +93,18 @@ def test_diagnose_opens_on_default_run_and_mnist(diagnose):
 def test_iwae_k_changes_shown_bound(diagnose):
     at, rep = diagnose
     before = _metric(at, "IWAE bound")
-    _ok(at.selectbox(key="diag_iwae_k").set_value(10).run())
+    _ok(settle(at.selectbox(key="diag_iwae_k").set_value(10).run()))
     after = _metric(at, "IWAE bound")
     assert after[0] == "IWAE bound (k = 10)" and after[1] != before[1]
     rep10 = json.loads(_download_bytes(at, "diag_json"))
     assert rep10["iwae_k"] == 10 and after[1] == f"{rep10['iwae']:.2f}"
     assert rep10["elbo"] <= rep10["iwae"] <= rep["iwae"] + 0.5, "k=10 is a looser bound than k=100 (up to noise)"
-    _ok(at.selectbox(key="diag_iwae_k").set_value(100).run())
+    _ok(settle(at.selectbox(key="diag_iwae_k").set_value(100).run()))
 
 
 def test_blur_page_shows_the_reports_numbers(diagnose):
     _, rep = diagnose
-    at = _ok(AppTest.from_file(BLUR, default_timeout=TIMEOUT).run())
+    at = _ok(settle(AppTest.from_file(BLUR, default_timeout=TIMEOUT).run()))
     for part in ("reconstructions", "samples"):
         label, value = _metric(at, f"Laplacian ratio ({part})")
         assert float(value) == pytest.approx(rep["blur"][part]["laplacian_ratio"], abs=5e-4)
@@ -152,7 +154,7 @@ def test_verdict_table_flags_planted_collapse(collapsed_run: Path):
         at.session_state[key] = str(collapsed_run)
     for key in ("data_src", "pick_data"):
         at.session_state[key] = "digits"
-    _ok(at.run())
+    _ok(settle(at.run()))
     assert not at.error, [e.value for e in at.error]
     rep = json.loads(_download_bytes(at, "diag_json"))
     assert rep["dataset"] == "digits" and rep["latent_dim"] == 8

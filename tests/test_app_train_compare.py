@@ -9,6 +9,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from settle import settle
+
 from explorer import state
 from vae_core.checkpoints import load_model, save_run
 from vae_core.config import ModelConfig, TrainConfig
@@ -128,7 +130,7 @@ def test_compare_shows_a_row_per_run_with_its_report(runs_dir):
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
     at.session_state[state.MODEL_SRC] = str(b4)
     at.session_state[state.DATA_SRC] = "digits"
-    _ok(at.run())
+    _ok(settle(at.run()))
     assert set(at.multiselect(key="cmp_runs").value) == {str(b1), str(b4)}
     df = at.dataframe[0].value
     assert list(df["run"]) == ["runs/beta1", "runs/beta4 (active)"], "sorted by beta"
@@ -150,7 +152,7 @@ def test_compare_lists_runs_that_do_not_fit_as_skipped(runs_dir):
     at.session_state[state.DATA_SRC] = "digits"
     at.session_state["pick_model"] = str(b1)  # keep the sidebar picker on a run of this dir
     at.session_state["cmp_runs"] = [str(b1), str(b4), str(ROOT / "runs" / "default")]
-    _ok(at.run())
+    _ok(settle(at.run()))
     warning = " ".join(w.value for w in at.warning)
     assert "Skipped 1" in warning and "1x28x28" in warning
     assert len(at.dataframe[0].value) == 2

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+
+from settle import settle
 from torch import nn
 
 from explorer import figures
@@ -196,7 +198,7 @@ def diagnose_page(planted_ts) -> AppTest:
     for key in ("data_src", "pick_data"):
         at.session_state[key] = "digits"
     at.session_state["diag_iwae_k"] = 10
-    at.run()
+    settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
@@ -248,7 +250,7 @@ def test_compare_table_rows_use_the_same_counts(planted_ts, tmp_path, monkeypatc
     for key in ("data_src", "pick_data"):
         at.session_state[key] = "digits"
     at.session_state["cmp_runs"] = [str(planted_ts)]
-    at.run()
+    settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
     df = at.dataframe[0].value
     assert len(df) == 1

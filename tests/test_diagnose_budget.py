@@ -15,6 +15,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from settle import settle
+
 from vae_core import VAE, ModelConfig
 from vae_core.data import Dataset
 from vae_core.metrics.iwae import _log_weights, _point_bounds, row_limit
@@ -288,13 +290,13 @@ def _settings(at: AppTest) -> tuple[int, int, str]:
 
 
 def test_page_budget_control_changes_the_report():
-    at = AppTest.from_file(DIAGNOSE, default_timeout=300).run()
+    at = settle(AppTest.from_file(DIAGNOSE, default_timeout=300).run())
     assert not at.exception, [e.value for e in at.exception]
     control = at.number_input(key="diag_budget")
     assert control.value == 60
     n60, k60, cap60 = _settings(at)
     assert k60 == 100 and "chosen for the 60 s time budget" in cap60
-    at = control.set_value(1).run()
+    at = settle(control.set_value(1).run())
     assert not at.exception, [e.value for e in at.exception]
     n1, k1, cap1 = _settings(at)
     assert k1 == 100, "the page's k is used as given"
