@@ -24,11 +24,11 @@ def home() -> None:
         "any point drawn from it decodes to something image-like: the model can *generate*.")
     import numpy as np  # after the first paint: the imports below bring torch (seconds on a cold start)
 
-    from explorer import cache, figures, images, selection, sidebar
+    from explorer import cache, figures, images, selection, sidebar, widgets
     from vae_core import export
 
     m, d, mdl, data = sidebar.open_page("Home")
-    enc = cache.encoded(m, d)
+    enc = widgets.job_result_ui(cache.encoded_job(m, d), note=" The picture draws when every image has its code.")
 
     idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
     c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])
@@ -45,7 +45,7 @@ def home() -> None:
     st.markdown(f"- Model: **{selection.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
                 f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
                 f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
-                f"(decoding the mean code)")
+                f"(-log p(x | z = mu), decoding the mean code{'; ' + enc.scale_words() if enc.scale_source else ''})")
 
     if Path(m.src).is_dir():
         st.download_button("Download this run (zip)", on_click="ignore", mime="application/zip",

@@ -6,6 +6,7 @@ runs under `torch.inference_mode()`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -106,28 +107,126 @@ class Encoded:
     mu: np.ndarray  # (N, D)
     logvar: np.ndarray  # (N, D)
     kl: np.ndarray  # (N,) KL(q(z|x) || p(z)) per point, nats
-    recon_err: np.ndarray  # (N,) -log p(x | z = mu) per point, nats
+    recon_err: np.ndarray  # (N,) -log p(x | z = mu) per point, nats (Gaussian: at `scale`)
     kl_per_dim: np.ndarray  # (D,) mean over points
+    scale: float | None = None  # the Gaussian decoder's scale s used for recon_err; None for Bernoulli
+    scale_source: str | None = None  # "declared", "trained" or "calibrated" (as the diagnose report says)
+
+    def scale_words(self) -> str:
+        """Which scale recon_err used, in words ("" for a Bernoulli decoder)."""
+        if self.scale_source is None:
+            return ""
+        if self.scale_source == "calibrated":
+            return (f"Gaussian decoder scored with its calibrated scale s = {self.scale:.4g}: it declares none, so "
+                    "s^2 is the mean squared error, as Diagnose does (Rybkin et al. 2021; here at the mean code)")
+        return f"Gaussian decoder scored with its {self.scale_source} scale s = {self.scale:.4g}, as Diagnose does"
 
 
-@st.cache_data(show_spinner="Encoding the data...", max_entries=16)
-def encoded(m: Source, d: Source) -> Encoded:
-    """Encode every point once, batched, under inference_mode."""
-    mdl, data = model_for(m, d), dataset(d)
+ENCODED_FORMAT = 2  # bump when what `encode_all` stores changes: older files on disk are ignored
+
+
+def encode_all(mdl, data: vdata.Dataset, progress=None) -> Encoded:
+    """Encode every point once, in chunks, under inference_mode; `progress(fraction)` after each chunk.
+
+    recon_err is -log p(x | z = mu) per point. A Gaussian decoder is scored at the scale the diagnose
+    report uses (docs: one scale everywhere): its declared or trained s, or, when it declares none, the
+    calibrated s with s^2 = the mean squared error over every point and pixel (Rybkin et al. 2021).
+    """
+    from vae_core.metrics.gaussian_scale import calibrated_scale, decoder_scale, gaussian_log_px
+
+    scale, source, _ = decoder_scale(mdl)
     mus, lvs, errs = [], [], []
     dev = devices.model_device(mdl)
+    n, step = len(data), batch_rows(data.shape)
     with torch.inference_mode():
-        step = batch_rows(data.shape)
-        for i in range(0, len(data), step):
+        for i in range(0, n, step):
             xb = data.x[i:i + step].to(dev)
             mu, lv = mdl.encode(xb)
             mus.append(mu.cpu())
             lvs.append(lv.cpu())
-            errs.append(mdl.nll(xb, mu).cpu())
-    mu, lv = torch.cat(mus).float(), torch.cat(lvs).float()
-    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), SCIENCE.md closed form
-    return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(),
-                   recon_err=torch.cat(errs).float().numpy(), kl_per_dim=kl_dims.mean(0).numpy())
+            if source is None:  # Bernoulli: the model's own log-likelihood (from logits where it has them)
+                errs.append(mdl.nll(xb, mu).cpu().double())
+            else:  # Gaussian: the summed squared error (B,), scored below at the report's scale
+                errs.append(((xb - mdl.decode(mu)).double() ** 2).flatten(1).sum(1).cpu())
+            if progress is not None:
+                progress(min(1.0, (i + step) / n))
+    mu, lv, err = torch.cat(mus).float(), torch.cat(lvs).float(), torch.cat(errs)
+    if source is not None:
+        n_pixels = int(np.prod(data.shape))
+        if source == "calibrated":
+            scale = calibrated_scale(float(err.sum()), len(err) * n_pixels)
+        err = -gaussian_log_px(err, n_pixels, float(np.log(scale)))
+    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), docs/science.md closed form
+    return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(), recon_err=err.float().numpy(),
+                   kl_per_dim=kl_dims.mean(0).numpy(), scale=scale, scale_source=source)
+
+
+def cache_dir(what: str) -> Path:
+    """Where computed results are kept on disk by content (VAE_EXPLORER_CACHE, default ~/.cache/vae_explorer)."""
+    d = Path(os.environ.get("VAE_EXPLORER_CACHE", Path.home() / ".cache" / "vae_explorer")) / what
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _encoded_path(m: Source, d: Source) -> Path:
+    key = hashlib.sha256(f"{ENCODED_FORMAT}|{m.src}|{m.fp}|{d.src}|{d.fp}".encode()).hexdigest()[:24]
+    return cache_dir("encoded") / f"{key}.npz"
+
+
+def _load_encoded(path: Path) -> Encoded | None:
+    """Our own file (plain arrays, no pickle); None when absent or unreadable (then it is computed again)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            scale = float(z["scale"]) if z["scale"].size else None
+            source = str(z["scale_source"]) or None
+            return Encoded(mu=z["mu"], logvar=z["logvar"], kl=z["kl"], recon_err=z["recon_err"],
+                           kl_per_dim=z["kl_per_dim"], scale=scale, scale_source=source)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_encoded(path: Path, enc: Encoded) -> None:
+    """Written to a temporary file, then renamed: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, mu=enc.mu, logvar=enc.logvar, kl=enc.kl, recon_err=enc.recon_err, kl_per_dim=enc.kl_per_dim,
+                     scale=np.array([] if enc.scale is None else enc.scale, dtype=np.float64),
+                     scale_source=np.array(enc.scale_source or ""))
+        os.replace(tmp, path)
+    except OSError:  # a full or read-only disk only costs the next visit an encoding
+        tmp.unlink(missing_ok=True)
+
+
+def encoded_job(m: Source, d: Source) -> Job:
+    """The encoding of data d by model m: from disk at once when this pair was encoded before (on this
+    server, before a restart too), else on the job queue's encoding lane with progress, then kept on disk."""
+    key = ("encode", m, d)
+    q = jobs.queue("encode")
+    job = q.peek(key)
+    if job is not None and job.error is None:
+        return job
+    path = _encoded_path(m, d)
+    enc = _load_encoded(path) if path.exists() else None
+    if enc is not None:
+        return q.put_done(key, "the encoding of the data", enc)
+    mdl, data = model_for(m, d), dataset(d)
+
+    def work(job: Job) -> Encoded:
+        out = encode_all(mdl, data, progress=lambda f: job.report("encoding", f))
+        _save_encoded(path, out)
+        return out
+
+    return q.submit(key, "the encoding of the data", work)
+
+
+def encoded(m: Source, d: Source) -> Encoded:
+    """`encoded_job`'s result, waiting for it (pages wait through `widgets.job_result_ui` first)."""
+    job = encoded_job(m, d)
+    job.done.wait()
+    if job.error is not None:
+        raise vdata.DataError(job.error)
+    return job.result
 
 
 def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:

@@ -85,6 +85,15 @@ class Queue:
                 self.jobs.move_to_end(key)
             return job
 
+    def put_done(self, key: tuple, what: str, result: Any) -> Job:
+        """A finished job holding `result` (found elsewhere, e.g. on disk), so later requests share it."""
+        job = Job(key=key, what=what, progress=1.0, phase="done", result=result)
+        job.done.set()
+        with self.lock:
+            self.jobs[key] = job
+            self._trim()
+        return job
+
     def peek(self, key: tuple) -> Job | None:
         """The job for `key` if one was submitted (no new work)."""
         with self.lock:
@@ -129,24 +138,36 @@ class Queue:
             job.done.set()
 
 
-_queue: Queue | None = None
-_queue_lock = threading.Lock()
+_queues: dict[str, Queue] = {}
+_queues_lock = threading.Lock()
+LANES = {"heavy": None, "encode": 1}  # lane -> workers (None: `workers()`)
 
 
-def queue() -> Queue:
-    """The server's one queue (a module global: shared by every session of this process)."""
-    global _queue
-    with _queue_lock:
-        if _queue is None:
-            _queue = Queue()
-        return _queue
+def queue(lane: str = "heavy") -> Queue:
+    """The server's queue for a lane (module globals: shared by every session of this process).
+
+    "heavy": maps, diagnose reports, blur images, at most `workers()` at once. "encode": encoding a
+    data set for the pages, one at a time, apart so a first page never waits behind a two-minute map.
+    """
+    with _queues_lock:
+        if lane not in _queues:
+            _queues[lane] = Queue(LANES[lane])
+        return _queues[lane]
+
+
+def lane_of(job: Job) -> Queue:
+    """The queue holding `job`."""
+    with _queues_lock:
+        lanes = list(_queues.values())
+    return next((q for q in lanes if q.peek(job.key) is job), queue())
 
 
 def status_text(job: Job, words: dict[str, str] | None = None) -> str:
     """What a waiting or running job is doing, in words: its place in the queue, or its phase and progress."""
-    place = queue().place(job)
+    q = lane_of(job)
+    place = q.place(job)
     if place:
-        n = queue().n_workers
+        n = q.n_workers
         return (f"Waiting for {job.what}: place {place} in the server's queue (it runs {n} heavy "
                 f"job{'s' if n > 1 else ''} at a time).")
     return f"Computing {job.what}: {(words or {}).get(job.phase, job.phase)} ({job.progress:.0%})."

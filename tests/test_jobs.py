@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import jobs, state
-from settle import settle
+from settle import settle, unsettled
 from vae_core import metrics
 from vae_core.progress import Progress
 
@@ -107,23 +107,24 @@ def test_leaving_diagnose_mid_report_opens_the_next_page_at_once_and_the_report_
         return real(*args, progress=progress, **kwargs)
 
     monkeypatch.setattr(metrics, "diagnose", gated)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state[state.DIAG_BUDGET] = 57.0  # a key no other test's report has
-    at.switch_page("app_pages/3_Diagnose.py").run(timeout=60)  # returns while the report is held
-    assert not at.exception, [e.value for e in at.exception]
-    assert started.wait(60)
-    bars = [p.proto.text for p in at.get("progress")]
-    assert bars and "Computing the diagnose report" in bars[0], bars
-    assert not at.metric, "no figure is drawn before the report exists"
+    with unsettled():  # each run returns while the report is held
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.session_state[state.DIAG_BUDGET] = 57.0  # a key no other test's report has
+        at.switch_page("app_pages/3_Diagnose.py").run(timeout=60)  # returns while the report is held
+        assert not at.exception, [e.value for e in at.exception]
+        assert started.wait(60)
+        bars = [p.proto.text for p in at.get("progress")]
+        assert bars and "Computing the diagnose report" in bars[0], bars
+        assert not at.metric, "no figure is drawn before the report exists"
 
-    at.switch_page("app_pages/2_Train.py").run(timeout=60)  # the report is still at the gate
-    assert not at.exception and not release.is_set()
-    assert at.selectbox(key="pick_model").value == str(ROOT / "runs" / "default")
+        at.switch_page("app_pages/2_Train.py").run(timeout=60)  # the report is still at the gate
+        assert not at.exception and not release.is_set()
+        assert at.selectbox(key="pick_model").value == str(ROOT / "runs" / "default")
 
-    at.switch_page("app_pages/3_Diagnose.py").run(timeout=60)
-    bars = [p.proto.text for p in at.get("progress")]
-    assert bars and "(50%)" in bars[0], f"the report restarted instead of going on: {bars}"
-    assert len(calls) == 1, "coming back must find the same report, not start another"
+        at.switch_page("app_pages/3_Diagnose.py").run(timeout=60)
+        bars = [p.proto.text for p in at.get("progress")]
+        assert bars and "(50%)" in bars[0], f"the report restarted instead of going on: {bars}"
+        assert len(calls) == 1, "coming back must find the same report, not start another"
 
     release.set()
     settle(at)
