@@ -38,6 +38,8 @@ def settle(at, timeout: float = 600.0):
             return at
         for q in pending:
             assert q.wait_idle(max(0.0, deadline - time.monotonic())), "the job queue did not empty in time"
+        if getattr(at, "_page_hash", ""):  # rerun the page the last run finished on (a st.switch_page may have
+            at._page_hash = ""             # moved it), as the browser's progress fragment does
         with unsettled():
             at.run()
     raise AssertionError("the page kept queueing jobs")
