@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from paths import ROOT as REPO  # the repository root (tests/paths.py)
 
-REPO = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ["elbo", "recon_nll", "kl", "kl_per_dim", "active_units", "collapsed_dims", "mutual_info",
                "mutual_info_max", "iwae", "iwae_k", "variance_law", "blur", "mig"]
 TRAIN_OPTIONS = ["--data", "--arch", "--hidden", "--latent-dim", "--likelihood", "--beta", "--kl-schedule",

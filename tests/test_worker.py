@@ -24,8 +24,8 @@ from vae_core import VAE, ModelConfig
 from vae_core.checkpoints import CheckpointError, export_torchscript, load_model, load_torchscript
 from vae_core.sandbox import RemoteModel, allowlist, fs_protection, landlock
 from vae_core.sandbox.child import inner_message
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (1, 8, 8)
 D = 3
 
