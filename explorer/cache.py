@@ -129,7 +129,7 @@ def encoded(m: Source, d: Source) -> Encoded:
             lvs.append(lv.cpu())
             errs.append(mdl.nll(xb, mu).cpu())
     mu, lv = torch.cat(mus).float(), torch.cat(lvs).float()
-    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), SCIENCE.md closed form
+    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), closed form: docs/science.md, ELBO and its terms
     return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(),
                    recon_err=torch.cat(errs).float().numpy(), kl_per_dim=kl_dims.mean(0).numpy())
 

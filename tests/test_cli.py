@@ -1,4 +1,6 @@
-"""The CLI contract (DESIGN.md): `python -m vae_core train|diagnose`, run as a user would, in a subprocess.
+"""The CLI contract: `python -m vae_core train|diagnose`, run as a user would, in a subprocess.
+
+The contract: docs/contracts.md, "Command line" and "Diagnose report keys".
 
 Errors must be one line on stderr, a non-zero exit and no traceback; `diagnose --json` prints
 exactly one JSON object on stdout.

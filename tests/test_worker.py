@@ -1,4 +1,4 @@
-"""Users' TorchScript models run in a child worker (vae_core.sandbox; DESIGN.md "Trust boundary").
+"""Users' TorchScript models run in a child worker (vae_core.sandbox; docs/architecture.md, "Trust boundary").
 
 Every hostile model is written here with torch.jit.script + torch.jit.save into tmp_path (no
 committed blobs). The limits are set low through the environment: 3 s per call, 1024 MB.
@@ -41,7 +41,7 @@ def low_limits(monkeypatch):
 
 
 class _Good(nn.Module):
-    """A well-behaved model of the DESIGN.md contract (Bernoulli, 8x8, D=3)."""
+    """A well-behaved model of the TorchScript contract (docs/contracts.md) (Bernoulli, 8x8, D=3)."""
 
     def __init__(self):
         super().__init__()
