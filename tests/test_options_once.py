@@ -19,7 +19,7 @@ from paths import ROOT  # the repository root (tests/paths.py)
 
 TRAIN = str(ROOT / "app_pages" / "2_Train.py")
 SHAPE = (1, 8, 8)  # the digits' shape: the form takes the model's input shape from its data
-# The CLI's option names as users have typed them (README, scripts): they must not change.
+# The CLI's option names as users have typed them (docs/contracts.md, docs/guide.md, scripts): they must not change.
 CLI_NAMES = {"latent_dim": "--latent-dim", "arch": "--arch", "hidden": "--hidden", "conv_channels": "--conv-channels",
              "likelihood": "--likelihood", "gaussian_scale": "--gaussian-scale", "learn_scale": "--learn-scale",
              "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "beta": "--beta",
