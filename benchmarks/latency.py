@@ -1,4 +1,4 @@
-"""Input-to-image latency in real headless Chromium (REALTIME.md): prints a table, asserts nothing.
+"""Input-to-image latency in real headless Chromium (docs/live-decoding.md): prints a table, asserts nothing.
 
 Run from the repo root: `python -m benchmarks.latency [--steps 30] [--script tests/browser/pad_app.py]`
 for the pad demo, or `python -m benchmarks.latency --app` (same as `--script streamlit_app.py`) for the

@@ -1,17 +1,57 @@
-"""Shared test set-up: every AppTest run waits for the server's job queue (explorer/jobs.py).
+"""Shared by every test module: the repository root, how a missing tool is reported, and AppTest runs
+that wait for the server's job queue.
 
-A page that needs a queued job's result (an encoding, a report, a map) draws its progress and stops;
-in a browser its progress fragment reruns the page when the job ends, but AppTest does not run
-fragments on a timer. So `AppTest._run` is wrapped: after each run, while a job is pending, wait
-for the queue and run the page again (`settle.settle`). A test that must see the page while a job
-is pending (tests/test_jobs.py) runs inside `settle.unsettled()`.
+`ROOT` lives in `tests/paths.py` (test modules need it at import time: `from paths import ROOT`);
+the `repo_root` fixture gives the same path to a test that prefers a fixture. `require_tool` is the
+one rule for an external program a test needs (node, chromium): on a laptop without it the test
+skips; under CI (`CI=true`) it fails, so a CI image that lost the tool cannot pass by skipping.
+The browser fixtures apply the same rule to chromium (tests/browser/conftest.py).
+
+Job queue (explorer/jobs.py): a page that needs a queued job's result (an encoding, a report, a
+map) draws its progress and stops; in a browser its progress fragment reruns the page when the job
+ends, but AppTest does not run fragments on a timer. So `AppTest._run` is wrapped: after each run,
+while a job is pending, wait for the queue and run the page again (`settle.settle`). A test that
+must see the page while a job is pending (tests/test_jobs.py) runs inside `settle.unsettled()`.
 """
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import app_test
 
 import settle
+from paths import ROOT
+
+
+def in_ci() -> bool:
+    """True when the CI environment variable says so (`CI=true`, as CI services set it)."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str, why: str = "") -> str:
+    """The path of the program `name`; skip without it, or fail under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} not found on PATH" + (f" ({why})" if why else "")
+        if in_ci():
+            pytest.fail(msg + "; CI=true, so this fails instead of skipping")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (the same as `paths.ROOT`)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The path of `node` for the JS tests: skips without it, fails under CI=true."""
+    return require_tool("node", "the JS tests run the assets under Node.js; apt-get install nodejs")
 
 
 @pytest.fixture(autouse=True, scope="session")

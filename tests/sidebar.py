@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 
 

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from settle import settle
 from streamlit.testing.v1 import app_test as app_test_module
+from paths import ROOT  # the repository root (tests/paths.py)
 
 TIMEOUT = 300  # the first report on the default run takes ~10 s alone, more on a shared machine
-ROOT = Path(__file__).resolve().parent.parent
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
 BLUR = str(ROOT / "app_pages" / "4_Blurriness.py")
 CONTRACT_KEYS = {"elbo", "recon_nll", "kl", "kl_per_dim", "active_units", "collapsed_dims", "mutual_info",

@@ -8,11 +8,10 @@ import warnings
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from paths import ROOT  # the repository root (tests/paths.py)
 
-from pathlib import Path
 
 TIMEOUT = 120
-ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 HOME = str(ROOT / "streamlit_app.py")
 

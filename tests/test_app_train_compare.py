@@ -18,8 +18,8 @@ from vae_core.data import load_dataset
 from vae_core.metrics import diagnose
 from vae_core.models import VAE
 from vae_core.train import fit
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 TRAIN = str(ROOT / "app_pages" / "2_Train.py")
 COMPARE = str(ROOT / "app_pages" / "5_Compare.py")

@@ -15,8 +15,8 @@ from vae_core.checkpoints import export_torchscript, load_run
 from vae_core.export import run_zip
 
 from sidebar import npy_bytes as _npy, open_app as _app, text, upload as _upload
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = ROOT / "runs" / "default"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ from explorer.latent_tools_ui import strength_decoder
 from vae_core.checkpoints import load_run
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
 

@@ -27,8 +27,8 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
 from sidebar import open_app, upload as _upload
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = ROOT / "runs" / "default"
 

@@ -21,8 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from paths import ROOT as REPO  # the repository root (tests/paths.py)
 
-REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "streamlit_app.py"
 TCP_LISTEN = "0A"  # the `st` column of /proc/net/tcp for a listening socket
 

@@ -1,4 +1,6 @@
-"""The CLI contract (DESIGN.md): `python -m vae_core train|diagnose`, run as a user would, in a subprocess.
+"""The CLI contract: `python -m vae_core train|diagnose`, run as a user would, in a subprocess.
+
+The contract: docs/contracts.md, "Command line" and "Diagnose report keys".
 
 Errors must be one line on stderr, a non-zero exit and no traceback; `diagnose --json` prints
 exactly one JSON object on stdout.
@@ -16,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from paths import ROOT as REPO  # the repository root (tests/paths.py)
 
-REPO = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ["elbo", "recon_nll", "kl", "kl_per_dim", "active_units", "collapsed_dims", "mutual_info",
                "mutual_info_max", "iwae", "iwae_k", "variance_law", "blur", "mig"]
 TRAIN_OPTIONS = ["--data", "--arch", "--hidden", "--latent-dim", "--likelihood", "--beta", "--kl-schedule",

@@ -25,8 +25,8 @@ from torch import nn
 from explorer import figures
 from vae_core.metrics import collapse as vocab
 from vae_core.metrics.collapse import _collapse_stats
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
 COMPARE = str(ROOT / "app_pages" / "5_Compare.py")
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")

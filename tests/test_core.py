@@ -28,7 +28,8 @@ from vae_core.data import Dataset
 from vae_core.train import fit
 
 B, D, SHAPE = 4, 2, (1, 8, 8)
-DESIGN_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
+# history.csv columns that come first, in order (docs/contracts.md, "Run directory")
+CONTRACT_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -245,8 +246,8 @@ def test_loss_falls_on_tiny_set(digits64):
 def test_history_rows_have_design_columns(digits64):
     _, h = _fit(digits64, epochs=2)
     for r in h.rows:
-        assert set(DESIGN_COLUMNS) <= set(r)
-        assert all(math.isfinite(r[c]) for c in DESIGN_COLUMNS)
+        assert set(CONTRACT_COLUMNS) <= set(r)
+        assert all(math.isfinite(r[c]) for c in CONTRACT_COLUMNS)
     assert [r["epoch"] for r in h.rows] == [1, 2]
     assert h.rows[-1]["beta"] == 1.0
 
@@ -367,7 +368,7 @@ def test_config_json_and_history_csv_contents(tmp_path):
         assert "T" in cfg[key]  # ISO timestamps
     with open(p / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[:len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+    assert list(rows[0])[:len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
     assert float(rows[0]["eval_elbo"]) == -5.5 and float(rows[0]["kl_dim_1"]) == 0.4
 
 
@@ -435,7 +436,7 @@ def test_export_torchscript_round_trip(tmp_path, arch, extra):
 
 
 class _HandWritten(nn.Module):
-    """A user's own model following the DESIGN.md TorchScript contract."""
+    """A user's own model following the TorchScript contract (docs/contracts.md)."""
 
     def __init__(self):
         super().__init__()

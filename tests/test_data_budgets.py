@@ -1,7 +1,7 @@
 """Hostile data files: every size is checked before memory is allocated, every error is one sentence.
 
 Each hostile file is made here, in the test (no committed blobs); budgets are lowered through their
-VAE_EXPLORER_* variables where that keeps a test small. See DESIGN.md, "Trust boundary".
+VAE_EXPLORER_* variables where that keeps a test small. See docs/architecture.md, "Trust boundary".
 """
 from __future__ import annotations
 

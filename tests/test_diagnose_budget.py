@@ -23,8 +23,8 @@ from vae_core.metrics.iwae import _log_weights, _point_bounds, row_limit
 from vae_core.metrics.budget import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs,
                                      choose_settings)
 from vae_core.metrics.report import diagnose
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
 TRAVERSAL_VALUES = 9  # collapse.TRAVERSAL: decoded images per latent dim for the sensitivity
 

@@ -25,8 +25,8 @@ import torch.multiprocessing as mp
 from vae_core import ModelConfig, TrainConfig, VAE
 from vae_core.data import Dataset
 from vae_core.train import fit
+from paths import ROOT as REPO  # the repository root (tests/paths.py)
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--data", "digits", "--latent-dim", "4", "--hidden", "64", "--batch-size", "64", "--epochs", "6",
          "--seed", "3", "--quiet"]
 

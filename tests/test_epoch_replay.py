@@ -22,8 +22,8 @@ from vae_core.epoch_codes import FILE_NAME, CodeRecorder, load_epoch_codes
 from vae_core.export import run_zip
 from vae_core.metrics.heldout import eval_points
 from vae_core.models import VAE
+from paths import ROOT as REPO  # the repository root (tests/paths.py)
 
-REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
 
 

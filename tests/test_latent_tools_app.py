@@ -2,7 +2,6 @@
 against numpy recomputations from the shipped run's own encoder (not the app's caches)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core.checkpoints import load_run
 from vae_core.data import load_dataset
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from explorer import figures
 from explorer.components.latent_map import map_data, plotly_js
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
 

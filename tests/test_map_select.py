@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 from explorer import figures
 from explorer.components.latent_map import MapLayer, decode_rows, encode_rows, map_data
 from vae_core.map_plane import density_grid, thumbnail_layout, thumbnail_sheet
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
 

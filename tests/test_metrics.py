@@ -23,7 +23,7 @@ from vae_core.metrics.iwae import _bounds_core, _log_px_given_z
 from vae_core.metrics.mig import _mig_core
 from vae_core.metrics.mutual_info import _mutual_info_core
 
-# the DESIGN.md bring-your-own-model contract is TorchScript, deprecated or not
+# the bring-your-own-model contract (docs/contracts.md) is TorchScript, deprecated or not
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 CONTRACT_KEYS = {"elbo", "recon_nll", "kl", "kl_per_dim", "active_units", "collapsed_dims", "mutual_info",

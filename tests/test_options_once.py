@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import Field, fields
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,11 +15,11 @@ from streamlit.testing.v1 import AppTest
 from explorer import state, train_ui, training
 from vae_core import cli
 from vae_core.config import ModelConfig, TrainConfig
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 TRAIN = str(ROOT / "app_pages" / "2_Train.py")
 SHAPE = (1, 8, 8)  # the digits' shape: the form takes the model's input shape from its data
-# The CLI's option names as users have typed them (README, scripts): they must not change.
+# The CLI's option names as users have typed them (docs/contracts.md, docs/guide.md, scripts): they must not change.
 CLI_NAMES = {"latent_dim": "--latent-dim", "arch": "--arch", "hidden": "--hidden", "conv_channels": "--conv-channels",
              "likelihood": "--likelihood", "gaussian_scale": "--gaussian-scale", "learn_scale": "--learn-scale",
              "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "beta": "--beta",

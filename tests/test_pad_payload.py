@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -89,8 +88,7 @@ def test_bad_colours_are_refused_in_one_sentence():
         _scatter_fields(pts, [1, 2], None, {})
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
-def test_the_pads_js_decodes_the_payload_to_the_same_arrays(tmp_path):
+def test_the_pads_js_decodes_the_payload_to_the_same_arrays(tmp_path, node):
     """pad.js's own scatterArrays (with decoder.js's b64ToFloat32), run by Node on a 30,000-point payload."""
     from explorer.components.base import asset_js
 
@@ -103,7 +101,7 @@ import { readFileSync } from "node:fs";
 const r = scatterArrays(JSON.parse(readFileSync(0, "utf8")));
 console.log(JSON.stringify({xy: Array.from(r.xy), codes: Array.from(r.codes), n: r.n, total: r.total}));
 """, encoding="utf-8")
-    run = subprocess.run(["node", str(module)], input=json.dumps(f), capture_output=True, text=True, timeout=60)
+    run = subprocess.run([node, str(module)], input=json.dumps(f), capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     idx = _indices_of(f, pts)

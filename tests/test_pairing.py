@@ -17,8 +17,8 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
 from sidebar import npy_bytes as _npy, open_app as _app, text as _text, upload
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = str(ROOT / "runs" / "default")
 PAGES = ["app_pages/1_Explore.py", "app_pages/3_Diagnose.py", "app_pages/2_Train.py", "app_pages/4_Blurriness.py",

@@ -12,8 +12,7 @@ import torch
 
 from vae_core import ModelConfig, TrainConfig, VAE
 from vae_core.checkpoints import fingerprint, list_runs, load_run, save_run
-
-ROOT = Path(__file__).resolve().parent.parent
+from paths import ROOT  # the repository root (tests/paths.py)
 
 
 def test_sigkill_during_training_leaves_earlier_runs_intact(tmp_path: Path):

@@ -21,8 +21,8 @@ from vae_core import checkpoints as ck
 from vae_core.checkpoints import list_runs, load_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 
 STEPS_FRESH = ["tmpdir", "config", "weights", "history", "fsync", "done"]
 STEPS_SWAP = ["tmpdir", "config", "weights", "history", "fsync", "swapped", "done"]

@@ -7,14 +7,15 @@ import asyncio
 import importlib.util
 import logging
 import threading
-from pathlib import Path
 
 import streamlit as st
 from streamlit.web.server.app_discovery import discover_asgi_app
 
 from explorer import cache, startup, state
+from paths import ROOT  # the repository root (tests/paths.py)
 
-APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+
+APP = ROOT / "streamlit_app.py"
 
 
 def test_streamlit_run_finds_the_app_and_importing_it_draws_nothing(monkeypatch):

@@ -8,9 +8,8 @@ scans the app's source (AST), so a new raw key fails here.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.joinpath("explorer").rglob("*.py"), *ROOT.joinpath("app_pages").glob("*.py"),
                   ROOT / "streamlit_app.py"])
 ACCESS = {"get", "setdefault", "pop", "__contains__"}

@@ -1,4 +1,4 @@
-"""Users' TorchScript models run in a child worker (vae_core.sandbox; DESIGN.md "Trust boundary").
+"""Users' TorchScript models run in a child worker (vae_core.sandbox; docs/architecture.md, "Trust boundary").
 
 Every hostile model is written here with torch.jit.script + torch.jit.save into tmp_path (no
 committed blobs). The limits are set low through the environment: 3 s per call, 1024 MB.
@@ -24,8 +24,8 @@ from vae_core import VAE, ModelConfig
 from vae_core.checkpoints import CheckpointError, export_torchscript, load_model, load_torchscript
 from vae_core.sandbox import RemoteModel, allowlist, fs_protection, landlock
 from vae_core.sandbox.child import inner_message
+from paths import ROOT  # the repository root (tests/paths.py)
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (1, 8, 8)
 D = 3
 
@@ -41,7 +41,7 @@ def low_limits(monkeypatch):
 
 
 class _Good(nn.Module):
-    """A well-behaved model of the DESIGN.md contract (Bernoulli, 8x8, D=3)."""
+    """A well-behaved model of the TorchScript contract (docs/contracts.md) (Bernoulli, 8x8, D=3)."""
 
     def __init__(self):
         super().__init__()

@@ -1,7 +1,7 @@
 """Writing run directories: `save_run` (training's output) and `extract_run_zip` (an uploaded run),
 both atomic; `run_lock`, `check_out` and `remove_stale_lock` around them.
 
-A run directory (DESIGN.md contract) holds `config.json`, `model.safetensors` and `history.csv`.
+A run directory (docs/contracts.md, "Run directory") holds `config.json`, `model.safetensors` and `history.csv`.
 It is written into a temporary hidden sibling directory and renamed (or swapped) into place, so a
 crash never leaves a half-written run. This module is also the one import point for the whole run
 and model-file API: what `run_load` (reading runs) and `model_files` (TorchScript, pickle
@@ -176,7 +176,7 @@ def check_out(out: str | Path, overwrite: bool = False) -> Path:
 
 def _config_json(model: VAE, train_cfg: TrainConfig, dataset: str, started: str | None,
                  extra: dict[str, Any] | None) -> str:
-    """The text of a run's config.json (the DESIGN.md contract's fields, then `extra`)."""
+    """The text of a run's config.json (the fields of docs/contracts.md, then `extra`)."""
     config = {
         "format_version": FORMAT_VERSION,
         "model": model.cfg.to_dict(),

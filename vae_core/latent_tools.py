@@ -110,7 +110,7 @@ def _check_mask(mask: Any, n: int, name: str = "mask") -> np.ndarray:
 def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Mean over the rows of KL(q(z|x) || N(0, I)) per dimension, in float64: (M, D) -> (D,) nats.
 
-    Closed form per point and dimension (SCIENCE.md, `vae_core.losses.kl_per_dim`):
+    Closed form per point and dimension (docs/science.md, "ELBO and its terms"; `vae_core.losses.kl_per_dim`):
     KL_j(x) = 0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1); summed over j it is the point's KL.
     """
     t = kl_per_dim(torch.as_tensor(np.asarray(mu, dtype=np.float64)),

@@ -1,6 +1,6 @@
 """Every size and time budget in one place, each raised by one environment variable.
 
-Sizes are checked before memory is allocated for them (DESIGN.md, "Trust boundary"): a stranger's
+Sizes are checked before memory is allocated for them (docs/architecture.md, "Trust boundary"): a stranger's
 file or form input must never take the server past its budget. Every refusal names the option,
 the limit and the variable that raises it. The values are read when asked for, so a test or a
 deployment changes them through the environment alone.

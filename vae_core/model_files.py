@@ -52,9 +52,11 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "RemoteModel":
-    """A user's TorchScript model (DESIGN.md contract) behind the VAE interface, run in a child worker.
+    """A user's TorchScript model behind the VAE interface, run in a child worker.
 
-    The file is loaded by `torch.jit.load` in the worker only (DESIGN.md, "Trust boundary"), after
+    The contract: docs/contracts.md, "Bring your own model".
+
+    The file is loaded by `torch.jit.load` in the worker only (docs/architecture.md, "Trust boundary"), after
     its filesystem is closed; every method is checked against the operation allow-list before
     any runs. With `input_shape` the model is also probed on zeros of that shape.
     """
@@ -72,7 +74,7 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
 
 
 class _ScriptableVAE(torch.nn.Module):
-    """The parts of a VAE that TorchScript needs, with the DESIGN.md contract's methods."""
+    """The parts of a VAE that TorchScript needs, with the contract's methods (docs/contracts.md)."""
 
     # attributes likelihood (str) and scale (float) are inferred by TorchScript from their values
 

@@ -166,7 +166,9 @@ class TorchScriptInterface(nn.Module):
 
 
 class ScriptedVAE(TorchScriptInterface):
-    """A TorchScript module (DESIGN.md contract) behind the same interface as `VAE`, in this process.
+    """A TorchScript module behind the same interface as `VAE`, in this process.
+
+    The contract: docs/contracts.md, "Bring your own model".
 
     For modules scripted in this process (tests, notebooks): the app and the CLI load a user's
     file through `checkpoints.load_torchscript`, which runs it in a child worker

@@ -1,6 +1,6 @@
 """Reading run directories: `load_run`, `load_model`, `list_runs`, and what a run's config.json says.
 
-A run directory (DESIGN.md contract) holds `config.json` (format version, model and training
+A run directory (docs/contracts.md, "Run directory") holds `config.json` (format version, model and training
 config, dataset id, seed, timestamps), `model.safetensors` (weights) and `history.csv` (one row
 per epoch); `checkpoints.save_run` writes it. config.json is parsed by `read_config` alone
 (`run_config` where a missing or broken one may read as {}). Weights load through safetensors,

@@ -1,4 +1,7 @@
-"""Export an MLP decoder's weights so the latent pad can decode in the browser (REALTIME.md, point 3)."""
+"""Export an MLP decoder's weights so the latent pad can decode in the browser.
+
+See docs/live-decoding.md, "The design", point 3.
+"""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
-"""The latent pad: a components-v2 drag pad over a 2-D latent plane (REALTIME.md, points 2-3).
+"""The latent pad: a components-v2 drag pad over a 2-D latent plane (docs/live-decoding.md,
+"The design", points 2-3).
 
 Thin Python: it registers the JS/CSS in `assets/` once, keeps the per-update `data` small
 (the scatter and the decoder weights are sent only while the browser lacks them), and returns
@@ -139,7 +140,7 @@ def latent_pad(
     view_size: int = 160,
     max_drawn: int = MAX_DRAWN,
 ) -> dict:
-    """Draw the pad and return its state {x, y, seq, down} (see module and REALTIME.md).
+    """Draw the pad and return its state {x, y, seq, down} (see module and docs/live-decoding.md).
 
     points (M, 2) and colors (M,: CSS colours or integer labels) draw a faint background map, at
     most `max_drawn` of its points (each label in its share; `drawn_sample`), sent once per map as

@@ -1,5 +1,5 @@
 """The latent slider panel: a components-v2 component with one range input per latent dimension
-and the decoded image (REALTIME.md, points 2-3).
+and the decoded image (docs/live-decoding.md, "The design", points 2-3).
 
 Thin Python, like `pad.py`: the JS/CSS in `assets/` are registered once (`base.register`); the
 labels and an MLP decoder's weights travel only while the browser lacks them (it reports what it

@@ -1,11 +1,11 @@
 """The components' JS files (`explorer/components/assets/`): each top-level function, class or
 constant is defined in one file only, so a copy of shared code (decoder, sender, scaffold) cannot
 creep back into a component's file; and each component's assembled module parses (Node, when it
-is installed), which also rejects a name declared twice in one module."""
+is installed: the `node` fixture of tests/conftest.py skips without it, and fails under CI=true),
+which also rejects a name declared twice in one module."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 
@@ -46,12 +46,11 @@ def test_no_js_definition_in_two_files():
     assert not repeated, f"defined in more than one asset file (or twice in one): {repeated}"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 @pytest.mark.parametrize("name", ["pad.js", "sliders.js"])
-def test_assembled_module_parses(name, tmp_path):
+def test_assembled_module_parses(name, tmp_path, node):
     from explorer.components.base import asset_js
 
     path = tmp_path / f"assembled-{name.replace('.js', '.mjs')}"
     path.write_text(asset_js(name), encoding="utf-8")
-    run = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True, timeout=30)
+    run = subprocess.run([node, "--check", str(path)], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr

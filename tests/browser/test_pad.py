@@ -1,4 +1,7 @@
-"""The latent pad and a slider in real headless Chromium (REALTIME.md, "How to test it")."""
+"""The latent pad and a slider in real headless Chromium.
+
+How: docs/live-decoding.md, "Testing it in a real browser".
+"""
 from __future__ import annotations
 
 import re

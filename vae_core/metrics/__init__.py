@@ -1,7 +1,7 @@
 """Diagnostics of a VAE: one module per concern (disentanglement_lib layout).
 
 Each public function takes (model, data); a private core takes plain arrays. `diagnose` runs them
-all on one encoding of the evaluation split and returns a `Report` (DESIGN.md report keys).
+all on one encoding of the evaluation split and returns a `Report` (docs/contracts.md, "Diagnose report keys").
 """
 from .aggregate import AggregateStats, aggregate_posterior
 from .blur import (BlurStats, blurriness, laplacian_sharpness, laplacian_variance, pixel_variance,

@@ -3,7 +3,7 @@
 With n_points and/or iwae_k = AUTO, `pilot` measures the model's costs on PILOT_POINTS points
 (encode, decode, an IWAE step, the blur statistics, the mutual information's pairwise terms) and
 `choose_settings` picks the points and k whose `predict`ed time fits the budget: k lowered first,
-then the points, floors MIN_POINTS and MIN_K (SCIENCE.md, "Precision of Monte Carlo figures").
+then the points, floors MIN_POINTS and MIN_K (docs/science.md, "Precision of Monte Carlo figures").
 `predict` also weighs the report's parts for its progress events.
 """
 from __future__ import annotations
@@ -110,7 +110,7 @@ def choose_settings(costs: Costs, available_s: float, *, n_max: int, k_max: int,
 
     n_max / k_max are the targets (the given values when fixed). In order: the targets if they fit;
     else k lowered (down to k_floor) keeping every point, since more points usually buy more
-    precision than larger k (SCIENCE.md: the standard error falls as 1/sqrt(N), while k mostly
+    precision than larger k (docs/science.md: the standard error falls as 1/sqrt(N), while k mostly
     tightens the bound); else k at its floor and the points lowered (down to n_floor); else the
     floors, over the budget (`over_budget`). A fixed value is never changed.
     """

@@ -1,4 +1,5 @@
-"""Posterior collapse, seen three ways, plus the decoder's own view (SCIENCE.md).
+"""Posterior collapse, seen three ways, plus the decoder's own view (docs/science.md,
+"Posterior collapse").
 
 Rules, per latent dimension j, over the N evaluation points:
 - KL_j = mean_x 0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1) (closed form; the dims sum to the KL).

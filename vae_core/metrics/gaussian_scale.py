@@ -1,6 +1,7 @@
 """The scale s of a Gaussian decoder p(x|z) = N(f(z), s^2 I), and log p(x|z) at any s.
 
-Gaussian decoders (SCIENCE.md): log p(x|z) = -0.5 * (SSE / s^2 + P log(2 pi s^2)) with SSE the
+Gaussian decoders (docs/science.md, "ELBO and its terms"):
+log p(x|z) = -0.5 * (SSE / s^2 + P log(2 pi s^2)) with SSE the
 squared error summed over the P pixels, so every figure is computed from SSE and can be rescored
 at another scale without decoding again. The scale a model is scored with:
 - "declared": the model states s (a run's fixed `gaussian_scale`, a TorchScript `scale`);

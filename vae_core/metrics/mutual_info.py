@@ -11,7 +11,8 @@ the batch estimates are averaged. Because the first term is analytic and the sec
 draw can overshoot log B by noise of order sqrt(D / 2B); the reported value is clipped to log B
 (the unclipped mean is kept as `unclipped`).
 
-Numerics (SCIENCE.md): log N(z_i; mu_k, sigma_k^2) = -0.5 sum_j ((z_ij - mu_kj)^2 / sigma_kj^2 +
+Numerics (docs/science.md, "Mutual information"):
+log N(z_i; mu_k, sigma_k^2) = -0.5 sum_j ((z_ij - mu_kj)^2 / sigma_kj^2 +
 log sigma_kj^2 + log 2 pi) is computed directly, in float64, over chunks of k so memory stays
 bounded (at most CHUNK_ELEMENTS float64 per temporary). The expanded form (z^2 - 2 z mu + mu^2) /
 sigma^2 cancels catastrophically when sigma is tiny (trained conv encoders reach logvar -50 and

@@ -1,4 +1,4 @@
-"""`diagnose(model, data)`: every diagnostic in one report (DESIGN.md "Diagnose report keys").
+"""`diagnose(model, data)`: every diagnostic in one report (docs/contracts.md, "Diagnose report keys").
 
 Units: nats per data point; every number is a mean over the evaluation points (the run's own eval
 split, rebuilt as training made it: `heldout.eval_points`, or a seeded subset of `n_points` of it).
@@ -6,9 +6,9 @@ Reductions: sums over pixels and latent dims, the mean over points taken once. E
 figure carries `<key>_se`, sd(per-point values, ddof=1) / sqrt(N); a Gaussian decoder's figures
 say which scale they used (`gaussian_scale`, `gaussian_scale_source`; see iwae.py). The data is
 encoded once; mu, logvar and one posterior sample per point are shared by the parts. Definitions:
-shared/SCIENCE.md and the docstring of each module in this package.
+docs/science.md and the docstring of each module in this package.
 
-Time and memory (SCIENCE.md, "Precision of Monte Carlo figures"): with n_points and/or iwae_k = AUTO,
+Time and memory (docs/science.md, "Precision of Monte Carlo figures"): with n_points and/or iwae_k = AUTO,
 a short pilot times the model (`budget.run_pilot`) and `budget.choose_settings` picks the points and
 k that fit the time budget (k lowered first, then the points, floors MIN_POINTS and MIN_K); the report
 says what it used, who chose it (`chosen_by`) and why, with the measured `seconds`. Every model call

@@ -1,4 +1,4 @@
-"""The diagnose report: the `Report` dataclass, its JSON dict (DESIGN.md "Diagnose report keys" and
+"""The diagnose report: the `Report` dataclass, its JSON dict (docs/contracts.md, "Diagnose report keys", and
 detail beside them), its text table for the CLI and its plain-language summary.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _n(count: int, noun: str) -> str:
 class Report:
     """The diagnose report: contract values as attributes, detail objects beside them."""
 
-    # contract values (DESIGN.md), nats per data point, means over the evaluation points
+    # contract values (docs/contracts.md), nats per data point, means over the evaluation points
     elbo: float
     recon_nll: float
     kl: float

@@ -1,4 +1,4 @@
-"""Users' TorchScript models run in a child worker process (DESIGN.md, "Trust boundary").
+"""Users' TorchScript models run in a child worker process (docs/architecture.md, "Trust boundary").
 
 - `proxy.RemoteModel`: the model interface in the server; the worker behind it has a memory and
   a time limit per call, and tensors cross through shared memory, never pickle.

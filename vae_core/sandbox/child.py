@@ -1,7 +1,7 @@
 """The worker process: loads one user's TorchScript model and runs its encode/decode on request.
 
 Started by `proxy._Worker` as `python -m vae_core.sandbox.child CMD_FD REPLY_FD IO_FD SCRATCH`.
-Code this project did not write runs here only (DESIGN.md, "Trust boundary"). Order of events:
+Code this project did not write runs here only (docs/architecture.md, "Trust boundary"). Order of events:
 limits (memory, file size) -> read the model file -> close the filesystem (Landlock, before any
 other thread exists so every later thread inherits it) -> torch.jit.load -> operation
 allow-list and weight checks -> serve requests until the command pipe closes.
@@ -144,7 +144,7 @@ def _check_loaded(module, name: str) -> dict:
     if lik not in ("bernoulli", "gaussian"):
         raise ValueError(f"{name}: TorchScript attribute likelihood must be 'bernoulli' or 'gaussian', "
                          f"got {str(lik)[:40]!r}")
-    declared = hasattr(module, "scale")  # none declared: diagnostics calibrate it (SCIENCE.md, Rybkin et al.)
+    declared = hasattr(module, "scale")  # none declared: diagnostics calibrate it (docs/science.md, Rybkin et al.)
     scale = getattr(module, "scale", 1.0)
     if isinstance(scale, torch.Tensor) and scale.numel() == 1:
         scale = scale.item()

@@ -218,7 +218,9 @@ class _Worker:
 
 
 class RemoteModel(TorchScriptInterface):
-    """A user's TorchScript model (DESIGN.md contract) in a child worker, with the `VAE` interface.
+    """A user's TorchScript model in a child worker, with the `VAE` interface.
+
+    The contract: docs/contracts.md, "Bring your own model".
 
     `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
     `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and

@@ -1,6 +1,7 @@
 // The in-browser decoder, shared by the pad and the slider panel: an MLP decoder's weights arrive
 // once as base64 little-endian float32 (`browser_decoder.mlp_decoder_payload`); a plain loop in
-// float64 reproduces torch's output within 1/255 per pixel (REALTIME.md, point 3), and the image
+// float64 reproduces torch's output within 1/255 per pixel (docs/live-decoding.md,
+// "The design", point 3), and the image
 // is painted on a canvas.
 
 function b64ToFloat32(b64) {

@@ -1,7 +1,7 @@
 // The latent pad: a 2-D plane whose marker follows the pointer at once, and the decoded image.
 //
 // Streamlit calls the default export on mount and again on every change of `data`, so the DOM,
-// listeners and decoded weights are built once and kept on `parentElement` (REALTIME.md).
+// listeners and decoded weights are built once and kept on `parentElement` (docs/live-decoding.md).
 //
 // Two ways to get an image while dragging:
 //   Python path  - each position is numbered and sent with setStateValue("pos"); at most

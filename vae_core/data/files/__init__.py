@@ -10,7 +10,7 @@ one DataError naming the file. The loaders, one module each:
   NaN/Inf and value range and brings the array to float32 (N, C, H, W) in [0, 1] (the upload UI
   reuses it).
 
-Files come from strangers (DESIGN.md, "Trust boundary"), so every size is checked before memory
+Files come from strangers (docs/architecture.md, "Trust boundary"), so every size is checked before memory
 is allocated for it, against the budgets of `vae_core.limits`: the file on disk and a zip's
 declared uncompressed size (max_file_mb), an array's shape from its header as float32
 (max_data_mb), each image's width x height from its header before it is decoded
