@@ -12,7 +12,7 @@ from vae_core import checkpoints, data as vdata
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
-from . import cache, selection, state
+from . import cache, selection, startup, state
 
 MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
@@ -156,6 +156,10 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     Returns (model source, data source, model, dataset); the last two are None without need_model.
     """
     st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
+    why = startup.settings_error()
+    if why:  # the server refuses to start on it; a page run in a process whose settings went bad says so too
+        st.error(f"This server is misconfigured: {why}, then restart the server.", icon=":material/error:")
+        st.stop()
     state.init()
     m, d = sidebar_picker()
     if need_model or (need_data and d is None):
