@@ -18,7 +18,8 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except Exception as e:
             logging.getLogger("explorer").exception("fragment failed")
-            st.error(f"This panel could not be drawn: {sentence(e)}", icon=":material/error:")
+            from .messages import for_user  # here: messages imports cache, which the panels import too
+            st.error(f"This panel could not be drawn: {for_user(sentence(e))}", icon=":material/error:")
     return wrapper
 
 

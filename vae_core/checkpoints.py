@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 from . import limits
 from .config import TrainConfig
 from .disk_modes import follow_umask
+from .errors import sentence
 from .limits import LimitError
 from .model_files import PICKLE_HELP, CheckpointError, export_torchscript, load_torchscript
 from .models import VAE
@@ -268,6 +269,13 @@ def is_run_zip(path: str | Path) -> bool:
     return {"config.json", "model.safetensors"} <= names
 
 
+def _member_words(text: str, tmp: Path, members: dict[str, zipfile.ZipInfo]) -> str:
+    """`text` with each unpacked file's server path written as its member name in the zip (run/config.json)."""
+    for name, info in members.items():
+        text = text.replace(str(tmp / name), info.filename)
+    return text.replace(str(tmp), "the zip")
+
+
 def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
     """Unpack a zipped run directory into dest/<name> atomically, after checking it loads.
 
@@ -309,13 +317,13 @@ def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
     try:
         for name, blob in blobs.items():
             (tmp / name).write_bytes(blob)
-        load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
         from .epoch_codes import load_epoch_codes
 
         try:
+            load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
             load_epoch_codes(tmp)  # a recorded training, when the zip has one, checked as the app will read it
-        except ValueError as e:
-            raise CheckpointError(f"{p.name}: {e}") from None
+        except (ValueError, OSError) as e:  # said with the zip's member names: the temp dir is the server's
+            raise CheckpointError(f"{p.name}: {_member_words(sentence(e), tmp, members)}") from None
         follow_umask(tmp)
         if not _renameat2(tmp, out, _RENAME_NOREPLACE):
             os.rename(tmp, out)
