@@ -15,6 +15,7 @@ from vae_core.metrics import collapse as vocab
 from vae_core.progress import Progress
 
 from . import cache, figures, images, state, widgets
+from .messages import for_user
 
 K_CHOICES = (10, 100, 1000)
 N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
@@ -80,7 +81,7 @@ def report_ui(m: cache.Source, d: cache.Source, k: int) -> dict:
             rep = cache.report(m, d, "auto", k, SEED, budget)  # the points chosen to fit the budget
     except (ValueError, RuntimeError) as e:
         slot.empty()
-        st.error(f"The diagnosis failed: {e} Try another model or data in the sidebar.")
+        st.error(f"The diagnosis failed: {for_user(str(e))} Try another model or data in the sidebar.")
         st.stop()
     slot.empty()
     return rep

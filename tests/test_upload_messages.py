@@ -78,3 +78,16 @@ def test_a_refused_upload_names_the_users_file_not_the_servers_path(app, case):
                    "data-", str(ROOT)):
         assert server not in msg, (server, msg)
     assert at.session_state["model_src"] == str(DEFAULT)  # nothing changed
+
+
+def test_for_user_writes_server_paths_as_the_names_a_person_knows(tmp_path, monkeypatch):
+    from explorer import messages, state
+
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(uploads))
+    saved = f"{uploads}/data-0123456789abcdef/my_x.npz"
+    job = f"{tempfile.gettempdir()}/vae-train-k2j3/stderr.log"
+    got = messages.for_user(f"{saved}: bad header; see {job} and {uploads}/runs/run-ab12/config.json, "
+                            f"{state.RUNS_DIR}/beta4/history.csv, {Path.home()}/.cache/x.bin",
+                            {saved: "my x.npz"})
+    assert got == ("my x.npz: bad header; see stderr.log and config.json, runs/beta4/history.csv, x.bin")
