@@ -23,8 +23,8 @@ _PATH_TAIL = r"(?:/[^\s'\"():;,<>\[\]]*)?"  # the rest of a path: uploads are sa
 def session_names() -> dict[str, str]:
     """This session's uploads: server path -> the file name the person uploaded."""
     ss = st.session_state
-    return {path: name for reg in (state.UPLOADED_MODELS, state.UPLOADED_DATA)
-            for name, path in (ss.get(reg) or {}).items()}
+    uploads = [ss.get(state.UPLOADED_MODELS) or {}, ss.get(state.UPLOADED_DATA) or {}]
+    return {path: name for reg in uploads for name, path in reg.items()}
 
 
 def for_user(text: str, names: Mapping[str, str] | None = None) -> str:
