@@ -225,10 +225,10 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
             _step("history")
             for write in extra_files:
                 write(tmp)
-            follow_umask(tmp)  # mkdtemp made it 0700, safetensors and mkstemp their files 0600
             for f in tmp.iterdir():  # data on disk before the rename makes it visible
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+            follow_umask(tmp)  # mkdtemp made it 0700, safetensors and mkstemp their files 0600
             _step("fsync")
             if out.exists():
                 if _renameat2(tmp, out, _RENAME_EXCHANGE):  # one step: out is the new run, tmp the old
