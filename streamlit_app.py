@@ -76,11 +76,16 @@ if __name__ == "__main__":  # a session's script run
         st.navigation([p for p, _ in PAGES]).run()
     except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
         logging.getLogger("explorer").exception("page failed")
+        from explorer.messages import for_user
         from vae_core.errors import sentence
 
-        st.error(f"This page could not be drawn: {sentence(e)} Pick another model or data in the sidebar, "
+        st.error(f"This page could not be drawn: {for_user(sentence(e))} Pick another model or data in the sidebar, "
                  "or reload the page.", icon=":material/error:")
 else:  # imported by `streamlit run` to find the server: warm it while the first visitor connects
-    from explorer.startup import warm
+    import sys
 
+    from explorer.startup import settings_error, warm
+
+    if settings_error():  # a bad VAE_EXPLORER_* setting: one sentence, and no server (as the CLI exits)
+        sys.exit(f"error: {settings_error()}")
     app = st.App(__file__, lifespan=warm)

@@ -19,6 +19,7 @@ from vae_core.checkpoints import read_history as _history, run_config as _config
 from vae_core.metrics import collapse as vocab
 
 from . import cache, figures, images, selection, state, widgets
+from .messages import for_user
 
 MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
 N_SAMPLES = 8  # prior samples per run
@@ -82,7 +83,7 @@ def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
         try:
             mdl = cache.model_for(s, d)
         except (ValueError, FileNotFoundError, OSError) as e:  # DataError, CheckpointError are ValueErrors
-            skipped.append(f"- **{selection.label(src)}**: {e}")
+            skipped.append(f"- **{selection.label(src)}**: {for_user(str(e))}")
             continue
         label = selection.label(src) + (" (active)" if src == m_src else "")
         out.append(Entry(src, label, s, mdl, _config(src), _history(src)))
@@ -199,6 +200,7 @@ def active_dataset_ui(d: cache.Source):
     try:
         return cache.dataset(d)
     except (ValueError, FileNotFoundError, OSError) as e:
-        st.error(f"The data {selection.label(d.src)} cannot be loaded: {e} Pick another data set in the sidebar.")
+        st.error(f"The data {selection.label(d.src)} cannot be loaded: {for_user(str(e))} "
+                 "Pick another data set in the sidebar.")
         st.stop()
 

@@ -23,6 +23,7 @@ from vae_core.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, 
 from vae_core.errors import sentence
 
 from . import cache, figures
+from .messages import for_user
 
 EXPLAIN = ("Each dot is one held-out image's code (its mean mu), drawn after every epoch of training in "
            "the same 2-D view (the PCA of the final codes): press play to watch the clusters form, and read "
@@ -142,7 +143,8 @@ def replay_ui(run_dir: str | Path | None, key: str) -> None:
     try:
         codes = load_epoch_codes(p)
     except ValueError as e:
-        st.error(f"The recorded training of {p.name} cannot be replayed: {sentence(e)}", icon=":material/error:")
+        st.error(f"The recorded training of {p.name} cannot be replayed: {for_user(sentence(e))}",
+                 icon=":material/error:")
         return
     if codes is None:
         st.info(HOW_TO_RECORD, icon=":material/movie:")

@@ -12,7 +12,7 @@ from vae_core import checkpoints, data as vdata
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
-from . import cache, selection, state
+from . import cache, messages, selection, startup, state
 
 MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
@@ -76,9 +76,8 @@ def _on_upload(kind: str) -> None:
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept
-        why = sentence(e)
-        if path is not None:  # the user knows the file by its name, not by where the server keeps it
-            why = why.replace(str(path), upload.name)
+        # the user knows the file by its name, not by where (or under which saved name) the server keeps it
+        why = messages.for_user(sentence(e), {str(path): upload.name, path.name: upload.name} if path else None)
         if upload.name not in why:
             why = f"{upload.name}: {why}"
         st.session_state[state.PICK_ERROR] = f"Upload refused, nothing changed: {why}"
@@ -116,7 +115,7 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
                      help="A built-in dataset, a file of the server's data folder or one you uploaded; a model "
                      "that takes it is picked with it")
         if ss.get(state.PICK_ERROR):  # under the pickers, where the eye is after a pick or an upload
-            st.error(ss[state.PICK_ERROR])
+            st.error(messages.for_user(ss[state.PICK_ERROR]))
         if ss.get(state.PAIR_NOTE):
             st.info(ss[state.PAIR_NOTE], icon=":material/sync_alt:")
         with st.expander("Upload a model or data", expanded=ss[state.DATA_SRC] is None):
@@ -143,7 +142,8 @@ def active_model_ui(m: cache.Source, d: cache.Source | None):
     try:
         return cache.model_for(m, d), cache.dataset(d)
     except Exception as e:  # the app's edge
-        st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {sentence(e)} "
+        why = messages.for_user(sentence(e))
+        st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {why} "
                  "Pick another model or data in the sidebar.")
         st.stop()
 
@@ -156,6 +156,10 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     Returns (model source, data source, model, dataset); the last two are None without need_model.
     """
     st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
+    why = startup.settings_error()
+    if why:  # the server refuses to start on it; a page run in a process whose settings went bad says so too
+        st.error(f"This server is misconfigured: {why}, then restart the server.", icon=":material/error:")
+        st.stop()
     state.init()
     m, d = sidebar_picker()
     if need_model or (need_data and d is None):

@@ -51,6 +51,21 @@ def warm_default_pair(after: float = 0.0) -> None:
         log.warning("warming the default run at start-up failed", exc_info=True)
 
 
+def settings_error() -> str | None:
+    """One sentence when a VAE_EXPLORER_* limit setting is bad (inf, nan, text, out of range), else None.
+
+    The server refuses to start on it and every page shows it: a bad setting would otherwise fail
+    later, inside whatever first reads it (a model call, an upload), for every visitor.
+    """
+    from vae_core.limits import LimitError, limits  # standard library only: no torch imported
+
+    try:
+        limits()
+    except LimitError as e:
+        return str(e)
+    return None
+
+
 class _QuietWarmThread(logging.Filter):
     """Drops Streamlit's "missing ScriptRunContext" warnings of this thread (caches work without one)."""
 

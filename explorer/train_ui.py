@@ -22,6 +22,7 @@ from vae_core.errors import sentence
 from vae_core.limits import limits
 
 from . import cache, epochs_ui, figures, selection, state, training
+from .messages import for_user
 
 
 EXPLAINER = """
@@ -172,7 +173,7 @@ def form_ui(running: bool) -> None:
                               disabled=running, help="Wait for this session's training to end (or cancel it)"
                               if running else "Start training in the background; other pages stay usable")
     if ss.get(state.TRAIN_ERROR):
-        st.error(ss[state.TRAIN_ERROR])
+        st.error(for_user(ss[state.TRAIN_ERROR]))
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -243,12 +244,12 @@ def result_ui(job: training.TrainingJob) -> None:
                        "of every page now.", icon=":material/check_circle:")
         else:
             st.warning(f"Training stopped early and saved the last good epoch as **runs/{name}** "
-                       f"({p.epochs_done} of {p.epochs} epochs): {job.message}", icon=":material/warning:")
+                       f"({p.epochs_done} of {p.epochs} epochs): {for_user(job.message)}", icon=":material/warning:")
         if st.button("Open in Explore", type="primary", icon=":material/explore:", key="train_open",
                      on_click=_open_in_explore, args=(str(job.out), job.spec.data)):
             st.switch_page("app_pages/1_Explore.py")
     elif job.status == "failed":
-        st.error(f"Training of runs/{name} failed, nothing was saved: {job.message}", icon=":material/error:")
+        st.error(f"Training of runs/{name} failed, nothing was saved: {for_user(job.message)}", icon=":material/error:")
     else:
         st.info(f"Training of runs/{name} was cancelled after {p.epochs_done} epoch(s); nothing was saved.",
                 icon=":material/cancel:")

@@ -18,7 +18,8 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except Exception as e:
             logging.getLogger("explorer").exception("fragment failed")
-            st.error(f"This panel could not be drawn: {sentence(e)}", icon=":material/error:")
+            from .messages import for_user  # here: messages imports cache, which the panels import too
+            st.error(f"This panel could not be drawn: {for_user(sentence(e))}", icon=":material/error:")
     return wrapper
 
 
@@ -42,8 +43,10 @@ def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None):
         _job_progress(job, note, words or {})
         st.stop()
     if job.error is not None:
-        st.error(f"{job.what[0].upper()}{job.what[1:]} failed: {job.error} Try another model or data in the "
-                 "sidebar, or reload the page to try again.", icon=":material/error:")
+        from .messages import for_user  # here: messages imports cache, which the panels import too
+
+        st.error(f"{job.what[0].upper()}{job.what[1:]} failed: {for_user(job.error)} Try another model or data in "
+                 "the sidebar, or reload the page to try again.", icon=":material/error:")
         st.stop()
     return job.result
 

@@ -31,6 +31,8 @@ from safetensors.torch import save_file
 
 from . import limits
 from .config import TrainConfig
+from .disk_modes import follow_umask
+from .errors import sentence
 from .limits import LimitError
 from .model_files import PICKLE_HELP, CheckpointError, export_torchscript, load_torchscript
 from .models import VAE
@@ -200,9 +202,12 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
     directory after the contract's files, so they join the same atomic write.
 
     A kill at any step leaves the previous run (if any) whole at `out` and no half run listed
-    (temporary directories are hidden). Holds `run_lock(out)` while it writes.
+    (temporary directories are hidden). Holds `run_lock(out)` while it writes. `out` given as a
+    symlink is followed: the run is written where it points and the link stays. Modes follow the
+    umask (0755/0644 under umask 022).
     """
-    out = Path(out)
+    given = Path(out)
+    out = Path(os.path.realpath(given)) if given.is_symlink() else given  # the swap must be beside the real dir
     with run_lock(out):
         recover_aside(out)
         if out.exists() and not overwrite:
@@ -223,6 +228,7 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
             for f in tmp.iterdir():  # data on disk before the rename makes it visible
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+            follow_umask(tmp)  # mkdtemp made it 0700, safetensors and mkstemp their files 0600
             _step("fsync")
             if out.exists():
                 if _renameat2(tmp, out, _RENAME_EXCHANGE):  # one step: out is the new run, tmp the old
@@ -243,7 +249,7 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
                 os.rename(old, out)  # the new run never took its place: put the existing one back
             shutil.rmtree(tmp, ignore_errors=True)  # the half-written run, or the old one already swapped out
             raise
-    return out
+    return given
 
 
 # The last is optional: epoch_codes.FILE_NAME (not imported here: it pulls in scipy, which start-up avoids)
@@ -261,6 +267,13 @@ def is_run_zip(path: str | Path) -> bool:
     except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
         return False
     return {"config.json", "model.safetensors"} <= names
+
+
+def _member_words(text: str, tmp: Path, members: dict[str, zipfile.ZipInfo]) -> str:
+    """`text` with each unpacked file's server path written as its member name in the zip (run/config.json)."""
+    for name, info in members.items():
+        text = text.replace(str(tmp / name), info.filename)
+    return text.replace(str(tmp), "the zip")
 
 
 def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
@@ -304,13 +317,14 @@ def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
     try:
         for name, blob in blobs.items():
             (tmp / name).write_bytes(blob)
-        load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
         from .epoch_codes import load_epoch_codes
 
         try:
+            load_run(tmp)  # refuses a bad config, oversized or mismatched weights, non-safetensors, with the reason
             load_epoch_codes(tmp)  # a recorded training, when the zip has one, checked as the app will read it
-        except ValueError as e:
-            raise CheckpointError(f"{p.name}: {e}") from None
+        except (ValueError, OSError) as e:  # said with the zip's member names: the temp dir is the server's
+            raise CheckpointError(f"{p.name}: {_member_words(sentence(e), tmp, members)}") from None
+        follow_umask(tmp)
         if not _renameat2(tmp, out, _RENAME_NOREPLACE):
             os.rename(tmp, out)
     except FileExistsError:  # another session unpacked the same bytes first

@@ -381,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rank = distributed.job_rank()  # under torchrun, rank 0 or the rank that failed speaks for the job
     try:
+        from .limits import limits
+
+        limits()  # every VAE_EXPLORER_* setting checked before any work: a bad one is one sentence, exit 2
         return _train(args) if args.command == "train" else _diagnose(args)
     except distributed.Stopped:  # another rank failed and said why
         return 0

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .disk_modes import follow_umask
 from .latent_tools import mean_kl_per_dim
 from .limits import check_bytes
 from .map_arrays import PCA, as_codes, stratified_sample
@@ -136,6 +137,7 @@ class EpochCodes:
                 np.savez(f, indices=self.indices, epochs=self.epochs, mu=self.mu, kl_per_dim=self.kl_per_dim)
                 f.flush()
                 os.fsync(f.fileno())  # the data on disk before the rename makes it visible
+            follow_umask(tmp)  # mkstemp's 0600 -> 0644 under umask 022, as a plain create gives
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

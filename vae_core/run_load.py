@@ -86,13 +86,36 @@ def run_config(path: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a run's history.csv as floats (an empty cell is NaN); [] where there is none."""
+    """The rows of a run's history.csv as floats; [] where there is none.
+
+    An empty cell is NaN, and `nan` / `inf` load as they are (a diverged training writes them); a
+    cell that is not a number is a CheckpointError naming the row and the column.
+    """
     f_path = Path(path) / "history.csv"
     if not f_path.is_file():
         return []
-    with open(f_path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    fix = "fix that cell (a number, or empty for none) or delete history.csv: the run loads without it"
+    rows: list[dict[str, float]] = []
+    try:
+        with open(f_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for i, row in enumerate(reader, start=1):  # row 1 is the first after the header
+                where = f"history.csv row {i} (line {reader.line_num})"
+                if None in row:  # DictReader puts cells past the header's under the key None
+                    raise CheckpointError(f"{where} has {len(row) - 1 + len(row[None])} cells but the header names "
+                                          f"{len(reader.fieldnames or [])}; {fix}")
+                out: dict[str, float] = {}
+                for k, v in row.items():
+                    try:
+                        out[k] = float("nan") if v in ("", None) else float(v)
+                    except ValueError:
+                        raise CheckpointError(f"{where}, column {k}: {v[:40]!r} is not a number; {fix}") from None
+                rows.append(out)
+    except UnicodeDecodeError:
+        raise CheckpointError(f"history.csv is not UTF-8 text; {fix}") from None
+    except csv.Error as e:
+        raise CheckpointError(f"history.csv is not a valid CSV file ({e}); {fix}") from None
+    return rows
 
 
 def _model_config(config: dict[str, Any], cfg_path: Path) -> ModelConfig:
