@@ -50,6 +50,7 @@ class Job:
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     seq: int = 0  # submission order: the place in the queue
+    submitted: float = field(default_factory=time.monotonic)
     started: float | None = None  # time.monotonic() when a worker took it
     finished: float | None = None
 
@@ -136,6 +137,24 @@ class Queue:
         finally:
             job.progress, job.finished = 1.0, time.monotonic()
             job.done.set()
+            _record(job)
+
+
+def _record(job: Job) -> None:
+    """One JSON line per finished job in the file VAE_EXPLORER_JOB_LOG names (for an admin or a load
+    benchmark: how long jobs waited in the queue and ran); nothing when it is unset."""
+    path = os.environ.get("VAE_EXPLORER_JOB_LOG")
+    if not path:
+        return
+    import json
+
+    line = json.dumps({"what": job.what, "waited_s": round(job.started - job.submitted, 3),
+                       "ran_s": round(job.finished - job.started, 3), "error": job.error is not None})
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        log.warning("could not write the job log %s", path)
 
 
 _queues: dict[str, Queue] = {}

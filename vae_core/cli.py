@@ -336,7 +336,7 @@ def _diagnose(a: argparse.Namespace) -> int:
     from .metrics.report import AUTO, diagnose
     from .models import VAE
 
-    from . import limits
+    from . import cores, limits
 
     for opt, v in (("--n-points", a.n_points), ("--iwae-k", a.iwae_k)):
         if v is not None and v < 1:
@@ -360,14 +360,17 @@ def _diagnose(a: argparse.Namespace) -> int:
     check_fits(data, model.input_shape)
     split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
     split_seed = split.seed if a.split_seed is None else a.split_seed
-    bar = _diagnose_bar(disable=True if a.quiet else False if a.progress else None)
-    try:
-        report = diagnose(model, data, n_points=AUTO if a.n_points is None else a.n_points,
-                          iwae_k=AUTO if a.iwae_k is None else a.iwae_k, budget_s=a.budget, seed=a.seed,
-                          split_seed=split_seed, eval_fraction=split.eval_fraction, train_n=split.n,
-                          train_dataset=split.dataset, progress=bar)
-    finally:
-        bar.close()
+    # one of the machine's heavy-job slots (vae_core/cores.py): several diagnoses at once take turns
+    # instead of thrashing; the budget counts from here
+    with cores.core_slot("this diagnosis", say=lambda text: print(f"note: {text}", file=sys.stderr, flush=True)):
+        bar = _diagnose_bar(disable=True if a.quiet else False if a.progress else None)
+        try:
+            report = diagnose(model, data, n_points=AUTO if a.n_points is None else a.n_points,
+                              iwae_k=AUTO if a.iwae_k is None else a.iwae_k, budget_s=a.budget, seed=a.seed,
+                              split_seed=split_seed, eval_fraction=split.eval_fraction, train_n=split.n,
+                              train_dataset=split.dataset, progress=bar)
+        finally:
+            bar.close()
     if a.json:
         sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
     else:
