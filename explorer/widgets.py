@@ -40,8 +40,13 @@ def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None):
     so the script ends at once and a page switch never waits for the work. A failed job: its sentence
     as an error, and the page stops. `words` names the job's phases for people."""
     if not job.done.is_set():
-        _job_progress(job, note, words or {})
-        st.stop()
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        if get_script_run_ctx() is None:  # bare mode (a script run outside Streamlit): nothing polls, wait
+            job.done.wait()
+        else:
+            _job_progress(job, note, words or {})
+            st.stop()
     if job.error is not None:
         from .messages import for_user  # here: messages imports cache, which the panels import too
 

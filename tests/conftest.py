@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,11 +60,17 @@ def _apptest_waits_for_jobs():
     original = app_test.AppTest._run
 
     def run(self, widget_state=None, timeout=None):
-        out = original(self, widget_state, timeout)
-        if settle.active():
-            return out
-        with settle.unsettled():  # the reruns below must not settle again inside
-            return settle.settle(out)
+        # Streamlit installs the page as sys.modules["__main__"] and leaves it there: a later test that
+        # spawns processes (torch.multiprocessing) would have each child run that page on import
+        main = sys.modules.get("__main__")
+        try:
+            out = original(self, widget_state, timeout)
+            if settle.active():
+                return out
+            with settle.unsettled():  # the reruns below must not settle again inside
+                return settle.settle(out)
+        finally:
+            sys.modules["__main__"] = main
 
     app_test.AppTest._run = run
     yield
