@@ -71,6 +71,23 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
     return RemoteModel(p, input_shape).eval()
 
 
+def load_model_file(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "RemoteModel":
+    """A user's model file behind the VAE interface, run in a child worker: a zip of torch.export
+    programs (encode.pt2, decode.pt2) or of ONNX graphs (encode.onnx, decode.onnx), each with an
+    optional meta.json, or a TorchScript file. Nothing of it runs in this process.
+    """
+    from .model_zips import read_model_zip, zip_format
+    from .sandbox import RemoteModel
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model file not found: {p}")
+    if _is_torchscript(p) or zip_format(p) is None:
+        return load_torchscript(p, input_shape)
+    mz = read_model_zip(p)  # members and meta.json checked here; the programs are opened in the worker
+    return RemoteModel(p, input_shape, fmt=mz.format, meta=mz.meta).eval()
+
+
 class _ScriptableVAE(torch.nn.Module):
     """The parts of a VAE that TorchScript needs, with the DESIGN.md contract's methods."""
 
