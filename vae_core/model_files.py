@@ -1,5 +1,5 @@
-"""Model files: a user's TorchScript model (run in a child worker), ours exported as TorchScript,
-and a pickle checkpoint refused with how to convert it.
+"""Model files: a user's model file (TorchScript, or a zip of torch.export or ONNX programs; run in a
+child worker), ours exported as TorchScript, and a pickle checkpoint refused with how to convert it.
 
 `CheckpointError` is the one error for a model file or run directory that cannot be loaded; the
 run directories themselves are read in `run_load` and written in `checkpoints`.
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 PICKLE_HELP = (
     "Convert it without pickle: save the weights with safetensors.torch.save_file(model.state_dict(), ...) "
-    "beside a config.json, or export the model with torch.jit.save(torch.jit.script(model), 'model.ts') "
-    "following the TorchScript contract (encode(x) -> (mu, logvar), decode(z) -> mean)."
+    "beside a config.json, or export encode and decode as a .zip of encode.pt2 and decode.pt2 "
+    "(torch.export.save) or of encode.onnx and decode.onnx (torch.onnx.export), or with "
+    "torch.jit.save(torch.jit.script(model), 'model.ts') (deprecated upstream), following the contract "
+    "(encode(x) -> (mu, logvar), decode(z) -> mean)."
 )
 
 

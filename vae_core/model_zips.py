@@ -25,9 +25,9 @@ from .model_files import CheckpointError
 from .streams import read_zip_member
 
 FORMATS = {  # format -> (its members, what writes them)
-    "export": (("encode.pt2", "decode.pt2"), "torch.export model zip holds encode.pt2 and decode.pt2 "
+    "export": (("encode.pt2", "decode.pt2"), "a torch.export model zip holds encode.pt2 and decode.pt2 "
                "written by torch.export.save"),
-    "onnx": (("encode.onnx", "decode.onnx"), "ONNX model zip holds encode.onnx (input x; outputs mu, logvar) "
+    "onnx": (("encode.onnx", "decode.onnx"), "an ONNX model zip holds encode.onnx (input x; outputs mu, logvar) "
              "and decode.onnx (input z; output the mean image)"),
 }
 META = "meta.json"
@@ -142,10 +142,10 @@ def read_model_zip(path: str | Path) -> ModelZip:
             members = _members(z)
             for m in (*wanted, META):
                 if m in members and members[m] is None:
-                    raise CheckpointError(f"{p.name} holds more than one {m}; a {help_}")
+                    raise CheckpointError(f"{p.name} holds more than one {m}; {help_}")
             for m in wanted:
                 if m not in members:
-                    raise CheckpointError(f"{p.name}: {m} is missing; a {help_}")
+                    raise CheckpointError(f"{p.name}: {m} is missing; {help_}")
             total = sum(members[m].file_size for m in wanted)
             if total > max_bytes:
                 raise CheckpointError(f"{p.name}: {' and '.join(wanted)} hold {total / 2**20:,.1f} MB unpacked, over "

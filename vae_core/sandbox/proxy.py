@@ -264,6 +264,10 @@ class RemoteModel(TorchScriptInterface):
         self._worker: _Worker | None = None
         self._input_shape: tuple[int, int, int] | None = None
         self._latent_dim: int | None = None
+        declared_shape = tuple(self.meta["input_shape"]) if "input_shape" in self.meta else None
+        if input_shape is not None and declared_shape is not None and tuple(input_shape) != declared_shape:
+            raise CheckpointError(f"{self.name}: meta.json says the model takes {' x '.join(map(str, declared_shape))} "
+                                  f"images, the data is {' x '.join(map(str, input_shape))}; pick data of its shape")
         with self._lock:
             info = self._start()
         lik, scale, latent = info.get("likelihood"), info.get("scale"), info.get("latent_dim")
@@ -279,10 +283,6 @@ class RemoteModel(TorchScriptInterface):
         self.register_buffer("log_scale", torch.tensor(math.log(scale)))
         # None when the file declares no `scale` (most MSE-trained models): diagnose calibrates it
         self.declared_scale: float | None = float(scale) if info.get("scale_declared") is True else None
-        declared_shape = tuple(self.meta["input_shape"]) if "input_shape" in self.meta else None
-        if input_shape is not None and declared_shape is not None and tuple(input_shape) != declared_shape:
-            raise CheckpointError(f"{self.name}: meta.json says the model takes {' x '.join(map(str, declared_shape))} "
-                                  f"images, the data is {' x '.join(map(str, input_shape))}; pick data of its shape")
         if input_shape is not None or declared_shape is not None:
             self.set_input_shape(input_shape if input_shape is not None else declared_shape)
 
