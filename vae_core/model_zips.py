@@ -63,11 +63,17 @@ def _members(z: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 
 
 def zip_format(path: str | Path) -> str | None:
-    """'export' or 'onnx' for a zip holding any member of that format, else None (never raises)."""
+    """'export' or 'onnx' for a zip holding any member of that format ('mixed' for both), else None.
+
+    Never raises: a zip that cannot be read, or has more members than VAE_EXPLORER_MAX_FILES
+    (counted before its directory is parsed), is None here and refused by whoever reads it next.
+    """
+    from .data.files.zips import open_zip
+
     try:
         if not zipfile.is_zipfile(path):
             return None
-        with zipfile.ZipFile(path) as z:
+        with open_zip(Path(path)) as z:
             names = {n.replace("\\", "/").strip("/").rsplit("/", 1)[-1] for n in z.namelist()}
     except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
         return None
@@ -167,6 +173,17 @@ def read_model_zip(path: str | Path) -> ModelZip:
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
         raise CheckpointError(f"{p.name} is not a readable zip file ({e}); make the zip again") from None
     return ModelZip(p, fmt, meta)
+
+
+def declared_input_shape(path: str | Path) -> tuple[int, int, int] | None:
+    """(C, H, W) from a model zip's meta.json; None for any other file, or a zip without one or unreadable."""
+    if zip_format(path) not in FORMATS:
+        return None
+    try:
+        shape = read_model_zip(path).meta.get("input_shape")
+    except (CheckpointError, OSError):
+        return None
+    return tuple(shape) if shape else None
 
 
 def read_member_capped(data: bytes, name: str, member: str, max_bytes: int) -> bytes:

@@ -254,7 +254,10 @@ def main(argv: list[str]) -> int:
         formats.preload(fmt, then)  # imports read files: before the filesystem closes
         before = len(os.listdir("/proc/self/task"))  # Landlock binds this thread and the ones it starts
         try:
-            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)])
+            library = formats.library_paths() if then == "decoder_onnx" else []
+            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)] + library)
+            if library:
+                protection += ", the Python library readable (the ONNX exporters import as they go)"
         except OSError as e:
             protection = f"none: Landlock failed ({e}); the operation allow-list still applies"
         if before > 1 and not protection.startswith("none"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import operator
 import zipfile
 from pathlib import Path
@@ -340,23 +341,39 @@ def warmup_program():
 
 
 def preload(fmt: str, then: str | None) -> None:
-    """Import what loading (and exporting) a format needs, before the worker's filesystem is closed.
+    """Import what loading a format needs, before the worker's filesystem is closed.
 
-    torch.export.load and the exporters import hundreds of modules lazily, on first use; after
-    Landlock closes the filesystem they could not. So the project's own programs go through the
-    same steps first: the warm-up program loaded and run, and for an export, exported too.
+    torch.export.load and its module import hundreds of modules lazily, on first use; after
+    Landlock closes the filesystem they could not. So the project's own warm-up program goes
+    through the same steps first. A worker started for the decoder's ONNX export instead keeps
+    the Python library readable (`library_paths`): the exporters import by operation, as they go.
     """
+    if then == "decoder_onnx":
+        return
     if fmt in ("export", "onnx"):
         import encodings.cp437  # noqa: F401  (zipfile decodes member names that are not UTF-8 with it)
     if fmt == "export":
         warmup_program()
-    if fmt == "onnx" or then == "decoder_onnx":
+    if fmt == "onnx":
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-    if then == "decoder_onnx":
-        from . import onnx_export
 
-        onnx_export.preload(fmt)
+
+def library_paths() -> list[str]:
+    """The installed Python code, read-only for the export worker: the standard library, site-packages, vae_core.
+
+    Not the folder above vae_core (it may hold runs and uploads) nor other PYTHONPATH entries.
+    """
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(site.getsitepackages())
+    user = site.getusersitepackages()
+    if isinstance(user, str):
+        paths.add(user)
+    paths.add(str(Path(__file__).resolve().parents[1]))  # vae_core itself
+    return sorted(p for p in paths if p and os.path.isdir(p) and Path(p).resolve() != Path("/"))
 
 
 if __name__ == "__main__":

@@ -33,38 +33,6 @@ class _Decode(torch.nn.Module):
         return self.model.decode(z)
 
 
-class _WarmupScript(torch.nn.Module):
-    """A TorchScript model of the project's own, for the warm-up export: decode(z) (B, 2) -> (B, 1, 2, 2)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(2, 4)
-
-    @torch.jit.export
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.fc(z)).reshape(-1, 1, 2, 2)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode(z)
-
-
-def preload(fmt: str) -> None:
-    """Export the project's own small decoder once, the way `fmt` is exported, before the filesystem closes.
-
-    The exporters (and torch.jit.script, which reads _Decode's source) import and read lazily.
-    """
-    import onnxruntime  # noqa: F401
-
-    z = torch.zeros(2, 2)
-    if fmt == "torchscript":
-        data = _export_torchscript(torch.jit.script(_WarmupScript().eval()), z[:1])
-    elif fmt == "export":
-        data = _export_program(formats.warmup_program())
-    else:
-        return
-    formats._runner(formats.onnx_session(data, 1))(z)
-
-
 def _export_torchscript(module, z: torch.Tensor) -> bytes:
     wrapper = torch.jit.script(_Decode(module).eval())
     buf = io.BytesIO()
