@@ -1,10 +1,16 @@
-"""The worker process: loads one user's TorchScript model and runs its encode/decode on request.
+"""The worker process: loads one user's model and runs its encode/decode on request.
 
 Started by `proxy._Worker` as `python -m vae_core.sandbox.child CMD_FD REPLY_FD IO_FD SCRATCH`.
 Code this project did not write runs here only (DESIGN.md, "Trust boundary"). Order of events:
 limits (memory, file size) -> read the model file -> close the filesystem (Landlock, before any
-other thread exists so every later thread inherits it) -> torch.jit.load -> operation
-allow-list and weight checks -> serve requests until the command pipe closes.
+other thread exists so every later thread inherits it) -> load (TorchScript: torch.jit.load; a
+model zip's torch.export or ONNX programs: `formats`) -> operation allow-list and weight checks ->
+serve requests until the command pipe closes.
+
+The load request's "format" is "torchscript" (default), "export" or "onnx" (with "meta", the
+server-checked meta.json). With "then": "decoder_onnx" the worker instead exports the decoder to
+ONNX (`onnx_export`), writes the bytes at offset 0 of the IO file, answers {"ok": 1,
+"onnx_bytes": n} after the load answer, and exits.
 
 Protocol (one request at a time): the parent writes float32 inputs into the IO file (a file in
 the scratch directory on /dev/shm) at offset 0, one after another, and sends one JSON line
@@ -254,10 +260,10 @@ def main(argv: list[str]) -> int:
         formats.preload(fmt, then)  # imports read files: before the filesystem closes
         before = len(os.listdir("/proc/self/task"))  # Landlock binds this thread and the ones it starts
         try:
-            library = formats.library_paths() if then == "decoder_onnx" else []
-            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)] + library)
-            if library:
-                protection += ", the Python library readable (the ONNX exporters import as they go)"
+            extra, why = formats.read_only_paths(fmt, then)
+            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)] + extra)
+            if extra:
+                protection += f", {why}"
         except OSError as e:
             protection = f"none: Landlock failed ({e}); the operation allow-list still applies"
         if before > 1 and not protection.startswith("none"):

@@ -256,6 +256,8 @@ def onnx_session(raw: bytes, threads: int):
     """An onnxruntime session on the CPU for checked ONNX bytes."""
     import onnxruntime as ort
 
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
     so = ort.SessionOptions()
     so.intra_op_num_threads = max(1, threads)
     so.inter_op_num_threads = 1
@@ -355,8 +357,25 @@ def preload(fmt: str, then: str | None) -> None:
     if fmt == "export":
         warmup_program()
     if fmt == "onnx":
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import onnx  # noqa: F401  (onnxruntime is imported after: its import starts a telemetry thread)
+
+
+def read_only_paths(fmt: str, then: str | None) -> tuple[list[str], str]:
+    """Folders a worker may read besides its scratch directory, and why, in a few words.
+
+    The export worker: the Python library (`library_paths`). An ONNX worker: onnxruntime's package
+    folder, so onnxruntime is imported after the filesystem closes and the thread its import
+    starts (telemetry) is bound by Landlock too (no file writes, no TCP).
+    """
+    if then == "decoder_onnx":
+        return library_paths(), "the Python library readable (the ONNX exporters import as they go)"
+    if fmt == "onnx":
+        import importlib.util
+
+        spec = importlib.util.find_spec("onnxruntime")
+        if spec is not None and spec.origin:
+            return [os.path.dirname(spec.origin)], "onnxruntime's own files readable"
+    return [], ""
 
 
 def library_paths() -> list[str]:

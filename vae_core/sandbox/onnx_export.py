@@ -6,7 +6,8 @@
 - ONNX: decode.onnx's bytes, already checked when the zip was loaded.
 The result must parse, pass the same ONNX checks as an uploaded graph (standard operators, no
 external data) and equal the model's own decode on a few random z under onnxruntime (max abs
-difference below `TOLERANCE`), or the worker refuses it with one sentence.
+difference below `TOLERANCE`), or the worker refuses it with one sentence. This worker keeps the
+Python library readable (`formats.read_only_paths`): the exporters import code per operation.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`RemoteModel`: a user's TorchScript model run in a child worker process, behind the VAE interface.
+"""`RemoteModel`: a user's model (TorchScript, or a zip of torch.export / ONNX programs) run in a child
+worker process, behind the VAE interface.
 
 The parent side of the protocol described in `child.py`. The parent never unpickles anything
 from the worker: control messages are JSON lines of bounded length, tensors are float32 and
