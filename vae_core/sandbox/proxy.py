@@ -226,7 +226,7 @@ def _read_bytes(w: "_Worker", n: object, cap: int, what: str) -> bytes:
         raise _Stopped(f"its worker answered with a malformed size ({what})")
     if n > cap:
         raise CheckpointError(f"{what} is {n / 2**20:,.1f} MB, over the {cap / 2**20:,.0f} MB a browser decoder may "
-                              "take; the server decodes it instead")
+                              "take")
     if os.fstat(w.io_fd).st_size < n:
         raise _Stopped(f"its worker's output was shorter than the size it reported ({what})")
     buf = bytearray(n)
@@ -240,7 +240,8 @@ def _read_bytes(w: "_Worker", n: object, cap: int, what: str) -> bytes:
 
 
 class RemoteModel(TorchScriptInterface):
-    """A user's TorchScript model (DESIGN.md contract) in a child worker, with the `VAE` interface.
+    """A user's model file (DESIGN.md contract: TorchScript, or with `fmt` "export" / "onnx" a model zip
+    and its checked meta.json) in a child worker, with the `VAE` interface.
 
     `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
     `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and
