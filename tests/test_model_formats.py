@@ -410,6 +410,17 @@ def test_pt2_refusals(tmp_path):
         assert msg.startswith(f"bad{i}.zip: ") and needle in msg and "\n" not in msg, msg
 
 
+def test_warmup_program_ships_and_runs():
+    """The worker's warm-up program (the project's own, made by `python -m vae_core.sandbox.formats`) loads with
+    this torch and computes what its module does."""
+    ep = formats.warmup_program()
+    torch.manual_seed(0)
+    ref = formats._Warmup().eval()
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(ep.module()(z), ref(z))
+    formats.check_program(ep, "warmup.pt2")
+
+
 def test_check_program_refuses_other_namespaces():
     """The allow-list on a program made here: a custom operator (torch.library) is outside aten."""
 
@@ -439,6 +450,7 @@ def _ort_decode(data: bytes, z: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(s.run(None, {s.get_inputs()[0].name: z.numpy()})[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch, fmt", [("ConvVAE", f) for f in FORMATS] + [("MlpVAE", "export")])
 def test_decoder_onnx_equals_the_eager_decode(loaded, arch, fmt):
     cls = ConvVAE if arch == "ConvVAE" else MlpVAE
@@ -517,6 +529,7 @@ def test_cli_help_names_the_formats():
         assert needle in text, needle
 
 
+@pytest.mark.slow
 def test_cli_diagnose_export_and_onnx_zips(files):
     """diagnose on the conv model as .pt2 zip and ONNX zip gives the TorchScript file's figures (digits: 1x8x8)."""
     reports = {}
