@@ -240,7 +240,7 @@ def _read_bytes(w: "_Worker", n: object, cap: int, what: str) -> bytes:
 
 
 class RemoteModel(TorchScriptInterface):
-    """A user's model file (DESIGN.md contract: TorchScript, or with `fmt` "export" / "onnx" a model zip
+    """A user's model file (the model contract: TorchScript, or with `fmt` "export" / "onnx" a model zip
     and its checked meta.json) in a child worker, with the `VAE` interface.
 
     `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
