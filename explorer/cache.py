@@ -57,7 +57,7 @@ def source(src: str) -> Source:
 def model(m: Source, input_shape: tuple[int, int, int] | None):
     """The model (eval mode, shared by all sessions: never train or modify it).
 
-    A run's model sits on the GPU when there is one; a user's TorchScript runs in its sandboxed
+    A run's model sits on the GPU when there is one; a user's model file runs in its sandboxed
     worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
     """
     out = checkpoints.load_model(m.src, input_shape)
@@ -79,7 +79,7 @@ def model_for(m: Source, d: Source):
     """The model that fits dataset d: raises DataError/CheckpointError with a clear message if not."""
     data = dataset(d)
     shape = None
-    if not Path(m.src).is_dir():  # TorchScript stores no input shape: the data gives it
+    if not Path(m.src).is_dir():  # a model file may store no input shape: the data gives it
         shape = data.shape
     mdl = model(m, shape)
     vdata.check_fits(data, mdl.input_shape)

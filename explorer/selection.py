@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import checkpoints, data as vdata
+from vae_core import checkpoints, data as vdata, model_zips
 from vae_core.errors import sentence
 
 from . import cache, state
@@ -39,9 +39,16 @@ def data_shape(src: str) -> tuple[int, int, int]:
     return BUILTIN_SHAPES.get(src) or cache.dataset(cache.source(src)).shape
 
 
+def _declared_shape(model_src: str) -> tuple[int, int, int] | None:
+    """(C, H, W) a model says it takes without being loaded: a run's config.json, a model zip's meta.json."""
+    if Path(model_src).is_dir():
+        return checkpoints.run_input_shape(model_src)
+    return model_zips.declared_input_shape(model_src)
+
+
 def _fits(model_src: str, data_src: str) -> str | None:
     """None when the pair works (the model loads, encodes and decodes this data); else why not."""
-    shape = checkpoints.run_input_shape(model_src) if Path(model_src).is_dir() else None
+    shape = _declared_shape(model_src)
     if shape is not None and shape != data_shape(data_src):
         return (f"the model takes {_shape(shape)} images, the data is {_shape(data_shape(data_src))}")
     try:
@@ -53,10 +60,10 @@ def _fits(model_src: str, data_src: str) -> str | None:
 
 def _data_candidates(model_src: str) -> list[str]:
     """Data to try for a model: this session's uploads (newest first), then the built-ins; those of the
-    model's input shape only, when a run says it."""
+    model's input shape only, when a run (or a model zip's meta.json) says it."""
     ss = st.session_state
     uploads = list(reversed(list(ss[state.UPLOADED_DATA].values())))
-    shape = checkpoints.run_input_shape(model_src) if Path(model_src).is_dir() else None
+    shape = _declared_shape(model_src)
     out = []
     for src in uploads + list(vdata.BUILTIN):
         try:
@@ -149,8 +156,8 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
 
 def needed_data_text(model_src: str) -> str:
     """What to upload for a model that has no data yet."""
-    shape = checkpoints.run_input_shape(model_src) if Path(model_src).is_dir() else None
+    shape = _declared_shape(model_src)
     if shape is not None:
         return f"upload data of shape {_shape(shape)} (C x H x W) in the sidebar"
-    return ("upload data this model takes in the sidebar (a TorchScript file does not store its input shape; "
-            "none of the built-in datasets or your uploads fit it)")
+    return ("upload data this model takes in the sidebar (the model file does not declare its input shape: a "
+            "model zip's meta.json can, with input_shape; none of the built-in datasets or your uploads fit it)")

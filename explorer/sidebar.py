@@ -71,8 +71,8 @@ def _on_upload(kind: str) -> None:
         path = _save_upload(upload, kind)
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
             path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
-        elif kind == "model":
-            checkpoints.load_torchscript(path)  # refuses pickles and non-TorchScript, never unpickles
+        elif kind == "model":  # a zip of torch.export or ONNX programs, or TorchScript; loads in a worker only
+            checkpoints.load_model_file(path)  # refuses pickles and anything else, never unpickles
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept
@@ -123,10 +123,14 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
                 st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
                            "to your session.")
             else:
-                st.file_uploader("Model: TorchScript file or a zipped run directory", type=MODEL_TYPES,
+                st.file_uploader("Model: a .zip of torch.export (.pt2) or ONNX programs, a TorchScript file, "
+                                 "or a zipped run directory", type=MODEL_TYPES,
                                  key=state.UPLOAD + "model", on_change=_on_upload, args=("model",),
-                                 help="encode(x) -> (mu, logvar) and decode(z) -> mean; it runs in a separate "
-                                 "process with memory and time limits; pickles are refused")
+                                 help="encode(x) -> (mu, logvar) and decode(z) -> mean. A .zip holds encode.pt2 and "
+                                 "decode.pt2 (torch.export.save) or encode.onnx and decode.onnx, with an optional "
+                                 "meta.json (likelihood, scale, input_shape, latent_dim); TorchScript (torch.jit.save) "
+                                 "is deprecated upstream but still taken. The model runs in a separate process with "
+                                 "memory and time limits; pickles are refused")
             st.file_uploader("Data (.npz, .npy, .csv, .zip of images)", type=DATA_TYPES, key=state.UPLOAD + "data",
                              on_change=_on_upload, args=("data",), help=_upload_help())
     d = ss[state.DATA_SRC]

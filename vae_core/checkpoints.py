@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .disk_modes import follow_umask
 from .errors import sentence
 from .limits import LimitError
-from .model_files import PICKLE_HELP, CheckpointError, export_torchscript, load_torchscript
+from .model_files import PICKLE_HELP, CheckpointError, export_torchscript, load_model_file, load_torchscript
 from .models import VAE
 from .run_load import (FORMAT_VERSION, EvalSplit, Run, aside_path, eval_split, fingerprint, is_run_dir, list_runs,
                        load_model, load_run, read_config, read_history, recover_aside, run_config, run_input_shape)
@@ -338,6 +338,7 @@ def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
 __all__ = [
     "FORMAT_VERSION", "HISTORY_COLUMNS", "PICKLE_HELP", "RUN_FILES", "CheckpointError", "EvalSplit", "Run",
     "check_out", "eval_split", "export_torchscript", "extract_run_zip", "fingerprint", "is_run_dir", "is_run_zip",
-    "list_runs", "load_model", "load_run", "load_torchscript", "read_config", "read_history", "remove_stale_lock",
+    "list_runs", "load_model", "load_model_file", "load_run", "load_torchscript", "read_config", "read_history",
+    "remove_stale_lock",
     "run_config", "run_input_shape", "run_lock", "save_run",
 ]

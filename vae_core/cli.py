@@ -1,4 +1,5 @@
-"""The command line: train a VAE into a run directory; diagnose a run or a TorchScript model.
+"""The command line: train a VAE into a run directory; diagnose a run or a user's model file
+(TorchScript, or a zip of torch.export or ONNX programs).
 
 Errors are one line on stderr and exit code 2, never a traceback. Progress and logs go to
 stderr, so `diagnose --json` prints exactly one JSON object on stdout.
@@ -105,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diagnose", help="report collapse, MI, IWAE, variance law, blur and MIG",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Diagnose a run directory or a TorchScript file on a dataset (nats per data point).")
-    d.add_argument("model", metavar="MODEL", help="a run directory or a TorchScript file (torch.jit.save)")
+                       description="Diagnose a run directory or a model file on a dataset (nats per data point).")
+    d.add_argument("model", metavar="MODEL", help="a run directory; a .zip of torch.export programs (encode.pt2 and "
+                   "decode.pt2, each written by torch.export.save) or of ONNX graphs (encode.onnx and decode.onnx), "
+                   "each with an optional meta.json (likelihood, scale, input_shape, latent_dim); or a TorchScript "
+                   "file (torch.jit.save; deprecated upstream). A model file runs in a sandboxed worker process")
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
     d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
                    help="evaluate on at most this many held-out points (None: chosen by --budget, up to 1000); "
@@ -349,10 +353,10 @@ def _diagnose(a: argparse.Namespace) -> int:
         raise ValueError(f"--seed and --split-seed must be >= 0, got {a.seed} and {a.split_seed}")
     device = devices.resolve(a.device)
     model = load_model(a.model)
-    if isinstance(model, VAE):  # a run's model; a TorchScript file runs in its sandboxed worker, on the CPU
+    if isinstance(model, VAE):  # a run's model; a model file runs in its sandboxed worker, on the CPU
         model.to(device)
     elif device.type == "cuda":
-        log.warning("a TorchScript model runs in a sandboxed worker process on the CPU; --device cuda applies "
+        log.warning("a model file runs in a sandboxed worker process on the CPU; --device cuda applies "
                     "to run directories")
     data = load_dataset(a.data)
     if getattr(model, "input_shape", None) is None:

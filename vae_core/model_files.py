@@ -1,5 +1,5 @@
-"""Model files: a user's TorchScript model (run in a child worker), ours exported as TorchScript,
-and a pickle checkpoint refused with how to convert it.
+"""Model files: a user's model file (TorchScript, or a zip of torch.export or ONNX programs; run in a
+child worker), ours exported as TorchScript, and a pickle checkpoint refused with how to convert it.
 
 `CheckpointError` is the one error for a model file or run directory that cannot be loaded; the
 run directories themselves are read in `run_load` and written in `checkpoints`.
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 PICKLE_HELP = (
     "Convert it without pickle: save the weights with safetensors.torch.save_file(model.state_dict(), ...) "
-    "beside a config.json, or export the model with torch.jit.save(torch.jit.script(model), 'model.ts') "
-    "following the TorchScript contract (encode(x) -> (mu, logvar), decode(z) -> mean)."
+    "beside a config.json, or export encode and decode as a .zip of encode.pt2 and decode.pt2 "
+    "(torch.export.save) or of encode.onnx and decode.onnx (torch.onnx.export), or with "
+    "torch.jit.save(torch.jit.script(model), 'model.ts') (deprecated upstream), following the contract "
+    "(encode(x) -> (mu, logvar), decode(z) -> mean)."
 )
 
 
@@ -71,6 +73,23 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
                                   f"because it can run arbitrary code. {PICKLE_HELP}")
         raise CheckpointError(f"{p} is not a TorchScript file (torch.jit.save) nor a run directory. {PICKLE_HELP}")
     return RemoteModel(p, input_shape).eval()
+
+
+def load_model_file(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "RemoteModel":
+    """A user's model file behind the VAE interface, run in a child worker: a zip of torch.export
+    programs (encode.pt2, decode.pt2) or of ONNX graphs (encode.onnx, decode.onnx), each with an
+    optional meta.json, or a TorchScript file. Nothing of it runs in this process.
+    """
+    from .model_zips import read_model_zip, zip_format
+    from .sandbox import RemoteModel
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model file not found: {p}")
+    if _is_torchscript(p) or zip_format(p) is None:
+        return load_torchscript(p, input_shape)
+    mz = read_model_zip(p)  # members and meta.json checked here; the programs are opened in the worker
+    return RemoteModel(p, input_shape, fmt=mz.format, meta=mz.meta).eval()
 
 
 class _ScriptableVAE(torch.nn.Module):

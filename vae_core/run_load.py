@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 
 from .config import ModelConfig, TrainConfig
 from .limits import LimitError
-from .model_files import PICKLE_HELP, CheckpointError, load_torchscript, looks_like_pickle
+from .model_files import PICKLE_HELP, CheckpointError, load_model_file, looks_like_pickle
 from .models import VAE, meta_state
 
 if TYPE_CHECKING:
@@ -194,7 +194,8 @@ def _check_shapes(weights: Path, found: dict[str, tuple[tuple[int, ...], str]],
 
 
 def load_model(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "VAE | RemoteModel":
-    """A run directory or a TorchScript file -> a model with encode/decode/nll, in eval mode."""
+    """A run directory, a TorchScript file or a zip of torch.export / ONNX programs -> a model with
+    encode/decode/nll, in eval mode (a user's file runs in a sandbox worker)."""
     p = Path(path)
     if p.is_dir():
         return load_run(p).model
@@ -202,7 +203,7 @@ def load_model(path: str | Path, input_shape: tuple[int, int, int] | None = None
         raise FileNotFoundError(f"no run directory or model file at {p}")
     if p.suffix == ".safetensors":
         raise CheckpointError(f"{p} holds weights only; give the run directory that has its config.json")
-    return load_torchscript(p, input_shape)
+    return load_model_file(p, input_shape)
 
 
 # ---------------------------------------------------------------- finding runs

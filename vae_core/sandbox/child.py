@@ -1,10 +1,16 @@
-"""The worker process: loads one user's TorchScript model and runs its encode/decode on request.
+"""The worker process: loads one user's model and runs its encode/decode on request.
 
 Started by `proxy._Worker` as `python -m vae_core.sandbox.child CMD_FD REPLY_FD IO_FD SCRATCH`.
 Code this project did not write runs here only (docs/architecture.md, "Trust boundary"). Order of events:
 limits (memory, file size) -> read the model file -> close the filesystem (Landlock, before any
-other thread exists so every later thread inherits it) -> torch.jit.load -> operation
-allow-list and weight checks -> serve requests until the command pipe closes.
+other thread exists so every later thread inherits it) -> load (TorchScript: torch.jit.load; a
+model zip's torch.export or ONNX programs: `formats`) -> operation allow-list and weight checks ->
+serve requests until the command pipe closes.
+
+The load request's "format" is "torchscript" (default), "export" or "onnx" (with "meta", the
+server-checked meta.json). With "then": "decoder_onnx" the worker instead exports the decoder to
+ONNX (`onnx_export`), writes the bytes at offset 0 of the IO file, answers {"ok": 1,
+"onnx_bytes": n} after the load answer, and exits.
 
 Protocol (one request at a time): the parent writes float32 inputs into the IO file (a file in
 the scratch directory on /dev/shm) at offset 0, one after another, and sends one JSON line
@@ -29,7 +35,7 @@ import zipfile
 
 import torch
 
-from . import allowlist, landlock
+from . import allowlist, formats, landlock
 
 READ_ONLY = ["/proc/cpuinfo", "/sys/devices/system/cpu"]  # torch's cpuinfo reads these lazily (strace)
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): ?(.*)$")
@@ -157,6 +163,43 @@ def _check_loaded(module, name: str) -> dict:
     return {"likelihood": lik, "scale": float(scale), "scale_declared": declared, "latent_dim": latent}
 
 
+def _load_format(fmt: str, data: bytes, name: str, req: dict):
+    """(module, info) for a TorchScript file or a model zip of torch.export / ONNX programs."""
+    if fmt == "torchscript":
+        module = _load(data, name)
+        return module, _check_loaded(module, name)
+    max_bytes = int(req["max_file_mb"]) * 2**20
+    if fmt == "export":
+        module = formats.load_export(data, name, max_bytes)
+    elif fmt == "onnx":
+        module = formats.load_onnx(data, name, max_bytes, int(req["threads"]))
+    else:
+        raise ValueError(f"{name}: unknown model format {fmt[:20]!r}")
+    meta = req.get("meta") or {}  # checked by the server (vae_core.model_zips.parse_meta)
+    latent = meta.get("latent_dim")
+    if latent is not None and module.latent_dim is not None and latent != module.latent_dim:
+        raise ValueError(f"{name}: meta.json says latent_dim {latent}, but decode takes z of {module.latent_dim} "
+                         "dimensions; correct meta.json")
+    return module, {"likelihood": meta.get("likelihood", "bernoulli"), "scale": float(meta.get("scale", 1.0)),
+                    "scale_declared": "scale" in meta, "latent_dim": latent or module.latent_dim}
+
+
+def _send_decoder_onnx(module, fmt: str, req: dict, name: str, rep_fd: int, io_fd: int) -> None:
+    """Export the decoder to ONNX, check it, write its bytes at offset 0 of the IO file and say how many."""
+    from . import onnx_export
+
+    try:
+        data = onnx_export.decoder_onnx(module, fmt, int(req["latent_dim"]), name, int(req["threads"]))
+        view, off = memoryview(data), 0
+        while view:
+            n = os.pwrite(io_fd, view, off)
+            view, off = view[n:], off + n
+        _send(rep_fd, {"ok": 1, "onnx_bytes": len(data)})
+    except Exception as e:
+        msg = str(e)[:MAX_MSG] if type(e) is ValueError else inner_message(e)
+        _send(rep_fd, {"ok": 0, "kind": "memory" if is_memory_error(e) else "error", "msg": msg})
+
+
 def _read_inputs(fd: int, shapes: list) -> list[torch.Tensor]:
     out, off = [], 0
     for shape in shapes:
@@ -209,26 +252,34 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_FSIZE, (mem, mem))  # the IO file cannot fill /dev/shm either
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     name = str(req["name"])
+    fmt, then = str(req.get("format", "torchscript")), req.get("then")
     try:
         data = _read_model(req["path"], int(req["max_file_mb"]) * 2**20)
-        _check_code_text(data, name)
+        if fmt == "torchscript":
+            _check_code_text(data, name)
+        formats.preload(fmt, then)  # imports read files: before the filesystem closes
         before = len(os.listdir("/proc/self/task"))  # Landlock binds this thread and the ones it starts
         try:
-            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)])
+            extra, why = formats.read_only_paths(fmt, then)
+            protection = landlock.restrict([scratch], [p for p in READ_ONLY if os.path.exists(p)] + extra)
+            if extra:
+                protection += f", {why}"
         except OSError as e:
             protection = f"none: Landlock failed ({e}); the operation allow-list still applies"
         if before > 1 and not protection.startswith("none"):
             protection += f" (not for {before - 1} thread(s) started before it)"
         threading.Thread(target=_exit_when_parent_goes, args=(cmd_fd,), daemon=True).start()
         torch.set_num_threads(int(req["threads"]))
-        module = _load(data, name)
+        module, info = _load_format(fmt, data, name, req)
         del data
-        info = _check_loaded(module, name)
         module.eval()
     except Exception as e:
         _send(rep_fd, {"ok": 0, "kind": "memory" if is_memory_error(e) else "refused", "msg": str(e)[:MAX_MSG]})
         return 1
     _send(rep_fd, {"ok": 1, "protection": protection, **info})
+    if then == "decoder_onnx":  # a worker started for this one export, then gone
+        _send_decoder_onnx(module, fmt, req, name, rep_fd, io_fd)
+        return 0
     with torch.inference_mode():  # once for the worker's life, not per call
         _serve(module, requests, rep_fd, io_fd)
     return 0

@@ -1,4 +1,5 @@
-"""`RemoteModel`: a user's TorchScript model run in a child worker process, behind the VAE interface.
+"""`RemoteModel`: a user's model (TorchScript, or a zip of torch.export / ONNX programs) run in a child
+worker process, behind the VAE interface.
 
 The parent side of the protocol described in `child.py`. The parent never unpickles anything
 from the worker: control messages are JSON lines of bounded length, tensors are float32 and
@@ -33,6 +34,8 @@ from ..models import TorchScriptInterface
 STARTUP_S = 120.0  # a fresh worker imports torch (trusted code) before its first answer; slow on a loaded machine
 LOAD_S = 30.0  # at least this long for torch.jit.load and the checks (no code of the model runs then)
 MAX_LINE = 1 << 16  # bytes of one JSON line from the worker
+EXPORT_S = 300.0  # at least this long for the decoder's ONNX export and its check (dynamo: ~26 s for a 64x64 conv)
+MAX_ONNX_MB = 100  # a decoder graph larger than this is too big to send to a browser
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core/
 
 
@@ -217,10 +220,29 @@ class _Worker:
         return out
 
 
-class RemoteModel(TorchScriptInterface):
-    """A user's TorchScript model in a child worker, with the `VAE` interface.
+def _read_bytes(w: "_Worker", n: object, cap: int, what: str) -> bytes:
+    """n bytes at offset 0 of a worker's IO file, after checking n (the worker's claim) and the file's size."""
+    if type(n) is not int or n < 1:
+        raise _Stopped(f"its worker answered with a malformed size ({what})")
+    if n > cap:
+        raise CheckpointError(f"{what} is {n / 2**20:,.1f} MB, over the {cap / 2**20:,.0f} MB a browser decoder may "
+                              "take")
+    if os.fstat(w.io_fd).st_size < n:
+        raise _Stopped(f"its worker's output was shorter than the size it reported ({what})")
+    buf = bytearray(n)
+    view, off = memoryview(buf), 0
+    while off < n:
+        got = os.preadv(w.io_fd, [view[off:]], off)
+        if got <= 0:
+            raise _Stopped(f"its worker's output was shorter than the size it reported ({what})")
+        off += got
+    return bytes(buf)
 
-    The contract: docs/contracts.md, "Bring your own model".
+
+class RemoteModel(TorchScriptInterface):
+    """A user's model file (TorchScript, or with `fmt` "export" / "onnx" a model zip and its checked
+    meta.json) in a child worker, with the `VAE` interface. The contract: docs/contracts.md, "Bring
+    your own model".
 
     `encode(x) -> (mu, logvar)`, `decode(z) -> mean`, `nll(x, z)`, `reparameterize`, `forward`,
     `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and
@@ -231,14 +253,24 @@ class RemoteModel(TorchScriptInterface):
 
     _error = CheckpointError
 
-    def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None):
+    def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None, *,
+                 fmt: str = "torchscript", meta: dict | None = None):
         super().__init__()
         self.path = Path(path)
         self.name = self.path.name
+        # "torchscript", or a model zip's "export" / "onnx" with its meta.json (checked by model_zips)
+        self.format, self.meta = fmt, dict(meta or {})
+        self._load_extra = {"format": fmt, "meta": self.meta}
+        self._onnx: bytes | None = None
+        self._onnx_lock = threading.Lock()
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
         self._input_shape: tuple[int, int, int] | None = None
         self._latent_dim: int | None = None
+        declared_shape = tuple(self.meta["input_shape"]) if "input_shape" in self.meta else None
+        if input_shape is not None and declared_shape is not None and tuple(input_shape) != declared_shape:
+            raise CheckpointError(f"{self.name}: meta.json says the model takes {' x '.join(map(str, declared_shape))} "
+                                  f"images, the data is {' x '.join(map(str, input_shape))}; pick data of its shape")
         with self._lock:
             info = self._start()
         lik, scale, latent = info.get("likelihood"), info.get("scale"), info.get("latent_dim")
@@ -249,15 +281,21 @@ class RemoteModel(TorchScriptInterface):
         if latent is not None and not (type(latent) is int and latent >= 1):
             raise CheckpointError(f"{self.name}: the model's latent_dim is {str(latent)[:20]}; it must be >= 1")
         self._likelihood = lik
+        self._declared_latent: int | None = latent  # TorchScript's latent_dim attribute, meta.json's, or decode's
         self.protection = str(info.get("protection", "none"))[:200]
         self.register_buffer("log_scale", torch.tensor(math.log(scale)))
         # None when the file declares no `scale` (most MSE-trained models): diagnose calibrates it
         self.declared_scale: float | None = float(scale) if info.get("scale_declared") is True else None
-        if input_shape is not None:
-            self.set_input_shape(input_shape)
+        if input_shape is not None or declared_shape is not None:
+            self.set_input_shape(input_shape if input_shape is not None else declared_shape)
+
+    def _new_worker(self, **extra) -> "_Worker":
+        w = _Worker(self.path, self.name)
+        w.load_request.update(self._load_extra, **extra)
+        return w
 
     def _start(self) -> dict:
-        w = _Worker(self.path, self.name)
+        w = self._new_worker()
         try:
             msg = w.start("loading the model")
         except _Stopped as e:
@@ -365,3 +403,37 @@ class RemoteModel(TorchScriptInterface):
 
     def _what(self) -> str:
         return self.name
+
+    def decoder_onnx(self) -> bytes:
+        """The decoder as an ONNX graph (input z (B, D) float32, output the mean (B, C, H, W)), for the browser.
+
+        Made in a worker of its own (TorchScript: the scripted decode through the TorchScript-based
+        exporter; torch.export: the dynamo exporter on decode.pt2; ONNX: decode.onnx as checked), and
+        checked there against the model's own decode on random codes before it is returned. Kept
+        for the proxy's life. CheckpointError (one sentence) when it cannot be made, differs, or is
+        over MAX_ONNX_MB. Needs the latent size: an input shape set, or latent_dim declared.
+        """
+        with self._onnx_lock:
+            if self._onnx is None:
+                d = self._latent_dim or self._declared_latent or self.latent_dim
+                self._onnx = self._export_decoder(int(d))
+            return self._onnx
+
+    def _export_decoder(self, latent_dim: int) -> bytes:
+        what = "exporting the decoder to ONNX"
+        w = self._new_worker(then="decoder_onnx", latent_dim=latent_dim)
+        try:
+            msg = w.start("loading the model")
+            if msg.get("ok") == 1:
+                msg = w._recv(max(w.timeout_s, EXPORT_S), what)
+            if msg.get("ok") != 1:
+                text = str(msg.get("msg", "refused"))[:600].replace("\n", " ")
+                if msg.get("kind") == "memory":
+                    text = (f"the model used more than {w.memory_mb} MB of memory while {what}; "
+                            f"set {ENV['worker_memory_mb']} to raise the limit")
+                raise CheckpointError(text if text.startswith(self.name) else f"{self.name}: {text}")
+            return _read_bytes(w, msg.get("onnx_bytes"), MAX_ONNX_MB * 2**20, f"{self.name}: the decoder's ONNX graph")
+        except _Stopped as e:
+            raise CheckpointError(f"{self.name}: {e}") from None
+        finally:
+            w.kill()
