@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -34,6 +35,16 @@ STARTUP_S = 120.0  # a fresh worker imports torch (trusted code) before its firs
 LOAD_S = 30.0  # at least this long for torch.jit.load and the checks (no code of the model runs then)
 MAX_LINE = 1 << 16  # bytes of one JSON line from the worker
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core/
+# vae-worker-<owner pid>-<owner start time in clock ticks>-<pid namespace inode>-<random>: the owner
+# is the process that started the worker; pid, start time and namespace name it even after pid reuse
+_SCRATCH_NAME = re.compile(r"vae-worker-(\d+)-(\d+)-(\d+)-")
+# The scratch keeper: a small process beside each worker (the worker itself cannot remove its scratch
+# once Landlock closes /dev/shm to it). It waits for the hang-up of the command pipe (the owner closed
+# it or died, even by SIGKILL), removes the scratch and exits; it reads nothing from the pipe.
+_KEEPER = ("import os,select,shutil,sys\n"
+           "p=select.poll()\np.register(int(sys.argv[1]),0)\n"
+           "while not p.poll():pass\n"
+           "shutil.rmtree(sys.argv[2],ignore_errors=True)\n")
 
 
 class _Stopped(Exception):
@@ -44,7 +55,72 @@ def _shm_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
-def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str) -> None:
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a process, from /proc; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            rest = f.read().rsplit(b")", 1)[1].split()  # after "pid (comm)": the name may hold spaces
+        return rest[0].decode(), int(rest[19])  # fields 3 and 22 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _scratch_prefix() -> str:
+    own = _stat("self")
+    return f"vae-worker-{os.getpid()}-{own[1] if own else 0}-{_pid_namespace()}-"
+
+
+def _owner_alive(pid: int, start: int, namespace: int) -> bool:
+    """Whether the process that made a scratch directory may still be running (True when unsure)."""
+    if namespace != _pid_namespace():  # another pid namespace's (a container sharing /dev/shm): unknowable
+        return True
+    st = _stat(pid)
+    if st is None:
+        if os.path.isdir("/proc/self"):
+            return False  # /proc works and has no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+    state, started = st
+    return state not in ("Z", "X") and (start == 0 or started == start)  # another start time: the pid was reused
+
+
+def sweep_stale_scratch(folder: str | None = None) -> list[str]:
+    """Remove this user's worker scratch directories in folder whose owner process is gone; the removed paths.
+
+    A directory whose name records no owner (an older version's) or whose owner may still run is kept.
+    """
+    folder = folder or _shm_dir() or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _SCRATCH_NAME.match(e.name)
+        try:
+            if not (m and e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_uid == os.getuid()):
+                continue
+        except OSError:
+            continue
+        if not _owner_alive(*(int(g) for g in m.groups())):
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(e.path)
+    return removed
+
+
+def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str, keeper: subprocess.Popen | None = None) -> None:
     if proc.poll() is None:
         try:
             proc.kill()
@@ -54,12 +130,18 @@ def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str) -> None:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
-    for fd in fds:
+    for fd in fds:  # closing the command pipe also ends the scratch keeper
         try:
             os.close(fd)
         except OSError:
             pass
     shutil.rmtree(scratch, ignore_errors=True)
+    if keeper is not None:
+        try:
+            keeper.wait(5)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            keeper.wait()
 
 
 def _shape(v, max_dims: int = 8) -> tuple[int, ...]:
@@ -76,7 +158,9 @@ class _Worker:
         lim = limits()
         self.memory_mb, self.timeout_s = lim.worker_memory_mb, float(lim.worker_timeout_s)
         self.max_latent = lim.max_latent
-        self.scratch = tempfile.mkdtemp(prefix="vae-worker-", dir=_shm_dir())
+        sweep_stale_scratch()  # scratch left by owners killed before they could clean up (SIGKILL, OOM)
+        self.scratch = tempfile.mkdtemp(prefix=_scratch_prefix(), dir=_shm_dir())
+        self.proc = self.keeper = None
         fds: list[int] = []  # the parent's ends, closed when the worker is stopped
         child_fds: list[int] = []  # the child's ends, closed here once it has them
         try:
@@ -96,7 +180,14 @@ class _Worker:
                 [sys.executable, "-m", "vae_core.sandbox.child", str(cmd_r), str(rep_w), str(self.io_fd), self.scratch],
                 pass_fds=(cmd_r, rep_w, self.io_fd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, cwd=self.scratch, env=env, start_new_session=True)
+            self.keeper = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _KEEPER, str(cmd_r), self.scratch], pass_fds=(cmd_r,),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                start_new_session=True)
         except BaseException:
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait()
             for fd in fds:
                 os.close(fd)
             shutil.rmtree(self.scratch, ignore_errors=True)
@@ -104,7 +195,7 @@ class _Worker:
         finally:
             for fd in child_fds:
                 os.close(fd)
-        self._finalizer = weakref.finalize(self, _cleanup, self.proc, fds, self.scratch)
+        self._finalizer = weakref.finalize(self, _cleanup, self.proc, fds, self.scratch, self.keeper)
         self._buf = b""
         self._poll = select.poll()
         self._poll.register(self.rep_r, select.POLLIN)

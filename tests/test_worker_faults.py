@@ -1,0 +1,170 @@
+"""Faults of the model worker (vae_core.sandbox) met by a hostile corpus: scratch left in RAM after a
+killed parent, NaN scored as if fine, endless models making a person wait the batch limit.
+
+Models are scripted into tmp_path here (no committed blobs); limits are set through the environment.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from vae_core.checkpoints import CheckpointError, load_torchscript
+from vae_core.sandbox import RemoteModel
+from vae_core.sandbox.proxy import sweep_stale_scratch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = (1, 8, 8)  # the digits dataset's shape
+D = 3
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning",
+                                        "ignore:`torch.jit.save` is deprecated:DeprecationWarning",
+                                        "ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def low_limits(monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "30")
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+
+
+class _Good(nn.Module):
+    """A well-behaved model of the TorchScript contract (Bernoulli, 1x8x8, D=3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(64, 2 * D)
+        self.dec = nn.Linear(D, 64)
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.enc(x.flatten(1)).chunk(2, dim=1)
+        return mu, logvar
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x)[0])
+
+
+def _save(module: nn.Module, path: Path) -> Path:
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(module.eval()), str(path))
+    return path
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # a zombie has exited
+
+
+def _wait_for(cond, within: float = 60.0) -> bool:
+    """Poll cond until it holds or the deadline passes (no fixed sleep: returns as soon as it holds)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def _start_time(pid: int | str) -> int:
+    """Field 22 of /proc/PID/stat (proc(5)), read here independently of the code under test."""
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+
+
+def _pid_ns() -> int:
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
+# --- issue 19 item 3: scratch in /dev/shm outliving a killed parent -------------------------------
+
+def test_scratch_is_removed_when_the_parent_is_killed(tmp_path):
+    """A real parent (a script that loads a TorchScript model through the proxy) killed by SIGKILL:
+    no finalizer runs, yet its worker exits and the worker's scratch directory disappears."""
+    path = _save(_Good(), tmp_path / "good.ts")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from vae_core.sandbox import RemoteModel
+        m = RemoteModel({str(path)!r}, {SHAPE!r})
+        print(m._worker.scratch, m._worker.proc.pid, flush=True)
+        sys.stdin.read()  # wait to be killed
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline()
+        assert line, parent.stderr.read()
+        scratch, worker = line.split()[0], int(line.split()[1])
+        assert os.path.isdir(scratch) and os.path.exists(os.path.join(scratch, "io"))
+        parent.kill()
+        parent.wait(30)
+        assert _wait_for(lambda: _gone(worker)), "the worker outlived its parent"
+        assert _wait_for(lambda: not os.path.exists(scratch)), f"{scratch} outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def _dead_pid_and_start() -> tuple[int, int]:
+    p = subprocess.Popen(["sleep", "60"])
+    start = _start_time(p.pid)
+    p.kill()
+    p.wait()
+    return p.pid, start
+
+
+def test_sweep_removes_scratch_of_dead_owners_only(tmp_path):
+    dead, dead_start = _dead_pid_and_start()
+    me, my_start, ns = os.getpid(), _start_time("self"), _pid_ns()
+    dirs = {
+        "dead": tmp_path / f"vae-worker-{dead}-{dead_start}-{ns}-a1b2",  # its owner exited
+        "reused": tmp_path / f"vae-worker-{me}-{my_start + 1}-{ns}-c3d4",  # its owner's pid now runs another process
+        "live": tmp_path / f"vae-worker-{me}-{my_start}-{ns}-e5f6",  # this process's own
+        "other_ns": tmp_path / f"vae-worker-{dead}-{dead_start}-{ns + 1}-g7h8",  # another pid namespace's
+        "legacy": tmp_path / "vae-worker-h10ob4sv",  # no owner recorded: may be live
+    }
+    for d in dirs.values():
+        d.mkdir()
+        (d / "io").write_bytes(b"\0" * 64)
+    (tmp_path / f"vae-worker-{dead}-{dead_start}-{ns}-file").write_text("not a directory")
+    removed = sweep_stale_scratch(str(tmp_path))
+    assert sorted(removed) == sorted(str(dirs[k]) for k in ("dead", "reused"))
+    assert not dirs["dead"].exists() and not dirs["reused"].exists()
+    assert all(dirs[k].is_dir() for k in ("live", "other_ns", "legacy"))
+    assert (tmp_path / f"vae-worker-{dead}-{dead_start}-{ns}-file").is_file()
+
+
+def test_a_new_worker_sweeps_stale_scratch(tmp_path):
+    """Starting a worker removes the scratch of an owner that was killed earlier, in the real scratch folder."""
+    dead, dead_start = _dead_pid_and_start()
+    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    m = None
+    stale = Path(folder or tempfile.gettempdir()) / f"vae-worker-{dead}-{dead_start}-{_pid_ns()}-stale{os.getpid()}"
+    stale.mkdir()
+    try:
+        (stale / "io").write_bytes(b"\0" * 4096)
+        m = load_torchscript(_save(_Good(), tmp_path / "good.ts"))
+        assert not stale.exists()
+        assert os.path.basename(m._worker.scratch).startswith(f"vae-worker-{os.getpid()}-{_start_time('self')}-")
+    finally:
+        if m is not None:
+            m.close()
+        if stale.exists():
+            shutil.rmtree(stale)
