@@ -168,3 +168,80 @@ def test_a_new_worker_sweeps_stale_scratch(tmp_path):
             m.close()
         if stale.exists():
             shutil.rmtree(stale)
+
+
+# --- issue 19 item 4: NaN from a model that passed the probe is refused, not scored -------------
+
+class _NaNDecode(_Good):
+    """Passes the probe (batches of 2); past it, decode gives NaN on every odd row."""
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
+        if z.shape[0] > 2:
+            odd = (torch.arange(z.shape[0]) % 2 == 1).view(-1, 1, 1, 1)
+            out = torch.where(odd, out * float("nan"), out)
+        return out
+
+
+class _InfEncode(_Good):
+    """Passes the probe; past it, encode gives +Inf in logvar on row 2 of a batch."""
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.enc(x.flatten(1)).chunk(2, dim=1)
+        if x.shape[0] > 2:
+            logvar = torch.where((torch.arange(x.shape[0]) == 2).view(-1, 1), logvar + float("inf"), logvar)
+        return mu, logvar
+
+
+def test_nan_after_the_probe_is_one_sentence_naming_the_call(tmp_path):
+    m = load_torchscript(_save(_NaNDecode(), tmp_path / "nan.ts"), SHAPE)  # the probe passes
+    try:
+        with torch.inference_mode():
+            assert m.decode(torch.zeros(2, D)).shape == (2, *SHAPE)
+            z = torch.tensor([[0.0, 0, 0], [1.0, -7.5, 0], [0, 0, 0], [2.0, 0, 0]])
+            with pytest.raises(CheckpointError) as e:
+                m.decode(z)
+        msg = str(e.value)
+        assert msg.startswith("nan.ts: the model's decode returned NaN/Inf") and "\n" not in msg
+        assert "2 of 4 inputs" in msg and "|z_j| = 7.5" in msg  # rows 1 and 3; row 1's largest |z_j|
+        with torch.inference_mode():  # the worker lives on: a finite call still answers
+            assert torch.isfinite(m.decode(torch.zeros(1, D))).all()
+    finally:
+        m.close()
+    m = load_torchscript(_save(_InfEncode(), tmp_path / "inf.ts"), SHAPE)
+    try:
+        with pytest.raises(CheckpointError, match=r"encode returned NaN/Inf in logvar for 1 of 4 inputs "
+                                                  r"\(the first: image 2 of the batch\)"):
+            m.encode(torch.rand(4, *SHAPE))
+    finally:
+        m.close()
+
+
+def test_diagnose_stops_on_nan_with_one_sentence(tmp_path):
+    """The CLI's diagnose of such a model exits non-zero with one sentence on stderr, no report."""
+    path = _save(_NaNDecode(), tmp_path / "nan.ts")
+    r = subprocess.run([sys.executable, "-m", "vae_core", "diagnose", str(path), "--data", "digits", "--json",
+                        "--n-points", "40", "--iwae-k", "5", "--quiet"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode != 0 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the model's decode returned NaN/Inf in the image" in lines[0], r.stderr
+
+
+def test_diagnose_page_shows_the_sentence(tmp_path):
+    """The Diagnose page of such a model shows the sentence instead of a report."""
+    from streamlit.testing.v1 import AppTest
+
+    path = _save(_NaNDecode(), tmp_path / "nan.ts")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "3_Diagnose.py"), default_timeout=300)
+    for key in ("model_src", "pick_model"):
+        at.session_state[key] = str(path)
+    for key in ("data_src", "pick_data"):
+        at.session_state[key] = "digits"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert "the model's decode returned NaN/Inf in the image" in errors, errors
+    assert not any(m.label.startswith("ELBO") for m in at.metric)

@@ -308,6 +308,28 @@ class _Worker:
         return out
 
 
+_OUTPUTS = {"encode": ("mu", "logvar"), "decode": ("the image",)}  # what each call returns, for messages
+
+
+def _check_finite(op: str, x: torch.Tensor, outs: list[torch.Tensor]) -> None:
+    """Raise one CheckpointError sentence when an output of a call holds NaN or Inf (outs: (B, ...) each).
+
+    A model that passed the load-time probe may still give NaN for other inputs; scored as if fine,
+    that would read as a report about a working model.
+    """
+    for label, t in zip(_OUTPUTS.get(op, ()), outs):
+        if t.dim() == 0 or t.numel() == 0 or bool(torch.isfinite(t).all()):
+            continue
+        rows = (~torch.isfinite(t.reshape(t.shape[0], -1))).any(1).nonzero().flatten()  # (bad rows,)
+        first = int(rows[0])
+        what = (f"a z with largest |z_j| = {float(x[first].abs().max()):.3g}" if op == "decode" and x.dim() == 2
+                else f"image {first} of the batch")
+        raise CheckpointError(
+            f"the model's {op} returned NaN/Inf in {label} for {len(rows)} of {t.shape[0]} inputs (the first: "
+            f"{what}); nothing was scored, since a model must give finite values for every input: check its "
+            f"{op} on such inputs")
+
+
 class RemoteModel(TorchScriptInterface):
     """A user's TorchScript model (DESIGN.md contract) in a child worker, with the `VAE` interface.
 
@@ -377,7 +399,9 @@ class RemoteModel(TorchScriptInterface):
             try:
                 shapes = w.call(op, x)
                 check(shapes)
-                return w.read(shapes)
+                out = w.read(shapes)
+                _check_finite(op, x, out)
+                return out
             except _Stopped as e:
                 w.kill()
                 self._worker = None
@@ -403,9 +427,7 @@ class RemoteModel(TorchScriptInterface):
         self._input_shape, self._latent_dim = shape, None
         mu, logvar = self.encode(torch.zeros(2, *shape))
         self._latent_dim = int(mu.shape[1])
-        mean = self.decode(mu)
-        if not all(bool(torch.isfinite(t).all()) for t in (mu, logvar, mean)):
-            raise CheckpointError(f"{self.name}: the model gives NaN or Inf on an all-zero input")
+        mean = self.decode(mu)  # every call's outputs are checked for NaN/Inf (_check_finite)
         lo, hi = float(mean.min()), float(mean.max())
         if self._likelihood == "bernoulli" and not (0.0 <= lo and hi <= 1.0):
             raise CheckpointError(f"{self.name}: decode(z) must give values in [0, 1] for a Bernoulli decoder; "
