@@ -245,3 +245,86 @@ def test_diagnose_page_shows_the_sentence(tmp_path):
     errors = " ".join(e.value for e in at.error)
     assert "the model's decode returned NaN/Inf in the image" in errors, errors
     assert not any(m.label.startswith("ELBO") for m in at.metric)
+
+
+# --- issue 19 item 10: a person waits the short limit, a batch job the long one -----------------
+
+class _Hang(_Good):
+    """encode never returns (the load-time probe included); decode is fine."""
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        while True:
+            x = x + 0
+        return x, x
+
+
+class _HangOnLarge(_Good):
+    """decode never returns when the codes sum to over 100; other calls answer."""
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        while bool(z.sum() > 100.0):
+            z = z + 1.0  # not + 0, which TorchScript's peephole pass removes (and then the empty loop)
+        return torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
+
+
+def test_endless_probe_is_refused_within_the_interactive_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "60")
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_INTERACTIVE_S", "3")
+    m = RemoteModel(_save(_Hang(), tmp_path / "hang.ts"))  # loads: no code of the model runs yet
+    t0 = time.monotonic()
+    with pytest.raises(CheckpointError) as e:
+        m.set_input_shape(SHAPE)  # the probe a person waits for on upload
+    took = time.monotonic() - t0
+    assert "did not answer within 3 s (encode)" in str(e.value)
+    assert "VAE_EXPLORER_WORKER_INTERACTIVE_S" in str(e.value)
+    assert took < 60  # under the batch limit (the sentence says which limit stopped it)
+    m.close()
+
+
+def test_batches_keep_the_long_limit(tmp_path, monkeypatch):
+    """A call of up to 64 inputs gets the interactive limit; a larger batch the long one."""
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "5")
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_INTERACTIVE_S", "2")
+    m = load_torchscript(_save(_HangOnLarge(), tmp_path / "slow.ts"), SHAPE)
+    try:
+        with torch.inference_mode():
+            with pytest.raises(CheckpointError) as small:
+                m.decode(torch.full((64, D), 10.0))
+            with pytest.raises(CheckpointError) as batch:
+                m.decode(torch.full((65, D), 10.0))
+            assert m.decode(torch.zeros(65, D)).shape == (65, *SHAPE)  # a fresh worker answers
+        assert "did not answer within 2 s (decode)" in str(small.value)
+        assert "VAE_EXPLORER_WORKER_INTERACTIVE_S" in str(small.value)
+        assert "did not answer within 5 s (decode)" in str(batch.value)
+        assert "VAE_EXPLORER_WORKER_TIMEOUT_S" in str(batch.value)
+    finally:
+        m.close()
+
+
+def test_cli_diagnose_probe_is_interactive(tmp_path):
+    """diagnose of an endless model from the CLI is refused at the short limit, with one sentence."""
+    path = _save(_Hang(), tmp_path / "hang.ts")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "vae_core", "diagnose", str(path), "--data", "digits", "--quiet"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env=dict(os.environ, VAE_EXPLORER_WORKER_TIMEOUT_S="600",
+                                VAE_EXPLORER_WORKER_INTERACTIVE_S="3"))
+    assert r.returncode != 0 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did not answer within 3 s (encode)" in lines[0], r.stderr
+    assert "VAE_EXPLORER_WORKER_INTERACTIVE_S" in lines[0]
+    assert time.monotonic() - t0 < 600
+
+
+def test_interactive_limit_is_a_validated_setting(monkeypatch):
+    from vae_core.limits import LimitError, limits
+
+    assert limits().worker_interactive_s == 15.0
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_INTERACTIVE_S", "-1")
+    with pytest.raises(LimitError, match="VAE_EXPLORER_WORKER_INTERACTIVE_S"):
+        limits()
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_INTERACTIVE_S", "soon")
+    with pytest.raises(LimitError, match="VAE_EXPLORER_WORKER_INTERACTIVE_S"):
+        limits()

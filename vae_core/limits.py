@@ -21,6 +21,7 @@ class Limits:
 
     worker_memory_mb: int = 4096  # a user's model worker process: address space it may allocate
     worker_timeout_s: float = 60.0  # one call into a user's model (encode/decode/nll of one batch)
+    worker_interactive_s: float = 15.0  # one call a person waits for (load probe, a few images); <= the above
     max_params: int = 50_000_000  # parameters of a model built from a config (200 MB of float32)
     max_data_mb: int = 2048  # one dataset in memory as float32 (N, C, H, W)
     max_file_mb: int = 200  # one uploaded or read file on disk (zip members: uncompressed)

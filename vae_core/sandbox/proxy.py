@@ -157,6 +157,7 @@ class _Worker:
     def __init__(self, path: Path, name: str):
         lim = limits()
         self.memory_mb, self.timeout_s = lim.worker_memory_mb, float(lim.worker_timeout_s)
+        self.interactive_s = float(lim.worker_interactive_s)
         self.max_latent = lim.max_latent
         sweep_stale_scratch()  # scratch left by owners killed before they could clean up (SIGKILL, OOM)
         self.scratch = tempfile.mkdtemp(prefix=_scratch_prefix(), dir=_shm_dir())
@@ -241,7 +242,13 @@ class _Worker:
         return (f"the model's worker process was killed by {sig}{during}; if the model needs more memory than "
                 f"{self.memory_mb} MB, set {ENV['worker_memory_mb']} to raise the limit")
 
-    def _recv(self, timeout: float, what: str) -> dict:
+    def limit(self, interactive: bool) -> tuple[float, str]:
+        """(seconds, the setting that raises it) for one call; a person's calls get the shorter limit."""
+        if interactive and self.interactive_s < self.timeout_s:
+            return self.interactive_s, "worker_interactive_s"
+        return self.timeout_s, "worker_timeout_s"
+
+    def _recv(self, timeout: float, what: str, setting: str = "worker_timeout_s") -> dict:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
@@ -249,7 +256,7 @@ class _Worker:
                 if time.monotonic() < deadline:
                     continue
                 raise _Stopped(f"the model did not answer within {timeout:g} s ({what}); its worker process was "
-                               f"stopped. Set {ENV['worker_timeout_s']} to allow longer calls")
+                               f"stopped. Set {ENV[setting]} to allow longer calls")
             chunk = os.read(self.rep_r, 1 << 16)
             if not chunk:
                 raise _Stopped(self._death_sentence(what))
@@ -265,8 +272,8 @@ class _Worker:
             raise _Stopped("its worker sent a malformed message")
         return msg
 
-    def call(self, op: str, x: torch.Tensor) -> list[tuple[int, ...]]:
-        """Run op on x in the worker: the output shapes it reports (unchecked), or raise."""
+    def call(self, op: str, x: torch.Tensor, interactive: bool = False) -> list[tuple[int, ...]]:
+        """Run op on x in the worker (within `limit(interactive)`): the output shapes it reports (unchecked)."""
         a = x.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if a.size:
             view = memoryview(a).cast("B")
@@ -275,7 +282,8 @@ class _Worker:
                 n = os.pwrite(self.io_fd, view, off)
                 view, off = view[n:], off + n
         self._send_line(f'{{"op":"{op}","in":[[{",".join(map(str, a.shape))}]]}}\n'.encode())  # one small JSON line
-        msg = self._recv(self.timeout_s, op)
+        seconds, setting = self.limit(interactive)
+        msg = self._recv(seconds, op, setting)
         if msg.get("ok") == 1:
             out = msg.get("out")
             if not isinstance(out, list) or len(out) > 4:
@@ -337,10 +345,15 @@ class RemoteModel(TorchScriptInterface):
     `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and
     `protection` (which filesystem protection the worker got). No parameters. Calls are
     serialised by a lock (one proxy is shared by every session); each waits at most
-    `limits().worker_timeout_s` for the worker, which is killed and restarted past it.
+    `limits().worker_interactive_s` (up to INTERACTIVE_ROWS inputs) or `limits().worker_timeout_s`
+    (larger batches) for the worker, which is killed and restarted past it.
     """
 
     _error = CheckpointError
+    # A call of at most this many inputs is one a person waits for (the probe on load, a decode from a
+    # slider or the pad, a few images encoded): it gets `worker_interactive_s`; larger batches (diagnose,
+    # encoding a data set) get `worker_timeout_s`.
+    INTERACTIVE_ROWS = 64
 
     def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None):
         super().__init__()
@@ -397,7 +410,7 @@ class RemoteModel(TorchScriptInterface):
                 self._start()
             w = self._worker
             try:
-                shapes = w.call(op, x)
+                shapes = w.call(op, x, (int(x.shape[0]) if x.dim() else 0) <= self.INTERACTIVE_ROWS)
                 check(shapes)
                 out = w.read(shapes)
                 _check_finite(op, x, out)
