@@ -158,6 +158,7 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     st.set_page_config(page_title=f"{title} · VAE Latent Explorer", layout="wide")
     state.init()
     m, d = sidebar_picker()
+    cache.hold_model(m)  # the session's model worker stays while it is active here (or in another session)
     if need_model or (need_data and d is None):
         mdl, data = active_model_ui(m, d)
     else:
