@@ -28,7 +28,7 @@ def home() -> None:
     from vae_core import export
 
     m, d, mdl, data = sidebar.open_page("Home")
-    enc = cache.encoded(m, d)
+    enc = sidebar.encoded_ui(m, d)
 
     idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
     c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])

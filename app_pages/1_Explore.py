@@ -5,7 +5,7 @@ import streamlit as st
 from explorer import cache, explore_ui as ui, latent_tools_ui as tools, selection_ui, sidebar, state, walks_ui as walks
 
 m, d, mdl, data = sidebar.open_page("Explore")
-enc = cache.encoded(m, d)
+enc = sidebar.encoded_ui(m, d)
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
 collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < ui.KL_THRESHOLD)]
 

@@ -148,6 +148,17 @@ def active_model_ui(m: cache.Source, d: cache.Source | None):
         st.stop()
 
 
+def encoded_ui(m: cache.Source, d: cache.Source) -> cache.Encoded:
+    """The data encoded by the active model; on failure (a user's model giving NaN on some images, say)
+    the sentence and the page stops."""
+    try:
+        return cache.encoded(m, d)
+    except (ValueError, RuntimeError) as e:  # the app's edge: CheckpointError, DataError are ValueErrors
+        st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {sentence(e)} "
+                 "Pick another model or data in the sidebar.")
+        st.stop()
+
+
 def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     """Every page's first lines: page config, state defaults, the sidebar picker and, with
     need_model, the active model and data (the page stops with the reason if they don't fit).

@@ -3,7 +3,6 @@ outlived its session): the reference counting alone (explorer.model_leases), a r
 it, and the app's sessions through AppTest (switching models, a session ending)."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path

@@ -328,3 +328,20 @@ def test_interactive_limit_is_a_validated_setting(monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_WORKER_INTERACTIVE_S", "soon")
     with pytest.raises(LimitError, match="VAE_EXPLORER_WORKER_INTERACTIVE_S"):
         limits()
+
+
+@pytest.mark.parametrize("page", ["app_pages/1_Explore.py", "streamlit_app.py"])
+def test_explore_and_home_show_the_sentence(tmp_path, page):
+    """Encoding the data set with a model that gives Inf past the probe: the page says why, no traceback."""
+    from streamlit.testing.v1 import AppTest
+
+    path = _save(_InfEncode(), tmp_path / "inf.ts")
+    at = AppTest.from_file(str(ROOT / page), default_timeout=300)
+    for key in ("model_src", "pick_model"):
+        at.session_state[key] = str(path)
+    for key in ("data_src", "pick_data"):
+        at.session_state[key] = "digits"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert "inf.ts on digits cannot be shown" in errors and "encode returned NaN/Inf in logvar" in errors, errors
