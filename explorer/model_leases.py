@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Hashable
+from typing import Callable, Hashable
 
 
 class Leases:
     """Session id -> the model key it holds; key -> the closable models made for it (held weakly)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: Callable[[Callable[[], None]], None] | None = None) -> None:
+        # how closing runs: in a thread of its own by default (close() waits for a call in flight, up
+        # to the worker's time limit, and the session letting go must not); tests pass a direct call
+        self._run = run or _in_thread
         self._lock = threading.Lock()
         self._held: dict[str, Hashable] = {}
         self._models: dict[Hashable, weakref.WeakSet] = {}
@@ -35,7 +38,8 @@ class Leases:
             else:
                 self._held[session] = key
             unused = self._unused()
-        _close(unused)
+        if unused:
+            self._run(lambda: _close(unused))
 
     def end(self, session: str) -> None:
         """The session is gone: what only it held is closed."""
@@ -50,15 +54,14 @@ class Leases:
         # every registered model whose key no session holds: the one just let go, and models made
         # while a pick was tried and never held (a model that did not fit the data)
         held = set(self._held.values())
+        self._models = {k: ms for k, ms in self._models.items() if len(ms)}  # forget keys of collected models
         return [m for k, ms in self._models.items() if k not in held for m in list(ms)]
 
 
 def _close(models: list) -> None:
-    """Close in a thread of its own: close() waits for a call in flight (up to the worker's time limit),
-    and the session letting go must not wait for it."""
-    def run() -> None:
-        for m in models:
-            m.close()
+    for m in models:
+        m.close()
 
-    if models:
-        threading.Thread(target=run, name="close-workers", daemon=True).start()
+
+def _in_thread(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="close-workers", daemon=True).start()

@@ -49,9 +49,13 @@ class _Fake:
         self.closed += 1
 
 
+def _direct(fn) -> None:  # close at once, in the caller's thread: counts are exact when hold() returns
+    fn()
+
+
 def test_a_model_is_closed_when_its_last_session_lets_go():
     """close() is idempotent on a proxy: every change closes the models no session holds."""
-    leases, a, b = Leases(), _Fake("a"), _Fake("b")
+    leases, a, b = Leases(_direct), _Fake("a"), _Fake("b")
     leases.add("A", a)
     leases.hold("s1", "A")
     leases.hold("s2", "A")
@@ -60,25 +64,25 @@ def test_a_model_is_closed_when_its_last_session_lets_go():
     leases.add("B", b)  # s1 picks B: the model cache makes it, then the session holds it
     leases.hold("s1", "B")  # s2 still uses A
     assert leases.holders("A") == 1 and leases.holders("B") == 1
-    assert not _wait_for(lambda: a.closed or b.closed, within=0.5)
+    assert (a.closed, b.closed) == (0, 0)
     leases.end("s2")  # the last holder of A leaves
-    assert _wait_for(lambda: a.closed >= 1) and b.closed == 0
+    assert a.closed >= 1 and b.closed == 0
     leases.end("s1")
-    assert _wait_for(lambda: b.closed >= 1)
+    assert b.closed >= 1 and leases.holders("A") == leases.holders("B") == 0
     leases.hold("s3", "A")  # used again later (its proxy restarts the worker by itself)
     closed = a.closed
     leases.hold("s4", "B")
-    assert not _wait_for(lambda: a.closed > closed, within=0.5), "s3 holds A"
+    assert a.closed == closed, "s3 holds A"
     leases.end("s3")
-    assert _wait_for(lambda: a.closed > closed)
+    assert a.closed > closed
 
 
 def test_a_model_tried_and_never_held_is_closed_at_the_next_change():
-    leases, tried, kept = Leases(), _Fake("tried"), _Fake("kept")
+    leases, tried, kept = Leases(_direct), _Fake("tried"), _Fake("kept")
     leases.add("T", tried)  # a pick that did not fit the data: loaded, never held
     leases.add("K", kept)
     leases.hold("s1", "K")
-    assert _wait_for(lambda: tried.closed >= 1) and kept.closed == 0
+    assert tried.closed == 1 and kept.closed == 0
 
 
 def test_letting_go_never_waits_for_a_call_in_flight():
