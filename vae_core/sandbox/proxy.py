@@ -5,8 +5,11 @@ from the worker: control messages are JSON lines of bounded length, tensors are 
 cross through a file in the worker's scratch directory on /dev/shm, read and written here with
 pread/pwrite into buffers the parent allocated after checking every shape the worker reports
 (no mmap: a worker truncating the file would otherwise crash the server with SIGBUS).
-A call past the time limit, an allocation past the memory limit or a crash kills the worker
-and raises one `CheckpointError` sentence; the next call starts a fresh worker.
+A call past its time limit (short for the few inputs a person waits for, long for batches), an
+allocation past the memory limit or a crash kills the worker and raises one `CheckpointError`
+sentence; the next call starts a fresh worker. An output holding NaN/Inf is refused the same way
+(the worker lives on). The scratch directory is removed by a small keeper process when the
+owner goes, however it goes; a new worker first sweeps scratch whose owner is gone.
 """
 from __future__ import annotations
 
