@@ -24,11 +24,11 @@ def home() -> None:
         "any point drawn from it decodes to something image-like: the model can *generate*.")
     import numpy as np  # after the first paint: the imports below bring torch (seconds on a cold start)
 
-    from explorer import cache, figures, images, selection, sidebar, widgets
+    from explorer import cache, figures, images, selection, sidebar
     from vae_core import export
 
     m, d, mdl, data = sidebar.open_page("Home")
-    enc = widgets.job_result_ui(cache.encoded_job(m, d), note=" The picture draws when every image has its code.")
+    enc = sidebar.encoded_ui(m, d, note=" The picture draws when every image has its code.")
 
     idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
     c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])

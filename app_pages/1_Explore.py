@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import (cache, explore_ui as ui, latent_tools_ui as tools, selection_ui, sidebar, state,
-                      walks_ui as walks, widgets)
+                      walks_ui as walks)
 
 m, d, mdl, data = sidebar.open_page("Explore")
 
@@ -11,7 +11,7 @@ st.title("Explore the latent space")
 st.caption("Each dot is one image, placed by its code: the mean mu of q(z|x) that the encoder gives, "
            "drawn in 2-D or 3-D. Nearby dots have similar codes. Drag the marker on the pad to walk "
            "through the space and watch the decoder answer.")
-enc = widgets.job_result_ui(cache.encoded_job(m, d), note=" The map draws when every image has its code.")
+enc = sidebar.encoded_ui(m, d, note=" The map draws when every image has its code.")
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
 collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < ui.KL_THRESHOLD)]
 

@@ -1,7 +1,7 @@
 """Diagnose: the report of vae_core.metrics.diagnose as pictures, plain words and exact numbers."""
 import streamlit as st
 
-from explorer import cache, diagnose_ui as ui, epochs_ui, sidebar, widgets
+from explorer import diagnose_ui as ui, epochs_ui, sidebar
 
 m, d, mdl, data = sidebar.open_page("Diagnose")
 
@@ -32,7 +32,7 @@ st.subheader("Does the decoder listen?")
 ui.sensitivity_ui(rep)
 
 st.subheader("Traversals: each dimension at work")
-ui.traversal_ui(mdl, rep, widgets.job_result_ui(cache.encoded_job(m, d)).mu.mean(0))
+ui.traversal_ui(mdl, rep, sidebar.encoded_ui(m, d).mu.mean(0))
 
 st.header("How well does the model explain the data?")
 ui.bounds_ui(rep)

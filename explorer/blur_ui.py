@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from . import cache, figures, images, widgets
+from . import cache, figures, images, sidebar
 
 N_GRID = 32  # images per grid (4 rows of 8)
 N_EXTREMES = 8
@@ -98,7 +98,7 @@ def error_map_ui(m: cache.Source, d: cache.Source, data) -> None:
     """The PCA map of the codes coloured by each image's reconstruction error."""
     st.caption("Each dot is one image placed by its code (PCA of mu), coloured by how badly it is rebuilt: "
                "-log p(x | z = mu) in nats. Bright regions are the images the model finds hard.")
-    err = widgets.job_result_ui(cache.encoded_job(m, d)).recon_err
+    err = sidebar.encoded_ui(m, d).recon_err
     proj = cache.map_job(m, d, "pca", 2).result
     st.plotly_chart(figures.map_figure(proj.embedding_, err, categorical=False,
                                        color_name="reconstruction error (nats)", height=460), key="blur_map")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae_core import checkpoints, data as vdata, devices, metrics
 from vae_core.metrics.report import eval_points
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the a
     from vae_core.projection import Projection
 
 from . import images, jobs
+from .model_leases import Leases
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,34 @@ def model(m: Source, input_shape: tuple[int, int, int] | None):
     worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
     """
     out = checkpoints.load_model(m.src, input_shape)
+    if callable(getattr(out, "close", None)):  # a user's model in its worker: stopped when no session holds m
+        _leases().add(m, out)
     if isinstance(out, VAE):
         out.to(devices.resolve("auto"))
     out.eval()
     for p in out.parameters():
         p.requires_grad_(False)
     return out
+
+
+@st.cache_resource
+def _leases() -> Leases:
+    return Leases()
+
+
+@st.cache_resource(scope="session", show_spinner=False, on_release=lambda lease: lease[0].end(lease[1]))
+def _session_lease(session: str) -> tuple[Leases, str]:
+    # cleared by Streamlit when the session disconnects, which calls on_release: the session let go
+    return _leases(), session
+
+
+def hold_model(m: Source | None) -> None:
+    """This session uses model m now (every page calls it): a model worker no session holds is stopped."""
+    ctx = get_script_run_ctx()
+    if ctx is None:  # outside a session (a script importing this module): nothing to hold
+        return
+    leases, session = _session_lease(ctx.session_id)
+    leases.hold(session, m)
 
 
 @st.cache_resource(show_spinner="Loading the data...", max_entries=8)

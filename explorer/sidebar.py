@@ -12,7 +12,7 @@ from vae_core import checkpoints, data as vdata
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
-from . import cache, messages, selection, startup, state
+from . import cache, messages, selection, startup, state, widgets
 
 MODEL_TYPES = ["ts", "pt", "pth", "jit", "torchscript", "zip"]
 DATA_TYPES = ["npz", "npy", "csv", "zip"]
@@ -152,6 +152,24 @@ def active_model_ui(m: cache.Source, d: cache.Source | None):
         st.stop()
 
 
+def encoded_ui(m: cache.Source, d: cache.Source, note: str = "") -> cache.Encoded:
+    """The data encoded by the active model (`cache.encoded_job`: a progress bar while it runs, and the
+    page stops there); on failure (a user's model giving NaN on some images, say) the sentence and the
+    page stops."""
+    try:
+        job = cache.encoded_job(m, d)
+    except (ValueError, RuntimeError) as e:  # the app's edge: CheckpointError, DataError are ValueErrors
+        job = None
+        why = sentence(e)
+    if job is not None and job.done.is_set() and job.error is not None:
+        why = job.error
+    elif job is not None:
+        return widgets.job_result_ui(job, note=note)
+    st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {messages.for_user(why)} "
+             "Pick another model or data in the sidebar.")
+    st.stop()
+
+
 def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
     """Every page's first lines: page config, state defaults, the sidebar picker and, with
     need_model, the active model and data (the page stops with the reason if they don't fit).
@@ -166,6 +184,7 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
         st.stop()
     state.init()
     m, d = sidebar_picker()
+    cache.hold_model(m)  # the session's model worker stays while it is active here (or in another session)
     if need_model or (need_data and d is None):
         mdl, data = active_model_ui(m, d)
     else:

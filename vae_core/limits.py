@@ -32,6 +32,8 @@ class Limits:
 
     worker_memory_mb: int = _limit(4096, 64, 2**20)  # a user's model worker process: memory it may allocate
     worker_timeout_s: float = _limit(60.0, 0.1, 86_400.0)  # one call into a user's model (a batch); a day at most
+    # one call a person waits for (load probe, a few images); at most worker_timeout_s
+    worker_interactive_s: float = _limit(15.0, 0.1, 86_400.0)
     max_params: int = _limit(50_000_000, 1, 10**12)  # parameters of a model built from a config (200 MB of float32)
     max_data_mb: int = _limit(2048, 1, 2**24)  # one dataset in memory as float32 (N, C, H, W)
     max_file_mb: int = _limit(200, 1, 2**24)  # one uploaded or read file on disk (zip members: uncompressed)

@@ -6,14 +6,18 @@ from the worker: control messages are JSON lines of bounded length, tensors are 
 cross through a file in the worker's scratch directory on /dev/shm, read and written here with
 pread/pwrite into buffers the parent allocated after checking every shape the worker reports
 (no mmap: a worker truncating the file would otherwise crash the server with SIGBUS).
-A call past the time limit, an allocation past the memory limit or a crash kills the worker
-and raises one `CheckpointError` sentence; the next call starts a fresh worker.
+A call past its time limit (short for the few inputs a person waits for, long for batches), an
+allocation past the memory limit or a crash kills the worker and raises one `CheckpointError`
+sentence; the next call starts a fresh worker. An output holding NaN/Inf is refused the same way
+(the worker lives on). The scratch directory is removed by a small keeper process when the
+owner goes, however it goes; a new worker first sweeps scratch whose owner is gone.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -37,6 +41,16 @@ MAX_LINE = 1 << 16  # bytes of one JSON line from the worker
 EXPORT_S = 300.0  # at least this long for the decoder's ONNX export and its check (dynamo: ~26 s for a 64x64 conv)
 MAX_ONNX_MB = 100  # a decoder graph larger than this is too big to send to a browser
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core/
+# vae-worker-<owner pid>-<owner start time in clock ticks>-<pid namespace inode>-<random>: the owner
+# is the process that started the worker; pid, start time and namespace name it even after pid reuse
+_SCRATCH_NAME = re.compile(r"vae-worker-(\d+)-(\d+)-(\d+)-")
+# The scratch keeper: a small process beside each worker (the worker itself cannot remove its scratch
+# once Landlock closes /dev/shm to it). It waits for the hang-up of the command pipe (the owner closed
+# it or died, even by SIGKILL), removes the scratch and exits; it reads nothing from the pipe.
+_KEEPER = ("import os,select,shutil,sys\n"
+           "p=select.poll()\np.register(int(sys.argv[1]),0)\n"
+           "while not p.poll():pass\n"
+           "shutil.rmtree(sys.argv[2],ignore_errors=True)\n")
 
 
 class _Stopped(Exception):
@@ -47,7 +61,72 @@ def _shm_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
-def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str) -> None:
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a process, from /proc; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            rest = f.read().rsplit(b")", 1)[1].split()  # after "pid (comm)": the name may hold spaces
+        return rest[0].decode(), int(rest[19])  # fields 3 and 22 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _scratch_prefix() -> str:
+    own = _stat("self")
+    return f"vae-worker-{os.getpid()}-{own[1] if own else 0}-{_pid_namespace()}-"
+
+
+def _owner_alive(pid: int, start: int, namespace: int) -> bool:
+    """Whether the process that made a scratch directory may still be running (True when unsure)."""
+    if namespace != _pid_namespace():  # another pid namespace's (a container sharing /dev/shm): unknowable
+        return True
+    st = _stat(pid)
+    if st is None:
+        if os.path.isdir("/proc/self"):
+            return False  # /proc works and has no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+    state, started = st
+    return state not in ("Z", "X") and (start == 0 or started == start)  # another start time: the pid was reused
+
+
+def sweep_stale_scratch(folder: str | None = None) -> list[str]:
+    """Remove this user's worker scratch directories in folder whose owner process is gone; the removed paths.
+
+    A directory whose name records no owner (an older version's) or whose owner may still run is kept.
+    """
+    folder = folder or _shm_dir() or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _SCRATCH_NAME.match(e.name)
+        try:
+            if not (m and e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_uid == os.getuid()):
+                continue
+        except OSError:
+            continue
+        if not _owner_alive(*(int(g) for g in m.groups())):
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(e.path)
+    return removed
+
+
+def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str, keeper: subprocess.Popen | None = None) -> None:
     if proc.poll() is None:
         try:
             proc.kill()
@@ -57,12 +136,18 @@ def _cleanup(proc: subprocess.Popen, fds: list[int], scratch: str) -> None:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
-    for fd in fds:
+    for fd in fds:  # closing the command pipe also ends the scratch keeper
         try:
             os.close(fd)
         except OSError:
             pass
     shutil.rmtree(scratch, ignore_errors=True)
+    if keeper is not None:
+        try:
+            keeper.wait(5)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            keeper.wait()
 
 
 def _shape(v, max_dims: int = 8) -> tuple[int, ...]:
@@ -78,8 +163,11 @@ class _Worker:
     def __init__(self, path: Path, name: str):
         lim = limits()
         self.memory_mb, self.timeout_s = lim.worker_memory_mb, float(lim.worker_timeout_s)
+        self.interactive_s = float(lim.worker_interactive_s)
         self.max_latent = lim.max_latent
-        self.scratch = tempfile.mkdtemp(prefix="vae-worker-", dir=_shm_dir())
+        sweep_stale_scratch()  # scratch left by owners killed before they could clean up (SIGKILL, OOM)
+        self.scratch = tempfile.mkdtemp(prefix=_scratch_prefix(), dir=_shm_dir())
+        self.proc = self.keeper = None
         fds: list[int] = []  # the parent's ends, closed when the worker is stopped
         child_fds: list[int] = []  # the child's ends, closed here once it has them
         try:
@@ -99,7 +187,14 @@ class _Worker:
                 [sys.executable, "-m", "vae_core.sandbox.child", str(cmd_r), str(rep_w), str(self.io_fd), self.scratch],
                 pass_fds=(cmd_r, rep_w, self.io_fd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, cwd=self.scratch, env=env, start_new_session=True)
+            self.keeper = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _KEEPER, str(cmd_r), self.scratch], pass_fds=(cmd_r,),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                start_new_session=True)
         except BaseException:
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait()
             for fd in fds:
                 os.close(fd)
             shutil.rmtree(self.scratch, ignore_errors=True)
@@ -107,7 +202,7 @@ class _Worker:
         finally:
             for fd in child_fds:
                 os.close(fd)
-        self._finalizer = weakref.finalize(self, _cleanup, self.proc, fds, self.scratch)
+        self._finalizer = weakref.finalize(self, _cleanup, self.proc, fds, self.scratch, self.keeper)
         self._buf = b""
         self._poll = select.poll()
         self._poll.register(self.rep_r, select.POLLIN)
@@ -153,7 +248,13 @@ class _Worker:
         return (f"the model's worker process was killed by {sig}{during}; if the model needs more memory than "
                 f"{self.memory_mb} MB, set {ENV['worker_memory_mb']} to raise the limit")
 
-    def _recv(self, timeout: float, what: str) -> dict:
+    def limit(self, interactive: bool) -> tuple[float, str]:
+        """(seconds, the setting that raises it) for one call; a person's calls get the shorter limit."""
+        if interactive and self.interactive_s < self.timeout_s:
+            return self.interactive_s, "worker_interactive_s"
+        return self.timeout_s, "worker_timeout_s"
+
+    def _recv(self, timeout: float, what: str, setting: str = "worker_timeout_s") -> dict:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
@@ -161,7 +262,7 @@ class _Worker:
                 if time.monotonic() < deadline:
                     continue
                 raise _Stopped(f"the model did not answer within {timeout:g} s ({what}); its worker process was "
-                               f"stopped. Set {ENV['worker_timeout_s']} to allow longer calls")
+                               f"stopped. Set {ENV[setting]} to allow longer calls")
             chunk = os.read(self.rep_r, 1 << 16)
             if not chunk:
                 raise _Stopped(self._death_sentence(what))
@@ -177,8 +278,8 @@ class _Worker:
             raise _Stopped("its worker sent a malformed message")
         return msg
 
-    def call(self, op: str, x: torch.Tensor) -> list[tuple[int, ...]]:
-        """Run op on x in the worker: the output shapes it reports (unchecked), or raise."""
+    def call(self, op: str, x: torch.Tensor, interactive: bool = False) -> list[tuple[int, ...]]:
+        """Run op on x in the worker (within `limit(interactive)`): the output shapes it reports (unchecked)."""
         a = x.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
         if a.size:
             view = memoryview(a).cast("B")
@@ -187,7 +288,8 @@ class _Worker:
                 n = os.pwrite(self.io_fd, view, off)
                 view, off = view[n:], off + n
         self._send_line(f'{{"op":"{op}","in":[[{",".join(map(str, a.shape))}]]}}\n'.encode())  # one small JSON line
-        msg = self._recv(self.timeout_s, op)
+        seconds, setting = self.limit(interactive)
+        msg = self._recv(seconds, op, setting)
         if msg.get("ok") == 1:
             out = msg.get("out")
             if not isinstance(out, list) or len(out) > 4:
@@ -239,6 +341,28 @@ def _read_bytes(w: "_Worker", n: object, cap: int, what: str) -> bytes:
     return bytes(buf)
 
 
+_OUTPUTS = {"encode": ("mu", "logvar"), "decode": ("the image",)}  # what each call returns, for messages
+
+
+def _check_finite(op: str, x: torch.Tensor, outs: list[torch.Tensor]) -> None:
+    """Raise one CheckpointError sentence when an output of a call holds NaN or Inf (outs: (B, ...) each).
+
+    A model that passed the load-time probe may still give NaN for other inputs; scored as if fine,
+    that would read as a report about a working model.
+    """
+    for label, t in zip(_OUTPUTS.get(op, ()), outs):
+        if t.dim() == 0 or t.numel() == 0 or bool(torch.isfinite(t).all()):
+            continue
+        rows = (~torch.isfinite(t.reshape(t.shape[0], -1))).any(1).nonzero().flatten()  # (bad rows,)
+        first = int(rows[0])
+        what = (f"a z with largest |z_j| = {float(x[first].abs().max()):.3g}" if op == "decode" and x.dim() == 2
+                else f"image {first} of the batch")
+        raise CheckpointError(
+            f"the model's {op} returned NaN/Inf in {label} for {len(rows)} of {t.shape[0]} inputs (the first: "
+            f"{what}); nothing was scored, since a model must give finite values for every input: check its "
+            f"{op} on such inputs")
+
+
 class RemoteModel(TorchScriptInterface):
     """A user's model file (TorchScript, or with `fmt` "export" / "onnx" a model zip and its checked
     meta.json) in a child worker, with the `VAE` interface. The contract: docs/contracts.md, "Bring
@@ -248,10 +372,15 @@ class RemoteModel(TorchScriptInterface):
     `latent_dim`, `input_shape` / `set_input_shape`, `likelihood`, the `log_scale` buffer, and
     `protection` (which filesystem protection the worker got). No parameters. Calls are
     serialised by a lock (one proxy is shared by every session); each waits at most
-    `limits().worker_timeout_s` for the worker, which is killed and restarted past it.
+    `limits().worker_interactive_s` (up to INTERACTIVE_ROWS inputs) or `limits().worker_timeout_s`
+    (larger batches) for the worker, which is killed and restarted past it.
     """
 
     _error = CheckpointError
+    # A call of at most this many inputs is one a person waits for (the probe on load, a decode from a
+    # slider or the pad, a few images encoded): it gets `worker_interactive_s`; larger batches (diagnose,
+    # encoding a data set) get `worker_timeout_s`.
+    INTERACTIVE_ROWS = 64
 
     def __init__(self, path: str | Path, input_shape: tuple[int, int, int] | None = None, *,
                  fmt: str = "torchscript", meta: dict | None = None):
@@ -324,9 +453,11 @@ class RemoteModel(TorchScriptInterface):
                 self._start()
             w = self._worker
             try:
-                shapes = w.call(op, x)
+                shapes = w.call(op, x, (int(x.shape[0]) if x.dim() else 0) <= self.INTERACTIVE_ROWS)
                 check(shapes)
-                return w.read(shapes)
+                out = w.read(shapes)
+                _check_finite(op, x, out)
+                return out
             except _Stopped as e:
                 w.kill()
                 self._worker = None
@@ -352,9 +483,7 @@ class RemoteModel(TorchScriptInterface):
         self._input_shape, self._latent_dim = shape, None
         mu, logvar = self.encode(torch.zeros(2, *shape))
         self._latent_dim = int(mu.shape[1])
-        mean = self.decode(mu)
-        if not all(bool(torch.isfinite(t).all()) for t in (mu, logvar, mean)):
-            raise CheckpointError(f"{self.name}: the model gives NaN or Inf on an all-zero input")
+        mean = self.decode(mu)  # every call's outputs are checked for NaN/Inf (_check_finite)
         lo, hi = float(mean.min()), float(mean.max())
         if self._likelihood == "bernoulli" and not (0.0 <= lo and hi <= 1.0):
             raise CheckpointError(f"{self.name}: decode(z) must give values in [0, 1] for a Bernoulli decoder; "

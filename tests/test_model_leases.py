@@ -1,0 +1,160 @@
+"""An uploaded model's worker is stopped when no session uses it (issue: a worker of about 480 MB
+outlived its session): the reference counting alone (explorer.model_leases), a real worker behind
+it, and the app's sessions through AppTest (switching models, a session ending)."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer.model_leases import Leases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning",
+                                        "ignore:`torch.jit.save` is deprecated:DeprecationWarning",
+                                        "ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+
+def _wait_for(cond, within: float = 60.0) -> bool:
+    """Poll cond until it holds or the deadline passes (returns as soon as it holds)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+class _Fake:
+    """A stand-in for a model proxy: counts close() calls; close can be made to wait."""
+
+    def __init__(self, name: str, gate: threading.Event | None = None):
+        self.name, self.closed, self.gate = name, 0, gate
+
+    def close(self) -> None:
+        if self.gate is not None:
+            self.gate.wait(60)
+        self.closed += 1
+
+
+def _direct(fn) -> None:  # close at once, in the caller's thread: counts are exact when hold() returns
+    fn()
+
+
+def test_a_model_is_closed_when_its_last_session_lets_go():
+    """close() is idempotent on a proxy: every change closes the models no session holds."""
+    leases, a, b = Leases(_direct), _Fake("a"), _Fake("b")
+    leases.add("A", a)
+    leases.hold("s1", "A")
+    leases.hold("s2", "A")
+    leases.hold("s1", "A")  # a rerun: nothing changes
+    assert leases.holders("A") == 2
+    leases.add("B", b)  # s1 picks B: the model cache makes it, then the session holds it
+    leases.hold("s1", "B")  # s2 still uses A
+    assert leases.holders("A") == 1 and leases.holders("B") == 1
+    assert (a.closed, b.closed) == (0, 0)
+    leases.end("s2")  # the last holder of A leaves
+    assert a.closed >= 1 and b.closed == 0
+    leases.end("s1")
+    assert b.closed >= 1 and leases.holders("A") == leases.holders("B") == 0
+    leases.hold("s3", "A")  # used again later (its proxy restarts the worker by itself)
+    closed = a.closed
+    leases.hold("s4", "B")
+    assert a.closed == closed, "s3 holds A"
+    leases.end("s3")
+    assert a.closed > closed
+
+
+def test_a_model_tried_and_never_held_is_closed_at_the_next_change():
+    leases, tried, kept = Leases(_direct), _Fake("tried"), _Fake("kept")
+    leases.add("T", tried)  # a pick that did not fit the data: loaded, never held
+    leases.add("K", kept)
+    leases.hold("s1", "K")
+    assert tried.closed == 1 and kept.closed == 0
+
+
+def test_letting_go_never_waits_for_a_call_in_flight():
+    """close() waits while the model answers a call; the session that lets go must not."""
+    gate = threading.Event()
+    leases, busy = Leases(), _Fake("busy", gate)
+    leases.add("A", busy)
+    leases.hold("s1", "A")
+    t = threading.Thread(target=leases.end, args=("s1",))
+    t.start()
+    t.join(30)
+    assert not t.is_alive() and busy.closed == 0
+    gate.set()
+    assert _wait_for(lambda: busy.closed == 1)
+
+
+def test_a_real_worker_is_stopped_and_restarts_on_use(tmp_path, monkeypatch):
+    from vae_core import VAE, ModelConfig
+    from vae_core.checkpoints import export_torchscript, load_torchscript
+
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+    torch.manual_seed(0)
+    path = export_torchscript(VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,))).eval(),
+                              tmp_path / "m.ts")
+    m = load_torchscript(path, (1, 8, 8))
+    try:
+        leases = Leases()
+        leases.add("M", m)
+        leases.hold("s1", "M")
+        pid = m._worker.proc.pid
+        leases.end("s1")
+        assert _wait_for(lambda: _gone(pid) and m._worker is None)
+        with torch.inference_mode():
+            assert m.decode(torch.zeros(1, 2)).shape == (1, 1, 8, 8)  # a fresh worker
+        assert m._worker.proc.pid != pid
+    finally:
+        m.close()
+
+
+def _worker_pid(model) -> int | None:
+    w = model._worker
+    return w.proc.pid if w is not None and w.alive() else None
+
+
+def test_app_session_releases_an_uploaded_models_worker(tmp_path):
+    """The app's wiring (AppTest gives every session one id, so several sessions are the unit tests'
+    business): an uploaded model's worker stops when the session switches away, restarts when it
+    comes back, and stops when the session ends."""
+    from streamlit.runtime.caching import clear_session_resource_cache
+
+    from explorer import cache
+    from sidebar import open_app, upload
+    from vae_core.checkpoints import export_torchscript, load_run
+
+    ts = export_torchscript(load_run(ROOT / "runs" / "default").model, tmp_path / "mine.ts").read_bytes()
+    at = upload(open_app(), "upload_model", "mine.ts", ts)
+    assert not at.exception and at.session_state["model_src"].endswith(".ts")
+    src = at.session_state["model_src"]
+    model = cache.model(cache.source(src), (1, 28, 28))  # the shared cache's object (the data is mnist)
+    assert at.session_state["data_src"] == "mnist"
+    pid = _worker_pid(model)
+    assert pid is not None
+
+    at.selectbox(key="pick_model").set_value(str(ROOT / "runs" / "default")).run()
+    assert not at.exception and not at.session_state["model_src"].endswith(".ts")
+    assert _wait_for(lambda: _gone(pid)), "no session uses it: its worker is stopped"
+
+    at.selectbox(key="pick_model").set_value(src).run()  # back: the worker restarts on use
+    assert not at.exception and at.session_state["model_src"] == src
+    pid = _worker_pid(model)
+    assert pid is not None
+    # Streamlit clears a session's session-scoped caches when it disconnects: this is that call
+    (session,) = [s for s, k in cache._leases()._held.items() if k.src == src]
+    clear_session_resource_cache(session)
+    assert _wait_for(lambda: _gone(pid)), "the session ended: its worker is stopped"
