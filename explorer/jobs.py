@@ -12,7 +12,8 @@ its user comes back.
 - At most `workers()` jobs run at once: the machine's cores less one (one at least), so the
   sessions' scripts keep a core; the rest wait, and a waiting job knows its place in the queue.
 - A finished job is kept (its result is the cache); the oldest finished ones are dropped past
-  `KEEP` jobs. A failed job keeps its one-sentence error and is retried by the next request.
+  `KEEP` jobs. A failed job keeps its one-sentence error; a request more than RETRY_AFTER_S after
+  the failure computes it again (a page polling its progress must not restart it on every run).
 
 This module imports no torch: a job's function brings what it needs.
 """
@@ -31,6 +32,7 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 
 KEEP = 64  # finished jobs kept (reports and maps are small: a few MB at most each)
+RETRY_AFTER_S = 10.0  # a failed job is shown as failed to requests within this time, then computed again
 
 
 def workers() -> int:
@@ -66,8 +68,9 @@ class Job:
 class Queue:
     """Keyed jobs on a fixed pool of threads; see the module docstring."""
 
-    def __init__(self, n_workers: int | None = None) -> None:
+    def __init__(self, n_workers: int | None = None, retry_after_s: float = RETRY_AFTER_S) -> None:
         self.n_workers = n_workers or workers()
+        self.retry_after_s = retry_after_s
         self.pool = ThreadPoolExecutor(max_workers=self.n_workers, thread_name_prefix="vae-job")
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.lock = threading.Lock()
@@ -77,7 +80,9 @@ class Queue:
         """The job for `key`: the running, waiting or finished one, or a new one queued with `fn`."""
         with self.lock:
             job = self.jobs.get(key)
-            if job is None or job.error is not None:
+            stale = job is not None and job.error is not None and job.done.is_set() and \
+                time.monotonic() - (job.finished or 0.0) >= self.retry_after_s
+            if job is None or stale:
                 job = Job(key=key, what=what, seq=next(self._seq))
                 self.jobs[key] = job
                 self.pool.submit(self._run, job, fn)

@@ -52,14 +52,16 @@ def test_identical_requests_share_one_job_and_waiting_jobs_know_their_place():
     assert calls == ["b", "c"], "one worker runs the jobs in the order they came"
 
 
-def test_a_failed_job_keeps_its_sentence_and_is_retried_by_the_next_request():
-    q = jobs.Queue(n_workers=1)
+def test_a_failed_job_keeps_its_sentence_and_is_retried_after_a_while():
+    q = jobs.Queue(n_workers=1, retry_after_s=3600)
 
     def boom(job):
         raise ValueError("the model could not encode 'x'\nsecond line")
 
     job = q.submit(("k",), "the report", boom)
     assert job.done.wait(30) and job.error == "the model could not encode 'x'" and job.result is None
+    assert q.submit(("k",), "the report", lambda job: 42) is job, "a page polling a failed job must not restart it"
+    q.retry_after_s = 0.0  # the failure is old now
     retry = q.submit(("k",), "the report", lambda job: 42)
     assert retry is not job and retry.done.wait(30) and retry.result == 42 and retry.error is None
 
