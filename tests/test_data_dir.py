@@ -86,3 +86,20 @@ def _npy_header_only(shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
     return buf.getvalue()
+
+
+def test_special_files_in_the_data_folder_are_not_offered(folders):
+    """Issue 19, item 6: a FIFO, a device and a socket named like data files are never offered (and
+    listing them never opens them: a FIFO's open would wait forever)."""
+    import os
+    import socket
+
+    os.mkfifo(folders / "pipe.npy")
+    (folders / "dev.npz").symlink_to("/dev/zero")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folders / "sock.csv"))
+    np.save(folders / "ok.npy", _digits(5))
+    with sock:
+        at = open_app()
+    offered = " ".join(at.selectbox(key="pick_data").options)
+    assert "ok.npy" in offered and not any(n in offered for n in ("pipe.npy", "dev.npz", "sock.csv")), offered

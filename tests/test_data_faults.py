@@ -179,3 +179,113 @@ def test_blur_and_uint8_paths_take_lazy_images(tmp_path, tiny_threshold):
     resp = t[..., :-2, 1:-1] + t[..., 2:, 1:-1] + t[..., 1:-1, :-2] + t[..., 1:-1, 2:] - 4 * t[..., 1:-1, 1:-1]
     want = resp.flatten(2).var(2, unbiased=False).mean(1).numpy()
     assert np.allclose(laplacian_variance(x), want, rtol=1e-6)
+
+
+# --- item 6: files that are not data files ------------------------------------------------------
+def _train_cli(data: Path, out: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`train` on `data`, killed after `timeout` s (a FIFO's open() blocked forever before)."""
+    return subprocess.run([sys.executable, "-m", "vae_core", "train", "--data", str(data), "--epochs", "1",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_fifo_named_npy_is_refused_by_the_cli_without_blocking(tmp_path):
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    r = _train_cli(fifo, tmp_path / "run")  # old code: TimeoutExpired (open() waits for a writer)
+    assert r.returncode == 2, r.stderr
+    line = _one_line(r.stderr)
+    assert "x.npy: it is a named pipe (FIFO), not a data file" in line, line
+
+
+def test_open_regular_never_blocks_on_a_fifo_swapped_in(tmp_path):
+    from vae_core.data.files.validate import open_regular
+
+    fifo = tmp_path / "x.npz"
+    os.mkfifo(fifo)  # what a path that passed a stat check may have become by the time it is opened
+    with pytest.raises(DataError, match=r"^x.npz: it is a named pipe \(FIFO\), not a data file"):
+        open_regular(fifo, "x.npz")
+
+
+def _unix_socket(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    return s
+
+
+def _npz_with_text_member(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x.npy", "0,1,2\n3,4,5\n")
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _link(path: Path, target: str) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def _savez(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: _link(d / "dev.npy", "/dev/null"), "dev.npy: it is a character device, not a data file"),
+    (lambda d: _mkdir(d / "f.npy"), "f.npy: it is a folder, not a .npy file"),
+    (lambda d: _mkdir(d / "f.npz"), "f.npz: it is a folder, not a .npz file"),
+    (lambda d: _write(d / "e.npy", b""), "e.npy: the file is empty (0 bytes)"),
+    (lambda d: _write(d / "e.npz", b""), "e.npz: the file is empty (0 bytes)"),
+    (lambda d: _write(d / "e.csv", b""), "e.csv: the file is empty (0 bytes)"),
+    (lambda d: _write(d / "t.npz", b"x,y\n1,2\n"), "t.npz: could not be read: it is not a zip file"),
+    (lambda d: _npz_with_text_member(d / "m.npz"), "m.npz: member 'x.npy': could not be read as a numpy file"),
+    (lambda d: _savez(d / "s.npz", x=np.array(["a", "b"])), "non-numeric values"),
+], ids=["device", "folder-npy", "folder-npz", "empty-npy", "empty-npz", "empty-csv", "text-npz", "text-member",
+        "string-array"])
+def test_not_a_data_file_is_one_sentence(tmp_path, make, needle):
+    from vae_core.data.files import load_file
+
+    path = make(tmp_path)
+    with pytest.raises(DataError) as info:
+        load_file(path)
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg and str(tmp_path) not in msg, msg
+
+
+def test_socket_named_npy_is_refused_by_the_cli(tmp_path):
+    with _unix_socket(tmp_path / "s.npy"):
+        r = _train_cli(tmp_path / "s.npy", tmp_path / "run")
+    assert r.returncode == 2 and "s.npy: it is a socket, not a data file" in _one_line(r.stderr), r.stderr
+
+
+def test_device_and_folder_named_npy_are_refused_by_the_cli(tmp_path):
+    (tmp_path / "dev.npy").symlink_to("/dev/zero")  # endless zeros: never read
+    r = _train_cli(tmp_path / "dev.npy", tmp_path / "run")
+    assert r.returncode == 2 and "dev.npy: it is a character device" in _one_line(r.stderr), r.stderr
+    (tmp_path / "d.npy").mkdir()
+    r = _train_cli(tmp_path / "d.npy", tmp_path / "run")
+    assert r.returncode == 2 and "d.npy: it is a folder, not a .npy file" in _one_line(r.stderr), r.stderr
+
+
+def test_an_upload_that_is_empty_or_text_is_refused_the_same_way(tmp_path, monkeypatch):
+    from sidebar import open_app, text, upload
+
+    monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
+    at = open_app()
+    before = (at.session_state["model_src"], at.session_state["data_src"])
+    for name, data, needle in (("e.npy", b"", "e.npy: the file is empty (0 bytes)"),
+                               ("t.npz", b"x,y\n1,2\n", "t.npz: could not be read: it is not a zip file")):
+        upload(at, "upload_data", name, data)
+        assert not at.exception, [e.value for e in at.exception]
+        errors = text(at.error)
+        assert "Upload refused, nothing changed" in errors and needle in errors, errors
+        assert (at.session_state["model_src"], at.session_state["data_src"]) == before
