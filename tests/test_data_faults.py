@@ -289,3 +289,65 @@ def test_an_upload_that_is_empty_or_text_is_refused_the_same_way(tmp_path, monke
         errors = text(at.error)
         assert "Upload refused, nothing changed" in errors and needle in errors, errors
         assert (at.session_state["model_src"], at.session_state["data_src"]) == before
+
+
+def _uint8_ref(a: np.ndarray) -> np.ndarray:
+    """float32 (N, 1, H, W) in [0, 1] -> (N, H, W) uint8, by hand (float32 products, as the page's images)."""
+    return (np.clip(a[:, 0], 0, 1) * np.float32(255)).round().astype(np.uint8)
+
+
+def test_lazy_images_to_uint8_in_batches_within_the_budget(tmp_path, tiny_threshold, monkeypatch):
+    from explorer import images
+
+    a = _images(2000, seed=7)  # 6.3 MB as float32, 1.6 MB as uint8
+    np.save(tmp_path / "big.npy", a)
+    x = load_dataset(tmp_path / "big.npy").x
+    monkeypatch.setenv("VAE_EXPLORER_MAX_DATA_MB", "3")  # float32 whole: over; uint8: within
+    # old code: DataLimitError (np.asarray(x) loaded every image as float32 first)
+    assert np.array_equal(images.to_uint8(x), _uint8_ref(a))
+    assert np.array_equal(images.to_uint8(x, stop=123), _uint8_ref(a[:123]))
+    rows = images.uint8_rows(x)
+    assert rows.shape == (2000, 28, 28) and len(rows) == 2000
+    assert np.array_equal(np.stack(list(rows)), _uint8_ref(a))
+    monkeypatch.setenv("VAE_EXPLORER_MAX_DATA_MB", "1")
+    with pytest.raises(Exception, match="VAE_EXPLORER_MAX_DATA_MB"):
+        images.to_uint8(x)
+
+
+def test_projector_sprite_from_lazy_images(tmp_path, tiny_threshold):
+    import io as _io
+
+    from PIL import Image
+
+    from explorer import images
+    from vae_core.export import projector_zip
+
+    a = _images(400, seed=8)[:, :, :8, :8].copy()  # 400 8x8 images: 20 x 20 of them, no shrinking
+    a = np.repeat(a, 60, axis=0)[:400]
+    np.save(tmp_path / "big.npy", np.concatenate([a] * 20))  # 8,000 images, 2 MB: lazy
+    x = load_dataset(tmp_path / "big.npy").x
+    assert isinstance(x, Images)
+    z = projector_zip(np.zeros((8000, 2)), images.uint8_rows(x), {"index": list(range(8000))})
+    with zipfile.ZipFile(_io.BytesIO(z)) as zf:
+        sheet = np.asarray(Image.open(_io.BytesIO(zf.read("sprite.png"))))
+    ref = _uint8_ref(np.concatenate([a] * 20))  # (8000, 8, 8); the sheet is 90 x 90 images of 8 x 8
+    assert sheet.shape == (720, 720)
+    for i in (0, 1, 89, 90, 7999):
+        r, c = divmod(i, 90)
+        assert np.array_equal(sheet[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8], ref[i]), i
+
+
+def test_thumbnail_sheet_from_the_first_rows_only():
+    from vae_core.map_plane import thumbnail_sheet
+
+    x = np.arange(10 * 4 * 4, dtype=np.uint8).reshape(10, 4, 4)
+    # 10 images of 4 x 4 within 80 pixels, never below 4 px a side: the first 5 at full size,
+    # ceil(sqrt(5)) = 3 columns, 2 rows, the sixth cell empty
+    ts = thumbnail_sheet(x[:5], budget=80, min_side=4, n=10)
+    want = np.zeros((8, 12), np.uint8)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        want[r * 4:(r + 1) * 4, c * 4:(c + 1) * 4] = x[i]
+    assert ts.count == 5 and ts.factor == 1 and np.array_equal(ts.sheet, want)
+    with pytest.raises(ValueError, match="only 4 were given"):
+        thumbnail_sheet(x[:4], budget=80, min_side=4, n=10)
