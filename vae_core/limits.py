@@ -25,7 +25,7 @@ class Limits:
     max_data_mb: int = 2048  # one dataset in memory as float32 (N, C, H, W)
     max_file_mb: int = 200  # one uploaded or read file on disk (zip members: uncompressed)
     mmap_over_mb: int = 512  # a .npy over this as float32 (or over max_file_mb on disk) is memory-mapped
-    max_mapped_mb: int = 65536  # one memory-mapped .npy on disk (read in batches, never whole)
+    max_mapped_mb: int = 65536  # one .npy left on disk (read in batches with pread, never whole)
     max_image_pixels: int = 4096 * 4096  # one decoded image (width x height)
     max_total_pixels: int = 256 * 2**20  # all images of a folder or zip together (x channels)
     max_csv_field: int = 1024  # characters in one CSV field (a pixel value needs a few)

@@ -30,35 +30,27 @@ def changed_error(name: str, why: str) -> Exception:
     """The one sentence for a file that changed under its reader (a DataError; imported late: no cycle)."""
     from . import DataError
 
-    return DataError(f"{name}: the file changed while being read ({why}); reload it (pick or load it again)")
+    return DataError(f"{name}: the file changed while being read ({why}); reload it once it is complete")
 
 
 class NpyFile:
     """The data rows of an .npy file on disk, read with os.pread: stored rows (N, *row_shape) of
-    `dtype`, C order, starting at byte `offset`, shown as (N, C, H, W) through `nchw` (the shape of
-    one row as images) and `perm` (an axis order for (N, H, W, C) files, else None).
+    `dtype`, C order, starting at byte `offset`; `as_images` gives the view whose rows come out as
+    (C, H, W) images (reshaped, and transposed from (H, W, C) files).
 
     It holds one file descriptor (closed when the last view goes) and the file's size and
     modification time when opened: every read checks its length and then that neither moved.
     """
 
-    def __init__(self, fd: int, name: str, offset: int, shape: tuple[int, ...], dtype: np.dtype,
-                 nchw: tuple[int, ...] | None = None, perm: tuple[int, ...] | None = None):
+    def __init__(self, fd: int, name: str, offset: int, shape: tuple[int, ...], dtype: np.dtype):
+        self._handle = _Handle(fd)  # shared by every view of this file; closes the descriptor with the last
         st = os.fstat(fd)
         self.name, self.offset = name, int(offset)
         self.stored, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
-        self.shape = (self.stored[0], *(nchw if nchw is not None else self.stored[1:]))
-        self.perm = perm
+        self.shape: tuple[int, ...] = self.stored  # as stored, until as_images gives the (N, C, H, W) view
+        self.perm: tuple[int, ...] | None = None
         self.row_bytes = int(np.prod(self.stored[1:], dtype=np.int64)) * self.dtype.itemsize
         self._stamp = (st.st_size, st.st_mtime_ns)
-        self._handle = _Handle(fd)  # shared by every view of this file; closes the descriptor with the last
-
-    @classmethod
-    def open(cls, path: "os.PathLike[str] | str", name: str, offset: int, shape: tuple[int, ...],
-             dtype: np.dtype) -> "NpyFile":
-        """Open `path` read-only (O_NONBLOCK: a FIFO swapped in never blocks the open)."""
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        return cls(fd, name, offset, shape, dtype)
 
     def as_images(self, nchw: tuple[int, ...], perm: tuple[int, ...] | None) -> "NpyFile":
         """The same file (one descriptor, shared) seen as (N, *nchw) images."""
@@ -114,8 +106,8 @@ class NpyFile:
         while pos < len(buf):
             got = os.preadv(self._handle.fd, [view[pos:]], at + pos)
             if got <= 0:
-                raise changed_error(self.name, f"it ends {pos + at:,} bytes in, where {self._stamp[0]:,} were "
-                                               "read at first")
+                now = os.fstat(self._handle.fd).st_size
+                raise changed_error(self.name, f"it is {now:,} bytes now, {self._stamp[0]:,} when it was opened")
             pos += got
 
     def _check_unchanged(self) -> None:
@@ -172,7 +164,7 @@ class Images:
         """A view whose batches are moved to `device` (dtype arguments other than float32 are refused)."""
         dtype = kwargs.get("dtype", next((a for a in (device, *args) if isinstance(a, torch.dtype)), None))
         if dtype not in (None, torch.float32):
-            raise TypeError(f"memory-mapped images are float32; cannot convert to {dtype}")
+            raise TypeError(f"images read from a large file are float32; cannot convert to {dtype}")
         dev = device if isinstance(device, (str, torch.device)) else self.device
         return Images(self.array, self.scale, self.index, dev)
 
@@ -215,7 +207,7 @@ class Images:
         """Every image in memory (checked against max_data_mb): for code that needs the whole array."""
         from . import _check_bytes
 
-        _check_bytes("the memory-mapped images as float32", len(self) * self.row_bytes(), "max_data_mb")
+        _check_bytes("the images of the large file as float32", len(self) * self.row_bytes(), "max_data_mb")
         return self[:].cpu()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

@@ -128,7 +128,7 @@ def load_npy(path: Path, max_bytes: int | None) -> Loaded:
             count, lim = math.prod(shape), limits()
             file_budget = max_bytes if max_bytes is not None else lim.max_file_mb * 2**20
             if count * 4 > lim.mmap_over_mb * 2**20 or size > file_budget:
-                _check_bytes(f"{name}: the memory-mapped array of shape {shape}", count * dtype.itemsize,
+                _check_bytes(f"{name}: the array of shape {shape} (read from disk in batches)", count * dtype.itemsize,
                              "max_mapped_mb")
                 mapped.append(True)
             else:
