@@ -351,3 +351,19 @@ def test_thumbnail_sheet_from_the_first_rows_only():
     assert ts.count == 5 and ts.factor == 1 and np.array_equal(ts.sheet, want)
     with pytest.raises(ValueError, match="only 4 were given"):
         thumbnail_sheet(x[:4], budget=80, min_side=4, n=10)
+
+
+def test_selection_npz_of_lazy_images_in_batches(tmp_path, tiny_threshold, monkeypatch):
+    from explorer.selection_ui import _rows, _uint8_nchw
+
+    a = _images(2000, seed=9)
+    np.save(tmp_path / "big.npy", a)
+    x = load_dataset(tmp_path / "big.npy").x
+    rows = np.arange(1999, -1, -1)  # every point selected, in reverse
+    monkeypatch.setenv("VAE_EXPLORER_MAX_DATA_MB", "3")  # the selection as float32: 6.3 MB, over; as uint8: 1.6
+    got = _uint8_nchw(_rows(x, rows))  # old code: x[rows] read all 6.3 MB as float32 with no budget asked
+    want = (np.clip(a[rows], 0, 1) * np.float32(255)).round().astype(np.uint8)  # (2000, 1, 28, 28)
+    assert got.shape == (2000, 1, 28, 28) and np.array_equal(got, want)
+    monkeypatch.setenv("VAE_EXPLORER_MAX_DATA_MB", "1")
+    with pytest.raises(Exception, match="VAE_EXPLORER_MAX_DATA_MB"):
+        _uint8_nchw(_rows(x, rows))
