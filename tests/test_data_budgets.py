@@ -253,8 +253,8 @@ def test_npy_header_claiming_a_huge_shape_refused_before_allocation(tmp_path):
         load_file(p)
     assert time.perf_counter() - t < 1
     assert str(info.value) == (  # too large to load: it would be read in batches, over that budget too
-        "huge.npy: the array of shape (10000000, 1, 1000, 1000) (read from disk in batches) needs 38,146,972.7 MB, over the "
-        "limit of 65,536 MB; set the environment variable VAE_EXPLORER_MAX_MAPPED_MB (in MB) to raise it"
+        "huge.npy: the array of shape (10000000, 1, 1000, 1000) (read from disk in batches) needs 38,146,972.7 MB, "
+        "over the limit of 65,536 MB; set the environment variable VAE_EXPLORER_MAX_MAPPED_MB (in MB) to raise it"
     )
 
 
