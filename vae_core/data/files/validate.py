@@ -41,10 +41,11 @@ def validate_array(x: np.ndarray, name: str) -> torch.Tensor:
     return out
 
 
-def validate_mapped(x: "NpyFile | np.ndarray", name: str, batch_bytes: int = 64 * 2**20) -> Images:
+def validate_mapped(x: "NpyFile | np.ndarray", name: str, batch_bytes: int = 16 * 2**20) -> Images:
     """validate_array's checks on an array left on disk (an `NpyFile`; any array works too), read
-    `batch_bytes` at a time: the images as a lazy `Images`, converted per batch as validate_array
-    converts the whole."""
+    `batch_bytes` at a time (each batch a buffer of our own: 16 MB keeps the load's peak small and
+    the reads few): the images as a lazy `Images`, converted per batch as validate_array converts
+    the whole."""
     kind = _check_kind(x, name)
     # the (N, C, H, W) view of the stored layout, found on an empty array of its row shape
     empty = np.empty((0, *x.shape[1:]), dtype=x.dtype)
