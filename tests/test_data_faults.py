@@ -106,6 +106,7 @@ def test_pread_rows_match_numpy_in_every_layout(tmp_path, tiny_threshold):
     assert isinstance(x, Images) and tuple(x.shape) == (600, 3, 28, 28)
     idx = np.array([599, 0, 7, 8, 9, 7, 300])  # runs, repeats and order
     assert torch.equal(x[idx], ref[idx]) and torch.equal(x[5:450], ref[5:450]) and torch.equal(x[-1], ref[-1])
+    assert tuple(x[np.array([], dtype=np.int64)].shape) == (0, 3, 28, 28) and tuple(x[9:3].shape) == (0, 3, 28, 28)
     flat = rng.random((700, 784)).astype(">f8")  # (N, P) big-endian float64
     np.save(tmp_path / "flat.npy", flat)
     y = load_dataset(tmp_path / "flat.npy").x

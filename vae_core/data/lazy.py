@@ -82,7 +82,9 @@ class NpyFile:
                 return self._shown(self._read_run(start, max(start, stop)), max(0, stop - start))
             key = np.arange(start, stop, step)
         rows = np.asarray(key, dtype=np.int64).reshape(-1)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+        if rows.size == 0:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        if rows.min() < 0 or rows.max() >= len(self):
             raise IndexError(f"row index out of range for {len(self)} rows")
         uniq, inverse = np.unique(rows, return_inverse=True)
         # consecutive rows in one read each: (runs,) starts and ends into uniq
@@ -119,7 +121,7 @@ class NpyFile:
             raise changed_error(self.name, "its size or modification time moved")
 
     def _shown(self, buf: np.ndarray, n: int) -> np.ndarray:
-        """Raw bytes of n stored rows -> (n, *shape[1:]) of dtype (a view of buf: no copy)."""
+        """Raw bytes of n stored rows -> (n, *shape[1:]) of dtype (a view of buf, copied only to transpose)."""
         a = buf.view(self.dtype).reshape(n, *self.stored[1:])
         if self.perm is not None:
             a = a.transpose(self.perm)
