@@ -36,7 +36,7 @@ class Source:
     fp: str
 
 
-_HASH_UP_TO = 256 * 2**20  # bytes: a larger file (a memory-mapped .npy) is known by its size and time
+_HASH_UP_TO = 256 * 2**20  # bytes: a larger file (an .npy read in batches) is known by its size and time
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -85,7 +85,12 @@ def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[
 
 def _thumbs_layer(d: cache.Source, data) -> MapLayer:
     """Every point's image in one sprite sheet, built only while the browser lacks this data's."""
-    return MapLayer(f"thumbs-{d.fp}", lambda: thumbs_payload(thumbnail_sheet(images.to_uint8(data.x)), len(data)))
+    def build() -> dict:
+        # only the rows the sheet holds are read and converted (a large file: batch by batch)
+        n, (c, h, w) = len(data), tuple(data.x.shape[1:])
+        count = thumbnail_layout(n, h, w, 3 if c == 3 else 1)[3]
+        return thumbs_payload(thumbnail_sheet(images.to_uint8(data.x, stop=count), n=n), n)
+    return MapLayer(f"thumbs-{d.fp}", build)
 
 
 def _density_layer(m: cache.Source, d: cache.Source, proj) -> MapLayer:
@@ -381,6 +386,6 @@ def export_ui(proj, data, enc) -> None:
     c2.download_button(
         "TensorBoard projector files (zip)", on_click="ignore", mime="application/zip",
         file_name=f"projector_{data.name}.zip",
-        data=lambda: export.projector_zip(enc.mu, images.to_uint8(data.x), meta),
+        data=lambda: export.projector_zip(enc.mu, images.uint8_rows(data.x), meta),
         help="tensors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip into a folder "
              "and run `tensorboard --logdir FOLDER`")

@@ -136,6 +136,13 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
         _set(model_src, None, None, None)
         return True
     if data_src is not None:  # data picked or uploaded: keep the model if it takes it, else find one
+        try:  # a file of the server's data folder is read first here (an upload was, when it came)
+            data_shape(data_src)
+        except Exception as e:  # a stranger's file may raise anything: one sentence, the pair kept
+            why = sentence(e).replace(data_src, label(data_src))  # the name, never where the server keeps it
+            ss[state.PICK_ERROR] = f"{kept}: {label(data_src)} cannot be used. {why}"
+            ss[state.PAIR_NOTE] = None
+            return False
         if old_m and _fits(old_m, data_src) is None:
             _set(old_m, data_src, None, None)
             return True

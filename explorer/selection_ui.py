@@ -11,6 +11,8 @@ import numpy as np
 import streamlit as st
 
 from vae_core import latent_tools as lt
+from vae_core.data.lazy import Images, batch_rows
+from vae_core.limits import check_bytes
 
 from . import cache, figures, state
 
@@ -88,7 +90,7 @@ def selection_ui(mdl, data, enc, rows: np.ndarray | None) -> None:
                        help="One row per selected point: index into the data, label, mu and sigma per dimension")
     d2.download_button("Images (.npz)", on_click="ignore", mime="application/octet-stream",
                        file_name=f"selection_{name}_{s.size}.npz",
-                       data=lambda: lt.selection_npz(_uint8_nchw(data.x[s.indices]), s.indices,
+                       data=lambda: lt.selection_npz(_uint8_nchw(_rows(data.x, s.indices)), s.indices,
                                                      None if data.y is None else np.asarray(data.y)[s.indices]),
                        help="x (n, C, H, W) uint8, indices and y (labels): the app's own .npz upload reads it")
     ss = st.session_state
@@ -102,7 +104,20 @@ def selection_ui(mdl, data, enc, rows: np.ndarray | None) -> None:
     saved_selections_ui()
 
 
+def _rows(x, indices: np.ndarray):
+    """Rows `indices` of x: a tensor, or for a large file's lazy images a lazy view when they are many."""
+    return x.take(indices) if isinstance(x, Images) else x[indices]
+
+
 def _uint8_nchw(x) -> np.ndarray:
-    """Images (n, C, H, W) in [0, 1] -> uint8 (n, C, H, W), as the .npz upload takes them."""
+    """Images (n, C, H, W) in [0, 1] -> uint8 (n, C, H, W), as the .npz upload takes them; lazy images
+    a batch at a time into the uint8 array (checked against max_data_mb), never whole as float32."""
+    if isinstance(x, Images):
+        check_bytes("the selected images as 8-bit pixels", len(x) * int(np.prod(tuple(x.shape[1:]))), "max_data_mb")
+        out = np.empty(tuple(x.shape), dtype=np.uint8)
+        step = batch_rows(x)
+        for s in range(0, len(x), step):
+            out[s:s + step] = _uint8_nchw(x[s:s + step])
+        return out
     a = x.numpy() if hasattr(x, "numpy") else np.asarray(x)
     return (np.clip(a, 0.0, 1.0) * 255.0).round().astype(np.uint8)

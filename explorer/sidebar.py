@@ -21,7 +21,7 @@ DATA_TYPES = ["npz", "npy", "csv", "zip"]
 def data_dir_files() -> list[str]:
     """The data files (.npz, .npy, .csv, .zip) in the server's folder VAE_EXPLORER_DATA_DIR, by name:
     offered in the data picker to every session, read only, through the same checks as an upload
-    (a large .npy is memory-mapped there instead of uploaded)."""
+    (a large .npy is read from there in batches instead of uploaded)."""
     root = Path(os.environ.get("VAE_EXPLORER_DATA_DIR") or "")
     if not str(root) or str(root) == "." or not root.is_dir():
         return []
@@ -32,7 +32,7 @@ def data_dir_files() -> list[str]:
 def _upload_help() -> str:
     mb = st.get_option("server.maxUploadSize")
     return (f"Up to {mb} MB per file. Larger data: ask the server's admin to put it in the data folder "
-            "(VAE_EXPLORER_DATA_DIR, where a large .npy is memory-mapped), or use the CLI "
+            "(VAE_EXPLORER_DATA_DIR, where a large .npy is read in batches), or use the CLI "
             "(python -m vae_core diagnose MODEL --data FILE).")
 
 

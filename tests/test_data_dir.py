@@ -57,3 +57,49 @@ def test_no_data_folder_offers_only_the_built_ins(monkeypatch):
     monkeypatch.delenv("VAE_EXPLORER_DATA_DIR")
     at = open_app()
     assert at.selectbox(key="pick_data").options == ["digits", "mnist", "sprites"]
+
+
+def test_a_bad_file_in_the_data_folder_is_refused_in_the_sidebar(folders):
+    """Issue 19, item 7: picking a bad file of the folder said one sentence and kept the pair (it
+    raised on the page); a 0-byte .npy, text named .npz and an .npy whose header lies, one by one."""
+    (folders / "zero.npy").write_bytes(b"")
+    (folders / "notes.npz").write_text("these are my notes, not a zip of arrays\n")
+    (folders / "short.npy").write_bytes(_npy_header_only((100, 28, 28)))
+    at = open_app()
+    before = (at.session_state["model_src"], at.session_state["data_src"])
+    for name, needle in (("zero.npy", "the file is empty (0 bytes)"), ("notes.npz", "not a zip file"),
+                         ("short.npy", "truncated or corrupt")):
+        at.selectbox(key="pick_data").set_value(str(folders / name))
+        at.run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        errors = text(at.error)
+        assert f"{name} cannot be used" in errors and needle in errors, (name, errors)
+        assert str(folders) not in errors  # the file's name, not where the server keeps it
+        assert (at.session_state["model_src"], at.session_state["data_src"]) == before
+        assert at.selectbox(key="pick_data").value == before[1]  # the picker shows the pair kept
+
+
+def _npy_header_only(shape: tuple[int, ...]) -> bytes:
+    """An .npy header for uint8 `shape` with no data after it."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def test_special_files_in_the_data_folder_are_not_offered(folders):
+    """Issue 19, item 6: a FIFO, a device and a socket named like data files are never offered (and
+    listing them never opens them: a FIFO's open would wait forever)."""
+    import os
+    import socket
+
+    os.mkfifo(folders / "pipe.npy")
+    (folders / "dev.npz").symlink_to("/dev/zero")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folders / "sock.csv"))
+    np.save(folders / "ok.npy", _digits(5))
+    with sock:
+        at = open_app()
+    offered = " ".join(at.selectbox(key="pick_data").options)
+    assert "ok.npy" in offered and not any(n in offered for n in ("pipe.npy", "dev.npz", "sock.csv")), offered

@@ -133,7 +133,8 @@ def test_mapped_budget_and_whole_array_uses(tmp_path, tiny_threshold, monkeypatc
     p = tmp_path / "big.npy"
     np.save(p, _digits_like(2000, seed=4))  # 1.6 MB on disk
     monkeypatch.setenv("VAE_EXPLORER_MAX_MAPPED_MB", "1")
-    with pytest.raises(DataLimitError, match=r"^big.npy: the memory-mapped array .* VAE_EXPLORER_MAX_MAPPED_MB"):
+    with pytest.raises(DataLimitError,
+                       match=r"^big.npy: the array of shape .* \(read from disk in batches\) .* VAE_EXPLORER_MAX_MAPPED_MB"):
         load_dataset(p)
     monkeypatch.delenv("VAE_EXPLORER_MAX_MAPPED_MB")
     data = load_dataset(p)

@@ -164,7 +164,8 @@ class CodeRecorder:
     """Records the codes of a fixed sample after every epoch of `fit`: pass it as (part of) `progress`.
 
     model: the VAE being trained (not a DistributedDataParallel wrapper: only rank 0 records, and it
-    encodes outside the steps); x: the sampled images (S, C, H, W), in the order of `indices`.
+    encodes outside the steps); x: the sampled images (S, C, H, W), in the order of `indices` (a
+    tensor, or lazy `Images` of a large file, encoded a batch at a time).
     Encoding runs in eval mode under inference_mode and draws no random numbers, so recording changes
     nothing in the training it watches. ``record(0)`` before `fit` keeps the initial weights' codes.
     """
@@ -180,14 +181,18 @@ class CodeRecorder:
         """Encode the sample with the model's weights as they are now, as epoch `epoch`."""
         import torch
 
+        from .data.lazy import batches
+
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
-                mu, logvar = self.model.encode(self.x)
+                # (S, D) each; a sample over the data budget's batch size (large images) in pieces
+                parts = [self.model.encode(xb) for xb in batches(self.x)]
         finally:
             self.model.train(was_training)
-        self.codes.record(epoch, mu.float().cpu().numpy(), logvar.float().cpu().numpy())
+        mu, logvar = (torch.cat([p[i].float().cpu() for p in parts]) for i in (0, 1))
+        self.codes.record(epoch, mu.numpy(), logvar.numpy())
 
     def __call__(self, event: Any) -> bool:
         if event.what == "epoch":

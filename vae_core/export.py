@@ -6,7 +6,7 @@ import io
 import math
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -36,8 +36,11 @@ def codes_csv(mu: np.ndarray, logvar: np.ndarray, coords: np.ndarray | None = No
     return pd.DataFrame(cols).to_csv(index=False, float_format="%.6g").encode("utf-8")
 
 
-def sprite_image(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """(N, H, W[, 3]) uint8 -> a square sprite sheet and the single-image size, shrunk to fit 8192 px."""
+def sprite_image(images: Any) -> tuple[np.ndarray, tuple[int, int]]:
+    """(N, H, W[, 3]) uint8 -> a square sprite sheet and the single-image size, shrunk to fit 8192 px.
+
+    `images`: an array, or anything with that `shape` that yields the images in order (a large
+    file's, converted a batch at a time), since they are placed one by one."""
     n, h, w = images.shape[:3]
     side = math.ceil(math.sqrt(n))
     scale = min(1.0, MAX_SPRITE_SIDE / (side * max(h, w)))
@@ -51,7 +54,7 @@ def sprite_image(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return sheet, (th, tw)
 
 
-def projector_zip(mu: np.ndarray, images: np.ndarray | None, metadata: dict[str, Sequence]) -> bytes:
+def projector_zip(mu: np.ndarray, images: Any, metadata: dict[str, Sequence]) -> bytes:
     """TensorBoard projector files in a zip: tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt.
 
     Unzip into a log directory and run `tensorboard --logdir DIR`; the Projector tab shows them.

@@ -37,9 +37,9 @@ class Limits:
     max_params: int = _limit(50_000_000, 1, 10**12)  # parameters of a model built from a config (200 MB of float32)
     max_data_mb: int = _limit(2048, 1, 2**24)  # one dataset in memory as float32 (N, C, H, W)
     max_file_mb: int = _limit(200, 1, 2**24)  # one uploaded or read file on disk (zip members: uncompressed)
-    # a .npy over this as float32 (or over max_file_mb on disk) is memory-mapped
+    # a .npy over this as float32 (or over max_file_mb on disk) is left on disk, read in batches with pread
     mmap_over_mb: int = _limit(512, 1, 2**24)
-    max_mapped_mb: int = _limit(65536, 1, 2**30)  # one memory-mapped .npy on disk (read in batches, never whole)
+    max_mapped_mb: int = _limit(65536, 1, 2**30)  # one .npy left on disk (read in batches with pread, never whole)
     max_image_pixels: int = _limit(4096 * 4096, 1, 2**40)  # one decoded image (width x height)
     max_total_pixels: int = _limit(256 * 2**20, 1, 2**50)  # all images of a folder or zip together (x channels)
     max_csv_field: int = _limit(1024, 1, 2**30)  # characters in one CSV field (a pixel value needs a few)

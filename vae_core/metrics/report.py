@@ -236,7 +236,7 @@ def _budget_note(plan: _Plan, budget_s: float | None, auto_n: bool, auto_k: bool
 
 def _grey(x: Any, rows: int = 4096) -> bool:
     """Whether images x (N, C, H, W) hold pixels other than 0 and 1; a batch at a time (x may be a
-    memory-mapped `Images`)."""
+    lazy `Images` of a large file)."""
     return any(bool(((b != 0) & (b != 1)).any()) for b in (x[s:s + rows] for s in range(0, len(x), rows)))
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -34,7 +36,7 @@ from .. import Dataset, DataError, DataLimitError
 from .arrays import load_npy, load_npz
 from .csv_table import load_csv
 from .images import IMAGE_SUFFIXES, load_folder, load_zip
-from .validate import check_file_bytes, short, show, validate_array
+from .validate import check_file_bytes, check_regular, short, show, validate_array
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +54,20 @@ def load_file(path: Path, *, max_bytes: int | None = None) -> Dataset:
     """
     path = Path(path)
     with _reading(path):
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder; check the path")
+        try:  # stat, never open, first: opening a FIFO or a terminal would wait forever
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file or folder; check the path") from None
         suffix = path.suffix.lower()
-        if path.is_dir():
+        if stat.S_ISDIR(st.st_mode):
+            if suffix in _LOADERS:
+                raise DataError(f"{path.name}: it is a folder, not a {suffix} file; give the {suffix} file itself "
+                                "(a folder of images must not be named like a data file)")
             loader = load_folder
         elif suffix in _LOADERS:
-            if suffix != ".npy" or max_bytes is not None:  # an .npy over max_file_mb is memory-mapped instead
-                check_file_bytes(path.stat().st_size, max_bytes, f"{path.name}: the file")
+            check_regular(st, path.name)  # the loaders check the descriptor they open again (a swap since)
+            if suffix != ".npy" or max_bytes is not None:  # an .npy over max_file_mb is read in batches instead
+                check_file_bytes(st.st_size, max_bytes, f"{path.name}: the file")
             loader = _LOADERS[suffix]
         else:
             raise DataError(f"{path}: unsupported file type '{suffix or path.name}'; use {_SUPPORTED_TEXT}")

@@ -1,11 +1,13 @@
 """.npy and .npz arrays, read header first: nothing is unpickled, an object dtype is refused from the
 header, and the shape is checked against max_data_mb before any array memory exists. An .npy over
-mmap_over_mb as float32 (or over the file budget) is instead memory-mapped (np.load(mmap_mode="r",
-allow_pickle=False) once its header passed, within max_mapped_mb) and read in batches."""
+mmap_over_mb as float32 (or over the file budget) is instead left on disk (within max_mapped_mb)
+and read in batches with os.pread (vae_core.data.lazy.NpyFile), never through a memory map: a
+mapped file that shrinks under its reader is a SIGBUS that kills the process."""
 from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -16,7 +18,8 @@ import numpy as np
 from ...streams import READ_CHUNK, read_up_to
 from .. import DataError, _check_bytes
 from ...limits import limits
-from .validate import Loaded, check_file_bytes, class_labels, show, validate_array, validate_mapped
+from ..lazy import NpyFile
+from .validate import Loaded, check_file_bytes, class_labels, open_regular, show, validate_array, validate_mapped
 from .zips import member_errors, open_zip
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -113,26 +116,32 @@ def read_npy_data(f: BinaryIO, shape: tuple[int, ...], fortran: bool, dtype: np.
 
 
 def load_npy(path: Path, max_bytes: int | None) -> Loaded:
-    """An .npy read whole, or memory-mapped when it is over mmap_over_mb as float32 or over the
-    file budget on disk (then within max_mapped_mb, validated and later read in batches)."""
-    size, name = path.stat().st_size, path.name
+    """An .npy read whole, or left on disk when it is over mmap_over_mb as float32 or over the file
+    budget on disk (then within max_mapped_mb, validated and later read in batches with os.pread)."""
+    name = path.name
     mapped = []
 
-    def budget(shape: tuple[int, ...], dtype: np.dtype) -> None:
-        count, lim = math.prod(shape), limits()
-        file_budget = max_bytes if max_bytes is not None else lim.max_file_mb * 2**20
-        if count * 4 > lim.mmap_over_mb * 2**20 or size > file_budget:
-            _check_bytes(f"{name}: the memory-mapped array of shape {shape}", count * dtype.itemsize, "max_mapped_mb")
-            mapped.append(True)
-        else:
-            _check_bytes(f"{name}: the array of shape {shape} as float32", count * 4, "max_data_mb")
+    with open_regular(path, name) as f:
+        size = os.fstat(f.fileno()).st_size
 
-    with open(path, "rb") as f:
+        def budget(shape: tuple[int, ...], dtype: np.dtype) -> None:
+            count, lim = math.prod(shape), limits()
+            file_budget = max_bytes if max_bytes is not None else lim.max_file_mb * 2**20
+            if count * 4 > lim.mmap_over_mb * 2**20 or size > file_budget:
+                _check_bytes(f"{name}: the array of shape {shape} (read from disk in batches)", count * dtype.itemsize,
+                             "max_mapped_mb")
+                mapped.append(True)
+            else:
+                _check_bytes(f"{name}: the array of shape {shape} as float32", count * 4, "max_data_mb")
+
         shape, fortran, dtype = npy_header(f, name, size, budget=budget)
         if not mapped:
             return validate_array(read_npy_data(f, shape, fortran, dtype, name), name), None, {}
-    # header checked above: np.load only maps what it describes, and never unpickles
-    return validate_mapped(np.load(path, mmap_mode="r", allow_pickle=False), name), None, {"mapped": True}
+        if fortran and len(shape) > 1:  # its rows are scattered over the file: no batch is one read
+            raise DataError(f"{name}: a file this large must be stored in C (row) order to be read in batches, "
+                            "and this one is in Fortran order; save it with np.save(f, np.ascontiguousarray(a))")
+        rows = NpyFile(os.dup(f.fileno()), name, f.tell(), shape, dtype)  # the header checked its size
+    return validate_mapped(rows, name), None, {"mapped": True}
 
 
 def load_npz(path: Path, max_bytes: int | None) -> Loaded:

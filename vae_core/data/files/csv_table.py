@@ -16,7 +16,7 @@ import numpy as np
 
 from ...limits import ENV, limits
 from .. import DataError, _check, _check_bytes
-from .validate import Loaded, class_labels, short, validate_array
+from .validate import Loaded, class_labels, open_regular, short, validate_array
 
 _LABEL_COLUMNS = ("label", "y")
 
@@ -193,7 +193,8 @@ class _CsvTable:
 
 def load_csv(path: Path, max_bytes: int | None) -> Loaded:
     name = path.name
-    with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: a byte-order mark (Excel) is dropped
+    # utf-8-sig: a byte-order mark (Excel) is dropped
+    with open_regular(path, name, "r", encoding="utf-8-sig", newline="") as fh:
         rows = iter(_CsvRows(fh, name))
         first = next(rows, None)
         if first is None:

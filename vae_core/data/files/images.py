@@ -16,7 +16,7 @@ import numpy as np
 
 from ...limits import limits
 from .. import DataError, _check, _check_bytes
-from .validate import Loaded, check_file_bytes, short, show, validate_array
+from .validate import Loaded, check_file_bytes, open_regular, short, show, validate_array
 from .zips import open_zip, read_member
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ def load_folder(path: Path, max_bytes: int | None) -> Loaded:
                 _check(f"{name}: the number of images", len(files), "max_files", unit="files")
     files.sort()
     check_file_bytes(sum(p.stat().st_size for p in files), max_bytes, f"{name} (images)")
-    return _load_images([(p.relative_to(path).as_posix(), lambda p=p: open(p, "rb")) for p in files], name)
+    rel = [p.relative_to(path).as_posix() for p in files]
+    # each opened without blocking and checked again: a FIFO swapped in since the listing is refused
+    return _load_images([(r, lambda p=p, r=r: open_regular(p, f"{name}/{r}")) for p, r in zip(files, rel)], name)
 
 
 def load_zip(path: Path, max_bytes: int | None) -> Loaded:

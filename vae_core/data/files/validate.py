@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+import os
+import stat
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from .. import DataError, _check_bytes
-from ..lazy import Images, release_rows
+from ..lazy import Images, NpyFile
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +41,26 @@ def validate_array(x: np.ndarray, name: str) -> torch.Tensor:
     return out
 
 
-def validate_mapped(x: np.ndarray, name: str, batch_bytes: int = 64 * 2**20) -> Images:
-    """validate_array's checks on a memory-mapped array, read `batch_bytes` at a time (each batch's
-    pages handed back after): the images as a lazy `Images`, converted per batch as validate_array
-    converts the whole."""
+def validate_mapped(x: "NpyFile | np.ndarray", name: str, batch_bytes: int = 16 * 2**20) -> Images:
+    """validate_array's checks on an array left on disk (an `NpyFile`; any array works too), read
+    `batch_bytes` at a time (each batch a buffer of our own: 16 MB keeps the load's peak small and
+    the reads few): the images as a lazy `Images`, converted per batch as validate_array converts
+    the whole."""
     kind = _check_kind(x, name)
-    x = _to_nchw(x, name)
-    rows = max(1, batch_bytes // max(1, x[0].nbytes))
-    lo, hi = _value_range(x, name, kind, rows, after=lambda s, e: release_rows(x, s, e))
+    # the (N, C, H, W) view of the stored layout, found on an empty array of its row shape
+    empty = np.empty((0, *x.shape[1:]), dtype=x.dtype)
+    view = _to_nchw(empty, name)
+    rows = max(1, batch_bytes // max(1, math.prod(x.shape[1:]) * x.dtype.itemsize))
+    lo, hi = _value_range(x, name, kind, rows)
     if hi > 1:
         logger.info("%s: values in [%g, %g], scaled by 1/255", name, lo, hi)
-    return Images(x, scale=hi > 1)
+    if isinstance(x, NpyFile):
+        perm = (0, 3, 1, 2) if empty.ndim == 4 and view.shape != empty.shape else None
+        return Images(x.as_images(view.shape[1:], perm), scale=hi > 1)
+    return Images(_to_nchw(x, name), scale=hi > 1)
 
 
-def _check_kind(x: np.ndarray, name: str) -> str:
+def _check_kind(x: "np.ndarray | NpyFile", name: str) -> str:
     """x's dtype kind, when it can hold images; DataError if empty or not plain numbers."""
     kind = x.dtype.kind
     if x.size == 0:
@@ -65,10 +74,9 @@ def _check_kind(x: np.ndarray, name: str) -> str:
     return kind
 
 
-def _value_range(x: np.ndarray, name: str, kind: str, rows: int,
-                 after: Callable[[int, int], None] | None = None) -> tuple[float, float]:
-    """(min, max) of x, `rows` rows at a time (`after(start, stop)` once a batch is read); DataError
-    on NaN/Inf (counted over all of x) or values outside [0, 255]."""
+def _value_range(x: "np.ndarray | NpyFile", name: str, kind: str, rows: int) -> tuple[float, float]:
+    """(min, max) of x, `rows` rows at a time; DataError on NaN/Inf (counted over all of x) or values
+    outside [0, 255]."""
     if kind == "b":
         return 0.0, 1.0
     lo, hi, n_nan, n_inf = math.inf, -math.inf, 0, 0
@@ -80,8 +88,6 @@ def _value_range(x: np.ndarray, name: str, kind: str, rows: int,
             n_nan, n_inf = n_nan + k, n_inf + int(bad.sum()) - k
         elif not (n_nan or n_inf):
             lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
-        if after is not None:
-            after(s, s + len(c))
     if n_nan or n_inf:
         raise DataError(f"{name}: contains {n_nan} NaN and {n_inf} Inf value(s); remove or replace them before loading")
     if lo < 0 or hi > 255:
@@ -122,6 +128,34 @@ def class_labels(y: np.ndarray, n: int, name: str) -> tuple[np.ndarray, dict]:
         return y.astype(np.int64), {}
     classes, idx = np.unique(y.astype(str), return_inverse=True)
     return idx.astype(np.int64), {"classes": tuple(classes.tolist())}
+
+
+_NOT_A_FILE = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def check_regular(st: os.stat_result, what: str) -> None:
+    """Refuse anything but a regular, non-empty file (from its stat, before or just after it is opened):
+    a FIFO or a device would block a read or never end."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = _NOT_A_FILE.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise DataError(f"{what}: it is {kind}, not a data file; give a regular .npz, .npy, .csv or .zip file")
+    if st.st_size == 0:
+        raise DataError(f"{what}: the file is empty (0 bytes); give the file with its data (was it still being "
+                        "copied?)")
+
+
+def open_regular(path: Path, what: str, mode: str = "rb", **kw: Any) -> IO[Any]:
+    """path opened read-only, never blocking on the open (O_NONBLOCK: a FIFO swapped in after a stat
+    cannot hang it), then checked as a regular non-empty file on the open descriptor itself."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        check_regular(os.fstat(fd), what)
+        os.set_blocking(fd, True)  # a regular file: reads never wait; buffered IO expects blocking
+        return os.fdopen(fd, mode, **kw)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_file_bytes(nbytes: int, max_bytes: int | None, what: str) -> None:

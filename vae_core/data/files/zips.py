@@ -12,7 +12,7 @@ from pathlib import Path
 from ...limits import limits
 from ...streams import read_zip_member
 from .. import DataError, _check
-from .validate import short
+from .validate import open_regular, short
 
 
 @contextlib.contextmanager
@@ -25,7 +25,7 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     """
     name = path.name
     limit = limits().max_files
-    with open(path, "rb") as fh:
+    with open_regular(path, name) as fh:  # one descriptor for the count and the archive: no swap between
         end = zipfile._EndRecData(fh)  # noqa: SLF001 - the end record, as ZipFile itself reads it
         size = fh.seek(0, 2)
         if end is None:
@@ -51,8 +51,9 @@ def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
             skip = sum(struct.unpack("<HHH", entry[28:34]))  # name, extra field and comment lengths
             fh.seek(skip, 1)
             pos += 46 + skip
-    with zipfile.ZipFile(path) as zf:
-        yield zf
+        fh.seek(0)
+        with zipfile.ZipFile(fh) as zf:
+            yield zf
 
 
 @contextlib.contextmanager
