@@ -331,3 +331,35 @@ def decoder_payload(m: Source, d: Source) -> dict | None:
     from .components.browser_decoder import mlp_decoder_payload
 
     return mlp_decoder_payload(model_for(m, d))
+
+
+@st.cache_resource(show_spinner="Preparing the decoder for your browser...", max_entries=16)
+def onnx_decoder(m: Source, d: Source) -> tuple[dict | None, str | None]:
+    """(`browser_decoder.onnx_decoder_payload` of the model's decoder, None) or (None, why not, one sentence).
+
+    A run's model is exported here (`vae_core.onnx_export.decoder_onnx`: checked against torch's decode,
+    kept on disk by the model's content, so a restart does not export again); a user's model only by its
+    sandbox worker (`model.decoder_onnx()`), never in this process. Built once per model; shared by all
+    sessions: read-only."""
+    from vae_core.model_files import CheckpointError
+    from vae_core.onnx_export import MAX_ONNX_BYTES, OnnxExportError, decoder_onnx
+
+    from .components.browser_decoder import onnx_decoder_payload
+
+    mdl = model_for(m, d)
+    try:
+        if isinstance(mdl, VAE):
+            data = decoder_onnx(mdl)
+        else:
+            export = getattr(mdl, "decoder_onnx", None)  # the sandbox worker's export, where it has one
+            if export is None:
+                return None, ("this uploaded model's sandboxed worker cannot export its decoder to ONNX, and its "
+                              "code runs nowhere else.")
+            data = export()
+            if len(data) > MAX_ONNX_BYTES:
+                return None, (f"its decoder's ONNX graph is {len(data) / 2**20:.0f} MB, more than the "
+                              f"{MAX_ONNX_BYTES // 2**20} MB a browser is sent.")
+    except (OnnxExportError, CheckpointError) as e:
+        why = str(e).rstrip(".")
+        return None, f"its decoder could not be exported to ONNX: {why[:1].lower() + why[1:]}."
+    return onnx_decoder_payload(data, mdl.latent_dim, mdl.input_shape), None

@@ -52,6 +52,7 @@ MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the
 PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved to
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state
+ONNX_LOADER = "onnx_loader"  # the ONNX loader's component state: {"status": {id, state, reason, ms}}
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:

@@ -47,7 +47,7 @@ def test_no_js_definition_in_two_files():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
-@pytest.mark.parametrize("name", ["pad.js", "sliders.js"])
+@pytest.mark.parametrize("name", ["pad.js", "sliders.js", "onnx_runtime.js"])
 def test_assembled_module_parses(name, tmp_path):
     from explorer.components.base import asset_js
 
