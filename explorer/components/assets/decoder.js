@@ -5,7 +5,7 @@
 // 1/255 per pixel, and the image is painted on a canvas.
 //
 // Any other decoder: an ONNX graph run by onnxruntime-web (WebAssembly, one thread), from the files the
-// app serves (static/onnxruntime-web/). One store per page (`ONNX`, on window) holds the runtime and one
+// app serves (static/onnxruntime-web/). One store per page (`ONNX`, on globalThis: the window) holds the runtime and one
 // session per decoder id; the loader component (onnx_runtime.js) creates each session from bytes Python
 // sends once, and the pad and the sliders find it here by id.
 
@@ -81,7 +81,7 @@ function paintLatent(view, dec, z) {
 
 // ---------- ONNX decoders ----------
 
-const ONNX = window.__vaeOnnx || (window.__vaeOnnx = { ort: null, ortPromise: null, sessions: new Map() });
+const ONNX = globalThis.__vaeOnnx || (globalThis.__vaeOnnx = { ort: null, ortPromise: null, sessions: new Map() });
 
 // Load the vendored onnxruntime-web once per page: a <script> of ort.wasm.min.js from `base` (a URL
 // folder ending in "/"); its WebAssembly files come from the same folder. One thread: threads need
