@@ -176,3 +176,39 @@ def test_uploaded_model_without_a_worker_export_says_why(tmp_path, monkeypatch):
     assert _component(at, "vae_onnx_runtime") is None
     assert "Decoding on the server: this uploaded model's sandboxed worker cannot export its decoder to ONNX" \
         in _captions(at)
+
+
+def test_strength_slider_gets_point_and_vector_for_the_graph(tmp_path):
+    """The attribute vector's strength panel on the ONNX path: the browser is sent the point and the vector
+    (z = point + s * vector, computed there) and runs the page's graph; both equal torch's, and the graph
+    at that z equals torch's decode."""
+    from vae_core.data import load_dataset
+    from vae_core.metrics._common import encode_all
+
+    run, model = _run(tmp_path, seed=6)
+    at = _explore(run)
+    loader = _component(at, "vae_onnx_runtime")
+    graph = base64.b64decode(loader["onnx"])
+    at = _explore(run, {"id": loader["id"], "state": "ready"}, at)
+    at.number_input(key="point_pick").set_value(3).run()
+    at.selectbox(key="vec_group_a").set_value("label 1").run()
+    at.selectbox(key="vec_group_b").set_value("label 7").run()
+    assert not at.exception, [e.value for e in at.exception]
+    panel = _component(at, "vae_strength_sliders")
+    assert panel["decoder_id"] == loader["id"] and panel["image"] is None
+    affine = panel["decoder"]["affine"]
+    data = load_dataset("digits")
+    mu = encode_all(model, data.x)[0].double().numpy()
+    y = np.asarray(data.y)
+    v = mu[y == 7].mean(0) - mu[y == 1].mean(0)
+    np.testing.assert_allclose(affine["base"], mu[3], atol=1e-5)
+    np.testing.assert_allclose(affine["vector"], v, atol=1e-5)
+    for s in (0.0, 1.3):
+        z = (np.asarray(affine["base"]) + s * np.asarray(affine["vector"]))[None]
+        with torch.inference_mode():
+            want = model.decode(torch.as_tensor(mu[3] + s * v, dtype=torch.float32)[None]).double().numpy()
+        assert np.abs(_onnx_decode(graph, z) - want).max() < 1e-5
+    # Another point: a new reference (so the browser repaints), the same session.
+    at.number_input(key="point_pick").set_value(11).run()
+    again = _component(at, "vae_strength_sliders")
+    assert again["decoder_id"] == loader["id"] and again["decoder"]["affine"]["key"] != affine["key"]
