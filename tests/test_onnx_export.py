@@ -83,6 +83,19 @@ def test_training_mode_model_is_exported_as_in_eval(tmp_path):
     assert np.abs(_run(data, z) - want).max() < 1e-5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_model_on_a_gpu_is_exported_from_a_cpu_copy(tmp_path):
+    """The app keeps a run's model on the GPU when there is one: the export must still trace a CPU graph,
+    equal to the model's own decode on the GPU, and leave the model where it was."""
+    model = _vae("conv").cuda()
+    data = onnx_export.decoder_onnx(model, tmp_path)
+    assert next(model.parameters()).is_cuda
+    z = np.array([[0.3, -1.2, 2.0]])
+    with torch.inference_mode():
+        want = model.decode(torch.as_tensor(z, dtype=torch.float32, device="cuda")).double().cpu().numpy()
+    assert np.abs(_run(data, z) - want).max() < 1e-4  # cuDNN's convolutions round differently from the CPU's
+
+
 def test_failed_export_is_one_sentence(tmp_path):
     class Opaque(nn.Module):
         latent_dim = 2

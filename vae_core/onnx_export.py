@@ -123,11 +123,15 @@ def check_onnx(onnx_bytes: bytes, model: nn.Module, n: int = 4, seed: int = 0) -
 def export_decoder_onnx(model: nn.Module) -> bytes:
     """The decoder as ONNX bytes, checked against `model.decode` (`check_onnx`); no cache.
 
-    Exported in eval mode (a copy, when the model is in training mode: batch norm and dropout would
-    otherwise be traced as in training). Raises OnnxExportError with one sentence where it cannot.
+    Exported in eval mode and from the CPU (a copy, when the model is in training mode, where batch norm
+    and dropout would be traced as in training, or on a GPU). Raises OnnxExportError with one sentence
+    where it cannot.
     """
-    if model.training:
-        model = copy.deepcopy(model).eval()
+    on = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    if model.training or on.type != "cpu":
+        # A copy, so the caller's (often shared) model stays as it is: in eval mode (batch norm and
+        # dropout as at inference) and on the CPU (the graph is traced with a CPU z; the browser runs it).
+        model = copy.deepcopy(model).cpu().eval()
     d = getattr(model, "latent_dim", None)
     if not isinstance(d, int) or d < 1:
         raise OnnxExportError("the model has no latent size (latent_dim) to export its decoder with.")
