@@ -122,7 +122,14 @@ def test_slider_step_decodes_conv_model_in_browser_as_torch(page, app_url, model
         assert err <= 2 / 255 + 1e-9, f"channel {ch}: max abs diff {err * 255:.3f}/255 at z={z.tolist()}"
 
 
-def test_pad_decodes_conv_model_in_browser(page, app_url):
+def test_pad_decodes_conv_model_in_browser_as_torch(page, app_url, model):
+    from vae_core import data as vdata
+    from vae_core.projection import Projection
+
+    data = vdata.load_dataset("mnist", n=None, seed=0)
+    with torch.inference_mode():  # the PCA map the app builds, from torch's own codes
+        mu = torch.cat([model.encode(data.x[i:i + 1000])[0] for i in range(0, len(data), 1000)]).float().numpy()
+    proj = Projection("pca", 2).fit(mu)
     open_explore(page, app_url)
     plane = page.get_by_test_id("latent-pad")
     wait_until(lambda: plane.get_attribute("data-mode") == "browser", 30, "the pad's browser path")
@@ -132,6 +139,16 @@ def test_pad_decodes_conv_model_in_browser(page, app_url):
     before = int(canvas.get_attribute("data-decodes") or 0)
     page.mouse.click(box["x"] + 0.2 * box["width"], box["y"] + 0.3 * box["height"])
     wait_until(lambda: int(canvas.get_attribute("data-decodes") or 0) > before, 10, "the pad's canvas to repaint")
+    page.wait_for_function("c => c.dataset.busy === '0'", arg=canvas.element_handle())
+    x, y = float(plane.get_attribute("data-x")), float(plane.get_attribute("data-y"))
+    got = canvas_image(canvas)
+    z, _ = proj.inverse(np.array([[x, y]]))  # the exact PCA inverse, as the app's pad uses
+    with torch.inference_mode():
+        want = model.decode(torch.as_tensor(z, dtype=torch.float32))[0, 0].double().numpy()
+    assert got.shape[:2] == want.shape and np.ptp(want) > 0.2
+    for ch in range(3):
+        err = np.abs(got[..., ch] / 255.0 - want).max()
+        assert err <= 2 / 255 + 1e-9, f"channel {ch}: max abs diff {err * 255:.3f}/255 at pad ({x}, {y})"
 
 
 def test_webassembly_failure_falls_back_to_server_with_reason(page, app_url):
