@@ -359,7 +359,11 @@ def onnx_decoder(m: Source, d: Source) -> tuple[dict | None, str | None]:
             if len(data) > MAX_ONNX_BYTES:
                 return None, (f"its decoder's ONNX graph is {len(data) / 2**20:.0f} MB, more than the "
                               f"{MAX_ONNX_BYTES // 2**20} MB a browser is sent.")
-    except (OnnxExportError, CheckpointError) as e:
-        why = str(e).rstrip(".")
-        return None, f"its decoder could not be exported to ONNX: {why[:1].lower() + why[1:]}."
+    except Exception as e:  # noqa: BLE001 - OnnxExportError/CheckpointError, or anything a worker does: fall back
+        why = (str(e).strip().splitlines() or [""])[0].rstrip(".")
+        if isinstance(e, (OnnxExportError, CheckpointError)):
+            why = why[:1].lower() + why[1:]  # a sentence of ours, now inside another
+        else:
+            why = f"{type(e).__name__}: {why}"[:300]
+        return None, f"its decoder could not be exported to ONNX: {why}."
     return onnx_decoder_payload(data, mdl.latent_dim, mdl.input_shape), None

@@ -155,17 +155,22 @@ def test_uploaded_model_is_exported_by_its_worker_never_here(tmp_path, monkeypat
     assert len(calls) == 1
 
 
-def test_uploaded_model_whose_worker_refuses_says_why(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error, sentence", [
+    (CheckpointError("The decoder uses an operation ONNX has no equivalent for."),
+     "the decoder uses an operation ONNX has no equivalent for."),
+    (RuntimeError("worker pipe closed\nlong traceback"), "RuntimeError: worker pipe closed."),
+])
+def test_uploaded_model_whose_worker_refuses_says_why(tmp_path, monkeypatch, error, sentence):
     ts, _ = _torchscript(tmp_path, seed=4)
 
     def refuse(self):
-        raise CheckpointError("The decoder uses an operation ONNX has no equivalent for.")
+        raise error
 
     monkeypatch.setattr(RemoteModel, "decoder_onnx", refuse, raising=False)
     at = _explore(ts)
     assert _component(at, "vae_onnx_runtime") is None
-    assert ("Decoding on the server: its decoder could not be exported to ONNX: the decoder uses an operation "
-            "ONNX has no equivalent for.") in _captions(at)
+    assert f"Decoding on the server: its decoder could not be exported to ONNX: {sentence}" in _captions(at)
+    assert _component(at, "vae_latent_sliders")["image"].startswith("data:image/png")
 
 
 def test_uploaded_model_without_a_worker_export_says_why(tmp_path, monkeypatch):
