@@ -5,7 +5,6 @@ Each `*_ui()` draws one panel and returns what the page needs next. Torch work g
 """
 from __future__ import annotations
 
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -351,8 +350,8 @@ def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndar
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 
     A components-v2 panel (`components/sliders.py`): where the decoder runs in the browser (an MLP, or
-    an ONNX graph) the browser decodes every step and reports z on release; otherwise each step comes here (one in flight) and the PNG goes
-    back. The buttons set z through `state.set_z`, whose new version the panel adopts.
+    an ONNX graph) the browser decodes every step and reports z on release; otherwise each step comes
+    here (one in flight) and the PNG goes back. The buttons set z through `state.set_z`, whose new version the panel adopts.
     """
     ss = st.session_state
     d = enc.mu.shape[1]
