@@ -397,3 +397,62 @@ def decoder_payload(m: Source, d: Source) -> dict | None:
     from .components.browser_decoder import mlp_decoder_payload
 
     return mlp_decoder_payload(model_for(m, d))
+
+
+ONNX_PREPARING = ("its decoder is being made ready for your browser (exported to ONNX and checked against "
+                  "the model); the server decodes meanwhile.")
+
+
+def onnx_decoder(m: Source, d: Source) -> tuple[dict | None, str | None]:
+    """(the ONNX payload, None), or (None, why not, one sentence) -- ONNX_PREPARING while `onnx_decoder_job`
+    runs: the page never waits for an export (a user's model exports in a fresh worker, 6-22 s here)."""
+    job = onnx_decoder_job(m, d)
+    if not job.done.is_set():
+        return None, ONNX_PREPARING
+    if job.error is not None:
+        return None, f"its decoder could not be exported to ONNX: {job.error}"
+    return job.result
+
+
+def onnx_decoder_job(m: Source, d: Source) -> Job:
+    """`_onnx_decoder` on the job queue's encoding lane, once per model and data (shared by all sessions)."""
+    key = ("onnx", m, d)
+    job = jobs.queue("encode").peek(key)
+    if job is not None and job.error is None:
+        return job
+    mdl = model_for(m, d)
+    return jobs.queue("encode").submit(key, "the decoder for your browser", lambda job: _onnx_decoder(mdl))
+
+
+def _onnx_decoder(mdl) -> tuple[dict | None, str | None]:
+    """(`browser_decoder.onnx_decoder_payload` of the model's decoder, None) or (None, why not, one sentence).
+
+    A run's model is exported here (`vae_core.onnx_export.decoder_onnx`: checked against torch's decode,
+    kept on disk by the model's content, so a restart does not export again); a user's model only by its
+    sandbox worker (`model.decoder_onnx()`), never in this process. Built once per model; shared by all
+    sessions: read-only."""
+    from vae_core.model_files import CheckpointError
+    from vae_core.onnx_export import MAX_ONNX_BYTES, OnnxExportError, decoder_onnx
+
+    from .components.browser_decoder import onnx_decoder_payload
+
+    try:
+        if isinstance(mdl, VAE):
+            data = decoder_onnx(mdl)
+        else:
+            export = getattr(mdl, "decoder_onnx", None)  # the sandbox worker's export, where it has one
+            if export is None:
+                return None, ("this uploaded model's sandboxed worker cannot export its decoder to ONNX, and its "
+                              "code runs nowhere else.")
+            data = export()
+            if len(data) > MAX_ONNX_BYTES:
+                return None, (f"its decoder's ONNX graph is {len(data) / 2**20:.0f} MB, more than the "
+                              f"{MAX_ONNX_BYTES // 2**20} MB a browser is sent.")
+    except Exception as e:  # noqa: BLE001 - OnnxExportError/CheckpointError, or anything a worker does: fall back
+        why = (str(e).strip().splitlines() or [""])[0].rstrip(".")
+        if isinstance(e, (OnnxExportError, CheckpointError)):
+            why = why[:1].lower() + why[1:]  # a sentence of ours, now inside another
+        else:
+            why = f"{type(e).__name__}: {why}"[:300]
+        return None, f"its decoder could not be exported to ONNX: {why}."
+    return onnx_decoder_payload(data, mdl.latent_dim, mdl.input_shape), None

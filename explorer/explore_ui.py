@@ -5,8 +5,6 @@ Each `*_ui()` draws one panel and returns what the page needs next. Torch work g
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -15,6 +13,8 @@ from vae_core.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thu
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
+from .components.browser_decoder import onnx_decoder_ref
+from .components.onnx_runtime import onnx_runtime, onnx_status
 from .components.latent_map import THUMBS_IN_VIEW, MapLayer, clicked, latent_map, selected_rows, thumbs_payload
 from .components.pad import MAX_DRAWN, latent_pad, pad_state
 from .components.sliders import latent_sliders, slider_state
@@ -178,48 +178,78 @@ def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
 
 
-BROWSER_DECODE_HELP = ("On: the MLP decoder runs in your browser at every move (instant). Off: the server decodes "
-                       "each position.")
+BROWSER_DECODE_HELP = ("On: the decoder runs in your browser at every move (instant): an MLP decoder in plain "
+                       "JavaScript, any other as an ONNX graph under onnxruntime-web (WebAssembly). Off: the "
+                       "server decodes each position.")
 
 
 def browser_decode_reason(mdl, m: cache.Source, d: cache.Source) -> str | None:
-    """Why the active model's decoder cannot run in the browser, or None when it can
-    (`cache.decoder_payload` is None for TorchScript models and for anything but an MLP decoder)."""
+    """Why the active model's decoder cannot run in the browser, or None when it can: an MLP decoder's
+    weights (`cache.decoder_payload`), else its ONNX graph (`cache.onnx_decoder`, whose reason says why
+    not: an export that failed or was not exact, a graph over 100 MB, a user's model whose worker
+    cannot export)."""
     if cache.decoder_payload(m, d) is not None:
         return None
-    if not Path(m.src).is_dir():
-        return ("this is a TorchScript model: its code runs only on the server, in a sandboxed worker, and "
-                "cannot be sent to the browser.")
-    arch = getattr(getattr(mdl, "cfg", None), "arch", None)
-    if arch == "conv":
-        return ("this model's decoder is convolutional; the browser decoder runs only MLP decoders "
-                "(Linear and ReLU layers).")
-    return "this model's decoder is not a plain stack of Linear and ReLU layers, the only kind the browser runs."
+    return cache.onnx_decoder(m, d)[1]
 
 
 def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     """The "Decode in the browser" toggle: off and disabled, with the reason, when the model's decoder
-    cannot run in the browser. The user's own choice is kept and comes back with a model that can."""
+    cannot run in the browser. The user's own choice is kept and comes back with a model that can.
+
+    For an ONNX decoder it also draws the page's ONNX loader (`components/onnx_runtime.py`), which makes
+    the browser's session once; until it is ready the server decodes, and if WebAssembly fails the
+    caption says why."""
     ss = st.session_state
     reason = browser_decode_reason(mdl, m, d)
     if reason is None:
         if state.BROWSER_DECODE_WANTED in ss:
             ss[state.BROWSER_DECODE] = bool(ss.pop(state.BROWSER_DECODE_WANTED))
         st.toggle("Decode in the browser", key=state.BROWSER_DECODE, help=BROWSER_DECODE_HELP)
-        return bool(ss[state.BROWSER_DECODE])
+        on = bool(ss[state.BROWSER_DECODE])
+        # One container whatever it holds, so the elements after it (the pad) keep their place in the
+        # page when the loader or a caption comes or goes: a moved component is drawn anew.
+        with st.container():
+            if on and cache.decoder_payload(m, d) is None:
+                status = onnx_runtime(state.ONNX_LOADER, cache.onnx_decoder(m, d)[0]) or {}
+                if status.get("state") == "error":
+                    st.caption(f"Decoding on the server: your browser could not run the decoder with "
+                               f"onnxruntime-web (WebAssembly): {status.get('reason') or 'no reason given'}.")
+                elif status.get("state") != "ready":
+                    st.caption("Loading the decoder into your browser (onnxruntime-web); the server decodes "
+                               "meanwhile.")
+        return on
     if state.BROWSER_DECODE_WANTED not in ss:
         ss[state.BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
     ss[state.BROWSER_DECODE] = False
     st.toggle("Decode in the browser", key=state.BROWSER_DECODE, disabled=True,
               help=f"Off and unavailable: {reason} The server decodes each position.")
-    st.caption(f"Decoding on the server: {reason}")
+    with st.container():
+        st.caption(f"Decoding on the server: {reason}")
+        if reason == cache.ONNX_PREPARING:  # the page comes back with the browser's decoder when it is ready
+            widgets.rerun_when_done(cache.onnx_decoder_job(m, d))
     return False
 
 
+def browser_decoder(m: cache.Source, d: cache.Source, affine: dict | None = None) -> dict | None:
+    """The decoder the pad and the sliders run in the browser, or None where the server decodes: the MLP
+    payload (`cache.decoder_payload`), else a reference to the ONNX session the page's loader reported
+    ready; None when the user turned browser decoding off. affine: see `onnx_decoder_ref`."""
+    if not st.session_state[state.BROWSER_DECODE]:
+        return None
+    mlp = cache.decoder_payload(m, d)
+    if mlp is not None:
+        return mlp
+    payload = cache.onnx_decoder(m, d)[0]
+    status = onnx_status(state.ONNX_LOADER)
+    if payload is None or not status or status.get("id") != payload["id"] or status.get("state") != "ready":
+        return None
+    return onnx_decoder_ref(payload, affine)
+
+
 def _decoder_payload(m: cache.Source, d: cache.Source) -> dict | None:
-    """The active model's in-browser decoder (built once per model by `cache.decoder_payload`, keyed by
-    the sources' content), or None for conv/TorchScript or when the user turned browser decoding off."""
-    return cache.decoder_payload(m, d) if st.session_state[state.BROWSER_DECODE] else None
+    """The active model's in-browser decoder (`browser_decoder`)."""
+    return browser_decoder(m, d)
 
 
 def map_id(m: cache.Source, d: cache.Source, proj) -> str:
@@ -245,7 +275,7 @@ def pad_bounds(m: cache.Source, d: cache.Source, proj) -> tuple[float, float, fl
 @st.fragment
 @widgets.guarded
 def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:
-    """Drag through the 2-D map; the decoder answers at once (in the browser for MLP decoders)."""
+    """Drag through the 2-D map; the decoder answers at once (in the browser where it runs there)."""
     emb = proj.embedding_
     s = pad_state(state.PAD)
     sel = st.session_state[state.SELECTED]
@@ -326,9 +356,9 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
 def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndarray, collapsed: set[int]) -> None:
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 
-    A components-v2 panel (`components/sliders.py`): for MLP decoders the browser decodes every step
-    and reports z on release; otherwise each step comes here (one in flight) and the PNG goes
-    back. The buttons set z through `state.set_z`, whose new version the panel adopts.
+    A components-v2 panel (`components/sliders.py`): where the decoder runs in the browser (an MLP, or
+    an ONNX graph) the browser decodes every step and reports z on release; otherwise each step comes
+    here (one in flight) and the PNG goes back. The buttons set z through `state.set_z`, whose new version the panel adopts.
     """
     ss = st.session_state
     d = enc.mu.shape[1]

@@ -17,6 +17,7 @@ from vae_core import latent_tools as lt, map_plane
 
 from . import cache, images, state, widgets
 from .components.sliders import latent_sliders, slider_state
+from .explore_ui import browser_decoder
 
 TILE_SCALE = 3  # nearest-neighbour upscaling of the small images in these panels
 
@@ -125,13 +126,16 @@ def _strength() -> float:
 @widgets.guarded
 def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
     """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
-    in the browser at every step for an MLP decoder (browser decoding on), else here per step."""
+    in the browser at every step where the decoder runs there (browser decoding on), else here per step."""
     ss = st.session_state
     strength = _strength()
     z = lt.apply_vector(base, v, strength).astype(np.float32)
-    payload = cache.decoder_payload(cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])) \
-        if ss[state.BROWSER_DECODE] else None
-    decoder = strength_decoder(payload, base, v) if payload is not None else None
+    m, d = cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
+    payload = browser_decoder(m, d, affine={"base": base, "vector": v})
+    if payload is None or payload.get("kind") == "onnx":
+        decoder = payload  # an ONNX graph runs z = base + s * vector itself (`onnx_decoder_ref`)
+    else:
+        decoder = strength_decoder(payload, base, v)
     image = None if decoder is not None else images.png_data_uri(cache.decode(mdl, z[None], scale=1)[0])
     latent_sliders(state.ATTR_SLIDER, kind="strength", caption=f"{start} + strength x vector",
                    dims=[{"j": 0, "label": "strength", "collapsed": False,

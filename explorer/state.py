@@ -31,7 +31,7 @@ Z_VERSION = "z_version"  # int: bumped when Z is set from outside the sliders, s
 MAP_METHOD = "map_method"
 MAP_DIMS = "map_dims"
 MAP_COLOR = "map_color"
-BROWSER_DECODE = "browser_decode"  # bool: MLP decoders run in the browser (off: the server decodes)
+BROWSER_DECODE = "browser_decode"  # bool: decoders run in the browser, MLPs in JS, others as ONNX (off: the server decodes)
 BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
 IWAE_K = "diag_iwae_k"  # int: the Diagnose page's IWAE k; the Blurriness page reuses the same report
 DIAG_BUDGET = "diag_budget"  # float: the Diagnose page's time budget (s); the Blurriness page reuses the report
@@ -52,6 +52,7 @@ MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the
 PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved to
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state
+ONNX_LOADER = "onnx_loader"  # the ONNX loader's component state: {"status": {id, state, reason, ms}}
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:

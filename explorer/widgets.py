@@ -63,3 +63,10 @@ def _job_progress(job, note: str, words: dict[str, str]) -> None:
     if job.done.is_set():
         st.rerun()  # the whole page, now with the result
     st.progress(job.progress, text=jobs.status_text(job, words) + note)
+
+
+@st.fragment(run_every=1.0)
+def rerun_when_done(job) -> None:
+    """Draws nothing; reruns the whole page once `job` is done (a result the page uses when it has it)."""
+    if job.done.is_set():
+        st.rerun()

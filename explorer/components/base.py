@@ -65,6 +65,8 @@ def decoder_fields(decoder: dict, have: dict) -> dict[str, Any]:
     `base_id` (the latent sliders', the pad's) travel whole, as always.
     """
     fields: dict[str, Any] = {"decoder_id": decoder["id"]}
+    if decoder.get("kind") == "onnx":  # a reference to the page's session: small, sent every time
+        return {**fields, "decoder": decoder}
     if have.get("decoder") == decoder["id"]:
         return fields
     base_id = decoder.get("base_id")

@@ -20,6 +20,7 @@ import streamlit as st
 from vae_core.map_arrays import stratified_sample
 
 from .base import decoder_fields, held, noop, register
+from .browser_decoder import decoder_in_dim
 
 _pad = register("vae_latent_pad", "pad.js", "pad.css")
 # A faint background at ~300 px: 20,000 points fill it; more cost bytes and drawing, not information.
@@ -115,7 +116,7 @@ def _plane_decoder_fields(decoder: dict | None, origin, axes, have: dict) -> dic
         raise ValueError("decoder needs origin (D,) and axes (2, D) to turn a pad position into z")
     o = np.asarray(origin, dtype=np.float64).ravel()
     a = np.asarray(axes, dtype=np.float64)
-    d_in = decoder["layers"][0]["shape"][1]
+    d_in = decoder_in_dim(decoder)
     if o.shape != (d_in,) or a.shape != (2, d_in):
         raise ValueError(f"origin must be ({d_in},) and axes (2, {d_in}) for this decoder; "
                          f"got {o.shape} and {a.shape}")

@@ -20,6 +20,7 @@ from typing import Any
 import streamlit as st
 
 from .base import decoder_fields, held, noop, register
+from .browser_decoder import decoder_in_dim
 
 _panel = register("vae_latent_sliders", "sliders.js", "sliders.css")
 # The same panel under its own name for one strength slider (Explore's attribute vector: the decoder
@@ -69,8 +70,8 @@ def latent_sliders(
     dims: one dict per row, in display order: {"j": latent index, "label": "z8 (collapsed)",
     "collapsed": bool, "help": tooltip}. z (D,) and z_version: the values Python holds; the browser
     adopts them whenever z_version changes (after a drag ends, never during one). image: a PNG data
-    URI of decode(z) (Python path); decoder: `mlp_decoder_payload(model)` to decode in the browser
-    instead. ack: the `seq` of the last vector Python handled.
+    URI of decode(z) (Python path); decoder: `mlp_decoder_payload(model)` or `onnx_decoder_ref(...)` (its
+    session made by the page's ONNX loader) to decode in the browser instead. ack: the `seq` of the last vector Python handled.
     kind: "latent" (the latent sliders, test id latent-sliders) or "strength" (another panel, test id
     strength-sliders, for a decoder of a strength rather than of z). caption: under the image
     (default "decode(z)").
@@ -94,8 +95,8 @@ def latent_sliders(
     if have.get("meta") != meta["id"]:
         data["meta"] = meta
     if decoder is not None:
-        if decoder["layers"][0]["shape"][1] != d:
-            raise ValueError(f"the decoder takes {decoder['layers'][0]['shape'][1]} latent dims, z has {d}")
+        if decoder_in_dim(decoder) != d:
+            raise ValueError(f"the decoder takes {decoder_in_dim(decoder)} latent dims, z has {d}")
         data.update(decoder_fields(decoder, have))
     else:
         data["image"] = image

@@ -46,7 +46,7 @@ def test_no_js_definition_in_two_files():
     assert not repeated, f"defined in more than one asset file (or twice in one): {repeated}"
 
 
-@pytest.mark.parametrize("name", ["pad.js", "sliders.js"])
+@pytest.mark.parametrize("name", ["pad.js", "sliders.js", "onnx_runtime.js"])
 def test_assembled_module_parses(name, tmp_path, node):
     from explorer.components.base import asset_js
 

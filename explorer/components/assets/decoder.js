@@ -1,8 +1,13 @@
-// The in-browser decoder, shared by the pad and the slider panel: an MLP decoder's weights arrive
-// once as base64 little-endian float32 (`browser_decoder.mlp_decoder_payload`); a plain loop in
-// float64 reproduces torch's output within 1/255 per pixel (docs/live-decoding.md,
-// "The design", point 3), and the image
-// is painted on a canvas.
+// The in-browser decoders, shared by the pad and the slider panels.
+//
+// MLP decoders: the weights arrive once as base64 little-endian float32
+// (`browser_decoder.mlp_decoder_payload`); a plain loop in float64 reproduces torch's output within
+// 1/255 per pixel (docs/live-decoding.md, "The design", point 3), and the image is painted on a canvas.
+//
+// Any other decoder: an ONNX graph run by onnxruntime-web (WebAssembly, one thread), from the files the
+// app serves (static/onnxruntime-web/). One store per page (`ONNX`, on globalThis: the window) holds the runtime and one
+// session per decoder id; the loader component (onnx_runtime.js) creates each session from bytes Python
+// sends once, and the pad and the sliders find it here by id.
 
 function b64ToFloat32(b64) {
   // The payload is little-endian float32, which is every browser's native order.
@@ -46,11 +51,11 @@ function decodeLatent(dec, z) {
   return h;
 }
 
-// Decode z and paint it on view.canvas (view: {canvas, ctx, imageData}; imageData is reused).
-// Returns the number of decodes so far, also kept in the canvas's data-decodes for tests.
-function paintLatent(view, dec, z) {
-  const [C, H, W] = dec.output;
-  const out = decodeLatent(dec, z);
+// Paint a decoded image `out` (C*H*W values in [0, 1], laid out (C, H, W)) on view.canvas (view:
+// {canvas, ctx, imageData}; imageData is reused). Returns the number of images painted so far, also
+// kept in the canvas's data-decodes for tests.
+function paintImage(view, out, output) {
+  const [C, H, W] = output;
   if (view.canvas.width !== W || view.canvas.height !== H) {
     view.canvas.width = W;
     view.canvas.height = H;
@@ -67,4 +72,125 @@ function paintLatent(view, dec, z) {
   const n = Number(view.canvas.dataset.decodes || 0) + 1;
   view.canvas.dataset.decodes = String(n);
   return n;
+}
+
+// Decode z with an MLP decoder and paint it (synchronous).
+function paintLatent(view, dec, z) {
+  return paintImage(view, decodeLatent(dec, z), dec.output);
+}
+
+// ---------- ONNX decoders ----------
+
+const ONNX = globalThis.__vaeOnnx || (globalThis.__vaeOnnx = { ort: null, ortPromise: null, sessions: new Map() });
+
+// Load the vendored onnxruntime-web once per page: a <script> of ort.wasm.min.js from `base` (a URL
+// folder ending in "/"); its WebAssembly files come from the same folder. One thread: threads need
+// cross-origin isolation, which the app's pages do not have.
+function loadOrt(base) {
+  if (ONNX.ortPromise) return ONNX.ortPromise;
+  ONNX.ortPromise = new Promise((resolve, reject) => {
+    if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+      reject(new Error("this browser has no WebAssembly"));
+      return;
+    }
+    const folder = new URL(base, window.location.href).href;
+    const script = document.createElement("script");
+    script.src = `${folder}ort.wasm.min.js`;
+    script.onload = () => {
+      const ort = window.ort;
+      if (!ort || !ort.InferenceSession) {
+        reject(new Error("ort.wasm.min.js loaded but defined no onnxruntime"));
+        return;
+      }
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.proxy = false;
+      ort.env.wasm.wasmPaths = folder;
+      ONNX.ort = ort;
+      resolve(ort);
+    };
+    script.onerror = () => reject(new Error(`could not load ${script.src}`));
+    document.head.appendChild(script);
+  });
+  ONNX.ortPromise.catch(() => { ONNX.ortPromise = null; }); // a later page load may try again
+  return ONNX.ortPromise;
+}
+
+function b64ToBytes(b64) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+// The session of decoder `id`, created once per page from base64 ONNX bytes; resolves to the store's
+// entry {id, session, queue} after one trial decode of z = 0 (so a graph the runtime cannot run fails
+// here, not at the first slider step).
+function createOnnxSession(id, b64, base, latentDim) {
+  const held = ONNX.sessions.get(id);
+  if (held) return held.promise;
+  const entry = { id, session: null, queue: Promise.resolve(), promise: null };
+  entry.promise = (async () => {
+    const ort = await loadOrt(base);
+    const session = await ort.InferenceSession.create(b64ToBytes(b64), {
+      executionProviders: ["wasm"], graphOptimizationLevel: "all",
+    });
+    const z = new ort.Tensor("float32", new Float32Array(latentDim), [1, latentDim]);
+    await session.run({ [session.inputNames[0]]: z });
+    entry.session = session;
+    return entry;
+  })();
+  entry.promise.catch(() => ONNX.sessions.delete(id)); // failed: a new page (or new bytes) tries again
+  ONNX.sessions.set(id, entry);
+  return entry.promise;
+}
+
+// The ready store entry of decoder `id`, or null while it loads or where it failed.
+function onnxEntry(id) {
+  const e = ONNX.sessions.get(id);
+  return e && e.session ? e : null;
+}
+
+// Decode z with an ONNX decoder and paint it, asynchronously. While a decode runs, only the newest z
+// waits (older ones are dropped), so the picture follows the pointer and always ends on the last z.
+// Runs of one session are queued (the pad and the sliders share it). dec.affine = {base, vector} turns
+// the one input s into z = base + s * vector (a strength slider).
+function paintOnnx(view, dec, z) {
+  let zz = z;
+  if (dec.affine) zz = dec.affine.base.map((b, j) => b + z[0] * dec.affine.vector[j]);
+  view.onnxNext = { dec, z: Float32Array.from(zz) };
+  if (!view.onnxBusy) runOnnx(view);
+}
+
+// The canvas's data-busy is "1" while decodes are running or waiting, "0" once the last z is painted.
+async function runOnnx(view) {
+  view.onnxBusy = true;
+  view.canvas.dataset.busy = "1";
+  try {
+    while (view.onnxNext) {
+      const { dec, z } = view.onnxNext;
+      view.onnxNext = null;
+      const entry = onnxEntry(dec.id);
+      if (!entry) break;
+      const run = entry.queue.then(async () => {
+        const s = entry.session;
+        const out = await s.run({ [s.inputNames[0]]: new ONNX.ort.Tensor("float32", z, [1, z.length]) });
+        const t = out[s.outputNames[0]];
+        paintImage(view, t.data, dec.output);
+        if (t.dispose) t.dispose();
+      });
+      entry.queue = run.catch(() => {});
+      await run;
+    }
+  } catch (e) {
+    view.canvas.dataset.decodeError = String(e && e.message ? e.message : e);
+  } finally {
+    view.onnxBusy = false;
+    view.canvas.dataset.busy = "0";
+  }
+}
+
+// Decode z with whichever decoder `dec` is and paint it.
+function paintDecoded(view, dec, z) {
+  if (dec.kind === "onnx") paintOnnx(view, dec, z);
+  else paintLatent(view, dec, z);
 }

@@ -8,8 +8,8 @@
 //                  PAD_MAX_IN_FLIGHT are unanswered: Python echoes the last number it handled as
 //                  `data.ack`, and the newest pending position goes next. The image comes back
 //                  as a data URI.
-//   Browser path - with `data.decoder_id` set, an MLP decoder's weights (sent once) decode every
-//                  pointer move here; Python hears of the position only on release.
+//   Browser path - with `data.decoder_id` set, an MLP decoder's weights (sent once), or an ONNX
+//                  decoder's session (the page's loader holds it), decode every pointer move here; Python hears of the position only on release.
 
 // Python puts decoder.js (loadDecoder, paintLatent), sender.js (Sender) and scaffold.js (mount,
 // el, addView, makeSender, browserMode, takeDecoder, showOutput, reportHeld) in front of this
@@ -166,7 +166,7 @@ function drawDecoded(s) {
   const d = s.data;
   const origin = d.origin, axes = d.axes;
   const z = origin.map((o, j) => o + s.pos[0] * axes[0][j] + s.pos[1] * axes[1][j]);
-  paintLatent(s, s.decoder, z);
+  paintDecoded(s, s.decoder, z);
 }
 
 // ---------- each data update ----------
@@ -187,7 +187,7 @@ function updatePad(s, d) {
     s.scatterVersion = null;
   }
   takeDecoder(s, d);
-  reportHeld(s, { scatter: s.scatterVersion, decoder: s.decoder ? s.decoder.id : null });
+  reportHeld(s, { scatter: s.scatterVersion, ...heldDecoder(s) });
   drawScatter(s);
 
   // Python handled positions up to d.ack; the next waiting position may go.

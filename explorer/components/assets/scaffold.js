@@ -42,9 +42,18 @@ function makeSender(s, name, maxInFlight) {
   });
 }
 
-// True when the browser decodes: Python asks for it (`data.decoder_id`) and those weights are held.
+// True when the browser decodes: Python asks for it (`data.decoder_id`) and that decoder is held (an
+// ONNX decoder: its session is ready in the page's store).
 function browserMode(s) {
-  return !!(s.data.decoder_id && s.decoder && s.decoder.id === s.data.decoder_id);
+  const dec = s.decoder;
+  if (!(s.data.decoder_id && dec && dec.id === s.data.decoder_id)) return false;
+  return dec.kind !== "onnx" || !!onnxEntry(dec.id);
+}
+
+// What identifies the picture a decoder paints from the same inputs: its id, and for an ONNX decoder
+// of a strength the point and vector it moves along (they change without the session changing).
+function paintKey(dec) {
+  return dec.kind === "onnx" && dec.affine ? `${dec.id}|${dec.affine.key}` : dec.id;
 }
 
 // Load the decoder weights `d` carries unless they are the ones held; the host's
@@ -54,6 +63,12 @@ function browserMode(s) {
 // model, it is dropped, so the next report asks for the whole decoder.
 function takeDecoder(s, d) {
   const p = d.decoder;
+  if (p && p.kind === "onnx") {
+    // A reference to a session in the page's store (the loader component made it): a few bytes, taken
+    // on every update, so a new point or vector of a strength slider comes with it.
+    s.decoder = { id: p.id, kind: "onnx", output: p.output, affine: p.affine || null };
+    return;
+  }
   if (!p || (s.decoder && s.decoder.id === p.id)) return;
   if (p.first) {
     const ok = s.decoder && s.decoder.baseId === p.base_id;
@@ -72,7 +87,7 @@ function takeDecoder(s, d) {
 // The decoder part of a component's report: its id, and under "base" the model it derives from
 // (only for a derived decoder, so the reports of the others stay as they were).
 function heldDecoder(s) {
-  const have = { decoder: s.decoder ? s.decoder.id : null };
+  const have = { decoder: s.decoder && s.decoder.kind !== "onnx" ? s.decoder.id : null };
   if (s.decoder && s.decoder.baseId) have.base = s.decoder.baseId;
   return have;
 }

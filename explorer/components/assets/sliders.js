@@ -6,8 +6,8 @@
 // on every change of `data`; the DOM and listeners are built once and kept on `parentElement`.
 //
 // Two ways to get the image:
-//   Browser path - with `data.decoder_id` set (an MLP decoder, weights sent once), every `input`
-//                  event decodes here; Python is told the vector on `change` (release), so its
+//   Browser path - with `data.decoder_id` set (an MLP decoder, weights sent once; or an ONNX
+//                  decoder, whose session the page's loader holds), every `input` event decodes here; Python is told the vector on `change` (release), so its
 //                  copy of z stays in sync.
 //   Python path  - every `input` sends the vector (numbered, one request in flight, the newest
 //                  waiting value goes next); Python answers with `data.image`, a PNG data URI.
@@ -108,7 +108,7 @@ function onInput(s, e) {
   const row = s.rows.find((r) => r.j === j);
   if (row) row.out.textContent = fmt(s.z[j]);
   if (browserMode(s)) {
-    paintLatent(s, s.decoder, s.z);
+    paintDecoded(s, s.decoder, s.z);
   } else {
     sendZ(s, false);
   }
@@ -127,7 +127,7 @@ function sendZ(s, final) {
 // ---------- drawing ----------
 
 function render(s) {
-  showOutput(s, () => paintLatent(s, s.decoder, s.z), 224);
+  showOutput(s, () => paintDecoded(s, s.decoder, s.z), 224);
 }
 
 // ---------- each data update ----------
@@ -151,7 +151,7 @@ function updateSliders(s, d) {
   const adopted = adoptIfNew(s);
   // The browser path repaints only for new values or a new decoder: after a release Python's
   // answer holds the values already on the canvas.
-  const painted = browserMode(s) ? s.decoder.id : null;
+  const painted = browserMode(s) ? paintKey(s.decoder) : null;
   if (adopted || !painted || painted !== s.painted) render(s);
   s.painted = painted;
   s.root.dataset.version = String(s.version);

@@ -1,0 +1,48 @@
+// The ONNX loader: one small, invisible component per page that turns a decoder's ONNX bytes (sent once
+// by Python, base64) into an onnxruntime-web session in the page's store (decoder.js: createOnnxSession),
+// where the pad and the slider panels find it by id. It reports under state key "status"
+// {id, state: "loading" | "ready" | "error", reason, ms}; Python sends the bytes only while the status
+// names another id, and uses the browser path once it says "ready" (the server path, with the reason,
+// after "error").
+//
+// Python puts decoder.js, sender.js and scaffold.js (mount, el) in front of this module.
+
+function setupLoader(root) {
+  const s = { data: null, loading: null, setStateValue: null };
+  s.host = el("div", "vonnx", root);
+  s.host.dataset.testid = "onnx-runtime";
+  return s;
+}
+
+function reportStatus(s, status) {
+  s.host.dataset.state = status.state;
+  s.host.dataset.decoderId = status.id || "";
+  if (status.reason) s.host.dataset.reason = status.reason;
+  if (status.ms !== undefined) s.host.dataset.ms = String(status.ms);
+  s.setStateValue("status", status);
+}
+
+function updateLoader(s, d) {
+  s.data = d;
+  if (!d.id) return;
+  if (d.onnx && s.loading !== d.id) {
+    s.loading = d.id;
+    s.loads = (s.loads || 0) + 1; // tests check the bytes travel once
+    s.host.dataset.loads = String(s.loads);
+    const id = d.id, t0 = performance.now();
+    reportStatus(s, { id, state: "loading" });
+    createOnnxSession(id, d.onnx, d.ort_base, d.latent_dim).then(
+      () => reportStatus(s, { id, state: "ready", ms: Math.round(performance.now() - t0) }),
+      (e) => reportStatus(s, { id, state: "error", reason: String(e && e.message ? e.message : e).split("\n")[0] }),
+    );
+  } else if (!d.onnx && s.loading !== d.id && !ONNX.sessions.has(d.id)) {
+    // Python believes this page holds the decoder, but it does not (a new element for an old session):
+    // say so, and the bytes come again.
+    s.loading = null;
+    reportStatus(s, { id: null, state: "missing" });
+  }
+}
+
+export default function (component) {
+  return mount(component, "__vaeOnnxLoader", setupLoader, updateLoader, () => {});
+}
