@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,12 @@ def _apptest_waits_for_jobs():
         # spawns processes (torch.multiprocessing) would have each child run that page on import
         main = sys.modules.get("__main__")
         try:
+            t0 = time.monotonic()
             out = original(self, widget_state, timeout)
             if settle.active():
                 return out
             with settle.unsettled():  # the reruns below must not settle again inside
-                return settle.settle(out)
+                return settle.settle(out, since=t0)
         finally:
             sys.modules["__main__"] = main
 

@@ -78,7 +78,8 @@ def test_conv_run_decoder_travels_once_through_the_loader(tmp_path):
     run, model = _run(tmp_path)
     at = _explore(run)
     loader = _component(at, "vae_onnx_runtime")
-    assert loader is not None and loader["ort_base"] == "/app/static/onnxruntime-web/"
+    assert loader is not None, [e.value for e in at.error] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    assert loader["ort_base"] == "/app/static/onnxruntime-web/"
     onnx_bytes = base64.b64decode(loader["onnx"])
     z = np.array([[1.5, -0.7]])
     with torch.inference_mode():
