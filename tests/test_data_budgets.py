@@ -13,7 +13,6 @@ import os
 import re
 import resource
 import struct
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -74,6 +73,21 @@ def _patch_central(data: bytes, member: int = 0, **fields: int) -> bytes:
         struct.pack_into(fmt, out, at + off, value)
     return bytes(out)
 
+
+
+@contextlib.contextmanager
+def _allocates_at_most(mb: int):
+    """The block's peak of new Python/numpy allocations (tracemalloc) stays under `mb` MB: a refusal came
+    from the header or the declared sizes, before memory was allocated for the claim."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < mb * 2**20, f"{peak / 2**20:.1f} MB allocated before the refusal"
 
 def _refused(path: Path, match: str | None = None, *, exact: str | None = None) -> str:
     """load_file's DataError message (asserting one), checked against a regex or the exact text."""
@@ -199,11 +213,10 @@ def test_zip_member_size_lies(tmp_path, compression):
     bad.write_bytes(_patch_central(good.read_bytes(), file_size=real + 1000))  # larger: the stream ends early
     _refused(bad, exact=f"bad.zip: member '0.png' is corrupt (its header declares {real + 1000:,} bytes but it "
                         f"holds {real:,}); make the zip again")
-    t = time.perf_counter()
     bad.write_bytes(_patch_central(good.read_bytes(), file_size=2**32 - 1))  # 4 GB: refused before any read
-    _refused(bad, r"bad.zip \(uncompressed images\) needs 4,096\.0 MB, over the limit of 200 MB; "
-                  r"set the environment variable VAE_EXPLORER_MAX_FILE_MB \(in MB\) to raise it")
-    assert time.perf_counter() - t < 1
+    with _allocates_at_most(50):
+        _refused(bad, r"bad.zip \(uncompressed images\) needs 4,096\.0 MB, over the limit of 200 MB; "
+                      r"set the environment variable VAE_EXPLORER_MAX_FILE_MB \(in MB\) to raise it")
 
 
 def test_zip_unsupported_compression_or_encryption(tmp_path):
@@ -248,10 +261,8 @@ def _npy_bytes(header: dict, data: bytes = b"", version: tuple[int, int] = (1, 0
 def test_npy_header_claiming_a_huge_shape_refused_before_allocation(tmp_path):
     p = tmp_path / "huge.npy"
     p.write_bytes(_npy_bytes({"descr": "<f4", "fortran_order": False, "shape": (10**7, 1, 1000, 1000)}, b"\0" * 64))
-    t = time.perf_counter()
-    with pytest.raises(DataLimitError) as info:
+    with _allocates_at_most(50), pytest.raises(DataLimitError) as info:
         load_file(p)
-    assert time.perf_counter() - t < 1
     assert str(info.value) == (  # too large to load: it would be read in batches, over that budget too
         "huge.npy: the array of shape (10000000, 1, 1000, 1000) (read from disk in batches) needs 38,146,972.7 MB, "
         "over the limit of 65,536 MB; set the environment variable VAE_EXPLORER_MAX_MAPPED_MB (in MB) to raise it"
@@ -417,7 +428,7 @@ def test_csv_quoted_header_string_labels_and_bom(tmp_path):
     assert d.y.tolist() == [1, 0, 1, 0, 1] and d.meta["classes"] == ("cat", "dog")
 
 
-def test_csv_many_rows_fast_and_exact(tmp_path):
+def test_csv_many_rows_exact(tmp_path):
     a = np.random.default_rng(2).integers(0, 256, (5000, 785))  # label first, then 28 x 28 pixels
     a[:, 0] %= 10
     # Written fast with numpy: every value as three digits ("007" is 7), commas, a newline per row.
@@ -427,9 +438,7 @@ def test_csv_many_rows_fast_and_exact(tmp_path):
     text[:, -1, 3] = ord("\n")
     header = ("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n").encode()
     p = _csv(tmp_path, header + text.tobytes())
-    t = time.perf_counter()
-    d = load_file(p)
-    assert time.perf_counter() - t < 2.0  # about 0.3 s on a quiet 2-core machine
+    d = load_file(p)  # its speed (about 0.3 s on a quiet 2-core machine) is a benchmark's business, not a test's
     assert torch.equal(d.x, torch.from_numpy(a[:, 1:].astype(np.float32) / 255).reshape(5000, 1, 28, 28))
     assert np.array_equal(d.y, a[:, 0])
 
@@ -438,10 +447,8 @@ def test_csv_many_rows_fast_and_exact(tmp_path):
 
 
 def test_sprites_n_over_the_budget_refused_before_generating():
-    t = time.perf_counter()
-    with pytest.raises(DataLimitError) as info:
+    with _allocates_at_most(50), pytest.raises(DataLimitError) as info:
         load_dataset("sprites", n=100_000_000)
-    assert time.perf_counter() - t < 0.5
     assert str(info.value) == (
         "--n 100,000,000 sprites of 64x64 pixels as float32 needs 1,562,500.0 MB, over the limit of 2,048 MB; "
         "set the environment variable VAE_EXPLORER_MAX_DATA_MB (in MB) to raise it"
