@@ -4,7 +4,7 @@ Why a queue and not a cached call in the page: a Streamlit script can only be st
 `st.*` call, so a long computation on the script's thread holds the session: a page switch (the
 sidebar included) waited for a diagnose report or a map on the page being left, which looked like a
 frozen app and timed out browser tests. Here the work runs on the queue's own threads; a page asks
-for a job, draws its progress in a fragment (`progress_fragment`) and returns at once, so another
+for a job, draws its progress in a polling fragment (`widgets.job_result_ui`) and returns at once, so another
 page opens immediately, and the job goes on: a report is still there, finished or progressing, when
 its user comes back.
 
