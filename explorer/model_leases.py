@@ -1,7 +1,8 @@
 """Which sessions use which shared model workers, so a worker no session uses is stopped.
 
-A user's model runs in a worker process (239 MB for the shipped run, measured by `python -m benchmarks.worker_lifecycle`; about 480 MB for a 64x64 conv model) behind a proxy that the model cache
-shares between sessions. Each session holds the model it has active; when its last holder picks
+A user's model runs in a worker process (239 MB for the shipped run by `python -m
+benchmarks.worker_lifecycle`; about 480 MB for a 64x64 conv model) behind a proxy that the model
+cache shares between sessions. Each session holds the model it has active; when its last holder picks
 another model or leaves, the proxy's `close()` stops the worker, and a later call starts a fresh one
 (the proxy restarts its worker lazily). Plain Python, no Streamlit: `cache.py` feeds it session ids.
 """
