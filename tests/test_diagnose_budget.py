@@ -419,18 +419,23 @@ def _settings(at: AppTest) -> tuple[int, int, str]:
     return int(m.group(1)), int(m.group(2)), cap
 
 
-def test_page_budget_control_changes_the_report():
+def test_page_k_is_auto_by_default_and_the_caption_says_what_each_figure_used():
     at = settle(AppTest.from_file(DIAGNOSE, default_timeout=300).run())
     assert not at.exception, [e.value for e in at.exception]
+    k_box = at.selectbox(key="diag_iwae_k")
+    assert k_box.value == "auto" and k_box.options == ["auto (fit the budget)", "10", "100", "1000"]
     control = at.number_input(key="diag_budget")
     assert control.value == 60
     n60, k60, cap60 = _settings(at)
-    assert k60 == 100 and "chosen for the 60 s time budget" in cap60
+    assert 10 <= k60 <= 100 and "(chosen) for the bounds, under the 60 s time budget" in cap60
+    assert "Points per figure: KL, collapse views and aggregate posterior 1000" in cap60  # the whole held-out split
+    assert f"ELBO and IWAE {n60} (k = {k60} samples each)" in cap60
     at = settle(control.set_value(1).run())
     assert not at.exception, [e.value for e in at.exception]
     n1, k1, cap1 = _settings(at)
-    assert k1 == 100, "the page's k is used as given"
-    assert "chosen for the 1 s time budget" in cap1 and cap1 != cap60
-    # on one second the points are lowered, unless the pilot found the full report fits (never on a CPU here)
-    assert n1 < n60 or "fit the budget" in cap1
+    assert "under the 1 s time budget" in cap1 and cap1 != cap60
     assert any("±" in c.value for c in at.caption), "figures keep their standard errors"
+    at = settle(at.selectbox(key="diag_iwae_k").set_value(100).run())  # a given k is used as given
+    assert not at.exception, [e.value for e in at.exception]
+    n, k, cap = _settings(at)
+    assert k == 100 and "k = 100 (given)" in cap
