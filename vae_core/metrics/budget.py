@@ -1,10 +1,12 @@
-"""The time budget of `diagnose`: a short pilot times the model, then the points and k are chosen to fit.
+"""The time budget of `diagnose`: a short pilot times the model, then k (and a first guess of the points) is chosen.
 
 With n_points and/or iwae_k = AUTO, `pilot` measures the model's costs on PILOT_POINTS points
 (encode, decode, an IWAE step, the blur statistics, the mutual information's pairwise terms) and
 `choose_settings` picks the points and k whose `predict`ed time fits the budget: k lowered first,
 then the points, floors MIN_POINTS and MIN_K (SCIENCE.md, "Precision of Monte Carlo figures").
-`predict` also weighs the report's parts for its progress events.
+`encoder_points` says how many points the encoder-only figures and the MI batch take. With the points
+chosen, the report then enforces the budget as the work goes (report.py): the points chosen here are
+only the pilot's prediction. `predict` also weighs the report's parts for its progress events.
 """
 from __future__ import annotations
 

@@ -9,11 +9,21 @@ encoded once; mu, logvar and one posterior sample per point are shared by the pa
 shared/SCIENCE.md and the docstring of each module in this package.
 
 Time and memory (SCIENCE.md, "Precision of Monte Carlo figures"): with n_points and/or iwae_k = AUTO,
-a short pilot times the model (`budget.run_pilot`) and `budget.choose_settings` picks the points and
-k that fit the time budget (k lowered first, then the points, floors MIN_POINTS and MIN_K); the report
-says what it used, who chose it (`chosen_by`) and why, with the measured `seconds`. Every model call
-holds a bounded number of images (`iwae.row_limit`, or under a budget about CALL_S of work), the IWAE
-logsumexp is accumulated across chunks, and the blur statistics are accumulated chunk by chunk
+a short pilot times the model (`budget.run_pilot`) and `budget.choose_settings` picks k (lowered
+before the points, floor MIN_K). With n_points = AUTO the budget is a bound, not a plan: each figure
+gets the points its cost allows. The encoder-only figures (KL per dimension, kl, the collapse views,
+MI, the aggregate posterior, MIG) use every held-out point (at least ENCODER_POINTS where they exist;
+past that while encoding fits ENCODE_SHARE of the budget), MI one batch of them (ceiling log N). The
+held-out points are taken in a seeded random order (`heldout.point_order`), so any first m are an
+unbiased subset; the decoder-heavy parts (the IWAE with the ELBO and recon term, then the blur) go
+through them in chunks, and after each chunk compare the time spent with the budget and what must
+still follow at the speed measured so far, stopping early (`budget_cut` says where and why). Before
+the IWAE, an auto k is chosen again at the decoder speed measured on the sensitivity's traversals.
+Every part runs at least its first chunk, so a report passes its budget only by about one chunk,
+and says so. The report says what each figure used (`points`, `samples`, `figures`), who chose it
+(`chosen_by`) and why, with the measured `seconds`. Every model call holds a bounded number of
+images (`iwae.row_limit`, or under a budget about CALL_S of work), the IWAE logsumexp is
+accumulated across chunks, and the blur statistics are accumulated chunk by chunk
 (`blur_chunks.BlurAccumulator`), so no (k x N) or (N, C, H, W) set of decoded images is ever held.
 
 The pieces: `report_card` (the Report: its JSON dict, table and summary), `budget` (the pilot and the
@@ -498,12 +508,13 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
     `checkpoints.eval_split`); seed drives only the Monte Carlo samples, so two seeds score the
     same points.
 
-    Time budget: n_points and/or iwae_k = AUTO ("auto") are chosen to fit `budget_s` seconds for
-    the whole call (DEFAULT_BUDGET_S when not given): a pilot times the model on a few points, then
-    `choose_settings` picks up to TARGET_POINTS points and k up to TARGET_K (floors MIN_POINTS,
-    MIN_K). Given values are used as given. The report states the points and k it used, who chose
-    them (`chosen_by`), why (`choice`), the budget, and the measured `seconds`. `clock` is the timer
-    (time.perf_counter); a test may inject its own.
+    Time budget: n_points and/or iwae_k = AUTO ("auto") fit `budget_s` seconds for the whole call
+    (DEFAULT_BUDGET_S when not given): a pilot times the model on a few points, `choose_settings` picks
+    k up to TARGET_K (floor MIN_K, lowered before the points); with n_points = AUTO the encoder-only
+    figures use every held-out point and the IWAE and blur stop when the time is spent (see the module
+    docstring). Given values are used as given. The report states each figure's points and samples,
+    who chose them (`chosen_by`), why (`choice`, `iwae_k_choice`, `budget_cut`), the budget, and the
+    measured `seconds`. `clock` is the timer (time.perf_counter); a test may inject its own.
 
     Memory stays bounded: the data is encoded, scored and decoded in chunks (images per model call:
     `iwae.row_limit`, or under a budget what the pilot measured to take about CALL_S), and the blur
