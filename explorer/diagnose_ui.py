@@ -251,9 +251,9 @@ def information_ui(rep: dict) -> None:
                f"uses batches of B = {rep['mutual_info_batch_size']} points, so it can never exceed "
                f"log B = {log_b:.3f} nats (black mark): near it, the true value may be larger.")
     if rep.get("mutual_info_at_ceiling"):
-        st.caption(f"**At its ceiling**: {mi:.3f} nats is within 0.1 nats of log B = {log_b:.3f}. The code tells "
-                   f"apart at least about the {rep['mutual_info_batch_size']} images it was given; the true "
-                   "I(x; z) may be larger, and only more points would show how much.")
+        st.caption(f"**At its ceiling**: {mi:.3f} nats is within 0.1 nats of log B = {log_b:.3f}, the most an "
+                   f"estimate over {rep['mutual_info_batch_size']} points can show. The true I(x; z) may be "
+                   "larger; only more points would show how much.")
     c1, c2 = st.columns([1, 3])
     c1.metric("I(x; z)", f"{mi:.3f} nats", help=f"ceiling log B = {log_b:.3f} nats")
     c2.plotly_chart(figures.mutual_info_figure(mi, log_b), key="diag_mi")

@@ -207,8 +207,11 @@ def test_model_slow_after_the_pilot_still_ends_within_its_budget(likelihood):
     assert "10x the pilot's speed" in cut["reason"] and any("stopped early" in note for note in d["notes"])
     # k was chosen again before the IWAE at the decoder speed measured then (10x slower): its floor
     assert rep.iwae_k == 10 and "10x the pilot's" in d["iwae_k_choice"]
-    # the encoder-only figures kept all 3,000 held-out points
-    assert d["points"]["encoder"] == d["points"]["mutual_info"] == 3000
+    # the encoder-only figures kept their 2,000-point floor; past it encoding stopped at its quarter of the budget
+    # left after the pilot: 2,500 points at 1 ms (fake) each
+    assert d["points"]["encoder"] == d["points"]["mutual_info"] == 2500
+    assert d["budget_cut"]["encode"] == {"planned": 3000, "used": 2500,
+                                         "reason": "encoding took 25% of the budget by then"}
 
 
 def test_fast_model_keeps_the_full_settings_and_slowest_runs_one_chunk_over():
@@ -218,11 +221,32 @@ def test_fast_model_keeps_the_full_settings_and_slowest_runs_one_chunk_over():
     assert (rep.n_points, rep.iwae_k, rep.chosen_by, rep.budget_cut) == (1200, TARGET_K, "budget", {})
     assert "fit the budget" in rep.choice
 
-    clock = FakeClock()  # 2 s: even the encoder floor and the first chunk of each part pass it, and it says so
+    clock = FakeClock()  # 2 s: every part cut to fit, inside the budget
     rep = diagnose(_slow(clock), _data(), n_points=AUTO, iwae_k=AUTO, budget_s=2.0, clock=clock)
-    assert rep.iwae_k == MIN_K and rep.over_budget and rep.seconds > 2.0
-    assert rep.n_points == 1  # one IWAE chunk: at k = 10 and 10 ms a sample, 0.02 s holds one point
-    assert any("over the 2 s budget" in note for note in rep.notes)
+    assert rep.iwae_k == MIN_K and not rep.over_budget and rep.seconds <= 2.0
+    assert rep.n_points < MIN_POINTS and rep.points["encoder"] < 1200
+    assert any("fewer than the floor of 100 points" in note for note in rep.notes)
+    assert any("fewer than the 2000 they aim for" in note for note in rep.notes)
+
+    clock = FakeClock()  # 0.5 s: the pilot alone passes it; each part then runs its first chunk only, and says so
+    rep = diagnose(_slow(clock), _data(), n_points=AUTO, iwae_k=AUTO, budget_s=0.5, clock=clock)
+    assert rep.pilot.seconds > 0.5 and rep.over_budget and rep.seconds > 0.5
+    assert rep.n_points == 1  # one IWAE chunk: its aim, 0.005 s, holds less than one point at k = 10 x 10 ms
+    assert any("over the 0.5 s budget" in note for note in rep.notes)
+
+
+def test_a_slow_encoder_stops_short_of_2000_points_within_half_the_budget_and_says_so():
+    """Encoding at 20 ms (fake) a point: 2,000 points would take 40 s of a 30 s budget. The plan takes the
+    points half the budget encodes (730 of the 29.27 s left after the pilot), and the notes say why."""
+    clock = FakeClock()
+    model = Costly(_vae(), clock, 2e-2, 1e-3)
+    rep = diagnose(model, _data(15_000), n_points=AUTO, iwae_k=AUTO, budget_s=30, clock=clock)
+    d = rep.to_dict()
+    left = 30 - rep.pilot.seconds
+    assert d["points"]["encoder"] == d["points"]["mutual_info"] == int(0.5 * left / 2e-2) < 2000
+    assert d["mutual_info_max"] == pytest.approx(math.log(d["points"]["encoder"]), abs=1e-12)
+    assert any("fewer than the 2000 they aim for" in note for note in d["notes"])
+    assert d["seconds"] <= 30 and not d["over_budget"]
 
 
 def test_encoder_figures_use_every_held_out_point_against_a_float64_reference():

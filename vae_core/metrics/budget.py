@@ -32,6 +32,8 @@ PILOT_STEP_S = 0.25  # the pilot's IWAE step doubles its samples until one call 
 PILOT_MAX_SAMPLES = 256
 ENCODER_POINTS = 2000  # encoder-only figures (KL, collapse, MI, aggregate) use at least this many, where they exist
 ENCODE_SHARE = 0.25  # of the budget that encoding may take past ENCODER_POINTS (more held-out points)
+ENCODE_FLOOR_SHARE = 0.5  # of the budget that encoding may take to reach ENCODER_POINTS (a slow encoder stops
+#                           short of them, with a note, so the decoder-heavy figures keep time)
 MI_SHARE = 0.15  # of the budget that the mutual information may take past ENCODER_POINTS (its one batch)
 MI_MAX_POINTS = 20_000  # one MI batch at most: B^2 D pairwise terms (20,000 x 20,000 x 16: seconds)
 CHUNK_S = 1.0  # aim of one IWAE chunk under a budget: after each, the time left is checked
@@ -107,13 +109,14 @@ def predict(costs: Costs, n: int, k: int, *, latent_dim: int, batch_size: int = 
 def encoder_points(costs: Costs, n_available: int, budget_s: float, *, latent_dim: int) -> tuple[int, int]:
     """(points encoded, points of the MI batch) for the encoder-only figures under a budget.
 
-    Every available point is encoded, at least ENCODER_POINTS where they exist; past that only as many
-    as ENCODE_SHARE of the budget encodes. The MI's one batch takes them all, at least ENCODER_POINTS,
+    Every available point is encoded, at least ENCODER_POINTS where they exist and ENCODE_FLOOR_SHARE of
+    the budget encodes them (at least MIN_POINTS); past that only as many as ENCODE_SHARE of it encodes. The MI's one batch takes them all, at least ENCODER_POINTS,
     past that as many as MI_SHARE of the budget allows (its cost grows as B^2), at most MI_MAX_POINTS.
     """
     floor = min(ENCODER_POINTS, n_available)
     n_enc = n_available
-    if costs.encode > 0:
+    if costs.encode > 0:  # a slow encoder: the floor only as far as ENCODE_FLOOR_SHARE of the budget goes
+        floor = min(floor, max(MIN_POINTS, int(ENCODE_FLOOR_SHARE * budget_s / costs.encode)))
         n_enc = min(n_available, max(floor, int(ENCODE_SHARE * budget_s / costs.encode)))
     n_mi = n_enc
     if costs.mi > 0:

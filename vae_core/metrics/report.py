@@ -50,8 +50,8 @@ from .aggregate import AggregateStats, _aggregate_core
 from .blur import KEYS as BLUR_KEYS
 from .blur import BlurStats
 from .blur_chunks import BlurAccumulator, blur_stats_of
-from .budget import (AUTO, CALL_S, CHUNK_S, DEFAULT_BUDGET_S, ENCODE_SHARE, ENCODER_POINTS, MIN_POINTS, PARTS,
-                     PILOT_POINTS, ROW_WEIGHTS, TARGET_K, Choice, Costs, Pilot, choose_settings, encoder_points,
+from .budget import (AUTO, CALL_S, CHUNK_S, DEFAULT_BUDGET_S, ENCODE_FLOOR_SHARE, ENCODE_SHARE, ENCODER_POINTS,
+                     MIN_POINTS, PARTS, PILOT_POINTS, ROW_WEIGHTS, TARGET_K, Choice, Costs, Pilot, choose_settings, encoder_points,
                      pow2_floor, predict, run_pilot)
 from .collapse import TRAVERSAL, CollapseStats, _collapse_stats, _decoder_sensitivity
 from .heldout import EVAL_FRACTION, eval_points, point_order, some_points, training_pool
@@ -127,6 +127,7 @@ class _Plan:
     gaussian: bool = False
     batch_size: int = 500
     rechoice: str = ""  # why k is what it is, when chosen again before the IWAE
+    from_run: bool = True  # the split is a run's (its dataset known), not a default one for a bare model
 
 
 @dataclass
@@ -197,6 +198,10 @@ def _rechoose_k(plan: _Plan, track: _Tracker, clock: _Clock, latent_dim: int) ->
     choice = choose_settings(now_costs, left, n_max=plan.n_dec, k_max=TARGET_K, n_fixed=False, k_fixed=False,
                              latent_dim=latent_dim, batch_size=plan.batch_size, gaussian=plan.gaussian,
                              n_encoder=0, mi_points=0)
+    if left <= 0:
+        plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE: the budget was already spent before it "
+                         f"({-left:.1f} s over), so it scores its first chunk only")
+        return
     plan.rechoice = (f"k = {choice.iwae_k} for the IWAE, chosen again with {left:.1f} s left at the decoder's "
                      f"speed measured on the {n_trav} traversal images ({slow:.2g}x the pilot's): "
                      f"{choice.reason}")
@@ -223,13 +228,15 @@ class _Clock:
 
 
 def _encode(model: Any, x: torch.Tensor, rows: int, track: _Tracker, clock: _Clock | None = None,
-            floor: int = 0, until: float = math.inf) -> tuple[torch.Tensor, torch.Tensor]:
+            floor: int = 0, until: float = math.inf, floor_until: float = math.inf,
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, logvar), each (N', D), of x (N, C, H, W), `rows` points per call; with a clock, the
-    encoding stops past `floor` points once `until` seconds of the report have passed (N' <= N)."""
+    encoding stops once `until` seconds of the report have passed, or below `floor` points once
+    `floor_until` have (N' <= N; the first call always runs)."""
     n = x.shape[0]
     mus, logvars = [], []
     for s in range(0, n, rows):
-        if clock is not None and s >= floor and clock.elapsed() > until:
+        if clock is not None and s > 0 and clock.elapsed() > (floor_until if s < floor else until):
             break
         track.step("encode", s / n)
         m_, l_ = encode_all(model, x[s:s + rows], rows)
@@ -303,8 +310,8 @@ def _iwae_stop(plan: _Plan, track: _Tracker, clock: _Clock, gaussian: bool, cuts
             "reason": f"after {done} of {n} points {clock.elapsed():.1f} s of the {clock.bound:g} s budget were "
                       f"spent; the model now takes {per_point * 1e3:.3g} ms per point at k = {k} "
                       f"({slow:.2g}x the pilot's speed), so the next {nxt} points and the blur after them "
-                      f"would pass the budget" + (f" (fewer than the floor of {floor} points: the model became "
-                                                  "too slow for it)" if done < floor else "")}
+                      f"would pass the budget" + (f" (fewer than the floor of {floor} points: the budget holds "
+                                                  "no more at this speed)" if done < floor else "")}
         return True
 
     return stop
@@ -320,13 +327,18 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
     cuts: dict[str, dict[str, Any]] = {}
     x = ev.x.to(model_device(model))  # (N, C, H, W)
     bounded = plan.bound is not None
+    left = (plan.bound or 0.0) - plan.spent
     mu, logvar = _encode(model, x, plan.enc_rows, track, clock if bounded else None,
-                         floor=min(ENCODER_POINTS, len(ev)),
-                         until=plan.spent + ENCODE_SHARE * (plan.bound or 0.0))  # (N, D) each, reused below
+                         floor=min(ENCODER_POINTS, len(ev)), until=plan.spent + ENCODE_SHARE * left,
+                         floor_until=plan.spent + ENCODE_FLOOR_SHARE * left)  # (N, D) each, reused below
     n_enc = mu.shape[0]
     if n_enc < len(ev):
+        share = ENCODE_FLOOR_SHARE if n_enc < ENCODER_POINTS else ENCODE_SHARE
         cuts["encode"] = {"planned": len(ev), "used": n_enc,
-                          "reason": f"encoding passed {ENCODE_SHARE:.0%} of the budget after {n_enc} points"}
+                          "reason": f"encoding took {share:.0%} of the budget by then"
+                                    + (f", short of the {ENCODER_POINTS} points the encoder figures aim for: "
+                                       "the model encodes too slowly for them in this budget" if n_enc < min(
+                                           ENCODER_POINTS, len(ev)) else "")}
     col = _collapse(model, mu, logvar, rows, track)
     track.step("mutual_info", 0.0)
     # the encoder parts' one sample per point from a generator of their own: the IWAE's samples come first
@@ -381,7 +393,10 @@ def _budget_note(plan: _Plan, parts: _Parts, budget_s: float | None, auto_n: boo
         by = ", ".join(f"{what} {'chosen' if auto else 'given'}" for what, auto in (("the points", auto_n),
                                                                                      ("k", auto_k)))
         c, pilot = plan.pilot.costs, plan.pilot
-        notes = [f"Time budget {budget_s:g} s ({by}): {plan.choice.reason}. Used {n} points and k = {k}. "
+        reason = plan.choice.reason
+        if plan.bound is not None:  # a prediction only: the parts stop when the time is spent
+            reason = reason.replace("it ran anyway, over the budget", "the parts stop when the time is spent")
+        notes = [f"Time budget {budget_s:g} s ({by}): {reason}. Used {n} points and k = {k}. "
                  f"A pilot on {pilot.points} points timed the model (encode {c.encode * 1e3:.3g} ms per point, "
                  f"one importance sample {c.iwae * 1e3:.3g} ms per point, {pilot.rows_per_call} images per "
                  f"call); predicted {plan.spent + plan.choice.predicted_s:.1f} s, took {seconds:.1f} s. "
@@ -429,9 +444,16 @@ def _notes(model: Any, plan: _Plan, parts: _Parts, s: Scored, *, n_points: int |
                      f"{pts['sensitivity_images']} traversal images. recon_nll = -elbo - kl combines the ELBO over "
                      f"{n} points with the KL over {n_enc}; its ± accounts for both.")
     if auto_n and plan.held_out_n < ENCODER_POINTS and plan.pool_n > plan.held_out_n:
-        notes.append(f"The held-out split has {plan.held_out_n} points (fewer than {ENCODER_POINTS}); the other "
-                     f"{plan.pool_n - plan.held_out_n} points of the data trained the model, so every figure uses "
-                     "the held-out points only.")
+        rest = plan.pool_n - plan.held_out_n
+        why = (f"the other {rest} points of the data trained the model" if plan.from_run else
+               f"the other {rest} points are left out as a run's training part would be (this model carries no "
+               "record of its split; --split-seed and the data pick the points)")
+        notes.append(f"The held-out split has {plan.held_out_n} points (fewer than {ENCODER_POINTS}); {why}, so "
+                     "every figure uses the held-out points only.")
+    if auto_n and n_enc < min(ENCODER_POINTS, plan.held_out_n) and "encode" not in parts.cuts:
+        notes.append(f"The encoder figures use {n_enc} points, fewer than the {ENCODER_POINTS} they aim for: "
+                     f"the pilot timed encoding at {plan.pilot.costs.encode * 1e3:.3g} ms per point, and at most "
+                     f"{ENCODE_FLOOR_SHARE:.0%} of the budget goes to reaching them. A larger budget gives more.")
     notes += scale_notes(s, parts.pts, k)
     if str(getattr(model, "likelihood", "bernoulli")) == "bernoulli" and _grey(ev.x):
         notes.append("The data has grey (non-binary) pixels: with a Bernoulli decoder log p(x|z) is then a "
@@ -542,6 +564,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
     with torch.inference_mode():
         plan = _plan(model, held_out, ev, track, auto_n=auto_n, auto_k=auto_k, iwae_k=iwae_k, budget_s=budget_s,
                      batch_size=batch_size, split_seed=split_seed, seed=seed, t_start=t_start, pool_n=len(pool))
+        plan.from_run = train_dataset is not None
         parts = _parts(model, plan, gen, track, batch_size, importing, t_start)
     track.step("done", 1.0)
     scored = _scored(model, parts)

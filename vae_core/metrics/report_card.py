@@ -147,8 +147,8 @@ class Report:
             s.append(f"Dims {_dims(ignored)} carry KL but the decoder barely reacts to them.")
         if self.mi_at_ceiling:
             s.append(f"The mutual information I(x; z) estimate ({self.mutual_info:.2f} nats) is at its ceiling "
-                     f"log B = {self.mutual_info_max:.2f} nats for the B points it used: the code tells apart at "
-                     "least that many images, and the true I(x; z) may be larger.")
+                     f"log B = {self.mutual_info_max:.2f} nats (B = {self.mutual_info_detail.batch_size} points): "
+                     "the estimator cannot show more than that, so the true I(x; z) may be larger.")
         lap_r = self.blur["reconstructions"]["laplacian_ratio"]
         lap_s = self.blur["samples"]["laplacian_ratio"]
         if lap_r is not None and lap_s is not None:
