@@ -214,11 +214,17 @@ def _rechoose_k(plan: _Plan, track: _Tracker, clock: _Clock, latent_dim: int) ->
 class _Clock:
     """The time left under the bound: elapsed seconds since diagnose began, measured as the work goes."""
 
-    def __init__(self, track: _Tracker, t_start: float, bound: float | None):
+    def __init__(self, track: _Tracker, t_start: float, bound: float | None, device: torch.device | None = None):
         self.track, self.t_start, self.bound = track, t_start, bound
+        self.cuda = device is not None and device.type == "cuda"
+
+    def now(self) -> float:
+        if self.cuda:  # CUDA runs asynchronously: the time spent is the device's, once it has caught up
+            torch.cuda.synchronize()
+        return self.track.clock()
 
     def elapsed(self) -> float:
-        return self.track.clock() - self.t_start
+        return self.now() - self.t_start
 
     def go_on(self, next_s: float) -> bool:
         """Whether to run the next chunk (next_s seconds, with what must follow it): only while it fits the
@@ -273,7 +279,7 @@ def _blur(model: Any, x: torch.Tensor, mu: torch.Tensor, gen: torch.Generator, r
     used = n
     for s in range(0, n, rows):
         if clock is not None and s > 0:
-            per_point = (track.clock() - t0) / s  # measured so far: two decodes and the statistics
+            per_point = (clock.now() - t0) / s  # measured so far: two decodes and the statistics
             if not clock.go_on(min(rows, n - s) * per_point):
                 used = s
                 break
@@ -294,12 +300,12 @@ def _iwae_stop(plan: _Plan, track: _Tracker, clock: _Clock, gaussian: bool, cuts
     if plan.bound is None:
         return None
     c: Costs = plan.pilot.costs
-    k, n, t0 = plan.iwae_k, plan.n_dec, track.clock()
+    k, n, t0 = plan.iwae_k, plan.n_dec, clock.now()
     passes = 2 if gaussian and k * n > STORE_BUDGET else 1
     floor = min(MIN_POINTS, n)
 
     def stop(done: int) -> bool:
-        per_point = (track.clock() - t0) / done  # seconds per point at this k, measured
+        per_point = (clock.now() - t0) / done  # seconds per point at this k, measured
         slow = per_point / (k * c.iwae) if c.iwae > 0 else 1.0  # the model's speed now against the pilot's
         nxt = min(plan.chunk_points, n - done)
         after = (done + nxt) * ((passes - 1) * per_point + 2 * c.decode * slow + 3 * c.blur)
@@ -322,7 +328,7 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
     """Every part on the plan's points: the encoder-only ones (encode, collapse, MI, aggregate, MIG) on
     the encoder points, then the decoder-heavy ones (IWAE, blur) on as many as the bound allows."""
     ev, rows = plan.ev, plan.rows
-    clock = _Clock(track, t_start, plan.bound)
+    clock = _Clock(track, t_start, plan.bound, torch.device(model_device(model)))
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
     cuts: dict[str, dict[str, Any]] = {}
     x = ev.x.to(model_device(model))  # (N, C, H, W)
