@@ -226,7 +226,7 @@ def test_fast_model_keeps_the_full_settings_and_slowest_runs_one_chunk_over():
     assert rep.iwae_k == MIN_K and not rep.over_budget and rep.seconds <= 2.0
     assert rep.n_points < MIN_POINTS and rep.points["encoder"] < 1200
     assert any("fewer than the floor of 100 points" in note for note in rep.notes)
-    assert any("fewer than the 2000 they aim for" in note for note in rep.notes)
+    assert "encode" in rep.budget_cut and "short of the 2000 points" in rep.budget_cut["encode"]["reason"]
 
     clock = FakeClock()  # 0.5 s: the pilot alone passes it; each part then runs its first chunk only, and says so
     rep = diagnose(_slow(clock), _data(), n_points=AUTO, iwae_k=AUTO, budget_s=0.5, clock=clock)
@@ -236,16 +236,19 @@ def test_fast_model_keeps_the_full_settings_and_slowest_runs_one_chunk_over():
 
 
 def test_a_slow_encoder_stops_short_of_2000_points_within_half_the_budget_and_says_so():
-    """Encoding at 20 ms (fake) a point: 2,000 points would take 40 s of a 30 s budget. The plan takes the
-    points half the budget encodes (730 of the 29.27 s left after the pilot), and the notes say why."""
+    """Encoding at 20 ms (fake) a point: 2,000 points would take 40 s of a 30 s budget. Encoding stops at the
+    first call (16 points: about CALL_S of work) that starts past half the 30 s left after the pilot, and the
+    notes say why; the MI takes those points (ceiling log N)."""
     clock = FakeClock()
     model = Costly(_vae(), clock, 2e-2, 1e-3)
     rep = diagnose(model, _data(15_000), n_points=AUTO, iwae_k=AUTO, budget_s=30, clock=clock)
     d = rep.to_dict()
-    left = 30 - rep.pilot.seconds
-    assert d["points"]["encoder"] == d["points"]["mutual_info"] == int(0.5 * left / 2e-2) < 2000
-    assert d["mutual_info_max"] == pytest.approx(math.log(d["points"]["encoder"]), abs=1e-12)
-    assert any("fewer than the 2000 they aim for" in note for note in d["notes"])
+    half = rep.pilot.seconds + 0.5 * (30 - rep.pilot.seconds)  # when encoding below the floor must stop
+    n = next(s for s in range(0, 3000, 16) if rep.pilot.seconds + s * 2e-2 > half)
+    assert d["points"]["encoder"] == d["points"]["mutual_info"] == n < 2000
+    assert d["budget_cut"]["encode"]["used"] == n and "short of the 2000 points" in d["budget_cut"]["encode"]["reason"]
+    assert d["mutual_info_max"] == pytest.approx(math.log(n), abs=1e-12)
+    assert any("The encoder figures stopped early" in note for note in d["notes"])
     assert d["seconds"] <= 30 and not d["over_budget"]
 
 

@@ -109,14 +109,15 @@ def predict(costs: Costs, n: int, k: int, *, latent_dim: int, batch_size: int = 
 def encoder_points(costs: Costs, n_available: int, budget_s: float, *, latent_dim: int) -> tuple[int, int]:
     """(points encoded, points of the MI batch) for the encoder-only figures under a budget.
 
-    Every available point is encoded, at least ENCODER_POINTS where they exist and ENCODE_FLOOR_SHARE of
-    the budget encodes them (at least MIN_POINTS); past that only as many as ENCODE_SHARE of it encodes. The MI's one batch takes them all, at least ENCODER_POINTS,
+    Every available point is planned, at least ENCODER_POINTS where they exist; past that only as many as
+    ENCODE_SHARE of the budget encodes. (The report stops an encoder that turns out too slow for the
+    floor once ENCODE_FLOOR_SHARE of the budget is spent.) The MI's one batch takes them all, at least ENCODER_POINTS,
     past that as many as MI_SHARE of the budget allows (its cost grows as B^2), at most MI_MAX_POINTS.
     """
     floor = min(ENCODER_POINTS, n_available)
     n_enc = n_available
-    if costs.encode > 0:  # a slow encoder: the floor only as far as ENCODE_FLOOR_SHARE of the budget goes
-        floor = min(floor, max(MIN_POINTS, int(ENCODE_FLOOR_SHARE * budget_s / costs.encode)))
+    if costs.encode > 0:  # past the floor only what ENCODE_SHARE of the budget encodes; below it the report's
+        #                   own clock stops a slow encoder (ENCODE_FLOOR_SHARE), not a 4-point pilot's guess
         n_enc = min(n_available, max(floor, int(ENCODE_SHARE * budget_s / costs.encode)))
     n_mi = n_enc
     if costs.mi > 0:

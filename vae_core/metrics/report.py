@@ -187,8 +187,9 @@ def _plan(model: Any, held_out: Dataset, ev: Dataset, track: _Tracker, *, auto_n
 
 def _rechoose_k(plan: _Plan, track: _Tracker, clock: _Clock, latent_dim: int) -> None:
     """Before the IWAE, under a bound with k chosen: choose k again for the time left, at the decoder's
-    speed measured on the sensitivity's traversal images (the pilot's costs scaled by it), and size
-    the IWAE's chunks for that k. Sets plan.iwae_k, plan.chunk_points and plan.rechoice."""
+    speed measured on the sensitivity's traversal images (the pilot's costs scaled by it), lowering k
+    (never raising it: one batch of traversals can flatter a model) and sizing the IWAE's chunks for it.
+    Sets plan.iwae_k, plan.chunk_points and plan.rechoice."""
     c = plan.pilot.costs
     n_trav = 1 + latent_dim * len(TRAVERSAL)
     measured = track.timings.get("collapse", 0.0) / n_trav  # seconds per decoded image, now
@@ -201,12 +202,15 @@ def _rechoose_k(plan: _Plan, track: _Tracker, clock: _Clock, latent_dim: int) ->
     if left <= 0:
         plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE: the budget was already spent before it "
                          f"({-left:.1f} s over), so it scores its first chunk only")
-        return
-    plan.rechoice = (f"k = {choice.iwae_k} for the IWAE, chosen again with {left:.1f} s left at the decoder's "
-                     f"speed measured on the {n_trav} traversal images ({slow:.2g}x the pilot's): "
-                     f"{choice.reason}")
-    plan.iwae_k = choice.iwae_k
-    aim = min(CHUNK_S, CHUNK_FRACTION * plan.bound)
+    elif choice.iwae_k >= plan.iwae_k:  # never raised: a few traversal images can flatter a model (one batch)
+        plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE: at the decoder's speed measured on the {n_trav} "
+                         f"traversal images ({slow:.2g}x the pilot's) it still fits the {left:.1f} s left")
+    else:
+        plan.rechoice = (f"k = {choice.iwae_k} for the IWAE (lowered from {plan.iwae_k}), chosen again with "
+                         f"{left:.1f} s left at the decoder's speed measured on the {n_trav} traversal images "
+                         f"({slow:.2g}x the pilot's): {choice.reason}")
+        plan.iwae_k = choice.iwae_k
+    aim = min(CHUNK_S, CHUNK_FRACTION * plan.bound)  # one chunk's seconds at the speed measured now
     plan.chunk_points = max(1, min(plan.batch_size, int(aim / (plan.iwae_k * now_costs.iwae))
                                    if now_costs.iwae > 0 else plan.batch_size))
 
