@@ -203,8 +203,9 @@ def _rechoose_k(plan: _Plan, track: _Tracker, clock: _Clock, latent_dim: int) ->
         plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE: the budget was already spent before it "
                          f"({-left:.1f} s over), so it scores its first chunk only")
     elif choice.iwae_k >= plan.iwae_k:  # never raised: a few traversal images can flatter a model (one batch)
-        plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE: at the decoder's speed measured on the {n_trav} "
-                         f"traversal images ({slow:.2g}x the pilot's) it still fits the {left:.1f} s left")
+        plan.rechoice = (f"k = {plan.iwae_k} kept for the IWAE, with {left:.1f} s left: the decoder's speed measured "
+                         f"on the {n_trav} traversal images ({slow:.2g}x the pilot's) asks for no lower k (k is only "
+                         "ever lowered here)")
     else:
         plan.rechoice = (f"k = {choice.iwae_k} for the IWAE (lowered from {plan.iwae_k}), chosen again with "
                          f"{left:.1f} s left at the decoder's speed measured on the {n_trav} traversal images "
