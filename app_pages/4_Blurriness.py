@@ -1,7 +1,7 @@
 """Blurriness: how much fine detail reconstructions and prior samples keep, against the data."""
 import streamlit as st
 
-from explorer import blur_ui as ui, cache, diagnose_ui, sidebar, state, widgets
+from explorer import blur_ui as ui, cache, diagnose_ui, sidebar, widgets
 
 m, d, mdl, data = sidebar.open_page("Blurriness")
 
@@ -10,7 +10,7 @@ st.caption("A VAE rebuilds each image from a noisy code and is scored on the ave
            "is unsure it paints the average of the possibilities: a soft, blurred image. This page measures "
            "how much fine detail survives, in reconstructions and in new samples from the prior.")
 
-rep = diagnose_ui.report_ui(m, d, int(st.session_state.get(state.IWAE_K, 100)), diagnose_ui.budget_s())
+rep = diagnose_ui.report_ui(m, d, diagnose_ui.iwae_k(), diagnose_ui.budget_s())
 imgs = widgets.job_result_ui(cache.blur_job(m, d, diagnose_ui.N_POINTS, diagnose_ui.SEED))
 
 st.header("Side by side")

@@ -155,7 +155,8 @@ def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
             "parent_hwm_before_mb": rss_before, "worker_hwm_mb": worker_hwm, "max_progress_gap_s": gaps[0],
             "elbo": d["elbo"], "elbo_se": d["elbo_se"], "iwae": d["iwae"], "iwae_se": d["iwae_se"],
             "rows_per_call": d["rows_per_call"], "load_before": load_before, "load_after": _load(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "points": d.get("points"), "budget_cut": d.get("budget_cut"),
+            "mutual_info": d["mutual_info"], "mutual_info_max": d["mutual_info_max"]}
 
 
 def _run(case: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -185,6 +186,11 @@ def _print(r: dict[str, Any], label: str) -> None:
           f"{r['max_progress_gap_s']:.2f} s; {r['rows_per_call']} images per model call")
     print("  parts: " + ", ".join(f"{p} {s:.2f}" for p, s in r["timings"].items()))
     print(f"  elbo {r['elbo']:.2f} ± {r['elbo_se']:.2f}, iwae {r['iwae']:.2f} ± {r['iwae_se']:.2f}")
+    if r.get("points"):
+        print("  points per figure: " + ", ".join(f"{p} {v}" for p, v in r["points"].items())
+              + f"; MI {r['mutual_info']:.2f} of its ceiling {r['mutual_info_max']:.2f}")
+    for part, cut in (r.get("budget_cut") or {}).items():
+        print(f"  the budget stopped {part} on {cut['used']} of {cut['planned']} points")
     if r["chosen_by"] == "budget":
         print(f"  why: {r['choice']}")
     print(f"  load average before {r['load_before']}, after {r['load_after']}; torch threads {r['threads']}")

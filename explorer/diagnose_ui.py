@@ -15,8 +15,9 @@ from vae_core.metrics import collapse as vocab
 
 from . import cache, figures, images, state, widgets
 
-K_CHOICES = (10, 100, 1000)
-N_POINTS, SEED = 1000, 0  # evaluation points of the report (held-out split) and its seed
+AUTO = "auto"  # k chosen by the time budget (lowered before the points), the page's default
+K_CHOICES = (AUTO, 10, 100, 1000)
+N_POINTS, SEED = 1000, 0  # evaluation points of the Blurriness page's images (held-out split); the report's seed
 DEFAULT_BUDGET_S = 60
 UNITS = "nats per data point (means over the held-out evaluation points)"
 PARTS = {"pilot": "timing the model", "encode": "encoding the data", "iwae": "importance-weighted bound",
@@ -41,14 +42,21 @@ WHY_DISAGREE = (
     "also includes dimensions whose means move while another view calls them collapsed.")
 
 
-def settings_ui() -> int:
-    """The IWAE k choice (10 / 100 / 1000); returns k."""
-    st.session_state.setdefault(state.IWAE_K, 100)
-    return int(st.selectbox(
+def settings_ui() -> int | str:
+    """The IWAE k choice (auto / 10 / 100 / 1000, default auto); returns k, or "auto"."""
+    st.session_state.setdefault(state.IWAE_K, AUTO)
+    return st.selectbox(
         "IWAE samples k", K_CHOICES, key=state.IWAE_K,
-        help="Importance samples per point for the IWAE bound. More samples give a tighter bound and take "
-             "longer: the time budget then leaves room for fewer points (k = 1000 on 1,000 points takes about a "
-             "minute on this machine for a small model); k = 100 takes seconds."))
+        format_func=lambda v: "auto (fit the budget)" if v == AUTO else str(v),
+        help="Importance samples per point for the IWAE bound. auto: the time budget chooses k, up to 100, "
+             "lowered before the points (more points buy more precision, larger k a tighter bound). A given k "
+             "is used as given: the budget then leaves room for fewer points (k = 1000 on 1,000 points takes "
+             "about a minute on this machine for a small model).")
+
+
+def iwae_k() -> int | str:
+    """The k in force (the Diagnose page's choice, or auto on a page without it)."""
+    return st.session_state.get(state.IWAE_K, AUTO)
 
 
 def budget_ui() -> float:
@@ -56,9 +64,11 @@ def budget_ui() -> float:
     st.session_state.setdefault(state.DIAG_BUDGET, DEFAULT_BUDGET_S)
     return float(st.number_input(
         "Time budget (s)", min_value=1, max_value=3600, step=10, key=state.DIAG_BUDGET,
-        help="The most the report may take. A short pilot times the model, then the number of held-out points "
-             f"(up to {N_POINTS}) is chosen to fit, with your k. Fewer points mean wider error bars (the ± "
-             "beside each figure); the caption under the summary says what was used and why."))
+        help="The most the report may take: a bound, checked as the work goes. The encoder-only figures (KL, "
+             "collapse, mutual information, aggregate posterior) use every held-out point (at least 2,000 where "
+             "the data has them); the decoder-heavy ones (IWAE, ELBO, blur) score as many as fit and stop in "
+             "time. Fewer points mean wider error bars (the ± beside each figure); the caption under the "
+             "summary says what each figure used and why."))
 
 
 def budget_s() -> float:
@@ -66,21 +76,38 @@ def budget_s() -> float:
     return float(st.session_state.get(state.DIAG_BUDGET, DEFAULT_BUDGET_S))
 
 
-def report_ui(m: cache.Source, d: cache.Source, k: int, budget: float) -> dict:
+def report_ui(m: cache.Source, d: cache.Source, k: int | str, budget: float) -> dict:
     """The diagnose report from the server's job queue; while it computes, a progress bar and the page
     stops there (leave and come back: it goes on, and is shown finished or progressing)."""
-    job = cache.report_job(m, d, k, SEED, budget)  # the points chosen to fit the budget
-    return widgets.job_result_ui(job, note=f" IWAE with k = {k}; budget {budget:g} s.", words=PARTS)
+    job = cache.report_job(m, d, k, SEED, budget)  # the points (and an auto k) chosen to fit the budget
+    k_words = "k chosen by the budget" if k == AUTO else f"k = {k}"
+    return widgets.job_result_ui(job, note=f" IWAE with {k_words}; budget {budget:g} s.", words=PARTS)
+
+
+def figure_points(rep: dict) -> str:
+    """Which points and samples each figure used (empty for a report without the per-figure counts)."""
+    p = rep.get("points")
+    if not p:
+        return ""
+    text = (f" Points per figure: KL, collapse views and aggregate posterior {p['encoder']}, mutual information "
+            f"{p['mutual_info']} (one sample each), ELBO and IWAE {p['iwae']} (k = {rep['iwae_k']} samples each), "
+            f"blur {p['blur']}; the sensitivity decodes {p['sensitivity_images']} traversal images.")
+    for part, cut in (rep.get("budget_cut") or {}).items():
+        text += (f" The budget stopped {'the IWAE' if part == 'iwae' else part} on {cut['used']} of "
+                 f"{cut['planned']} points: {cut['reason']}.")
+    return text
 
 
 def settings_caption(rep: dict) -> str:
     """Which points and k the report used, who chose them and why, and the time it took."""
     if rep.get("chosen_by") != "budget":
-        return f" {rep['n_points']} points and k = {rep['iwae_k']}, as given."
+        return f" {rep['n_points']} points and k = {rep['iwae_k']}, as given." + figure_points(rep)
     took = f"; it took {rep['seconds']:.1f} s" if rep.get("seconds") is not None else ""
-    over = " (over the budget: even the floor of 100 points did not fit)" if rep.get("over_budget") else ""
-    return (f" Settings: {rep['n_points']} points and k = {rep['iwae_k']}, chosen for the {rep['budget_s']:g} s "
-            f"time budget{over}: {rep['choice']}{took}.")
+    over = " (over the budget: even the first chunk of each part did not fit)" if rep.get("over_budget") else ""
+    k_by = "chosen" if rep.get("iwae_k_chosen_by") == "budget" else "given"
+    why = rep.get("iwae_k_choice") or rep["choice"]
+    return (f" Settings: {rep['n_points']} points and k = {rep['iwae_k']} ({k_by}) for the bounds, under the "
+            f"{rep['budget_s']:g} s time budget{over}: {why}{took}." + figure_points(rep))
 
 
 def _pm(rep: dict, key: str, digits: int = 2) -> str:
@@ -115,7 +142,8 @@ def summary_ui(rep: dict) -> None:
     c[3].metric("Active dims", f"{n[ACTIVE]} / {d}", help=vocab.CLASS_HELP[ACTIVE])
     c[4].metric("Partly collapsed", f"{n[PARTLY]} / {d}", help=vocab.CLASS_HELP[PARTLY])
     c[5].metric("Collapsed dims", f"{n[COLLAPSED]} / {d}", help=vocab.CLASS_HELP[COLLAPSED])
-    st.caption(f"{rep['dataset']}, {rep['n_points']} held-out points, {d} latent dims, {rep['likelihood']} "
+    n_enc = (rep.get("points") or {}).get("encoder", rep["n_points"])
+    st.caption(f"{rep['dataset']}, {n_enc} held-out points, {d} latent dims, {rep['likelihood']} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
                f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
                + _scale_caption(rep) + settings_caption(rep))
@@ -222,6 +250,10 @@ def information_ui(rep: dict) -> None:
     st.caption("How much the code tells about which image it came from (He et al. 2019). The estimate "
                f"uses batches of B = {rep['mutual_info_batch_size']} points, so it can never exceed "
                f"log B = {log_b:.3f} nats (black mark): near it, the true value may be larger.")
+    if rep.get("mutual_info_at_ceiling"):
+        st.caption(f"**At its ceiling**: {mi:.3f} nats is within 0.1 nats of log B = {log_b:.3f}, the most an "
+                   f"estimate over {rep['mutual_info_batch_size']} points can show. The true I(x; z) may be "
+                   "larger; only more points would show how much.")
     c1, c2 = st.columns([1, 3])
     c1.metric("I(x; z)", f"{mi:.3f} nats", help=f"ceiling log B = {log_b:.3f} nats")
     c2.plotly_chart(figures.mutual_info_figure(mi, log_b), key="diag_mi")

@@ -33,7 +33,7 @@ MAP_DIMS = "map_dims"
 MAP_COLOR = "map_color"
 BROWSER_DECODE = "browser_decode"  # bool: decoders run in the browser, MLPs in JS, others as ONNX (off: the server decodes)
 BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
-IWAE_K = "diag_iwae_k"  # int: the Diagnose page's IWAE k; the Blurriness page reuses the same report
+IWAE_K = "diag_iwae_k"  # int or "auto": the Diagnose page's IWAE k; the Blurriness page reuses the same report
 DIAG_BUDGET = "diag_budget"  # float: the Diagnose page's time budget (s); the Blurriness page reuses the report
 UPLOAD = "upload_"  # + "model" / "data": the sidebar's file uploaders
 

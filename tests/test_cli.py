@@ -147,7 +147,9 @@ def _check_report(r: subprocess.CompletedProcess) -> dict:
     assert rep["iwae"] >= rep["elbo"]
     assert sum(rep["kl_per_dim"]) == pytest.approx(rep["kl"], rel=1e-6)
     assert len(rep["kl_per_dim"]) == len(rep["variance_law"])
-    assert 0 <= rep["mutual_info"] <= rep["mutual_info_max"] + 1e-9
+    # the estimator can dip below 0 by sampling noise (He et al. issue #8), never to -1
+    assert -1 < rep["mutual_info"] <= rep["mutual_info_max"] + 1e-9
+    assert rep["mutual_info"] >= -4 * rep["mutual_info_se"], (rep["mutual_info"], rep["mutual_info_se"])
     return rep
 
 

@@ -406,11 +406,11 @@ def test_diagnose_progress_can_cancel():
 
     def progress(event):
         seen.append(event.what)
-        return event.what == "collapse"
+        return event.what == "iwae"
 
     with pytest.raises(DiagnoseCancelled):
         diagnose(_planted(), _binary_data(30), iwae_k=3, progress=progress)
-    assert seen[:2] == ["encode", "iwae"] and seen[-1] == "collapse"
+    assert seen[:2] == ["encode", "collapse"] and seen[-1] == "iwae" and "blur" not in seen
 
 
 def test_public_functions_agree_with_diagnose_pieces():

@@ -118,7 +118,7 @@ def test_diagnose_fractions_rise_to_one_and_a_true_cancels_there():
     events: list[Progress] = []
     diagnose(model, data, n_points=None, iwae_k=3, progress=events.append)
     parts = [e.what for i, e in enumerate(events) if i == 0 or e.what != events[i - 1].what]
-    assert parts == ["encode", "iwae", "collapse", "mutual_info", "aggregate", "blur", "done"]
+    assert parts == ["encode", "collapse", "mutual_info", "aggregate", "iwae", "blur", "done"]
     assert all(0.0 <= e.done <= e.total == 1.0 for e in events)
     assert _rising_to_one(events)
 

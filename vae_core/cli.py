@@ -113,15 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "file (torch.jit.save; deprecated upstream). A model file runs in a sandboxed worker process")
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
     d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
-                   help="evaluate on at most this many held-out points (None: chosen by --budget, up to 1000); "
-                   "each figure is printed with its standard error over them")
+                   help="evaluate every figure on at most this many held-out points (None: under --budget, the "
+                   "encoder-only figures use every held-out point and the IWAE and blur as many as fit); "
+                   "each figure is printed with its standard error over its points")
     d.add_argument("--iwae-k", type=int, default=None, help="importance samples for the IWAE bound "
                    "(None: chosen by --budget, up to 100)")
     d.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
-                   help="time budget of the report (loading the model and data not included): a short pilot "
-                   "times the model, then the points and k not given are chosen to fit it (k is lowered before the "
-                   "points: more points buy more precision; floors 100 points and k = 10, over the budget if even "
-                   "they do not fit); the report says which it used and why")
+                   help="time budget of the report (loading the model and data not included), a bound checked as "
+                   "the work goes: a short pilot times the model and k not given is chosen (lowered before the "
+                   "points: more points buy more precision; floor k = 10); with the points not given, the KL, "
+                   "collapse, MI and aggregate figures use every held-out point (at least 2,000 where they exist) "
+                   "and the IWAE and blur score points in a seeded random order until the time is spent (a model "
+                   "that slows down stops early, on an unbiased subset); the report says what each figure used, "
+                   "what was cut and why")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--progress", action="store_true", help="show the progress bar (on stderr) even when stderr "
                    "is not a terminal")

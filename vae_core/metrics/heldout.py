@@ -7,6 +7,8 @@ them.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..config import TrainConfig
 from ..data import Dataset, seeded_subset
 from ..data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
@@ -49,6 +51,20 @@ def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
     return some_points(ev, n_points, split_seed)
 
 
+def point_order(n: int, split_seed: int) -> np.ndarray:
+    """The seeded random order of n held-out points: any first m of it are a seeded random subset,
+    so a report stopped by its time budget after m points scores an unbiased subset."""
+    return np.random.default_rng(split_seed).permutation(n)
+
+
 def some_points(ev: Dataset, n_points: int | None, split_seed: int) -> Dataset:
-    """n_points of the held-out points ev (all when None or more), as `eval_points` picks them."""
-    return seeded_subset(ev, n_points, split_seed)
+    """n_points of the held-out points ev (all when None or more), as `eval_points` picks them: the
+    first n_points of `point_order`, in index order (so a budget's first m points are these m)."""
+    if n_points is None or n_points >= len(ev):
+        return ev
+    return ev.subset(np.sort(point_order(len(ev), split_seed)[:int(n_points)]))
+
+
+def in_point_order(ev: Dataset, split_seed: int) -> Dataset:
+    """All of ev in `point_order`: its first m points are `some_points(ev, m, split_seed)`, reordered."""
+    return ev.subset(point_order(len(ev), split_seed))

@@ -188,10 +188,13 @@ def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: tor
 
 
 def _weight_chunks(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
-                   generator: torch.Generator | None, batch_size: int, rows: int):
+                   generator: torch.Generator | None, batch_size: int, rows: int,
+                   stop: Callable[[int], bool] | None = None):
     """Yield (p0, p1, k0, log p(x|z), log-prior ratio, SSE or None) over every point of x (N, ...):
     points p0:p1, samples k0:k0 + kc, each array (kc, p1 - p0) float64. Noise blocks of `noise_batch`
-    points are drawn in order from generator, each decoded in pieces of at most `rows` images."""
+    points are drawn in order from generator, each decoded in pieces of at most `rows` images.
+    stop(points done) is asked after each whole block: True ends the walk there (the points done are
+    then exactly the first ones, each with all its k samples)."""
     n, d = mu.shape
     nb = noise_batch(batch_size, k, d)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
@@ -204,6 +207,8 @@ def _weight_chunks(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.
         for k0, k1, p0, p1 in _sub_blocks(b, k, rows):
             yield (s + p0, s + p1, k0, *_chunk_parts(model, x[s + p0:s + p1], mb[p0:p1], std[p0:p1], lv_sum[p0:p1],
                                                  eps[k0:k1, p0:p1], own_log_s))
+        if stop is not None and s + b < n and stop(s + b):
+            return
 
 
 def _bounds_core(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
@@ -274,6 +279,14 @@ class _Sums:
         self.sse_all, self.ratio_all = (torch.empty(k, n, **f64), torch.empty(k, n, **f64)) if keep else (None, None)
         self.sse_sum = 0.0
 
+    def truncate(self, n: int) -> None:
+        """Keep the first n points (a stop after a whole block: they have all their samples)."""
+        self.lse.m, self.lse.s, self.sum_lw = self.lse.m[:n], self.lse.s[:n], self.sum_lw[:n]
+        if self.sse_pt is not None:
+            self.sse_pt, self.ratio_pt = self.sse_pt[:n], self.ratio_pt[:n]
+        if self.sse_all is not None:
+            self.sse_all, self.ratio_all = self.sse_all[:, :n], self.ratio_all[:, :n]
+
     def add(self, p0: int, p1: int, k0: int, log_px: torch.Tensor, ratio: torch.Tensor,
             sse: torch.Tensor | None) -> None:
         """One chunk: points p0:p1, samples k0:k0 + kc, each array (kc, p1 - p0)."""
@@ -305,7 +318,7 @@ class _Ticks:
 def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                   batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int | None = None,
                   store_budget: int = STORE_BUDGET, on_batch: Callable[[float], None] | None = None,
-                  ) -> PointBounds:
+                  stop: Callable[[int], bool] | None = None) -> PointBounds:
     """Per-point bounds of every point of x (N, C, H, W) with its posterior (mu, logvar) (N, D).
 
     Points go in noise blocks of `noise_batch(batch_size, k, D)`; each draws its k samples from
@@ -316,6 +329,11 @@ def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.T
     squared errors and log-prior ratios are kept when k * N <= store_budget, else the same samples
     are drawn again from a copy of the generator's starting state. on_batch(fraction done) is
     called before each piece.
+
+    stop(points done), asked after each noise block but the last, may end the work early (a time
+    budget): the result then holds the first n' points only, each with all its k samples, so the
+    figures are exact for those points (unbiased for the whole when the points are in a random
+    order); a Gaussian decoder's calibrated scale and second pass use those n' points.
     """
     k = _check_k(k)
     batch_size = check_batch_size(batch_size)
@@ -328,10 +346,24 @@ def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.T
     keep = gaussian and k * n <= store_budget
     ticks = _Ticks(on_batch, (2 if gaussian and not keep else 1) * k * n)
     sums = _Sums(n, k, gaussian, keep, mu.device)
+    done = [n]
+
+    def stop_at(m: int) -> bool:
+        if stop(m):
+            done[0] = m
+            return True
+        return False
+
     for p0, p1, k0, log_px, ratio, sse in _weight_chunks(model, x, mu, logvar, k, generator=generator,
-                                                         batch_size=batch_size, rows=rows):
+                                                         batch_size=batch_size, rows=rows,
+                                                         stop=None if stop is None else stop_at):
         ticks(log_px.shape[0], p1 - p0)
         sums.add(p0, p1, k0, log_px, ratio, sse)
+    if done[0] < n:  # stopped early: keep the first points, which have all their samples
+        n = done[0]
+        x, mu, logvar = x[:n], mu[:n], logvar[:n]
+        sums.truncate(n)
+        ticks.total = ticks.done + (k * n if gaussian and not keep else 0)  # what is left: the second pass
     elbo = sums.sum_lw / k
     iwae = torch.maximum(sums.lse.result() - math.log(k), elbo)  # max: float rounding only
     kl = kl_per_dim(mu.double(), logvar.double()).sum(1)

@@ -61,12 +61,10 @@ def _as_f64(a: Any, name: str) -> torch.Tensor:
     return t.detach().to(torch.float64)
 
 
-def _log_q_matrix(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
-                  eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """(B, B) float64: entry [i, k] = log N(z_i; mu_k, diag sigma_k^2), computed directly.
-
-    z_i is given either as z (B, D) or as its noise eps (B, D) with z_i = mu_i + sigma_i eps_i.
-    """
+def _log_q_chunks(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+                  eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS):
+    """Yield (s, block): block (B, kc) float64 holds log N(z_i; mu_k, diag sigma_k^2) for k = s..s+kc-1,
+    computed directly; z_i is given either as z (B, D) or as its noise eps (B, D), z_i = mu_i + sigma_i eps_i."""
     b, d = mu.shape
     log_2pi = math.log(2 * math.pi)
     inv_sd = torch.exp(-0.5 * logvar)  # (B, D) 1 / sigma_k
@@ -74,14 +72,41 @@ def _log_q_matrix(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | N
     kc = max(1, min(b, chunk_elements // max(1, b * d)))
     noise = None if eps is None else torch.exp(0.5 * logvar) * eps  # (B, D) sigma_i eps_i = z_i - mu_i
     base = mu if eps is not None else z
-    out = torch.empty(b, b, dtype=torch.float64, device=mu.device)
     for s in range(0, b, kc):
         diff = base[:, None, :] - mu[None, s:s + kc]  # (B, kc, D): z_i - mu_k, or mu_i - mu_k
         if noise is not None:
             diff += noise[:, None, :]  # (mu_i - mu_k) + sigma_i eps_i: exact 0 + sigma_i eps_i at k = i
         diff *= inv_sd[None, s:s + kc]  # (z_ij - mu_kj) / sigma_kj, in place: one temporary per chunk
-        out[:, s:s + kc] = -0.5 * (diff.square_().sum(-1) + const[s:s + kc][None])
+        yield s, -0.5 * (diff.square_().sum(-1) + const[s:s + kc][None])
+
+
+def _log_q_matrix(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+                  eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """(B, B) float64: entry [i, k] = log N(z_i; mu_k, diag sigma_k^2), computed directly.
+
+    z_i is given either as z (B, D) or as its noise eps (B, D) with z_i = mu_i + sigma_i eps_i.
+    """
+    b = mu.shape[0]
+    out = torch.empty(b, b, dtype=torch.float64, device=mu.device)
+    for s, block in _log_q_chunks(mu, logvar, z=z, eps=eps, chunk_elements=chunk_elements):
+        out[:, s:s + block.shape[1]] = block
     return out
+
+
+def _log_q_logsumexp(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+                     eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """(B,) float64: logsumexp_k log N(z_i; mu_k, diag sigma_k^2), accumulated over chunks of k, so a
+    batch of B points never holds the (B, B) matrix (B = 20,000 would be 3.2 GB)."""
+    b = mu.shape[0]
+    m = torch.full((b,), -math.inf, dtype=torch.float64, device=mu.device)  # running max
+    acc = torch.zeros(b, dtype=torch.float64, device=mu.device)  # sum of exp(v - m)
+    for _, block in _log_q_chunks(mu, logvar, z=z, eps=eps, chunk_elements=chunk_elements):
+        m_new = torch.maximum(m, block.amax(1))
+        shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
+        acc = acc * torch.exp(m - shift) + torch.exp(block - shift[:, None]).sum(1)
+        m = m_new
+    shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return shift + torch.log(acc)
 
 
 def _mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
@@ -89,8 +114,7 @@ def _mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None 
     """Per-point terms t_i (B,) of one batch, float64; their mean is He et al.'s `calc_mi`."""
     b, d = mu.shape
     neg_entropy = -0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)  # (B,) E_q log q(z|x_i)
-    log_qz = torch.logsumexp(_log_q_matrix(mu, logvar, z=z, eps=eps, chunk_elements=chunk_elements),
-                             dim=1) - math.log(b)  # (B,)
+    log_qz = _log_q_logsumexp(mu, logvar, z=z, eps=eps, chunk_elements=chunk_elements) - math.log(b)  # (B,)
     return neg_entropy - log_qz
 
 

@@ -19,6 +19,7 @@ from .mig import MIGResult
 from .mutual_info import MutualInfo
 
 SHARP_ENOUGH = 0.5  # Laplacian ratio below this is called blurry in the summary
+MI_CEILING_MARGIN = 0.1  # nats: an MI estimate this close to its log B ceiling says only "at least this much"
 
 
 def _jsonable(v: Any) -> Any:
@@ -109,6 +110,18 @@ class Report:
     over_budget: bool = False
     pilot: "Pilot | None" = None
     rows_per_call: int | None = None  # images per model call (memory and progress granularity)
+    # each figure's points: {"encoder", "mutual_info", "iwae", "blur", "sensitivity_images"[, "mig"]};
+    # n_points is the IWAE's (the bounds'); samples per point; what the budget cut as the work went
+    points: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    budget_cut: dict[str, dict[str, Any]] = field(default_factory=dict)
+    standard_errors_by_figure: dict[str, dict[str, Any]] = field(default_factory=dict)
+    iwae_k_choice: str = ""  # under a budget: k chosen again before the IWAE, at the speed measured then
+
+    @property
+    def mi_at_ceiling(self) -> bool:
+        """Whether the MI estimate is within MI_CEILING_MARGIN nats of its log B ceiling."""
+        return self.mutual_info >= self.mutual_info_max - MI_CEILING_MARGIN
 
     @property
     def settings_line(self) -> str:
@@ -117,7 +130,11 @@ class Report:
             f" ({self.budget_s:g} s)" if self.budget_s is not None else "")
         took = f"; took {self.seconds:.1f} s" if math.isfinite(self.seconds) else ""
         over = "; OVER the budget" if self.over_budget else ""
-        return f"  Settings: {self.n_points} points, k = {self.iwae_k}, {who}{took}{over}"
+        cut = f"; cut by the budget: {', '.join(self.budget_cut)}" if self.budget_cut else ""
+        p = self.points
+        enc = (f"; encoder figures on {p['encoder']} points, MI on {p['mutual_info']}, blur on {p['blur']}"
+               if p and (p.get("encoder"), p.get("blur")) != (self.n_points, self.n_points) else "")
+        return f"  Settings: {self.n_points} points, k = {self.iwae_k}, {who}{took}{over}{enc}{cut}"
 
     @property
     def summary(self) -> str:
@@ -128,6 +145,10 @@ class Report:
         ignored = c.decoder_ignored_dims
         if ignored:
             s.append(f"Dims {_dims(ignored)} carry KL but the decoder barely reacts to them.")
+        if self.mi_at_ceiling:
+            s.append(f"The mutual information I(x; z) estimate ({self.mutual_info:.2f} nats) is at its ceiling "
+                     f"log B = {self.mutual_info_max:.2f} nats (B = {self.mutual_info_detail.batch_size} points): "
+                     "the estimator cannot show more than that, so the true I(x; z) may be larger.")
         lap_r = self.blur["reconstructions"]["laplacian_ratio"]
         lap_s = self.blur["samples"]["laplacian_ratio"]
         if lap_r is not None and lap_s is not None:
@@ -188,7 +209,10 @@ class Report:
         out.update(budget_s=self.budget_s, chosen_by=self.chosen_by, n_points_chosen_by=self.n_points_chosen_by,
                    iwae_k_chosen_by=self.iwae_k_chosen_by, choice=self.choice, seconds=self.seconds,
                    predicted_seconds=self.predicted_seconds, over_budget=self.over_budget,
-                   pilot=None if self.pilot is None else self.pilot.to_dict(), rows_per_call=self.rows_per_call)
+                   pilot=None if self.pilot is None else self.pilot.to_dict(), rows_per_call=self.rows_per_call,
+                   points=self.points, samples=self.samples, budget_cut=self.budget_cut,
+                   mutual_info_at_ceiling=self.mi_at_ceiling, figures=self.standard_errors_by_figure,
+                   iwae_k_choice=self.iwae_k_choice)
         if self.calibrated is not None:
             cal = self.calibrated
             out.update(elbo_calibrated=cal.elbo, elbo_calibrated_se=cal.elbo_se,
@@ -220,7 +244,8 @@ class Report:
             return num(v) + ("" if se is None or not math.isfinite(se) else f" ± {se:.3f}")
 
         c, a = self.collapse, self.aggregate
-        lines = [f"Diagnose: {self.dataset}, {self.n_points} evaluation points, latent dim {self.latent_dim}, "
+        lines = [f"Diagnose: {self.dataset}, {self.points.get('encoder', self.n_points)} evaluation points "
+                 f"({self.n_points} for the bounds), latent dim {self.latent_dim}, "
                  f"{self.likelihood} decoder (nats per data point)",
                  self.settings_line,
                  f"  ELBO (higher is better)        {pm(self.elbo, self.elbo_se)}",
@@ -228,7 +253,7 @@ class Report:
                  f"    KL                           {pm(self.kl, self.kl_se)}",
                  f"  {f'IWAE bound (k={self.iwae_k})':<31s}{pm(self.iwae, self.iwae_se)}",
                  f"  Mutual information I(x; z)     {pm(self.mutual_info, self.mutual_info_se)}   (ceiling log B = "
-                 f"{self.mutual_info_max:.3f})",
+                 f"{self.mutual_info_max:.3f}{', AT the ceiling: the true value may be larger' if self.mi_at_ceiling else ''})",
                  f"  Active units (Var mu > {ACTIVE_THRESHOLD})   {self.active_units:10d} / {self.latent_dim}",
                  f"  Collapsed dims (KL < {KL_THRESHOLD})     {_dims(self.collapsed_dims)}",
                  f"  MIG                            {num(self.mig)}",
