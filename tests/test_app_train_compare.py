@@ -108,6 +108,17 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 3, "loss curves and the KL heatmap stay shown, with the replay of the recorded codes"
     assert [f["name"] for f in charts[2]["frames"]] == ["0", "1", "2"], "the replay: one frame per epoch from 0"
+    # issue 20, item 3: the "Run to replay" picker stays after a training, on the run just saved,
+    # and any other run can be replayed there
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "apptest")
+    _tiny_run(runs_dir, "other", beta=1.0)
+    _ok(at.run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "apptest"), "moved to the new run once"
+    _ok(at.selectbox(key="train_replay_run").set_value(str(runs_dir / "other")).run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "other"), "the pick is kept"
+    assert any("no recorded training" in i.value for i in at.info), "the other run's replay panel is shown"
+    _ok(at.run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "other")
 
     _ok(next(b for b in at.button if b.label == "Open in Explore").click().run())
     assert at.title[0].value == "Explore the latent space"
