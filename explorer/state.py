@@ -41,6 +41,8 @@ UPLOAD = "upload_"  # + "model" / "data": the sidebar's file uploaders
 TRAIN_JOB = "train_job_id"  # str | None: this session's training job id (only this session knows it)
 TRAIN_ERROR = "train_form_error"  # str | None: why the last submit did not start
 TRAIN_FIELD = "tr_"  # + a config field's name: the Train form's control of that option
+TRAIN_REPLAY_RUN = "train_replay_run"  # str: the "Run to replay" picker (a run directory)
+TRAIN_REPLAY_OPENED_FOR = "train_replay_opened_for"  # str: the finished job whose run the picker was moved to
 
 # The Compare page's own keys
 COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison

@@ -270,10 +270,6 @@ def job_ui() -> None:
         _live(job.id)
 
 
-REPLAY_RUN = "train_replay_run"  # the picker's widget key
-_REPLAY_OPENED_FOR = "train_replay_opened_for"  # the finished job whose run the picker was last moved to
-
-
 def _replay_any_ui(just_saved: Path | None = None, job_id: str | None = None) -> None:
     """Replay the training of a run under runs/ (the finished runs of any session, or the CLI's). The
     picker is there whenever no job of this session runs; when one has just saved a run, it moves to
@@ -282,16 +278,16 @@ def _replay_any_ui(just_saved: Path | None = None, job_id: str | None = None) ->
     runs = [r for r in cache.run_choices() if Path(r).is_dir()]
     if not runs:
         return
-    if just_saved is not None and str(just_saved) in runs and ss.get(_REPLAY_OPENED_FOR) != job_id:
-        ss[REPLAY_RUN], ss[_REPLAY_OPENED_FOR] = str(just_saved), job_id
-    if ss.get(REPLAY_RUN) not in (None, *runs):
-        del ss[REPLAY_RUN]  # a run that is gone (deleted under runs/): the picker starts afresh
+    if just_saved is not None and str(just_saved) in runs and ss.get(state.TRAIN_REPLAY_OPENED_FOR) != job_id:
+        ss[state.TRAIN_REPLAY_RUN], ss[state.TRAIN_REPLAY_OPENED_FOR] = str(just_saved), job_id
+    if ss.get(state.TRAIN_REPLAY_RUN) not in (None, *runs):
+        del ss[state.TRAIN_REPLAY_RUN]  # a run that is gone (deleted under runs/): the picker starts afresh
     st.markdown("**Replay a run's training**: its map of held-out codes, epoch by epoch")
     recorded = [i for i, r in enumerate(runs) if (Path(r) / EPOCH_CODES).is_file()]
-    if REPLAY_RUN not in ss:  # first shown: a run that has a recording (an index beside a set value warns)
-        ss[REPLAY_RUN] = runs[recorded[0] if recorded else 0]
+    if state.TRAIN_REPLAY_RUN not in ss:  # first shown: a run that has a recording (an index beside a set value warns)
+        ss[state.TRAIN_REPLAY_RUN] = runs[recorded[0] if recorded else 0]
     run = st.selectbox("Run to replay", runs, format_func=lambda r: Path(r).name,
-                       key=REPLAY_RUN, help="Runs trained with Record codes > 0 replay their latent map forming.")
+                       key=state.TRAIN_REPLAY_RUN, help="Runs trained with Record codes > 0 replay their latent map forming.")
     epochs_ui.replay_ui(run, key="train_replay_any")
 
 
