@@ -217,12 +217,30 @@ def training_curves_figure(epochs: Sequence[int], curves: dict[str, Sequence[flo
     return fig
 
 
+# The Train page's KL heatmap: one colour scale for every run, so that a collapsed run (every
+# dimension near 0 nats) is dark whatever its own largest value, and a log scale, so that 0.05 nats
+# is told from 0 and from 2 nats. From a tenth of the collapse threshold (0.01 nats, the one in
+# vae_core.metrics.collapse) to 10 nats, more than a dimension of the shipped runs carries.
+KL_HEAT_FLOOR = 0.001
+KL_HEAT_TOP = 10.0
+
+
 def kl_heatmap_figure(kl: np.ndarray, epochs: Sequence[int], height: int = 260) -> go.Figure:
-    """KL per dimension over epochs: kl (D, E) in nats; a dim fading to 0 is collapsing."""
+    """KL per dimension over epochs: kl (D, E) in nats; a dim fading to dark is collapsing.
+
+    The colour is log10 of KL on one fixed range, KL_HEAT_FLOOR..KL_HEAT_TOP nats, the same for every
+    run (values beyond take the end colours; the hover shows the value itself)."""
+    kl = np.asarray(kl, dtype=float)
     d = np.arange(kl.shape[0])
-    fig = go.Figure(go.Heatmap(z=kl, x=list(epochs), y=d, colorscale="Viridis", zmin=0,
-                               colorbar=dict(title=dict(text="KL (nats)", side="right"), thickness=12),
-                               hovertemplate="epoch %{x}, z%{y}: %{z:.3f} nats<extra></extra>"))
+    colour = np.log10(np.clip(kl, KL_HEAT_FLOOR, KL_HEAT_TOP))  # NaN (an epoch without it) stays a blank
+    vals, ticktext = log_ticks(KL_HEAT_FLOOR, KL_HEAT_TOP)
+    ticktext[0], ticktext[-1] = f"<={ticktext[0]}", f">={ticktext[-1]}"
+    fig = go.Figure(go.Heatmap(z=colour, x=list(epochs), y=d, colorscale="Viridis", customdata=kl,
+                               zmin=float(np.log10(KL_HEAT_FLOOR)), zmax=float(np.log10(KL_HEAT_TOP)),
+                               colorbar=dict(title=dict(text="KL (nats, log)", side="right"), thickness=12,
+                                             tickmode="array", tickvals=np.log10(vals).tolist(),
+                                             ticktext=ticktext),
+                               hovertemplate="epoch %{x}, z%{y}: %{customdata:.3g} nats<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="epoch",
                       yaxis_title="latent dimension", yaxis=dict(tickmode="linear" if len(d) <= 32 else "auto"))
     return fig

@@ -195,7 +195,8 @@ def _history_figures(rows: list[dict]) -> None:
     curves = {"loss (recon + beta KL)": col("loss"), "recon": col("recon_nll"), "KL": col("kl")}
     st.plotly_chart(figures.training_curves_figure(ep, curves, beta=col("beta")), key="train_curves")
     dims = sorted((k for k in rows[0] if k.startswith("kl_dim_")), key=lambda k: int(k[7:]))
-    st.markdown("**KL per dimension** (held-out data, nats): a row fading to dark is a dimension collapsing")
+    st.markdown("**KL per dimension** (held-out data, nats, one log colour scale for every run): a row fading "
+                "to dark is a dimension collapsing")
     kl = np.array([col(k) for k in dims], dtype=float)  # (D, E)
     st.plotly_chart(figures.kl_heatmap_figure(kl, ep), key="train_kl_heatmap")
 
