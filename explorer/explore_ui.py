@@ -56,18 +56,20 @@ def map_projection_ui(m, d, method: str, dims: int):
     if job.done.is_set() and job.error is None:
         return job.result
     if job.error is not None:
-        st.error(f"The {method} map failed: {job.error}. Showing PCA.")
+        st.error(f"The {cache.MAP_NAMES[method]} map failed: {job.error}. Showing PCA.")
     else:
-        _progress_fragment(job, method)
+        _progress_fragment(job)
     return cache.map_job(m, d, "pca", dims).result
 
 
 @st.fragment(run_every=1.0)
-def _progress_fragment(job: cache.Job, method: str) -> None:
+def _progress_fragment(job: cache.Job) -> None:
+    from . import jobs
+
     if job.done.is_set():
         st.rerun()  # the whole page, now with the finished map
-    st.progress(job.progress, text=f"Computing the {method.upper()} map in the background "
-                                   f"({job.phase}, {job.progress:.0%}); showing PCA meanwhile.")
+    # the job's own name and stage ("Computing the UMAP map: UMAP's layout, epoch 120 of 500 (62%).")
+    st.progress(job.progress, text=jobs.status_text(job) + " Showing PCA meanwhile.")
 
 
 def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[str, ...] | None]:
@@ -138,7 +140,7 @@ def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str,
     st.caption(how)
     if fitted is not None and not fitted.all():
         n_fit, n = int(fitted.sum()), len(fitted)  # the caption says how the map was made, in plain words
-        st.caption(f"{proj.method.upper()} was computed from {n_fit:,} of these {n:,} points (a random sample"
+        st.caption(f"{cache.MAP_NAMES[proj.method]} was computed from {n_fit:,} of these {n:,} points (a random sample"
                    f"{', the same share of each label' if data.y is not None else ''}); the other "
                    f"{n - n_fit:,} were then placed into the finished map, each near the sample points whose "
                    "codes are closest to its own. Placed points are drawn fainter, listed apart in the legend "

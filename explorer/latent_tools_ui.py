@@ -196,6 +196,6 @@ def manifold_ui(mdl, proj, bounds: tuple[float, float, float, float]) -> None:
     tiles = cache.decode(mdl, z.astype(np.float32), scale=2)
     img = images.grid(tiles, ncol=n, pad=1)
     far = int((dist > 5).sum())
-    st.image(img, caption=f"{n} x {n} codes decoded over the {proj.method.upper()} map"
+    st.image(img, caption=f"{n} x {n} codes decoded over the {cache.MAP_NAMES[proj.method]} map"
                           + (f"; {far} tile(s) lie far from any encoded point" if far and not exact else ""))
     widgets.image_downloads_ui("manifold", png=lambda: images.png_bytes(img))
