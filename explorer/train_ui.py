@@ -56,26 +56,44 @@ HELP = {
     "name": "The folder under runs/ this run is saved to: letters, digits, '-' and '_' only; it must not exist.",
 }
 
-# The form's rows: which config fields sit side by side (layout only). A field in no row, such as a
-# newly declared option, still gets its control, in a row of its own at the end.
-ROWS = (("arch", "hidden", "conv_channels", "latent_dim"),
-        ("likelihood", "gaussian_scale", "learn_scale"),
-        ("beta", "kl_schedule", "free_bits"),
-        ("warmup_fraction", "beta_start", "cycles", "ramp_fraction"),
-        ("epochs", "batch_size", "lr", "eval_fraction"),
+# The form's rows: which config fields sit side by side (layout only), two to a row: the form sits
+# in the page's narrower column, where four side by side clipped their labels. A field in no row,
+# such as a newly declared option, still gets its control, in rows of two at the end.
+ROWS = (("latent_dim", "hidden"), ("conv_channels",),
+        ("gaussian_scale", "learn_scale"),
+        ("beta", "free_bits"),
+        ("warmup_fraction", "beta_start"), ("cycles", "ramp_fraction"),
+        ("epochs", "batch_size"), ("lr", "eval_fraction"),
         ("seed", "bf16"))
+# The choices that decide which other fields apply: drawn above the form (outside it, so that a change
+# redraws the form at once), and the fields each value brings (a field not named here always applies).
+CHOOSERS = ("arch", "likelihood", "kl_schedule")
+APPLIES = {"conv_channels": ("arch", "conv"),
+           "gaussian_scale": ("likelihood", "gaussian"), "learn_scale": ("likelihood", "gaussian"),
+           "warmup_fraction": ("kl_schedule", "linear"), "beta_start": ("kl_schedule", "linear"),
+           "cycles": ("kl_schedule", "cyclical"), "ramp_fraction": ("kl_schedule", "cyclical")}
+
+
+def applies(name: str, values: dict[str, Any]) -> bool:
+    """Whether config field `name` does anything with the choices in `values` (field name -> value)."""
+    if name not in APPLIES:
+        return True
+    chooser, value = APPLIES[name]
+    return values.get(chooser) == value
 
 
 def _suggest_name() -> str:
     return "run-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _rows() -> list[list[Field]]:
-    """The config fields of the form, row by row: ROWS, then any field ROWS does not name."""
-    left = {f.name: f for f in option_fields()}
+def _rows(values: dict[str, Any]) -> list[list[Field]]:
+    """The form's config fields that apply with the choices in `values`, row by row: ROWS, then any
+    field ROWS does not name (the choosers are drawn above the form)."""
+    left = {f.name: f for f in option_fields() if f.name not in CHOOSERS}
     rows = [[left.pop(n) for n in row if n in left] for row in ROWS]
     rest = list(left.values())
-    return [r for r in rows + [rest[i:i + 4] for i in range(0, len(rest), 4)] if r]
+    rows = [[f for f in r if applies(f.name, values)] for r in rows + [rest[i:i + 2] for i in range(0, len(rest), 2)]]
+    return [r for r in rows if r]
 
 
 def _form_default(f: Field) -> Any:
@@ -96,7 +114,8 @@ def _config_value(f: Field, value: Any) -> Any:
 def _configs_from_form(input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
     """The form's values as the configs themselves (ValueError naming the field when one is bad)."""
     ss = st.session_state
-    values = {f.name: _config_value(f, ss[state.TRAIN_FIELD + f.name]) for f in option_fields()}
+    # a field that does not apply was not drawn, and Streamlit may have dropped its key: its default then
+    values = {f.name: _config_value(f, ss.get(state.TRAIN_FIELD + f.name, _form_default(f))) for f in option_fields()}
     return configs_from_options(values, input_shape)
 
 
@@ -161,11 +180,17 @@ def form_ui(running: bool) -> None:
     if ss[state.TRAIN_FIELD + "data"] not in data_opts:
         ss[state.TRAIN_FIELD + "data"] = default_data
 
+    by_name = {f.name: f for f in option_fields()}
+    with st.container(border=True):  # two to a row, as in the form
+        c = st.columns(2) + st.columns(2)
+        c[0].selectbox("Dataset", data_opts, key=state.TRAIN_FIELD + "data", format_func=selection.label,
+                       help=HELP["data"])
+        for col, name in zip(c[1:], CHOOSERS):
+            _control(col, by_name[name])
+    choices = {n: ss[state.TRAIN_FIELD + n] for n in CHOOSERS}
     with st.form("train_form", border=True):
-        st.selectbox("Dataset", data_opts, key=state.TRAIN_FIELD + "data", format_func=selection.label,
-                     help=HELP["data"])
-        for row in _rows():
-            for col, f in zip(st.columns(len(row)), row):
+        for row in _rows(choices):
+            for col, f in zip(st.columns(2), row):
                 _control(col, f)
         st.text_input("Run name", key=state.TRAIN_FIELD + "name", help=HELP["name"])
         st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", on_click=_on_submit,

@@ -167,3 +167,27 @@ def test_compare_lists_runs_that_do_not_fit_as_skipped(runs_dir):
     warning = " ".join(w.value for w in at.warning)
     assert "Skipped 1" in warning and "1x28x28" in warning
     assert len(at.dataframe[0].value) == 2
+
+
+def test_form_shows_only_fields_that_apply_two_to_a_row(runs_dir):
+    """Issue 20, item 7: conv channels showed for an MLP, the schedules' settings for a constant beta,
+    and four fields side by side in the narrow column clipped their labels."""
+    at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
+
+    def shown() -> set[str]:
+        return {w.key for kind in ("text_input", "number_input", "checkbox", "selectbox")
+                for w in at.get(kind) if w.key and w.key.startswith("tr_")}
+
+    assert {"tr_hidden", "tr_latent_dim", "tr_beta"} <= shown()
+    assert not {"tr_conv_channels", "tr_gaussian_scale", "tr_learn_scale", "tr_warmup_fraction",
+                "tr_cycles"} & shown()
+    _ok(at.selectbox(key="tr_arch").set_value("conv").run())
+    assert "tr_conv_channels" in shown()
+    _ok(at.selectbox(key="tr_likelihood").set_value("gaussian").run())
+    assert {"tr_gaussian_scale", "tr_learn_scale"} <= shown()
+    _ok(at.selectbox(key="tr_kl_schedule").set_value("cyclical").run())
+    assert {"tr_cycles", "tr_ramp_fraction"} <= shown() and "tr_warmup_fraction" not in shown()
+    _ok(at.selectbox(key="tr_kl_schedule").set_value("linear").run())
+    assert {"tr_warmup_fraction", "tr_beta_start"} <= shown() and "tr_cycles" not in shown()
+    for block in at.get("horizontal_block"):  # every row of the settings: at most two side by side
+        assert len(block.children) <= 2
