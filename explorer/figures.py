@@ -6,8 +6,27 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+# The one palette of labels on every page and figure (the map, the pad, the training replay): label v
+# is PALETTE[v % 10]. matplotlib's tab10 with its grey (label 7) made indigo: a selection greys the
+# points outside it, and a grey label read as unselected. Every figure sets its colours from here:
+# left to plotly, a figure took Streamlit's theme colours, whose tenth (label 9) is a near-white grey.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+           "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf"]
+
+
+def _category_color(v, j: int) -> str:
+    """An integer category's label colour; any other category (a string) by its place j."""
+    try:
+        if float(v) == int(v):
+            return label_color(v)
+    except (TypeError, ValueError):
+        pass
+    return PALETTE[j % len(PALETTE)]
+
+
+def label_color(value) -> str:
+    """The colour of integer label `value` on every page (PALETTE, cycling past 10 labels)."""
+    return PALETTE[int(value) % len(PALETTE)]
 
 
 # --- log axes: every tick labelled with its full value ------------------------------------------
@@ -116,8 +135,9 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
         elif categorical:
             for j, v in enumerate(np.unique(color)):
                 label = class_names[int(v)] if class_names is not None and int(v) < len(class_names) else str(v)
+                # by the label's value, as the pad and the replay: a label keeps its colour whatever is shown
                 add(part & (color == v), f"{color_name} {label}", kind,
-                    dict(color=PALETTE[j % len(PALETTE)], opacity=0.75))
+                    dict(color=_category_color(v, j), opacity=0.75))
         else:
             add(part, color_name, kind, dict(
                 color=c[part], colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,

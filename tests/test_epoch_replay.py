@@ -203,6 +203,15 @@ def test_train_page_replays_one_frame_per_epoch_matching_reencoding(recorded, tm
         if tr.get("mode") == "markers":
             idx = _arr(tr["customdata"]).astype(int)
             assert {f"label {v}" for v in ev.y[codes.indices[idx]]} == {tr["name"]}
+    # Issue 20, item 7: the labels' colours of every page (the map's, the pad's), not the theme's
+    # colours (whose tenth, label 9, is a near-white grey)
+    from explorer import figures
+    from explorer.components import pad
+
+    colours = {tr["name"]: tr["marker"].get("color") for tr in spec["data"] if tr.get("mode") == "markers"}
+    assert colours and all(c == figures.label_color(int(n.split()[-1])) for n, c in colours.items()), colours
+    assert figures.label_color(9) == pad.PALETTE[9] == "#17becf"
+    assert "#7f7f7f" not in figures.PALETTE, "no grey label: a selection greys the points outside it"
     # The KL heatmap beside it: dims x epochs, the file's values.
     heat = next(tr for tr in spec["data"] if tr["type"] == "heatmap")
     np.testing.assert_allclose(_heat(heat, "customdata"), codes.kl_per_dim.T, rtol=1e-6)
