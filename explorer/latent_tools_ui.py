@@ -122,6 +122,14 @@ def _strength() -> float:
 
 
 @st.fragment
+def strength_caption(strength: float, in_browser: bool) -> str:
+    """What the strength's caption says: the value the button below sends, and when it changes."""
+    if in_browser:
+        return (f"Strength {strength:g} is sent by the button below. The picture follows the slider as you "
+                "drag; this number catches up when you let go.")
+    return f"Strength {strength:g} is sent by the button below; each step of the slider is decoded here."
+
+
 @widgets.guarded
 def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
     """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
@@ -138,8 +146,7 @@ def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
                           "help": "0: the point itself; 1: moved by the full difference of the two means"}],
                    z=[strength], z_version=0, image=image, decoder=decoder, ack=int(ss.get(state.ATTR_ACK, 0)),
                    view_size=160)
-    st.caption(f"Strength {strength:g} (where the server last heard it; "
-               + ("the browser decodes every step)." if decoder is not None else "the server decodes each step)."))
+    st.caption(strength_caption(strength, decoder is not None))
     if st.button("Send this code to the sliders", key="vec_to_sliders",
                  help="The latent sliders above take this code: move any dimension from there"):
         state.set_z(z.tolist())
