@@ -21,6 +21,7 @@ MODEL_SRC = "model_src"  # str: a run directory or a TorchScript file path
 DATA_SRC = "data_src"  # str | None: a dataset id or a data file path; None while a model waits for data
 PAIR_NOTE = "pair_note"  # str | None: what select() switched to make a pair, shown in the sidebar
 PICK_ERROR = "picker_error"  # str | None: why the last pick or upload was refused (the pair was kept)
+PICK_WANTS = "picker_wants"  # str | None: the data a refused pick wanted a model for (PICK_ERROR says so)
 PICK_MODEL = "pick_model"  # the sidebar's model selectbox (shows MODEL_SRC on every run of every page)
 PICK_DATA = "pick_data"  # the sidebar's data selectbox
 UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
