@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae_core.export import file_stem
 from vae_core.metrics import collapse as vocab
 
 from . import cache, figures, images, state, widgets
@@ -315,4 +316,4 @@ def mig_ui(rep: dict) -> None:
 def download_ui(rep: dict) -> None:
     """The whole report as JSON."""
     st.download_button("Download report (JSON)", json.dumps(rep, indent=2, allow_nan=False),
-                       f"diagnose_{rep['dataset']}_k{rep['iwae_k']}.json", "application/json", key="diag_json")
+                       f"diagnose_{file_stem(rep['dataset'])}_k{rep['iwae_k']}.json", "application/json", key="diag_json")

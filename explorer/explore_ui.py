@@ -372,7 +372,7 @@ def export_ui(proj, data, enc) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Latent codes + map coordinates (CSV)", on_click="ignore", mime="text/csv",
-        file_name=f"codes_{data.name}_{proj.method}{proj.n_components}d.csv",
+        file_name=f"codes_{export.file_stem(data.name)}_{proj.method}{proj.n_components}d.csv",
         data=lambda: export.codes_csv(enc.mu, enc.logvar, proj.embedding_, data.y, extra),
         help="One row per image: index, label, map coordinates, mu and sigma per dimension, KL, "
              "reconstruction error")
@@ -382,7 +382,7 @@ def export_ui(proj, data, enc) -> None:
     meta["recon_err"] = [f"{v:.2f}" for v in enc.recon_err]
     c2.download_button(
         "TensorBoard projector files (zip)", on_click="ignore", mime="application/zip",
-        file_name=f"projector_{data.name}.zip",
+        file_name=f"projector_{export.file_stem(data.name)}.zip",
         data=lambda: export.projector_zip(enc.mu, images.to_uint8(data.x), meta),
         help="tensors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip into a folder "
              "and run `tensorboard --logdir FOLDER`")
