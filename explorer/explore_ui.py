@@ -165,6 +165,8 @@ def _on_point_pick(enc) -> None:
     v = st.session_state.get(state.POINT_PICK)
     if v is not None:
         select_point(int(v), enc)
+    else:  # the box emptied: no point selected (the map's marker and the point's panel go)
+        st.session_state[state.SELECTED] = None
 
 
 # --- drag pad -----------------------------------------------------------------------------------

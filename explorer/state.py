@@ -56,6 +56,7 @@ PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
+TOOL_TABS = "tool_tabs"  # the code tools' tabs (Neighbours, Traversals, ...): their identity across reruns
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:
 # dict name -> np.ndarray of int64 row indices into the active data (emptied when the pair changes)
