@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae_core import map_plane
 from vae_core.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thumbnail_sheet
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
@@ -241,6 +242,20 @@ def pad_bounds(m: cache.Source, d: cache.Source, proj) -> tuple[float, float, fl
     return _pad_bounds(map_id(m, d, proj), proj.embedding_)
 
 
+def pad_plane(proj, sel: int | None, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The plane the pad walks on an exact (PCA) 2-D map: (origin (D,), axes (2, D)) with
+    z = origin + x*a0 + y*a1. With a selected point it passes through that point's full code at the
+    point's map position (the marker decodes its reconstruction); without one, through the mean (the
+    PCA plane). None on a t-SNE/UMAP map: no directions to walk, the local inverse decodes there."""
+    lin = cache.linear_inverse(proj)
+    if lin is None:
+        return None
+    if sel is None:
+        return lin
+    origin = map_plane.plane_through(lin[1], proj.embedding_[sel], mu[sel])
+    return origin.astype(np.float32), lin[1]
+
+
 @st.fragment
 @widgets.guarded
 def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:
@@ -248,20 +263,25 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     emb = proj.embedding_
     s = pad_state(state.PAD)
     sel = st.session_state[state.SELECTED]
+    key = map_id(m, d, proj)
     pos = tuple(emb[sel]) if sel is not None else tuple(np.median(emb, axis=0))
     x, y = (s["x"], s["y"]) if s else pos
-    if st.session_state.get(state.PAD_SEL) != sel:  # a new selection moves the marker there
-        st.session_state[state.PAD_SEL] = sel
+    # a new selection, or another map (t-SNE/UMAP coordinates are not PCA's), moves the marker there
+    if st.session_state.get(state.PAD_SEL) != (key, sel):
+        st.session_state[state.PAD_SEL] = (key, sel)
         x, y = pos
-    z, dist = proj.inverse(np.array([[x, y]]))
-    lin = cache.linear_inverse(proj)
-    payload = _decoder_payload(m, d) if lin is not None else None
-    key = map_id(m, d, proj)
+    plane = pad_plane(proj, sel, cache.encoded(m, d).mu)
+    _, dist = proj.inverse(np.array([[x, y]]))
+    if plane is not None:  # exact: the plane's own code at the marker, as the browser computes it
+        z = (plane[0] + x * plane[1][0] + y * plane[1][1])[None].astype(np.float32)
+    else:
+        z, _ = proj.inverse(np.array([[x, y]]))
+    payload = _decoder_payload(m, d) if plane is not None else None
     common = dict(points=emb, colors=labels,  # the labels are listed only when the map is sent
                   points_id=key, bounds=_pad_bounds(key, emb), pos=(float(x), float(y)),
                   ack=s["seq"] if s else 0, size=300, view_size=150)
     if payload is not None:
-        latent_pad(state.PAD, decoder=payload, origin=lin[0], axes=lin[1], **common)
+        latent_pad(state.PAD, decoder=payload, origin=plane[0], axes=plane[1], **common)
         how = "decoded in your browser at every move"
     else:
         latent_pad(state.PAD, image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
@@ -269,7 +289,14 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     far = float(dist[0])
     where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
                                                                             "the decoder was never trained here")
-    kind = "exact PCA inverse" if proj.inverse_is_exact else "local inverse: a weighted mean of the nearest codes"
+    if plane is not None and sel is not None:
+        kind = (f"the plane through point {sel}'s full code along the map's two directions: at the point the "
+                "marker shows its own reconstruction")
+    elif plane is not None:
+        kind = "the PCA plane through the mean code; select a point to walk through its own code"
+    else:
+        kind = (f"{cache.MAP_NAMES[proj.method]} has no directions to walk along: each position decodes a "
+                "weighted mean of the nearest codes (on a point, that point's own code)")
     share = "each label in its share" if labels is not None else "at random"
     shown = f" The pad draws {MAX_DRAWN:,} of the {len(emb):,} points, {share}." if len(emb) > MAX_DRAWN else ""
     st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).{shown}")

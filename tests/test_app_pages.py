@@ -195,3 +195,46 @@ def test_picker_refuses_mismatch_and_keeps_state():
     assert at.session_state["data_src"] == "mnist"
     assert at.selectbox(key="pick_data").value == "mnist"
     assert at.session_state["selected_point"] == 3, "the rest of the state is kept"
+
+
+def _pad(at: AppTest) -> dict:
+    els = [el for el in at.get("bidi_component") if el.proto.component_name == "vae_latent_pad"]
+    assert len(els) == 1, "one drag pad on the page"
+    return json.loads(els[0].proto.json)
+
+
+def test_pad_walks_the_plane_through_the_selected_points_full_code():
+    """Issue 20, item 4: a clicked 0 showed a 6 on the pad, whose plane was the PCA plane through the
+    mean (the other dimensions of the point's code dropped). The pad's plane passes through the
+    point's own code at its map position; on both decoding paths the marker shows its reconstruction."""
+    import base64
+    import io
+
+    import torch
+    from PIL import Image
+
+    from vae_core.checkpoints import load_run
+    from vae_core.data import load_dataset
+
+    model = load_run(ROOT / "runs" / "default").model
+    data = load_dataset("mnist")
+    idx = 11
+    with torch.inference_mode():
+        mu = model.encode(data.x[idx:idx + 1])[0][0].double().numpy()  # the point's full code (D,)
+        want = model.decode(torch.tensor(mu, dtype=torch.float32)[None])[0, 0].numpy()
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.number_input(key="point_pick").set_value(idx).run()
+    assert not at.exception, [e.value for e in at.exception]
+    pad = _pad(at)
+    x, y = pad["pos"] if isinstance(pad.get("pos"), list) else (pad["pos"]["x"], pad["pos"]["y"])
+    z = np.asarray(pad["origin"]) + x * np.asarray(pad["axes"][0]) + y * np.asarray(pad["axes"][1])
+    np.testing.assert_allclose(z, mu, atol=1e-4)  # the browser decodes exactly the point's code there
+    assert any(f"through point {idx}'s full code" in c.value for c in at.caption)
+    # the server path (a fresh session: AppTest runs no JS, which would report the moved marker)
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.toggle(key="browser_decode").set_value(False).run()
+    at.number_input(key="point_pick").set_value(idx).run()
+    assert not at.exception, [e.value for e in at.exception]
+    pad = _pad(at)
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(pad["image"].split(",", 1)[1]))), dtype=np.float32)
+    assert np.abs(png.reshape(want.shape) - want * 255).max() <= 0.5 + 1e-3
