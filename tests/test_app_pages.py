@@ -238,3 +238,38 @@ def test_pad_walks_the_plane_through_the_selected_points_full_code():
     pad = _pad(at)
     png = np.asarray(Image.open(io.BytesIO(base64.b64decode(pad["image"].split(",", 1)[1]))), dtype=np.float32)
     assert np.abs(png.reshape(want.shape) - want * 255).max() <= 0.5 + 1e-3
+
+
+def test_pad_marker_starts_on_the_data_when_the_map_changes(tmp_path, monkeypatch):
+    """Issue 20, item 4: after switching maps (to t-SNE, say) the marker kept its position from the
+    other map, whose coordinates mean nothing on this one ("distance 159.5"); it moves to the data
+    with the map. Here from t-SNE (coordinates in the tens) to PCA (a few units)."""
+    import io as _io
+
+    from settle import settle
+
+    from explorer import state
+    from vae_core.data import load_dataset
+
+    monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
+    x = load_dataset("mnist").x[:300, 0].numpy()  # a small upload: t-SNE takes seconds on it
+    buf = _io.BytesIO()
+    np.save(buf, (x * 255).astype(np.uint8))
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="upload_data").set_value(("small.npy", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[state.DATA_SRC].endswith(".npy")
+    at.session_state[state.MAP_METHOD] = "tsne"
+    settle(at.run())
+    assert "-tsne-2" in _pad(at)["scatter_version"], "the pad shows the t-SNE map"
+    # the user drags the marker to the t-SNE map's corner (what the pad's JS reports)
+    x0, x1, y0, y1 = _pad(at)["bounds"]
+    at.session_state[state.PAD] = {"pos": {"x": x1, "y": y1, "seq": 1, "down": False}}
+    at.run()
+    at.session_state[state.MAP_METHOD] = "pca"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "-pca-2" in _pad(at)["scatter_version"], "the pad shows the PCA map"
+    caption = next(c.value for c in at.caption if c.value.startswith("Drag the marker"))
+    assert "(among the data)" in caption, caption
