@@ -295,8 +295,8 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     elif plane is not None:
         kind = "the PCA plane through the mean code; select a point to walk through its own code"
     else:
-        kind = (f"{cache.MAP_NAMES[proj.method]} has no directions to walk along: each position decodes a "
-                "weighted mean of the nearest codes (on a point, that point's own code)")
+        kind = (f"local inverse, as {cache.MAP_NAMES[proj.method]} has no directions to walk along: each position "
+                "decodes a weighted mean of the nearest codes, on a point that point's own code")
     share = "each label in its share" if labels is not None else "at random"
     shown = f" The pad draws {MAX_DRAWN:,} of the {len(emb):,} points, {share}." if len(emb) > MAX_DRAWN else ""
     st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).{shown}")
