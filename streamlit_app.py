@@ -71,7 +71,10 @@ if __name__ == "__main__":  # a session's script run
         (st.Page("app_pages/5_Compare.py", title="Compare", icon=":material/compare:"),
          "two or more runs side by side: a beta sweep's bounds, collapse, curves and samples"),
     ]
-    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
+    # The favicon, set before the navigation: without it Streamlit makes the page's Material icon the
+    # favicon, fetched from fonts.gstatic.com (nothing on an offline server may come from outside). An
+    # emoji is drawn by the browser itself (a data: URL), and every page inherits it.
+    st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="wide")
     try:
         st.navigation([p for p, _ in PAGES]).run()
     except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept

@@ -41,8 +41,10 @@ st.caption("One slider per dimension, most informative (highest KL) first. "
               if collapsed else f"No dimension is collapsed (all carry more than {ui.KL_THRESHOLD:g} nats)."))
 ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
+# A key: the tabs keep the user's tab when the page above them grows or shrinks (a point or a selection
+# made or cleared); without it they came back on Neighbours
 t0, t1, t2, t3, t4, t5 = st.tabs(["Neighbours", "Traversals", "Interpolation", "Prior samples", "Attribute vectors",
-                                  "Decoded manifold"])
+                                  "Decoded manifold"], key=state.TOOL_TABS)
 with t0:
     tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
 with t1:

@@ -18,7 +18,6 @@ with right:
     ui.download_ui(rep)
 
 ui.summary_ui(rep)
-ui.notes_ui(rep)
 
 st.header("Information per dimension")
 ui.kl_ui(rep)
@@ -47,3 +46,5 @@ ui.mig_ui(rep)
 
 st.header("How the latent space formed during training")
 epochs_ui.replay_ui(m.src, key="diagnose_replay")
+
+ui.notes_ui(rep)  # the caveats, folded below the pictures and verdicts

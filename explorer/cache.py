@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
@@ -269,6 +269,22 @@ Job = jobs.Job
 MAP_PARAMS = {"pca": {}, "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15, "min_dist": 0.1}}
 
 
+MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}  # the methods' own names, for people
+# What a map job is doing, from its Progress event (vae_core.projection's phases)
+MAP_PHASES = {"early_exaggeration": "t-SNE's first phase (early exaggeration), iteration {done} of {total}",
+              "embedding": "t-SNE's main phase, iteration {done} of {total}",
+              "umap_graph": "UMAP's nearest-neighbour graph and initial layout (it reports no progress "
+                            "inside this stage)",
+              "umap_epochs": "UMAP's layout, epoch {done} of {total}",
+              "transform": "placing the points beyond the fit sample, {done:,} of {total:,}",
+              "pca": "PCA"}
+
+
+def map_phase(p: Any) -> str:
+    """A map fit's Progress event in words: its stage and how far within it."""
+    return MAP_PHASES.get(p.what, p.what).format(done=int(p.done), total=int(p.total))
+
+
 def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
     """The map of the encoded means: PCA computed now, t-SNE/UMAP queued on the job queue (`jobs`)."""
     if method == "pca":
@@ -279,10 +295,10 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
     def fit(job: Job) -> Projection:
         from vae_core.projection import Projection
 
-        return Projection(method, dims, seed=0, progress=lambda p: job.report(p.what, p.fraction),
+        return Projection(method, dims, seed=0, progress=lambda p: job.report(map_phase(p), p.fraction),
                           n_jobs=jobs.workers(), **MAP_PARAMS[method]).fit(enc.mu, labels)
 
-    return jobs.queue().submit(("map", m, d, method, dims), f"the {method.upper()} map", fit)
+    return jobs.queue().submit(("map", m, d, method, dims), f"the {MAP_NAMES[method]} map", fit)
 
 
 @st.cache_resource(max_entries=32)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae_core.export import file_stem
 from vae_core.metrics import collapse as vocab
 
 from . import cache, figures, images, state, widgets
@@ -146,13 +147,24 @@ def summary_ui(rep: dict) -> None:
     st.caption(f"{rep['dataset']}, {n_enc} held-out points, {d} latent dims, {rep['likelihood']} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
                f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
-               + _scale_caption(rep) + settings_caption(rep))
+               + _scale_caption(rep) + settings_caption(rep) + notes_pointer(rep))
 
 
 def notes_ui(rep: dict) -> None:
-    """The report's caveats (e.g. Bernoulli likelihood on grey pixels)."""
-    for note in rep["notes"]:
-        st.caption(f"Note: {note}")
+    """The report's caveats (e.g. Bernoulli likelihood on grey pixels), folded: the page draws them
+    below its pictures and verdicts, and the summary says they are there."""
+    if not rep["notes"]:
+        return
+    n = len(rep["notes"])
+    with st.expander(f"Notes on this report ({n})", icon=":material/info:"):
+        for note in rep["notes"]:
+            st.markdown(f"- {note}")
+
+
+def notes_pointer(rep: dict) -> str:
+    """The summary's sentence pointing at the folded notes ('' when there are none)."""
+    n = len(rep["notes"])
+    return f" {n} note{'s' if n > 1 else ''} on this report are folded at the bottom of the page." if n else ""
 
 
 def kl_ui(rep: dict) -> None:
@@ -336,4 +348,4 @@ def mig_ui(rep: dict) -> None:
 def download_ui(rep: dict) -> None:
     """The whole report as JSON."""
     st.download_button("Download report (JSON)", json.dumps(rep, indent=2, allow_nan=False),
-                       f"diagnose_{rep['dataset']}_k{rep['iwae_k']}.json", "application/json", key="diag_json")
+                       f"diagnose_{file_stem(rep['dataset'])}_k{rep['iwae_k']}.json", "application/json", key="diag_json")

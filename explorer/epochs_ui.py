@@ -42,11 +42,12 @@ def _axis_range(values: np.ndarray) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def _label_groups(labels: np.ndarray | None, n: int) -> list[tuple[str, np.ndarray]]:
-    """(legend name, point indices) per trace: one per label when few enough, else all points in one."""
+def _label_groups(labels: np.ndarray | None, n: int) -> list[tuple[str, np.ndarray, str | None]]:
+    """(legend name, point indices, colour) per trace: one per label when few enough, in the labels'
+    colours of every page (`figures.label_color`), else all points in one."""
     if labels is None or np.unique(labels).size > MAX_LABEL_TRACES:
-        return [("codes", np.arange(n))]
-    return [(f"label {v}", np.flatnonzero(labels == v)) for v in np.unique(labels)]
+        return [("codes", np.arange(n), None)]
+    return [(f"label {v}", np.flatnonzero(labels == v), figures.label_color(v)) for v in np.unique(labels)]
 
 
 def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndarray,
@@ -72,8 +73,8 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
 
     def scatters(e: int) -> list[go.Scatter]:
         out = []
-        for name, idx in groups:
-            marker = dict(size=5, opacity=0.8)
+        for name, idx, colour in groups:
+            marker = dict(size=5, opacity=0.8, color=colour or figures.PALETTE[0])
             if single:
                 marker.update(color=labels.astype(float), colorscale="Turbo", showscale=False)
             out.append(go.Scatter(x=coords[e, idx, 0], y=coords[e, idx, 1], mode="markers", name=name,

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae_core import map_plane
 from vae_core.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thumbnail_sheet
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
@@ -56,18 +57,20 @@ def map_projection_ui(m, d, method: str, dims: int):
     if job.done.is_set() and job.error is None:
         return job.result
     if job.error is not None:
-        st.error(f"The {method} map failed: {job.error}. Showing PCA.")
+        st.error(f"The {cache.MAP_NAMES[method]} map failed: {job.error}. Showing PCA.")
     else:
-        _progress_fragment(job, method)
+        _progress_fragment(job)
     return cache.map_job(m, d, "pca", dims).result
 
 
 @st.fragment(run_every=1.0)
-def _progress_fragment(job: cache.Job, method: str) -> None:
+def _progress_fragment(job: cache.Job) -> None:
+    from . import jobs
+
     if job.done.is_set():
         st.rerun()  # the whole page, now with the finished map
-    st.progress(job.progress, text=f"Computing the {method.upper()} map in the background "
-                                   f"({job.phase}, {job.progress:.0%}); showing PCA meanwhile.")
+    # the job's own name and stage ("Computing the UMAP map: UMAP's layout, epoch 120 of 500 (62%).")
+    st.progress(job.progress, text=jobs.status_text(job) + " Showing PCA meanwhile.")
 
 
 def color_values(data, enc, color: str) -> tuple[np.ndarray | None, bool, tuple[str, ...] | None]:
@@ -143,7 +146,7 @@ def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str,
     st.caption(how)
     if fitted is not None and not fitted.all():
         n_fit, n = int(fitted.sum()), len(fitted)  # the caption says how the map was made, in plain words
-        st.caption(f"{proj.method.upper()} was computed from {n_fit:,} of these {n:,} points (a random sample"
+        st.caption(f"{cache.MAP_NAMES[proj.method]} was computed from {n_fit:,} of these {n:,} points (a random sample"
                    f"{', the same share of each label' if data.y is not None else ''}); the other "
                    f"{n - n_fit:,} were then placed into the finished map, each near the sample points whose "
                    "codes are closest to its own. Placed points are drawn fainter, listed apart in the legend "
@@ -168,6 +171,8 @@ def _on_point_pick(enc) -> None:
     v = st.session_state.get(state.POINT_PICK)
     if v is not None:
         select_point(int(v), enc)
+    else:  # the box emptied: no point selected (the map's marker and the point's panel go)
+        st.session_state[state.SELECTED] = None
 
 
 # --- drag pad -----------------------------------------------------------------------------------
@@ -272,6 +277,20 @@ def pad_bounds(m: cache.Source, d: cache.Source, proj) -> tuple[float, float, fl
     return _pad_bounds(map_id(m, d, proj), proj.embedding_)
 
 
+def pad_plane(proj, sel: int | None, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The plane the pad walks on an exact (PCA) 2-D map: (origin (D,), axes (2, D)) with
+    z = origin + x*a0 + y*a1. With a selected point it passes through that point's full code at the
+    point's map position (the marker decodes its reconstruction); without one, through the mean (the
+    PCA plane). None on a t-SNE/UMAP map: no directions to walk, the local inverse decodes there."""
+    lin = cache.linear_inverse(proj)
+    if lin is None:
+        return None
+    if sel is None:
+        return lin
+    origin = map_plane.plane_through(lin[1], proj.embedding_[sel], mu[sel])
+    return origin.astype(np.float32), lin[1]
+
+
 @st.fragment
 @widgets.guarded
 def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:
@@ -279,20 +298,25 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     emb = proj.embedding_
     s = pad_state(state.PAD)
     sel = st.session_state[state.SELECTED]
+    key = map_id(m, d, proj)
     pos = tuple(emb[sel]) if sel is not None else tuple(np.median(emb, axis=0))
     x, y = (s["x"], s["y"]) if s else pos
-    if st.session_state.get(state.PAD_SEL) != sel:  # a new selection moves the marker there
-        st.session_state[state.PAD_SEL] = sel
+    # a new selection, or another map (t-SNE/UMAP coordinates are not PCA's), moves the marker there
+    if st.session_state.get(state.PAD_SEL) != (key, sel):
+        st.session_state[state.PAD_SEL] = (key, sel)
         x, y = pos
-    z, dist = proj.inverse(np.array([[x, y]]))
-    lin = cache.linear_inverse(proj)
-    payload = _decoder_payload(m, d) if lin is not None else None
-    key = map_id(m, d, proj)
+    plane = pad_plane(proj, sel, cache.encoded(m, d).mu)
+    _, dist = proj.inverse(np.array([[x, y]]))
+    if plane is not None:  # exact: the plane's own code at the marker, as the browser computes it
+        z = (plane[0] + x * plane[1][0] + y * plane[1][1])[None].astype(np.float32)
+    else:
+        z, _ = proj.inverse(np.array([[x, y]]))
+    payload = _decoder_payload(m, d) if plane is not None else None
     common = dict(points=emb, colors=labels,  # the labels are listed only when the map is sent
                   points_id=key, bounds=_pad_bounds(key, emb), pos=(float(x), float(y)),
                   ack=s["seq"] if s else 0, size=300, view_size=150)
     if payload is not None:
-        latent_pad(state.PAD, decoder=payload, origin=lin[0], axes=lin[1], **common)
+        latent_pad(state.PAD, decoder=payload, origin=plane[0], axes=plane[1], **common)
         how = "decoded in your browser at every move"
     else:
         latent_pad(state.PAD, image=images.png_data_uri(_z_png(mdl, z[0], 1)), **common)
@@ -300,7 +324,14 @@ def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | Non
     far = float(dist[0])
     where = "among the data" if far < 2 else ("near the data" if far < 5 else "far from any encoded data: "
                                                                             "the decoder was never trained here")
-    kind = "exact PCA inverse" if proj.inverse_is_exact else "local inverse: a weighted mean of the nearest codes"
+    if plane is not None and sel is not None:
+        kind = (f"the plane through point {sel}'s full code along the map's two directions: at the point the "
+                "marker shows its own reconstruction")
+    elif plane is not None:
+        kind = "the PCA plane through the mean code; select a point to walk through its own code"
+    else:
+        kind = (f"local inverse, as {cache.MAP_NAMES[proj.method]} has no directions to walk along: each position "
+                "decodes a weighted mean of the nearest codes, on a point that point's own code")
     share = "each label in its share" if labels is not None else "at random"
     shown = f" The pad draws {MAX_DRAWN:,} of the {len(emb):,} points, {share}." if len(emb) > MAX_DRAWN else ""
     st.caption(f"Drag the marker ({how}; {kind}). Distance from data {far:.1f} ({where}).{shown}")
@@ -405,7 +436,7 @@ def export_ui(proj, data, enc) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Latent codes + map coordinates (CSV)", on_click="ignore", mime="text/csv",
-        file_name=f"codes_{data.name}_{proj.method}{proj.n_components}d.csv",
+        file_name=f"codes_{export.file_stem(data.name)}_{proj.method}{proj.n_components}d.csv",
         data=lambda: export.codes_csv(enc.mu, enc.logvar, proj.embedding_, data.y, extra),
         help="One row per image: index, label, map coordinates, mu and sigma per dimension, KL, "
              "reconstruction error")
@@ -415,7 +446,7 @@ def export_ui(proj, data, enc) -> None:
     meta["recon_err"] = [f"{v:.2f}" for v in enc.recon_err]
     c2.download_button(
         "TensorBoard projector files (zip)", on_click="ignore", mime="application/zip",
-        file_name=f"projector_{data.name}.zip",
+        file_name=f"projector_{export.file_stem(data.name)}.zip",
         data=lambda: export.projector_zip(enc.mu, images.uint8_rows(data.x), meta),
         help="tensors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip into a folder "
              "and run `tensorboard --logdir FOLDER`")

@@ -6,8 +6,27 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+# The one palette of labels on every page and figure (the map, the pad, the training replay): label v
+# is PALETTE[v % 10]. matplotlib's tab10 with its grey (label 7) made indigo: a selection greys the
+# points outside it, and a grey label read as unselected. Every figure sets its colours from here:
+# left to plotly, a figure took Streamlit's theme colours, whose tenth (label 9) is a near-white grey.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+           "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf"]
+
+
+def _category_color(v, j: int) -> str:
+    """An integer category's label colour; any other category (a string) by its place j."""
+    try:
+        if float(v) == int(v):
+            return label_color(v)
+    except (TypeError, ValueError):
+        pass
+    return PALETTE[j % len(PALETTE)]
+
+
+def label_color(value) -> str:
+    """The colour of integer label `value` on every page (PALETTE, cycling past 10 labels)."""
+    return PALETTE[int(value) % len(PALETTE)]
 
 
 # --- log axes: every tick labelled with its full value ------------------------------------------
@@ -116,8 +135,9 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
         elif categorical:
             for j, v in enumerate(np.unique(color)):
                 label = class_names[int(v)] if class_names is not None and int(v) < len(class_names) else str(v)
+                # by the label's value, as the pad and the replay: a label keeps its colour whatever is shown
                 add(part & (color == v), f"{color_name} {label}", kind,
-                    dict(color=PALETTE[j % len(PALETTE)], opacity=0.75))
+                    dict(color=_category_color(v, j), opacity=0.75))
         else:
             add(part, color_name, kind, dict(
                 color=c[part], colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,
@@ -217,12 +237,30 @@ def training_curves_figure(epochs: Sequence[int], curves: dict[str, Sequence[flo
     return fig
 
 
+# The Train page's KL heatmap: one colour scale for every run, so that a collapsed run (every
+# dimension near 0 nats) is dark whatever its own largest value, and a log scale, so that 0.05 nats
+# is told from 0 and from 2 nats. From a tenth of the collapse threshold (0.01 nats, the one in
+# vae_core.metrics.collapse) to 10 nats, more than a dimension of the shipped runs carries.
+KL_HEAT_FLOOR = 0.001
+KL_HEAT_TOP = 10.0
+
+
 def kl_heatmap_figure(kl: np.ndarray, epochs: Sequence[int], height: int = 260) -> go.Figure:
-    """KL per dimension over epochs: kl (D, E) in nats; a dim fading to 0 is collapsing."""
+    """KL per dimension over epochs: kl (D, E) in nats; a dim fading to dark is collapsing.
+
+    The colour is log10 of KL on one fixed range, KL_HEAT_FLOOR..KL_HEAT_TOP nats, the same for every
+    run (values beyond take the end colours; the hover shows the value itself)."""
+    kl = np.asarray(kl, dtype=float)
     d = np.arange(kl.shape[0])
-    fig = go.Figure(go.Heatmap(z=kl, x=list(epochs), y=d, colorscale="Viridis", zmin=0,
-                               colorbar=dict(title=dict(text="KL (nats)", side="right"), thickness=12),
-                               hovertemplate="epoch %{x}, z%{y}: %{z:.3f} nats<extra></extra>"))
+    colour = np.log10(np.clip(kl, KL_HEAT_FLOOR, KL_HEAT_TOP))  # NaN (an epoch without it) stays a blank
+    vals, ticktext = log_ticks(KL_HEAT_FLOOR, KL_HEAT_TOP)
+    ticktext[0], ticktext[-1] = f"<={ticktext[0]}", f">={ticktext[-1]}"
+    fig = go.Figure(go.Heatmap(z=colour, x=list(epochs), y=d, colorscale="Viridis", customdata=kl,
+                               zmin=float(np.log10(KL_HEAT_FLOOR)), zmax=float(np.log10(KL_HEAT_TOP)),
+                               colorbar=dict(title=dict(text="KL (nats, log)", side="right"), thickness=12,
+                                             tickmode="array", tickvals=np.log10(vals).tolist(),
+                                             ticktext=ticktext),
+                               hovertemplate="epoch %{x}, z%{y}: %{customdata:.3g} nats<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="epoch",
                       yaxis_title="latent dimension", yaxis=dict(tickmode="linear" if len(d) <= 32 else "auto"))
     return fig

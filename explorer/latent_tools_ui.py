@@ -123,6 +123,14 @@ def _strength() -> float:
 
 
 @st.fragment
+def strength_caption(strength: float, in_browser: bool) -> str:
+    """What the strength's caption says: the value the button below sends, and when it changes."""
+    if in_browser:
+        return (f"Strength {strength:g} is sent by the button below. The picture follows the slider as you "
+                "drag; this number catches up when you let go.")
+    return f"Strength {strength:g} is sent by the button below; each step of the slider is decoded here."
+
+
 @widgets.guarded
 def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
     """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
@@ -142,8 +150,7 @@ def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
                           "help": "0: the point itself; 1: moved by the full difference of the two means"}],
                    z=[strength], z_version=0, image=image, decoder=decoder, ack=int(ss.get(state.ATTR_ACK, 0)),
                    view_size=160)
-    st.caption(f"Strength {strength:g} (where the server last heard it; "
-               + ("the browser decodes every step)." if decoder is not None else "the server decodes each step)."))
+    st.caption(strength_caption(strength, decoder is not None))
     if st.button("Send this code to the sliders", key="vec_to_sliders",
                  help="The latent sliders above take this code: move any dimension from there"):
         state.set_z(z.tolist())
@@ -200,6 +207,6 @@ def manifold_ui(mdl, proj, bounds: tuple[float, float, float, float]) -> None:
     tiles = cache.decode(mdl, z.astype(np.float32), scale=2)
     img = images.grid(tiles, ncol=n, pad=1)
     far = int((dist > 5).sum())
-    st.image(img, caption=f"{n} x {n} codes decoded over the {proj.method.upper()} map"
+    st.image(img, caption=f"{n} x {n} codes decoded over the {cache.MAP_NAMES[proj.method]} map"
                           + (f"; {far} tile(s) lie far from any encoded point" if far and not exact else ""))
     widgets.image_downloads_ui("manifold", png=lambda: images.png_bytes(img))

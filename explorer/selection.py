@@ -93,6 +93,25 @@ def _set(model_src: str, data_src: str | None, note: str | None, error: str | No
         ss[state.Z] = None
         ss[state.SAVED_SELECTIONS] = {}  # their rows index the old data
     ss[state.PAIR_NOTE], ss[state.PICK_ERROR] = note, error
+    ss[state.PICK_WANTS] = None
+
+
+def recheck_refusal() -> None:
+    """A data pick refused for want of a model: once a model that takes that data exists (trained on
+    the Train page, by the CLI, in another session), the red box gives way to a note saying which.
+    Called by the sidebar before it draws, on every page."""
+    ss = st.session_state
+    wants = ss.get(state.PICK_WANTS)
+    if not wants or not ss.get(state.PICK_ERROR):
+        return
+    try:
+        found = next((c for c in _model_candidates(wants) if _fits(c, wants) is None), None)
+    except Exception:  # the data is gone or unreadable: the refusal stands
+        return
+    if found is not None:
+        ss[state.PICK_ERROR], ss[state.PICK_WANTS] = None, None
+        ss[state.PAIR_NOTE] = (f"{label(found)} takes {label(wants)} now: pick it under Model to use them "
+                               "together.")
 
 
 def select(model_src: str | None = None, data_src: str | None = None) -> bool:
@@ -157,6 +176,7 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
         ss[state.PICK_ERROR] = (f"{kept}: no model here takes {label(data_src)} "
                                 f"({_shape(data_shape(data_src))} images{active}). Train one on it (Train page: it "
                                 "is in the dataset list) or upload a model for it.")
+        ss[state.PICK_WANTS] = data_src  # `recheck_refusal` lifts the refusal once a model takes it
         return False
     return False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vae_core import latent_tools as lt
+from vae_core import export, latent_tools as lt
 from vae_core.data.lazy import Images, batch_rows
 from vae_core.limits import check_bytes
 
@@ -83,7 +83,7 @@ def selection_ui(mdl, data, enc, rows: np.ndarray | None) -> None:
                   ", beside the rest of the points. A dimension used far more here than elsewhere is one "
                      "that sets this group apart."))
     d1, d2 = st.columns(2)
-    name = data.name
+    name = export.file_stem(data.name)  # 'blobs20k.npz' -> 'blobs20k': the extension stays at the end
     d1.download_button("Indices and codes (CSV)", on_click="ignore", mime="text/csv",
                        file_name=f"selection_{name}_{s.size}.csv",
                        data=lambda: lt.selection_csv(s.indices, enc.mu, enc.logvar, data.y),

@@ -106,6 +106,7 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
     # The widgets show the active pair on every run of every page: their keys are set from it
     # before they are drawn (a page switch or a refused pick can never leave them showing another).
     ss[state.PICK_MODEL], ss[state.PICK_DATA] = ss[state.MODEL_SRC], ss[state.DATA_SRC]
+    selection.recheck_refusal()  # e.g. the missing model has just been trained
     with st.sidebar:
         st.subheader("Model and data")
         st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=selection.label, on_change=_on_pick_model,

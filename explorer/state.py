@@ -21,6 +21,7 @@ MODEL_SRC = "model_src"  # str: a run directory or a TorchScript file path
 DATA_SRC = "data_src"  # str | None: a dataset id or a data file path; None while a model waits for data
 PAIR_NOTE = "pair_note"  # str | None: what select() switched to make a pair, shown in the sidebar
 PICK_ERROR = "picker_error"  # str | None: why the last pick or upload was refused (the pair was kept)
+PICK_WANTS = "picker_wants"  # str | None: the data a refused pick wanted a model for (PICK_ERROR says so)
 PICK_MODEL = "pick_model"  # the sidebar's model selectbox (shows MODEL_SRC on every run of every page)
 PICK_DATA = "pick_data"  # the sidebar's data selectbox
 UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
@@ -41,6 +42,8 @@ UPLOAD = "upload_"  # + "model" / "data": the sidebar's file uploaders
 TRAIN_JOB = "train_job_id"  # str | None: this session's training job id (only this session knows it)
 TRAIN_ERROR = "train_form_error"  # str | None: why the last submit did not start
 TRAIN_FIELD = "tr_"  # + a config field's name: the Train form's control of that option
+TRAIN_REPLAY_RUN = "train_replay_run"  # str: the "Run to replay" picker (a run directory)
+TRAIN_REPLAY_OPENED_FOR = "train_replay_opened_for"  # str: the finished job whose run the picker was moved to
 
 # The Compare page's own keys
 COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
@@ -49,11 +52,12 @@ COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)
 PAD = "pad"  # the drag pad's component state
 MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
-PAD_SEL = "pad_sel"  # int | None: the selection the pad's marker was last moved to
+PAD_SEL = "pad_sel"  # (map key, int | None): the map and selection the pad's marker was last moved to
 PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bounds, once per map
 SLIDERS = "latent_sliders"  # the slider panel's component state
 ONNX_LOADER = "onnx_loader"  # the ONNX loader's component state: {"status": {id, state, reason, ms}}
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
+TOOL_TABS = "tool_tabs"  # the code tools' tabs (Neighbours, Traversals, ...): their identity across reruns
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:
 # dict name -> np.ndarray of int64 row indices into the active data (emptied when the pair changes)

@@ -57,26 +57,44 @@ HELP = {
     "name": "The folder under runs/ this run is saved to: letters, digits, '-' and '_' only; it must not exist.",
 }
 
-# The form's rows: which config fields sit side by side (layout only). A field in no row, such as a
-# newly declared option, still gets its control, in a row of its own at the end.
-ROWS = (("arch", "hidden", "conv_channels", "latent_dim"),
-        ("likelihood", "gaussian_scale", "learn_scale"),
-        ("beta", "kl_schedule", "free_bits"),
-        ("warmup_fraction", "beta_start", "cycles", "ramp_fraction"),
-        ("epochs", "batch_size", "lr", "eval_fraction"),
+# The form's rows: which config fields sit side by side (layout only), two to a row: the form sits
+# in the page's narrower column, where four side by side clipped their labels. A field in no row,
+# such as a newly declared option, still gets its control, in rows of two at the end.
+ROWS = (("latent_dim", "hidden"), ("conv_channels",),
+        ("gaussian_scale", "learn_scale"),
+        ("beta", "free_bits"),
+        ("warmup_fraction", "beta_start"), ("cycles", "ramp_fraction"),
+        ("epochs", "batch_size"), ("lr", "eval_fraction"),
         ("seed", "bf16"))
+# The choices that decide which other fields apply: drawn above the form (outside it, so that a change
+# redraws the form at once), and the fields each value brings (a field not named here always applies).
+CHOOSERS = ("arch", "likelihood", "kl_schedule")
+APPLIES = {"conv_channels": ("arch", "conv"),
+           "gaussian_scale": ("likelihood", "gaussian"), "learn_scale": ("likelihood", "gaussian"),
+           "warmup_fraction": ("kl_schedule", "linear"), "beta_start": ("kl_schedule", "linear"),
+           "cycles": ("kl_schedule", "cyclical"), "ramp_fraction": ("kl_schedule", "cyclical")}
+
+
+def applies(name: str, values: dict[str, Any]) -> bool:
+    """Whether config field `name` does anything with the choices in `values` (field name -> value)."""
+    if name not in APPLIES:
+        return True
+    chooser, value = APPLIES[name]
+    return values.get(chooser) == value
 
 
 def _suggest_name() -> str:
     return "run-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _rows() -> list[list[Field]]:
-    """The config fields of the form, row by row: ROWS, then any field ROWS does not name."""
-    left = {f.name: f for f in option_fields()}
+def _rows(values: dict[str, Any]) -> list[list[Field]]:
+    """The form's config fields that apply with the choices in `values`, row by row: ROWS, then any
+    field ROWS does not name (the choosers are drawn above the form)."""
+    left = {f.name: f for f in option_fields() if f.name not in CHOOSERS}
     rows = [[left.pop(n) for n in row if n in left] for row in ROWS]
     rest = list(left.values())
-    return [r for r in rows + [rest[i:i + 4] for i in range(0, len(rest), 4)] if r]
+    rows = [[f for f in r if applies(f.name, values)] for r in rows + [rest[i:i + 2] for i in range(0, len(rest), 2)]]
+    return [r for r in rows if r]
 
 
 def _form_default(f: Field) -> Any:
@@ -97,7 +115,8 @@ def _config_value(f: Field, value: Any) -> Any:
 def _configs_from_form(input_shape: tuple[int, int, int]) -> tuple[ModelConfig, TrainConfig]:
     """The form's values as the configs themselves (ValueError naming the field when one is bad)."""
     ss = st.session_state
-    values = {f.name: _config_value(f, ss[state.TRAIN_FIELD + f.name]) for f in option_fields()}
+    # a field that does not apply was not drawn, and Streamlit may have dropped its key: its default then
+    values = {f.name: _config_value(f, ss.get(state.TRAIN_FIELD + f.name, _form_default(f))) for f in option_fields()}
     return configs_from_options(values, input_shape)
 
 
@@ -162,11 +181,17 @@ def form_ui(running: bool) -> None:
     if ss[state.TRAIN_FIELD + "data"] not in data_opts:
         ss[state.TRAIN_FIELD + "data"] = default_data
 
+    by_name = {f.name: f for f in option_fields()}
+    with st.container(border=True):  # two to a row, as in the form
+        c = st.columns(2) + st.columns(2)
+        c[0].selectbox("Dataset", data_opts, key=state.TRAIN_FIELD + "data", format_func=selection.label,
+                       help=HELP["data"])
+        for col, name in zip(c[1:], CHOOSERS):
+            _control(col, by_name[name])
+    choices = {n: ss[state.TRAIN_FIELD + n] for n in CHOOSERS}
     with st.form("train_form", border=True):
-        st.selectbox("Dataset", data_opts, key=state.TRAIN_FIELD + "data", format_func=selection.label,
-                     help=HELP["data"])
-        for row in _rows():
-            for col, f in zip(st.columns(len(row)), row):
+        for row in _rows(choices):
+            for col, f in zip(st.columns(2), row):
                 _control(col, f)
         st.text_input("Run name", key=state.TRAIN_FIELD + "name", help=HELP["name"])
         st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", on_click=_on_submit,
@@ -196,7 +221,8 @@ def _history_figures(rows: list[dict]) -> None:
     curves = {"loss (recon + beta KL)": col("loss"), "recon": col("recon_nll"), "KL": col("kl")}
     st.plotly_chart(figures.training_curves_figure(ep, curves, beta=col("beta")), key="train_curves")
     dims = sorted((k for k in rows[0] if k.startswith("kl_dim_")), key=lambda k: int(k[7:]))
-    st.markdown("**KL per dimension** (held-out data, nats): a row fading to dark is a dimension collapsing")
+    st.markdown("**KL per dimension** (held-out data, nats, one log colour scale for every run): a row fading "
+                "to dark is a dimension collapsing")
     kl = np.array([col(k) for k in dims], dtype=float)  # (D, E)
     st.plotly_chart(figures.kl_heatmap_figure(kl, ep), key="train_kl_heatmap")
 
@@ -254,9 +280,8 @@ def result_ui(job: training.TrainingJob) -> None:
         st.info(f"Training of runs/{name} was cancelled after {p.epochs_done} epoch(s); nothing was saved.",
                 icon=":material/cancel:")
     _history_figures(p.rows)
-    if job.status in ("done", "stopped"):
-        st.markdown("**The latent space learning**: the map of held-out codes, epoch by epoch")
-        epochs_ui.replay_ui(job.out, key="train_replay")
+    # The replay picker stays: it opens on the run just saved, and any other run can be picked
+    _replay_any_ui(job.out if job.status in ("done", "stopped") else None, job.id)
 
 
 def job_ui() -> None:
@@ -272,16 +297,24 @@ def job_ui() -> None:
         _live(job.id)
 
 
-def _replay_any_ui() -> None:
-    """Replay the training of a run already under runs/ (the finished runs of any session, or the CLI's)."""
+def _replay_any_ui(just_saved: Path | None = None, job_id: str | None = None) -> None:
+    """Replay the training of a run under runs/ (the finished runs of any session, or the CLI's). The
+    picker is there whenever no job of this session runs; when one has just saved a run, it moves to
+    that run once, and the user can pick any other after."""
+    ss = st.session_state
     runs = [r for r in cache.run_choices() if Path(r).is_dir()]
     if not runs:
         return
+    if just_saved is not None and str(just_saved) in runs and ss.get(state.TRAIN_REPLAY_OPENED_FOR) != job_id:
+        ss[state.TRAIN_REPLAY_RUN], ss[state.TRAIN_REPLAY_OPENED_FOR] = str(just_saved), job_id
+    if ss.get(state.TRAIN_REPLAY_RUN) not in (None, *runs):
+        del ss[state.TRAIN_REPLAY_RUN]  # a run that is gone (deleted under runs/): the picker starts afresh
     st.markdown("**Replay a run's training**: its map of held-out codes, epoch by epoch")
     recorded = [i for i, r in enumerate(runs) if (Path(r) / EPOCH_CODES).is_file()]
-    run = st.selectbox("Run to replay", runs, index=recorded[0] if recorded else 0, format_func=lambda r: Path(r).name,
-                       key="train_replay_run",
-                       help="Runs trained with Record codes > 0 replay their latent map forming.")
+    if state.TRAIN_REPLAY_RUN not in ss:  # first shown: a run that has a recording (an index beside a set value warns)
+        ss[state.TRAIN_REPLAY_RUN] = runs[recorded[0] if recorded else 0]
+    run = st.selectbox("Run to replay", runs, format_func=lambda r: Path(r).name,
+                       key=state.TRAIN_REPLAY_RUN, help="Runs trained with Record codes > 0 replay their latent map forming.")
     epochs_ui.replay_ui(run, key="train_replay_any")
 
 

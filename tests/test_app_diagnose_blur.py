@@ -81,7 +81,8 @@ def test_diagnose_opens_on_default_run_and_mnist(diagnose):
     assert len(table) == rep["latent_dim"]
     np.testing.assert_allclose(table["KL (nats)"], rep["kl_per_dim"])
     captions = " ".join(c.value for c in at.caption)
-    assert "not a normalised likelihood" in captions, "the Bernoulli-on-grey-pixels note is shown"
+    notes = " ".join(m.value for e in at.expander for m in e.markdown)
+    assert "not a normalised likelihood" in notes, "the Bernoulli-on-grey-pixels note is shown (folded)"
     assert "nats per data point" in captions
     assert "MIG" in captions and "ground-truth factors" in captions, "mnist has no factors: a one-line note"
     assert _metric(at, f"IWAE bound (k = {rep['iwae_k']})")[1] == f"{rep['iwae']:.2f}"
@@ -181,3 +182,16 @@ def test_verdict_table_flags_planted_collapse(collapsed_run: Path):
     kl = (0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)).mean(0).numpy()  # (D,) nats
     assert sorted(np.flatnonzero(kl < 0.01).tolist()) == flagged
     np.testing.assert_allclose(kl, rep["kl_per_dim"], rtol=1e-4, atol=1e-6)
+
+
+def test_diagnose_notes_fold_below_the_pictures(diagnose):
+    """Issue 20, item 7: five grey "Note:" paragraphs opened the page before any picture; pictures and
+    verdicts come first, the notes fold at the bottom, and the summary says they are there."""
+    at, rep = diagnose
+    assert rep["notes"], "the default run's report has notes"
+    assert not any(c.value.startswith("Note:") for c in at.caption), "no note before the pictures"
+    top = list(at.main.children.values())
+    last = top[-1]
+    assert last.type == "expander" and last.label == f"Notes on this report ({len(rep['notes'])})"
+    assert [m.value for m in last.markdown] == [f"- {n}" for n in rep["notes"]]
+    assert any("folded at the bottom of the page" in c.value for c in at.caption)

@@ -194,3 +194,81 @@ def test_picker_refuses_mismatch_and_keeps_state():
     assert at.session_state["data_src"] == "mnist"
     assert at.selectbox(key="pick_data").value == "mnist"
     assert at.session_state["selected_point"] == 3, "the rest of the state is kept"
+
+
+def _pad(at: AppTest) -> dict:
+    els = [el for el in at.get("bidi_component") if el.proto.component_name == "vae_latent_pad"]
+    assert len(els) == 1, "one drag pad on the page"
+    return json.loads(els[0].proto.json)
+
+
+def test_pad_walks_the_plane_through_the_selected_points_full_code():
+    """Issue 20, item 4: a clicked 0 showed a 6 on the pad, whose plane was the PCA plane through the
+    mean (the other dimensions of the point's code dropped). The pad's plane passes through the
+    point's own code at its map position; on both decoding paths the marker shows its reconstruction."""
+    import base64
+    import io
+
+    import torch
+    from PIL import Image
+
+    from vae_core.checkpoints import load_run
+    from vae_core.data import load_dataset
+
+    model = load_run(ROOT / "runs" / "default").model
+    data = load_dataset("mnist")
+    idx = 11
+    with torch.inference_mode():
+        mu = model.encode(data.x[idx:idx + 1])[0][0].double().numpy()  # the point's full code (D,)
+        want = model.decode(torch.tensor(mu, dtype=torch.float32)[None])[0, 0].numpy()
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.number_input(key="point_pick").set_value(idx).run()
+    assert not at.exception, [e.value for e in at.exception]
+    pad = _pad(at)
+    x, y = pad["pos"] if isinstance(pad.get("pos"), list) else (pad["pos"]["x"], pad["pos"]["y"])
+    z = np.asarray(pad["origin"]) + x * np.asarray(pad["axes"][0]) + y * np.asarray(pad["axes"][1])
+    np.testing.assert_allclose(z, mu, atol=1e-4)  # the browser decodes exactly the point's code there
+    assert any(f"through point {idx}'s full code" in c.value for c in at.caption)
+    # the server path (a fresh session: AppTest runs no JS, which would report the moved marker)
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.toggle(key="browser_decode").set_value(False).run()
+    at.number_input(key="point_pick").set_value(idx).run()
+    assert not at.exception, [e.value for e in at.exception]
+    pad = _pad(at)
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(pad["image"].split(",", 1)[1]))), dtype=np.float32)
+    assert np.abs(png.reshape(want.shape) - want * 255).max() <= 0.5 + 1e-3
+
+
+def test_pad_marker_starts_on_the_data_when_the_map_changes(tmp_path, monkeypatch):
+    """Issue 20, item 4: after switching maps (to t-SNE, say) the marker kept its position from the
+    other map, whose coordinates mean nothing on this one ("distance 159.5"); it moves to the data
+    with the map. Here from t-SNE (coordinates in the tens) to PCA (a few units)."""
+    import io as _io
+
+    from settle import settle
+
+    from explorer import state
+    from vae_core.data import load_dataset
+
+    monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
+    x = load_dataset("mnist").x[:300, 0].numpy()  # a small upload: t-SNE takes seconds on it
+    buf = _io.BytesIO()
+    np.save(buf, (x * 255).astype(np.uint8))
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="upload_data").set_value(("small.npy", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[state.DATA_SRC].endswith(".npy")
+    at.session_state[state.MAP_METHOD] = "tsne"
+    settle(at.run())
+    assert "-tsne-2" in _pad(at)["scatter_version"], "the pad shows the t-SNE map"
+    # the user drags the marker to the t-SNE map's corner (what the pad's JS reports)
+    x0, x1, y0, y1 = _pad(at)["bounds"]
+    at.session_state[state.PAD] = {"pos": {"x": x1, "y": y1, "seq": 1, "down": False}}
+    at.run()
+    at.session_state[state.MAP_METHOD] = "pca"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "-pca-2" in _pad(at)["scatter_version"], "the pad shows the PCA map"
+    caption = next(c.value for c in at.caption if c.value.startswith("Drag the marker"))
+    assert "(among the data)" in caption, caption

@@ -108,6 +108,17 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 3, "loss curves and the KL heatmap stay shown, with the replay of the recorded codes"
     assert [f["name"] for f in charts[2]["frames"]] == ["0", "1", "2"], "the replay: one frame per epoch from 0"
+    # issue 20, item 3: the "Run to replay" picker stays after a training, on the run just saved,
+    # and any other run can be replayed there
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "apptest")
+    _tiny_run(runs_dir, "other", beta=1.0)
+    _ok(at.run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "apptest"), "moved to the new run once"
+    _ok(at.selectbox(key="train_replay_run").set_value(str(runs_dir / "other")).run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "other"), "the pick is kept"
+    assert any("no recorded training" in i.value for i in at.info), "the other run's replay panel is shown"
+    _ok(at.run())
+    assert at.selectbox(key="train_replay_run").value == str(runs_dir / "other")
 
     _ok(next(b for b in at.button if b.label == "Open in Explore").click().run())
     assert at.title[0].value == "Explore the latent space"
@@ -156,3 +167,27 @@ def test_compare_lists_runs_that_do_not_fit_as_skipped(runs_dir):
     warning = " ".join(w.value for w in at.warning)
     assert "Skipped 1" in warning and "1x28x28" in warning
     assert len(at.dataframe[0].value) == 2
+
+
+def test_form_shows_only_fields_that_apply_two_to_a_row(runs_dir):
+    """Issue 20, item 7: conv channels showed for an MLP, the schedules' settings for a constant beta,
+    and four fields side by side in the narrow column clipped their labels."""
+    at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
+
+    def shown() -> set[str]:
+        return {w.key for kind in ("text_input", "number_input", "checkbox", "selectbox")
+                for w in at.get(kind) if w.key and w.key.startswith("tr_")}
+
+    assert {"tr_hidden", "tr_latent_dim", "tr_beta"} <= shown()
+    assert not {"tr_conv_channels", "tr_gaussian_scale", "tr_learn_scale", "tr_warmup_fraction",
+                "tr_cycles"} & shown()
+    _ok(at.selectbox(key="tr_arch").set_value("conv").run())
+    assert "tr_conv_channels" in shown()
+    _ok(at.selectbox(key="tr_likelihood").set_value("gaussian").run())
+    assert {"tr_gaussian_scale", "tr_learn_scale"} <= shown()
+    _ok(at.selectbox(key="tr_kl_schedule").set_value("cyclical").run())
+    assert {"tr_cycles", "tr_ramp_fraction"} <= shown() and "tr_warmup_fraction" not in shown()
+    _ok(at.selectbox(key="tr_kl_schedule").set_value("linear").run())
+    assert {"tr_warmup_fraction", "tr_beta_start"} <= shown() and "tr_cycles" not in shown()
+    for block in at.get("horizontal_block"):  # every row of the settings: at most two side by side
+        assert len(block.children) <= 2

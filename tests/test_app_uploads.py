@@ -97,3 +97,30 @@ def test_one_sessions_upload_is_invisible_to_another(tmp_path):
     b.run()
     assert b.session_state["model_src"] == str(DEFAULT)
     assert not any(str(o).endswith(".ts") for o in b.selectbox(key="pick_model").options)
+
+
+def test_refusal_gives_way_once_the_missing_model_is_trained(tmp_path, monkeypatch):
+    """Issue 20, item 7: data refused for want of a model left the sidebar's box red on every page,
+    even after that model had been trained; it gives way to a note naming the model."""
+    import shutil
+
+    from explorer import state
+    from vae_core.checkpoints import save_run
+    from vae_core.config import ModelConfig, TrainConfig
+    from vae_core.models import VAE
+
+    runs = tmp_path / "runs"
+    shutil.copytree(DEFAULT, runs / "default")
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(runs))
+    monkeypatch.setattr(state, "RUNS_DIR", runs)
+    rng = np.random.default_rng(0)
+    at = _upload(_app(), "upload_data", "small.npy", _npy(rng.random((30, 8, 8)).astype(np.float32)))
+    assert "no model here takes small.npy" in _errors(at)
+    at.run()
+    assert "no model here takes small.npy" in _errors(at), "the refusal stands while no model takes it"
+    # the missing model is trained (here saved directly: what the Train page's job leaves under runs/)
+    save_run(runs / "tiny8", VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(8,))),
+             TrainConfig(epochs=1), [], dataset="digits")
+    at.run()
+    assert not _errors(at), _errors(at)
+    assert any("runs/tiny8 takes small.npy" in i.value for i in at.sidebar.info)

@@ -89,6 +89,10 @@ def test_browser_path_decodes_point_plus_strength_times_vector(explore, referenc
     _move(explore, 0.5)
     assert _panel(explore)["z"] == [0.5] and "decoder" not in _panel(explore), "weights travel once per vector"
     assert _panel(explore)["decoder_id"] == first
+    # issue 20, item 7: the caption says what the number is, in plain words ("where the server last
+    # heard it" was jargon)
+    caption = next(c.value for c in explore.caption if c.value.startswith("Strength 0.5"))
+    assert "server" not in caption and "heard" not in caption and "let go" in caption
 
 
 def test_server_path_answers_each_strength_with_its_image(explore, reference):

@@ -151,6 +151,12 @@ def _frame_points(frame: dict, s: int) -> np.ndarray:
     return xy
 
 
+def _heat(trace: dict, field: str) -> np.ndarray:
+    """A heatmap trace's z or customdata as a (D, E) float array."""
+    v = trace[field]
+    return _arr(v).reshape(3, EPOCHS + 1).astype(float) if isinstance(v, dict) else np.asarray(v, float)
+
+
 def _train_page(runs: Path, monkeypatch):
     import json
 
@@ -197,10 +203,19 @@ def test_train_page_replays_one_frame_per_epoch_matching_reencoding(recorded, tm
         if tr.get("mode") == "markers":
             idx = _arr(tr["customdata"]).astype(int)
             assert {f"label {v}" for v in ev.y[codes.indices[idx]]} == {tr["name"]}
+    # Issue 20, item 7: the labels' colours of every page (the map's, the pad's), not the theme's
+    # colours (whose tenth, label 9, is a near-white grey)
+    from explorer import figures
+    from explorer.components import pad
+
+    colours = {tr["name"]: tr["marker"].get("color") for tr in spec["data"] if tr.get("mode") == "markers"}
+    assert colours and all(c == figures.label_color(int(n.split()[-1])) for n, c in colours.items()), colours
+    assert figures.label_color(9) == pad.PALETTE[9] == "#17becf"
+    assert "#7f7f7f" not in figures.PALETTE, "no grey label: a selection greys the points outside it"
     # The KL heatmap beside it: dims x epochs, the file's values.
     heat = next(tr for tr in spec["data"] if tr["type"] == "heatmap")
-    np.testing.assert_allclose(_arr(heat["z"]).reshape(3, EPOCHS + 1) if isinstance(heat["z"], dict)
-                               else np.asarray(heat["z"], float), codes.kl_per_dim.T, rtol=1e-6)
+    np.testing.assert_allclose(_heat(heat, "customdata"), codes.kl_per_dim.T, rtol=1e-6)
+    np.testing.assert_allclose(_heat(heat, "z"), np.log10(np.clip(codes.kl_per_dim.T, 1e-3, 10)), rtol=1e-6)
     assert any("press play" in c.value for c in at.caption)
 
 
@@ -223,3 +238,38 @@ def test_the_option_bound_is_the_files_sample_limit():
     assert f.metadata["hi"] == MAX_SAMPLE and f.metadata["lo"] == 0
     with pytest.raises(ValueError, match="record_codes"):
         TrainConfig(record_codes=MAX_SAMPLE + 1)
+
+
+def test_kl_heatmap_has_one_log_scale_for_every_run(recorded, tmp_path, monkeypatch):
+    """Issue 20, item 5: a collapsed run (every dimension < 0.12 nats) is drawn dark, not as bright
+    as a run using its dimensions: the colour range is the same for both runs, on a log scale."""
+    from vae_core.epoch_codes import EpochCodes
+
+    runs = tmp_path / "runs"
+    shutil.copytree(recorded, runs / "a-used")
+    shutil.copytree(recorded, runs / "b-collapsed")
+    codes = load_epoch_codes(recorded)
+    big = codes.kl_per_dim * (3.0 / codes.kl_per_dim.max())  # a dimension carries 3 nats, as at beta = 1
+    small = codes.kl_per_dim * (0.1 / codes.kl_per_dim.max())  # every dimension < 0.12 nats: collapsed
+    EpochCodes.from_arrays(codes.indices, codes.epochs, codes.mu, big).save(runs / "a-used")
+    EpochCodes.from_arrays(codes.indices, codes.epochs, codes.mu, small).save(runs / "b-collapsed")
+    at, _ = _train_page(runs, monkeypatch)
+
+    def heat(run: str) -> dict:
+        import json
+
+        at.selectbox(key="train_replay_run").set_value(str(runs / run)).run()
+        assert not at.exception, [e.value for e in at.exception]
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return next(tr for tr in spec["data"] if tr["type"] == "heatmap")
+
+    used, collapsed = heat("a-used"), heat("b-collapsed")
+    assert used.get("zmax") is not None and used.get("zmin") is not None, "a fixed colour range, not per run"
+    assert (used["zmin"], used["zmax"]) == (collapsed["zmin"], collapsed["zmax"]), "one range for every run"
+    assert "log" in used["colorbar"]["title"]["text"]
+
+    def brightest(tr: dict) -> float:  # the brightest cell, as a fraction of the colour range
+        return (np.nanmax(_heat(tr, "z")) - tr["zmin"]) / (tr["zmax"] - tr["zmin"])
+
+    assert brightest(collapsed) < 0.55 < brightest(used)
+    np.testing.assert_allclose(_heat(collapsed, "customdata"), small.T, rtol=1e-5)  # the hover: the values

@@ -115,3 +115,14 @@ def test_run_zip_refusals_leave_nothing(tiny_run: Path, tmp_path: Path):
         extract_run_zip(junk, dest)
     assert [p.name for p in list_runs(dest)] == [out.name]
     assert not [p for p in dest.iterdir() if p.name.startswith(".")], "no temp directory left behind"
+
+
+def test_download_names_keep_the_extension_at_the_end():
+    """Issue 20, item 7: an uploaded 'blobs20k.npz' gave 'codes_blobs20k.npz_umap2d.csv'."""
+    from vae_core.export import file_stem
+
+    assert f"codes_{file_stem('blobs20k.npz')}_umap2d.csv" == "codes_blobs20k_umap2d.csv"
+    assert file_stem("/srv/uploads/my data.tar.gz") == "my_data"
+    assert file_stem("mnist") == "mnist" and file_stem("digits.v2") == "digits.v2"
+    assert file_stem("Bilder.ZIP") == "Bilder" and file_stem(".npz") == "npz" and file_stem("") == "data"
+    assert file_stem("../../etc/passwd") == "passwd", "never a path"

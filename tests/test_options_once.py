@@ -1,7 +1,8 @@
 """Each training option is declared once (vae_core.config) and reaches the CLI and the Train form.
 
 Every ModelConfig/TrainConfig field but input_shape must be a `train` option and a control of the
-Train form, each with the field's default and a help text; a config sent through the form, or
+Train form (shown when the form's choices make it apply: conv channels for a conv model...), each
+with the field's default and a help text; a config sent through the form, or
 through `TrainSpec.argv()` and the CLI's parser, must come back equal to itself.
 """
 from __future__ import annotations
@@ -120,11 +121,20 @@ def _as_field(f: Field, shown):
     return tuple(int(v) for v in shown.split(",")) if isinstance(f.default, tuple) else shown
 
 
+def _applying(at: AppTest, name: str) -> dict:
+    """The form's widgets once the choices make field `name` apply (conv channels need arch conv...)."""
+    if name in train_ui.APPLIES:
+        chooser, value = train_ui.APPLIES[name]
+        at.selectbox(key="tr_" + chooser).set_value(value).run()
+        assert not at.exception, [e.value for e in at.exception]
+    return _controls(at)
+
+
 def test_every_option_is_a_form_control_with_the_fields_default_and_help(train_page):
-    controls = _controls(train_page)
     laid_out = {n for row in train_ui.ROWS for n in row}
     assert laid_out <= {f.name for f in _options()}, "the form's layout names a field that does not exist"
     for f in _options():
+        controls = _applying(train_page, f.name)
         w = controls.get("tr_" + f.name)
         assert w is not None, f"no control for {f.name}"
         assert _as_field(f, w.value) == f.default, f.name
@@ -145,12 +155,24 @@ def test_the_form_sends_the_config_itself(train_page, monkeypatch):
     monkeypatch.setattr(training.Registry, "start", capture)
     at = train_page
     at.selectbox(key="tr_data").set_value("digits")
+    for name in train_ui.CHOOSERS:  # the choices first: they decide which fields the form shows
+        at.selectbox(key="tr_" + name).set_value(_other(next(f for f in _options() if f.name == name))).run()
     controls = _controls(at)
+    shown = {f.name for f in _options() if "tr_" + f.name in controls}
     for f in _options():
-        value = _other(f)
-        controls["tr_" + f.name].set_value(_cli_text(value) if isinstance(value, tuple) else value)
+        if f.name in shown:
+            value = _other(f)
+            controls["tr_" + f.name].set_value(_cli_text(value) if isinstance(value, tuple) else value)
     at = next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert "captured by the test" in " ".join(e.value for e in at.error)
     assert len(sent) == 1 and sent[0].data == "digits"
-    assert (sent[0].model, sent[0].train) == _other_configs()
+    # every field shown is sent as set; a field that does not apply with these choices, at its default
+    import dataclasses
+
+    model, train = _other_configs()
+    hidden = {f.name: f.default for f in _options() if f.name not in shown}
+    assert hidden and set(hidden) <= set(train_ui.APPLIES), hidden
+    model = dataclasses.replace(model, **{k: v for k, v in hidden.items() if k in ModelConfig.__dataclass_fields__})
+    train = dataclasses.replace(train, **{k: v for k, v in hidden.items() if k in TrainConfig.__dataclass_fields__})
+    assert (sent[0].model, sent[0].train) == (model, train)

@@ -245,11 +245,35 @@ def test_tsne_progress_is_reported_and_can_stop_the_fit(blobs):
     assert stop.stopped_early_ and stop.embedding_.shape == (150, 2) and np.isfinite(stop.embedding_).all()
 
 
-def test_umap_progress_is_called_before_and_after(blobs, fitted):
+def test_umap_progress_follows_its_own_stages_and_epochs(blobs, fitted):
+    """Issue 20, item 6: UMAP's progress was one event before and one after its whole fit (0% for
+    most of it); now its graph stage, then each of its layout epochs, as umap-learn counts them."""
+    import umap
+
     fitted("umap", 2)  # JIT already paid
+    x = blobs[0][:60]
     events: list[Progress] = []
-    Projection("umap", n_neighbors=10, progress=events.append).fit(blobs[0][:60])
-    assert [(e.what, e.done, e.total) for e in events] == [("umap", 0, 1), ("umap", 1, 1)]
+    p = Projection("umap", n_neighbors=10, seed=0, progress=events.append).fit(x)
+    assert [(e.what, e.done) for e in events[:2]] == [("umap_graph", 0), ("umap_graph", 1)]
+    epochs = [e for e in events if e.what == "umap_epochs"]
+    # umap-learn's own epoch count for this data (umap_.simplicial_set_embedding: 500 epochs below
+    # 10,000 points)
+    assert {e.total for e in epochs} == {500}
+    ref = umap.UMAP(n_neighbors=10, random_state=0, n_jobs=1).fit(x)  # the same fit, no progress
+    assert [e.done for e in epochs] == list(range(epochs[0].total + 1)), "every epoch, in order"
+    fr = [e.fraction for e in events]
+    assert fr == sorted(fr) and fr[0] == 0.0 and fr[-1] == 1.0 and fr[1] > 0.0
+    np.testing.assert_allclose(p.embedding_, ref.embedding_, rtol=1e-5, atol=1e-5)  # the same map as without
+    assert p._umap.tqdm_kwds == {"disable": True}, "the kept model holds no progress callback"
+
+
+def test_map_progress_in_words_names_the_method_and_its_stage():
+    from explorer import cache
+
+    assert cache.MAP_NAMES == {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+    assert cache.map_phase(Progress("umap_epochs", 120, 500, 0.8)) == "UMAP's layout, epoch 120 of 500"
+    assert "UMAP" in cache.map_phase(Progress("umap_graph", 0, 1, 0.0))
+    assert cache.map_phase(Progress("transform", 5000, 10000, 0.9)).endswith("5,000 of 10,000")
 
 
 @pytest.mark.parametrize("method", ["tsne", "umap"])

@@ -17,6 +17,22 @@ from .checkpoints import is_run_dir
 MAX_SPRITE_SIDE = 8192
 
 
+_DATA_SUFFIXES = (".tar.gz", ".npz", ".npy", ".csv", ".zip", ".pt", ".pth", ".json")
+
+
+def file_stem(name: str) -> str:
+    """A name fit to start a download's file name: a data file's extension taken off (so
+    'blobs20k.npz' gives 'blobs20k', not 'codes_blobs20k.npz_umap2d.csv'), anything but letters,
+    digits, '-', '_' and '.' made '_'."""
+    stem = Path(str(name)).name
+    for suffix in _DATA_SUFFIXES:
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    stem = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in stem).strip("._")
+    return stem or "data"
+
+
 def codes_csv(mu: np.ndarray, logvar: np.ndarray, coords: np.ndarray | None = None,
               labels: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> bytes:
     """One row per point: index, label, map_0.., mu_0.., sigma_0.., extra columns (UTF-8 CSV)."""

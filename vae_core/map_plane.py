@@ -154,3 +154,18 @@ def thumbnail_sheet(images: Any, budget: int = THUMB_BUDGET, min_side: int = MIN
     sheet = full.reshape((nrow, ncol, th, tw) + x.shape[3:]).swapaxes(1, 2).reshape(
         (nrow * th, ncol * tw) + x.shape[3:])
     return ThumbnailSheet(sheet=sheet, count=count, th=th, tw=tw, ncol=ncol, factor=f)
+
+
+def plane_through(axes: Any, xy: Sequence[float], code: Any) -> np.ndarray:
+    """The origin (D,) of the plane z = origin + x*axes[0] + y*axes[1] that passes through `code`
+    (D,) at map position xy = (x, y): the map's two directions (axes (2, D)) walked from a point's
+    own full code, so position xy decodes exactly that point's reconstruction (the map's own
+    inverse keeps only the 2-D part and drops the other dimensions of the code)."""
+    a = np.asarray(axes, dtype=np.float64)
+    z = np.asarray(code, dtype=np.float64).ravel()
+    if a.ndim != 2 or a.shape[0] != 2 or a.shape[1] != z.size:
+        raise ValueError(f"axes must be (2, D) with D = code's {z.size} numbers, got axes {a.shape}")
+    x, y = (float(v) for v in xy)
+    if not (math.isfinite(x) and math.isfinite(y)) or not np.isfinite(z).all():
+        raise ValueError(f"xy and code must be finite, got xy={(x, y)}")
+    return z - x * a[0] - y * a[1]

@@ -19,7 +19,8 @@ class Progress:
     """One progress event: what the job is doing, how far it is, and what that step has to say.
 
     what: the phase or part ("step" and "epoch" in `fit`; "early_exaggeration", "embedding",
-        "transform", "umap" or "pca" in `Projection.fit`; a part of the report in `diagnose`).
+        "transform", "umap_graph", "umap_epochs"
+        or "pca" in `Projection.fit`; a part of the report in `diagnose`).
     done, total: how far within `what`, in its own units (steps, epochs, iterations, points placed;
         `diagnose` gives the fraction of its part done out of 1).
     fraction: how far the whole job is, in [0, 1]; within one job it never goes back, and it is 1

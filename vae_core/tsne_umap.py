@@ -21,6 +21,7 @@ can stop a fit.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -92,15 +93,62 @@ def tsne_place(emb: Any, x: np.ndarray, optimise: bool = True) -> np.ndarray:
     return np.asarray(new) + (anchor - np.asarray(emb[0]))
 
 
-def fit_umap(x: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, seed: int | None) -> Any:
-    """A fitted umap.UMAP of x (N, D); umap-learn cannot be interrupted, so there is no progress inside."""
+class _EpochWriter:
+    """A file for umap-learn's tqdm bar over its layout epochs (its `tqdm_kwds`): the bar is drawn as
+    "n/total" (`bar_format`), and each drawing is read back and passed on as `on_epoch(n, total)`.
+    umap-learn makes the bar when its epochs start, so the first call also marks the end of the
+    nearest-neighbour graph and the initial layout."""
+
+    _NUMBERS = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, on_epoch: Callable[[int, int], None]):
+        self.on_epoch = on_epoch
+        self.last: tuple[int, int] | None = None
+
+    def write(self, text: str) -> int:
+        found = self._NUMBERS.findall(text)
+        if found:
+            n, total = (int(v) for v in found[-1])
+            if (n, total) != self.last:
+                self.last = (n, total)
+                self.on_epoch(n, total)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def fit_umap(x: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, seed: int | None,
+             event: Callable[[str, int, int], Any] | None = None) -> Any:
+    """A fitted umap.UMAP of x (N, D).
+
+    event(stage, done, total), when given, follows umap-learn's own two stages: "umap_graph" (the
+    nearest-neighbour graph and the initial layout: 0 of 1 at the start, 1 of 1 when the epochs
+    start; umap-learn reports nothing inside it) and "umap_epochs" (done of total layout epochs,
+    read from umap-learn's own epoch bar). umap-learn cannot be interrupted: event's answer is not
+    asked for."""
     import umap  # imported here: ~1.5 s cold plus ~10 s numba JIT on the first fit in a process
 
-    return umap.UMAP(
+    tqdm_kwds: dict[str, Any] = {"disable": True}
+    if event is not None:
+        def on_epoch(n: int, total: int) -> None:
+            if n == 0:
+                event("umap_graph", 1, 1)
+            event("umap_epochs", n, total)
+
+        # disable=False turns the bar on without umap-learn's verbose prints; mininterval 0 and
+        # miniters 1: every epoch is drawn (an epoch of 10,000 points takes tens of milliseconds)
+        tqdm_kwds = {"disable": False, "file": _EpochWriter(on_epoch), "bar_format": "{n}/{total}",
+                     "mininterval": 0, "miniters": 1, "ascii": True, "leave": False}
+        event("umap_graph", 0, 1)
+    model = umap.UMAP(
         n_components=n_components,
         n_neighbors=n_neighbors,
         min_dist=min_dist,
         random_state=seed,
         # A seed makes umap-learn single-threaded anyway; saying so avoids its warning.
         n_jobs=1 if seed is not None else -1,
+        tqdm_kwds=tqdm_kwds,
     ).fit(x)
+    model.tqdm_kwds = {"disable": True}  # its transform draws no bar, and the model keeps no callback
+    return model

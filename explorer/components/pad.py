@@ -19,14 +19,15 @@ import streamlit as st
 
 from vae_core.map_arrays import stratified_sample
 
+from .. import figures
+
 from .base import decoder_fields, held, noop, register
 from .browser_decoder import decoder_in_dim
 
 _pad = register("vae_latent_pad", "pad.js", "pad.css")
 # A faint background at ~300 px: 20,000 points fill it; more cost bytes and drawing, not information.
 MAX_DRAWN = 20_000
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+PALETTE = tuple(figures.PALETTE)  # the one label palette of every page
 
 
 def _points_id(points: np.ndarray, colors: Sequence[Any] | None) -> str:

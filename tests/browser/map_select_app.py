@@ -32,7 +32,7 @@ if __name__ == "__main__":
     layers = {"thumbs": MapLayer(f"{fid}-thumbs", lambda: thumbs_payload(thumbnail_sheet(imgs), len(imgs))),
               "density": None}
     latent_map("map", figure_id=fid, overlay=[], height=500, layers=layers, selection_id=fid,
-               thumbnails_view=st.query_params.get("thumbs") == "1",
+               thumbnails_view=st.toggle("Thumbnails", value=st.query_params.get("thumbs") == "1"),
                figure=lambda: figures.map_base_figure(coords, labels, categorical=True,
                                                       color_name="label").to_json())
     rows = selected_rows("map", len(coords), fid)

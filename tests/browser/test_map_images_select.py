@@ -174,3 +174,68 @@ def test_hover_on_the_explore_page_shows_the_digit(page, streamlit_server, tmp_p
     digit = (np.clip(load_dataset("mnist").x[n, 0].numpy(), 0, 1) * 255).round().astype(np.uint8)
     assert (h, w) == digit.shape
     np.testing.assert_array_equal(np.array(rgba, np.uint8).reshape(h, w, 4)[..., 0], digit)
+
+
+# --- issue 20, item 1: the map and the Selection panel (Python's rows) stay in step ---------------
+
+MARKED = f"""() => {{ const gd = {GD}; let any = false; const out = [];
+    for (const t of gd._fullData) if (t.customdata && t.selectedpoints) {{
+      any = true; for (const k of t.selectedpoints) out.push(t.customdata[k]); }}
+    return any ? out.sort((a, b) => a - b).join(",") : "none"; }}"""
+
+
+def _python_rows(page) -> str:
+    txt = page.locator("text=/selection=/").first.inner_text()
+    return txt.split("selection=", 1)[1].strip()
+
+
+def _in_step(page) -> str:
+    """Wait until the app is idle and the map's greying (the rows marked selected on the drawn traces;
+    'none' when no trace greys anything) equals the rows Python holds; return them."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    wait_app_ready(page, 60_000)
+    try:
+        page.wait_for_function(f"""() => {{ const m = document.body.innerText.match(/selection=([0-9,]+|none)/);
+            return m && m[1] === ({MARKED})(); }}""", timeout=30_000)
+    except PlaywrightTimeout:
+        reported = page.evaluate(f"() => document.querySelector('{MAP}').dataset.selected")
+        raise AssertionError(f"out of step: Python holds {_python_rows(page)}, the map greys all but "
+                             f"{page.evaluate(MARKED)} (the map reported {reported} rows last)") from None
+    return _python_rows(page)
+
+
+def _box(page, a: tuple[float, float], b: tuple[float, float]) -> None:
+    (ax, ay), (bx, by) = _pixel(page, *a), _pixel(page, *b)
+    page.mouse.move(ax, ay)
+    page.mouse.down()
+    page.mouse.move((ax + bx) / 2, (ay + by) / 2, steps=5)
+    page.mouse.move(bx, by, steps=5)
+    page.mouse.up()
+
+
+def test_the_map_and_the_rows_stay_in_step_through_clicks_clears_and_toggles(page, streamlit_server):
+    _open(page, streamlit_server(APP))
+    _choose_tool(page, "Box Select")
+    _box(page, (1.5, 3.5), (4.5, 1.5))
+    page.wait_for_function("() => document.body.innerText.includes('selection=14,15,16,20,21,22')", timeout=60_000)
+    assert _in_step(page) == "14,15,16,20,21,22"
+    # a click on a point while the box selection stands (it cleared the rows, the map stayed grey)
+    page.mouse.click(*_pixel(page, 0, 0))
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.clicked === '0'", timeout=30_000)
+    rows = _in_step(page)
+    # a double-click clears; a toggle redraws the map (which then drew every point grey)
+    if rows != "none":
+        page.mouse.dblclick(*_pixel(page, 0.5, 4.5))
+        page.wait_for_function("() => document.body.innerText.includes('selection=none')", timeout=60_000)
+    assert _in_step(page) == "none"
+    page.get_by_text("Thumbnails", exact=True).click()
+    page.wait_for_function(f"() => document.querySelector('{MAP}').dataset.draws > 2", timeout=60_000)
+    assert _in_step(page) == "none"
+    # select again, clear again, toggle back: still in step
+    _box(page, (1.5, 3.5), (4.5, 1.5))
+    page.wait_for_function("() => document.body.innerText.includes('selection=14,15,16,20,21,22')", timeout=60_000)
+    assert _in_step(page) == "14,15,16,20,21,22"
+    page.get_by_text("Thumbnails", exact=True).click()
+    wait_app_ready(page, 60_000)
+    assert _in_step(page) == "14,15,16,20,21,22", "a toggle keeps the selection on both"

@@ -125,7 +125,7 @@ function reportSelection(s) {
 function onSelected(s, ev) {
   if (!ev && !s.sel.rows) return; // a click in select mode, or a deselect, with nothing selected
   const pts = ev && ev.points ? ev.points.filter((q) => q.customdata !== undefined) : [];
-  if (!ev) {
+  if (!ev || !pts.length) { // cleared, or a box around no point: no selection, as Python reads it
     s.sel.rows = null;
   } else {
     const rows = new Int32Array(pts.length); // little-endian on every browser platform we know of
@@ -135,7 +135,22 @@ function onSelected(s, ev) {
   }
   s.sel.id = s.data.selection_id;
   reportSelection(s);
+  if (!s.sel.rows) unmarkSelection(s);
   scheduleThumbs(s);
+}
+
+// A cleared selection is cleared on the map at once: plotly drops its own outline (a double-click,
+// or a click in select mode) but the base traces keep the `selectedpoints` of the last draw, so
+// the map stayed grey while the rows Python holds were already none. (A new selection needs
+// nothing: plotly greys the rest itself, and the next draw marks the same rows.)
+function unmarkSelection(s) {
+  if (!window.Plotly || !s.plot || !s.base) return;
+  const idx = s.base.data.map((_, k) => k);
+  // plotly keeps the drawn box/lasso in layout.selections and re-marks the points inside it on a
+  // redraw: both go
+  s.chain = s.chain.then(() => window.Plotly.update(s.plot, { selectedpoints: idx.map(() => null) },
+                                                    { selections: [] }, idx))
+    .catch(() => {});
 }
 
 // A mask over rows (1 = selected), or null with no selection.
@@ -159,16 +174,21 @@ function typed(a) {
   return a.dtype === "f4" ? new Float32Array(bytes.buffer) : new Int32Array(bytes.buffer);
 }
 
-// Keep the selection on the base traces (greying the rest) across redraws; cleared when none.
-function applySelection(s) {
+// The base traces as this draw shows them: the selection's points marked (plotly greys the rest),
+// none marked when there is none. New trace objects each draw (sharing the big arrays): Plotly.react
+// compares the traces it is given with the ones it drew, and a trace changed in place looked
+// unchanged, so a cleared selection stayed grey on the map while Python's panel had emptied.
+function selectedBase(s) {
   const m = selectionMask(s);
-  s.base.data.forEach((t) => {
-    if (t.type === "scatter3d") return;
-    if (!m) { delete t.selectedpoints; return; }
+  return s.base.data.map((t) => {
+    const u = { ...t };
+    delete u.selectedpoints;
+    if (!m || t.type === "scatter3d") return u;
     if (!s.rowsOf.has(t)) s.rowsOf.set(t, typed(t.customdata));
     const picked = [];
     s.rowsOf.get(t).forEach((r, k) => { if (r < m.length && m[r]) picked.push(k); });
-    t.selectedpoints = picked;
+    u.selectedpoints = picked;
+    return u;
   });
 }
 
@@ -251,14 +271,14 @@ async function drawMap(s, d) {
     s.sel = { id: d.selection_id, rows: null, seq: s.sel.seq };
     if (had) reportSelection(s);
   }
-  applySelection(s);
+  const base = selectedBase(s);
   const overlay = JSON.parse(d.overlay).data;
   const layers = d.density_id && s.density && s.density.id === d.density_id ? [s.density.trace] : [];
   const layout = { ...s.base.layout, height: d.height || s.base.layout.height };
   // The box/lasso outline of the current selection survives the redraw (a double-click clears it).
   const outline = s.sel.rows && s.plot.layout && s.plot.layout.selections;
   if (outline) layout.selections = outline;
-  await window.Plotly.react(s.plot, s.base.data.concat(layers, overlay), layout,
+  await window.Plotly.react(s.plot, base.concat(layers, overlay), layout,
                             { scrollZoom: true, displaylogo: false, responsive: true });
   if (!s.listening) {
     s.listening = true;

@@ -130,6 +130,34 @@ function reportHeld(s, have) {
   s.setStateValue("cache", have);
 }
 
+// One widget update per browser task, across every component on the page. Streamlit gathers the
+// widget updates of one task into one message to Python, sent for ONE fragment: when components
+// in different fragments (the pad, the latent sliders, the strength slider each have their own)
+// reported in the same task, as they do when they mount together, Streamlit warned "Multiple
+// different fragmentIds detected in a single batch" and reran only the first fragment. Here the
+// first update goes at once, and each one queued behind it waits for a task of its own (after
+// Streamlit's flush, itself a setTimeout 0), in order. The queue is on `window`: each component's
+// module is its own copy of this file.
+function sendInTurn(send) {
+  const q = window.__vaeSendQueue || (window.__vaeSendQueue = { items: [], busy: false });
+  q.items.push(send);
+  if (q.busy) return;
+  q.busy = true;
+  const drain = () => {
+    const next = q.items.shift();
+    if (!next) {
+      q.busy = false;
+      return;
+    }
+    try {
+      next();
+    } finally {
+      setTimeout(drain, 0);
+    }
+  };
+  drain();
+}
+
 // A component's default export: setup once (kept on parentElement, since the export is called
 // again on every data change), update on each call, teardown only when the element has really
 // left the page (Streamlit may call an outdated call's cleanup while the element lives on).
@@ -140,7 +168,7 @@ function mount(component, slot, setup, update, teardown) {
     s = setup(parentElement);
     parentElement[slot] = s;
   }
-  s.setStateValue = setStateValue;
+  s.setStateValue = (key, value) => sendInTurn(() => setStateValue(key, value));
   update(s, data || {});
   return () => {
     const host = parentElement.host || parentElement;
