@@ -301,7 +301,7 @@ def test_decode_toggle_enabled_for_the_default_mlp_run():
     assert t.value is True and not t.disabled
 
 
-def test_decode_toggle_off_and_disabled_for_torchscript(tmp_path, monkeypatch):
+def _upload_torchscript(tmp_path, monkeypatch) -> AppTest:
     from vae_core.checkpoints import export_torchscript, load_run
 
     monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
@@ -311,13 +311,33 @@ def test_decode_toggle_off_and_disabled_for_torchscript(tmp_path, monkeypatch):
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     assert at.toggle(key="browser_decode").value is True
     at.file_uploader(key="upload_model").set_value(("mine.ts", ts.read_bytes(), "application/octet-stream"))
-    at.run()
+    at.run()  # waits for the jobs: the encoding, and the decoder's export in the model's worker
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["model_src"].endswith(".ts")
+    return at
+
+
+def test_decode_toggle_on_for_torchscript_exported_by_its_worker(tmp_path, monkeypatch):
+    at = _upload_torchscript(tmp_path, monkeypatch)
+    t = at.toggle(key="browser_decode")
+    assert t.value is True and not t.disabled, "its worker exported the decoder to ONNX: the browser decodes it"
+    assert not any("Decoding on the server" in c.value for c in at.caption)
+
+
+def test_decode_toggle_off_and_disabled_when_the_worker_cannot_export(tmp_path, monkeypatch):
+    from vae_core.model_files import CheckpointError
+    from vae_core.sandbox.proxy import RemoteModel
+
+    def refuse(self):
+        raise CheckpointError("the exporter does not know the operation aten::weird")
+
+    monkeypatch.setattr(RemoteModel, "decoder_onnx", refuse)
+    at = _upload_torchscript(tmp_path, monkeypatch)
     t = at.toggle(key="browser_decode")
     assert t.value is False and t.disabled
-    assert "TorchScript" in t.help
-    assert any("TorchScript" in c.value and "server" in c.value for c in at.caption), "the reason is shown"
+    assert "could not be exported to ONNX" in t.help and "aten::weird" in t.help
+    assert any("Decoding on the server" in c.value and "aten::weird" in c.value for c in at.caption), \
+        "the reason is shown"
     # back to runs/default: the user's choice (on) comes back, and the toggle can be used again
     at.selectbox(key="pick_model").set_value(str(ROOT / "runs" / "default")).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -87,9 +87,9 @@ def wait_until(fn, timeout: float, what: str, every: float = 0.05):
         time.sleep(every)
 
 
-def open_explore(page, url: str):
+def open_explore(page, url: str, query: str = ""):
     """Load /Explore and wait for the script's run, the slider panel and the pad; returns the pad plane."""
-    page.goto(f"{url}/Explore")
+    page.goto(f"{url}/Explore{query}")
     panel = page.get_by_test_id("latent-sliders")
     panel.wait_for(timeout=120_000)
     wait_app_ready(page, 120_000)
@@ -302,7 +302,9 @@ def test_pad_drag_browser_path_changes_canvas_before_release(page, app_url):
 
 @pytest.mark.parametrize("how", ["tsne", "torchscript"])
 def test_pad_drag_python_path_updates_image_during_drag(page, app_url, how, small_data_file, torchscript_file):
-    plane = open_explore(page, app_url)
+    # A TorchScript model's decoder is exported to ONNX by its worker and then decodes in the browser:
+    # its session starts with the server decoding (?decode=server), which stays the user's choice.
+    plane = open_explore(page, app_url, "?decode=server" if how == "torchscript" else "")
     if how == "tsne":
         upload(page, "Data (", small_data_file)
         page.wait_for_function(MAP_POINTS + f" === {SMALL_N}", timeout=60_000)  # the map shows the upload
@@ -310,7 +312,7 @@ def test_pad_drag_python_path_updates_image_during_drag(page, app_url, how, smal
         # The background t-SNE (progress bar meanwhile), then a full rerun with the t-SNE pad.
         page.get_by_text("local inverse", exact=False).first.wait_for(timeout=180_000)
     else:
-        upload(page, "TorchScript", torchscript_file)  # PCA map, but no in-browser decoder for it
+        upload(page, "TorchScript", torchscript_file)  # PCA map, decoded by the server (the session's choice)
     pad_mode(plane, "python", timeout=60)
     wait_app_ready(page, 60_000)
     img = page.get_by_test_id("latent-pad-image")

@@ -89,7 +89,7 @@ def canvas_image(canvas) -> np.ndarray:
 def test_slider_step_decodes_conv_model_in_browser_as_torch(page, app_url, model):
     panel = open_explore(page, app_url)
     loader = page.get_by_test_id("onnx-runtime")
-    assert loader.get_attribute("data-state") == "ready"
+    wait_until(lambda: loader.get_attribute("data-state") == "ready", 60, "the loader to report its session ready")
     assert loader.get_attribute("data-loads") == "1"
     canvas = page.get_by_test_id("latent-sliders-canvas")
     wait_until(lambda: int(canvas.get_attribute("data-decodes") or 0) > 0, 30, "the first browser decode")
