@@ -273,6 +273,7 @@ def _train_checks(a: argparse.Namespace, group: distributed.Single,
 
 def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgress | None", device: torch.device,
                 group: distributed.Single) -> int:
+    from . import data as data_ids
     from .checkpoints import save_run
     from .models import VAE
     from .train import fit
@@ -292,7 +293,7 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
         return 0
     if not hist.rows:
         raise RuntimeError(f"no epoch finished: {hist.stopped_reason}; nothing saved")
-    dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
+    dataset_id = a.data if a.data in data_ids.BUILTIN else str(Path(a.data).resolve())
     save_run(out, model, tcfg, hist.rows, dataset=dataset_id, started=started, overwrite=a.overwrite,
              extra={"n": a.n, "stopped_reason": hist.stopped_reason, "completed": hist.completed,
                     "n_train": len(train), "n_eval": len(ev)},
