@@ -119,7 +119,7 @@ def test_data_spectrum_top_k_beyond_exact_size():
 
 # -------------------------------------------------------------------- a linear VAE on planted data
 SIGMA2 = SCALE ** 2 * 0.75  # docs/science.md's measurement: sigma^2 = 0.75 before the affine map
-LATENT, STEPS, LR = 8, 400, 3e-2  # measured: 300 steps already within 1.1%, 400 within 1.3% on 3 seeds
+LATENT, STEPS, LR = 8, 600, 3e-2  # cosine decay; measured on 7 draws: within 1.6% at beta = 1, 1e-4 at 4
 
 
 def _train_linear_vae(x: torch.Tensor, sigma2: float, beta: float = 1.0) -> np.ndarray:
@@ -141,6 +141,7 @@ def _fit(x: torch.Tensor, sigma2: float, beta: float) -> np.ndarray:
     torch.manual_seed(0)
     enc, dec = nn.Linear(x.shape[1], 2 * LATENT).double(), nn.Linear(LATENT, x.shape[1]).double()
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)  # a small last step: Adam settles
     for _ in range(STEPS):
         mu, lv = enc(x).chunk(2, 1)
         rec = (((x - dec(mu)) ** 2).sum(1) + lv.exp() @ (dec.weight ** 2).sum(0)) / (2 * sigma2)
@@ -149,6 +150,7 @@ def _fit(x: torch.Tensor, sigma2: float, beta: float) -> np.ndarray:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     with torch.no_grad():
         mu, lv = enc(x).chunk(2, 1)
         return (0.5 * (mu ** 2 + lv.exp() - lv - 1)).mean(0).numpy()
@@ -164,6 +166,6 @@ def test_linear_vae_on_planted_data_matches_the_prediction(beta, want):
     x = (torch.from_numpy(_flat64(d)) - OFFSET) / SCALE
     kl = np.sort(_train_linear_vae(x, SIGMA2 / SCALE ** 2, beta))[::-1]
     assert int(np.sum(kl >= KL_THRESHOLD)) == pred["active"], kl  # the project's rule: KL_j >= 0.01 nats
-    # tolerance: 3% per active dimension (measured within 1.3%), collapsed ones below 1e-3 nats
+    # tolerance: 3% per active dimension (measured within 1.6% on 7 draws), collapsed ones below 1e-3 nats
     np.testing.assert_allclose(kl[:want], pred["kl_per_dim_pred"], rtol=0.03)
     assert kl[want:].max() < 1e-3
