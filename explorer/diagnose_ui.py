@@ -356,7 +356,7 @@ def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
     name = f"beta sigma^2 = {pred['threshold']:.4g}"
     st.plotly_chart(figures.theory_spectrum_figure(spectrum, pred["threshold"], np.sort(kl)[::-1],
                                                    pred["kl_per_dim_pred"], threshold_name=name), key="diag_theory")
-    scale = (f"sigma^2 = s^2 = {sigma2:.4g}, with s = {s:.4g} the decoder's {src} scale, the one the report "
+    scale = (f"sigma^2 = s^2 = {sigma2:.4g}, where s = {s:.4g} is the decoder's {src} scale, the one the report "
              "used (`gaussian_scale`)")
     if src == "calibrated":
         scale += "; the model declares none, so s^2 is its mean squared error (Rybkin et al. 2021)"

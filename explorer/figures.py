@@ -419,7 +419,8 @@ def theory_spectrum_figure(spectrum: np.ndarray, threshold: float, kl_sorted: np
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="i (eigenvalues, largest first)",
                       yaxis=dict(log_axis(lo, hi), title="covariance eigenvalue (pixel variance)"),
                       yaxis2=dict(title="KL (nats)", overlaying="y", side="right", range=[0, kl_top],
-                                  showgrid=False),
-                      xaxis=dict(tickmode="linear" if k <= 30 else "auto"),
+                                  showgrid=False, tickmode="linear", tick0=0,
+                                  dtick=0.25 if kl_top <= 2 else 0.5 if kl_top <= 5 else None),
+                      xaxis=dict(tickmode="linear" if k <= 30 else "auto", range=[0.5, k + 0.5]),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
