@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Started by torchrun (torchrun --nproc-per-node N -m vae_core train ...), the N processes train "
                        "one model with DistributedDataParallel: each takes its share of every epoch and batch-size / N "
                        "items per step; rank 0 evaluates, prints and writes the run.")
-    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites) or a path to .npz/.npy/.csv/"
+    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites, planted) or a path to .npz/.npy/.csv/"
                    "a folder or .zip of images")
     t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
     _add_config_options(t)  # --latent-dim, --hidden, --epochs, ...: one per config field
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "decode.pt2, each written by torch.export.save) or of ONNX graphs (encode.onnx and decode.onnx), "
                    "each with an optional meta.json (likelihood, scale, input_shape, latent_dim); or a TorchScript "
                    "file (torch.jit.save; deprecated upstream). A model file runs in a sandboxed worker process")
-    d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
+    d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites, planted) or a path to a data file")
     d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
                    help="evaluate on at most this many held-out points (None: chosen by --budget, up to 1000); "
                    "each figure is printed with its standard error over them")
