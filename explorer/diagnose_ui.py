@@ -364,11 +364,14 @@ def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
            "beta = 1 assumed: this model is not a run, so its training objective is unknown")
     if free_bits > 0:
         obj += f"; it was trained with free bits ({free_bits:g} nats per dimension), which the theory leaves out"
-    n_points = min(len(cache.dataset(d)), theory.MAX_POINTS)
+    data = cache.dataset(d)
+    exact = int(np.prod(data.shape)) <= theory.EXACT_UP_TO
+    n_points = min(len(data), theory.MAX_POINTS if exact else theory.MAX_POINTS_TOP_K)
     collapse_all = (" Here beta sigma^2 is above even the largest eigenvalue: theory for deep VAEs too predicts "
                     "that every dimension collapses (arXiv 2510.01621)." if pred["active"] == 0 else "")
+    how = "" if exact else f", of the largest {len(spectrum)} found by a randomized SVD"
     st.caption(f"Bars: the largest {min(len(spectrum), 30)} eigenvalues of the data's covariance in pixel space "
-               f"({n_points:,} points; blue above the line). Dashed line: beta sigma^2, with {scale}; {obj}. "
+               f"({n_points:,} points{how}; blue above the line). Dashed line: beta sigma^2, with {scale}; {obj}. "
                "Diamonds (right axis): each latent's measured KL, largest first; open circles: the KL the theory "
                "predicts for each direction above the line." + collapse_all + " A prediction under the linear "
                "model's assumptions (a linear encoder and decoder, isotropic Gaussian noise, trained to its "

@@ -17,6 +17,7 @@ import numpy as np
 EXACT_UP_TO = 1024  # pixels P up to which the whole spectrum is computed (eigh of the P x P covariance)
 TOP_K = 64  # eigenvalues kept above that (randomized SVD)
 MAX_POINTS = 5000  # points the spectrum is computed on (a seeded sample of them beyond)
+MAX_POINTS_TOP_K = 2000  # the same above EXACT_UP_TO pixels (2,000 x 4,096 float64: 66 MB)
 _CHUNK = 1000  # rows cast to float64 at a time
 
 
@@ -47,9 +48,11 @@ def data_spectrum(x, *, max_points: int = MAX_POINTS, top_k: int = TOP_K, seed: 
     x: an array or tensor (N, ...) (a Dataset's x, an `Images` included: only sliced). At most
     `max_points` points are used (a seeded sample beyond). P <= EXACT_UP_TO: all P eigenvalues, by
     eigh of the covariance; above: the largest `top_k`, by scikit-learn's randomized SVD of the
-    centred data (squared singular values / N).
+    centred data (squared singular values / N), on at most MAX_POINTS_TOP_K points.
     """
     n = int(x.shape[0])
+    if math.prod(int(v) for v in x.shape[1:]) > EXACT_UP_TO:
+        max_points = min(max_points, MAX_POINTS_TOP_K)
     if n < 2:
         raise ValueError(f"the spectrum needs at least 2 points, got {n}")
     idx = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
@@ -80,4 +83,4 @@ def _index(x, idx: np.ndarray):
     return torch.from_numpy(idx) if isinstance(x, torch.Tensor) else idx
 
 
-__all__ = ["EXACT_UP_TO", "MAX_POINTS", "TOP_K", "data_spectrum", "linear_prediction"]
+__all__ = ["EXACT_UP_TO", "MAX_POINTS", "MAX_POINTS_TOP_K", "TOP_K", "data_spectrum", "linear_prediction"]
