@@ -169,3 +169,34 @@ def test_linear_vae_on_planted_data_matches_the_prediction(beta, want):
     # tolerance: 3% per active dimension (measured within 1.6% on 7 draws), collapsed ones below 1e-3 nats
     np.testing.assert_allclose(kl[:want], pred["kl_per_dim_pred"], rtol=0.03)
     assert kl[want:].max() < 1e-3
+
+
+# ------------------------------------------------------------------ the panel's figure and words
+def test_theory_figure_draws_the_spectrum_line_and_kls():
+    from explorer.figures import theory_spectrum_figure
+
+    lam = np.array([0.09, 0.06, 0.04, 0.025] + [0.002] * 60)
+    kl = np.array([1.1, 0.9, 0.7, 0.45, 0.004, 0.0])
+    pred = linear_prediction(lam, 0.01)["kl_per_dim_pred"]
+    fig = theory_spectrum_figure(lam, 0.01, kl, pred, threshold_name="beta sigma^2 = 0.01")
+    bars, line, meas, predicted = fig.data
+    assert list(bars.x) == list(range(1, 31)) and np.allclose(bars.y, lam[:30]), "the largest 30, from 1"
+    assert list(bars.marker.color[:5]) == ["#1f77b4"] * 4 + ["#b0b0b0"], "blue above the line, grey below"
+    assert list(line.y) == [0.01, 0.01] and line.name == "beta sigma^2 = 0.01"
+    assert meas.yaxis == predicted.yaxis == "y2"
+    assert np.allclose(meas.y, kl) and list(meas.x) == [1, 2, 3, 4, 5, 6]
+    assert np.allclose(predicted.y, [0.5 * math.log(v / 0.01) for v in lam[:4]])
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_theory_words_say_what_a_mismatch_suggests():
+    from explorer.diagnose_ui import theory_words
+
+    assert "They agree" in theory_words(4, 4, 8)
+    fewer = theory_words(4, 2, 8)
+    assert "predicts **4** active dimensions; the model has **2**" in fewer
+    assert "optimisation problem" in fewer and "non-linearity" in fewer
+    assert "non-linearity at work" in theory_words(4, 6, 8)
+    capped = theory_words(10, 6, 6)  # more directions than latents: at most 6, and 6 is agreement
+    assert "more than the model's 6 latents" in capped and "They agree" in capped
+    assert "predicts **1** active dimension;" in theory_words(1, 1, 4)
