@@ -371,11 +371,12 @@ def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
                     "that every dimension collapses (arXiv 2510.01621)." if pred["active"] == 0 else "")
     how = "" if exact else f", of the largest {len(spectrum)} found by a randomized SVD"
     st.caption(f"Bars: the largest {min(len(spectrum), 30)} eigenvalues of the data's covariance in pixel space "
-               f"({n_points:,} points{how}; blue above the line). Dashed line: beta sigma^2, with {scale}; {obj}. "
-               "Diamonds (right axis): each latent's measured KL, largest first; open circles: the KL the theory "
-               "predicts for each direction above the line." + collapse_all + " A prediction under the linear "
-               "model's assumptions (a linear encoder and decoder, isotropic Gaussian noise, trained to its "
-               "optimum), not a verdict: this app's decoders end in a sigmoid and may have hidden layers.")
+               f"({n_points:,} points of the whole data set{how}; blue above the line). Dashed line: beta "
+               f"sigma^2, with {scale}; {obj}. Diamonds (right axis): each latent's measured KL (the report's, on "
+               "the held-out points), largest first; open circles: the KL the theory predicts for each direction "
+               "above the line." + collapse_all + " A prediction under the linear model's assumptions (a linear "
+               "encoder and decoder, isotropic Gaussian noise, trained to its optimum), not a verdict: this app's "
+               "decoders end in a sigmoid and may have hidden layers.")
     return {"predicted": pred["active"], "measured": n_meas, "sigma2": sigma2, "beta": beta}
 
 
