@@ -47,4 +47,7 @@ ui.mig_ui(rep)
 st.header("How the latent space formed during training")
 epochs_ui.replay_ui(m.src, key="diagnose_replay")
 
+st.header("Theory check: how many dimensions should be active?")
+ui.theory_ui(m, d, rep)
+
 ui.notes_ui(rep)  # the caveats, folded below the pictures and verdicts

@@ -405,6 +405,32 @@ def report_job(m: Source, d: Source, iwae_k: int | str = 100, seed: int = 0, bud
     return jobs.queue().submit(("report", m, d, n_points, iwae_k, seed, budget_s), "the diagnose report", work)
 
 
+def spectrum_job(d: Source) -> Job:
+    """`vae_core.metrics.theory.data_spectrum` of dataset d (its covariance eigenvalues in pixel space,
+    on at most 5,000 points), on the job queue: once per dataset for every session (a second for
+    64x64 images, milliseconds for small ones), kept with the finished jobs."""
+    data = dataset(d)
+
+    def work(job: Job):
+        from vae_core.metrics.theory import data_spectrum
+
+        return data_spectrum(data.x)
+
+    return jobs.queue().submit(("spectrum", d), "the data's covariance spectrum", work)
+
+
+def training_objective(m: Source) -> tuple[float | None, float]:
+    """(beta, free bits) a run was trained with, from its config.json; (None, 0) for a model that is not
+    a run (its objective is unknown)."""
+    train = checkpoints.run_config(m.src).get("train")
+    if not isinstance(train, dict):
+        return None, 0.0
+    try:
+        return float(train.get("beta", 1.0)), float(train.get("free_bits", 0.0))
+    except (TypeError, ValueError):
+        return None, 0.0
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def decoder_payload(m: Source, d: Source) -> dict | None:
     """`browser_decoder.mlp_decoder_payload` of the model, built once per model (3 ms and ~2 MB of

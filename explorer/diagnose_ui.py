@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from vae_core.export import file_stem
-from vae_core.metrics import collapse as vocab
+from vae_core.metrics import collapse as vocab, theory
 
 from . import cache, figures, images, state, widgets
 
@@ -343,6 +343,85 @@ def mig_ui(rep: dict) -> None:
                "tells a lot about the factor. Disentangled: one bright cell per row (MIG near 1).")
     st.plotly_chart(figures.mig_heatmap_figure(np.array(rep["mig_matrix"]), rep["mig_factor_names"]),
                     key="diag_mig")
+
+
+THEORY_INTRO = (
+    "A check against theory (docs/science.md, \"Theory checks\"): a *linear* VAE with a Gaussian decoder of noise "
+    "variance sigma^2 keeps a latent direction only where the data varies more than the noise, i.e. for each "
+    "eigenvalue lambda_i of the data's covariance (in pixel space) above beta sigma^2 (Tipping & Bishop 1999; "
+    "Lucas et al. 2019), and that direction then carries 0.5 log(lambda_i / (beta sigma^2)) nats.")
+THEORY_BERNOULLI = (
+    "The linear-Gaussian theory does not apply directly to this Bernoulli decoder: its prediction compares each "
+    "eigenvalue of the data's covariance with the decoder's fixed noise variance sigma^2, and a Bernoulli "
+    "decoder has none (its pixel variance p(1 - p) changes with every decoded image). Train with a Gaussian "
+    "decoder (try the `planted` data) to see the check.")
+
+
+def theory_words(n_pred: int, n_meas: int, latent_dim: int) -> str:
+    """The prediction against the measurement in plain words, with what a mismatch suggests."""
+    cap = min(n_pred, latent_dim)
+    head = (f"The linear theory predicts **{n_pred}** active dimension{'s' if n_pred != 1 else ''}"
+            + (f" (more than the model's {latent_dim} latents, so at most {latent_dim})" if n_pred > latent_dim else "")
+            + f"; the model has **{n_meas}** (KL_j >= {vocab.KL_THRESHOLD:g} nats).")
+    if n_meas == cap:
+        return head + " They agree: the model uses as many dimensions as the data has directions above the noise."
+    if n_meas < cap:
+        return head + (" The model uses fewer than predicted. A linear model at its optimum would not, so this "
+                       "suggests an optimisation problem (training stopped early, a KL weight or schedule that "
+                       "switched directions off, a poor local optimum); or non-linearity at work: a non-linear "
+                       "decoder can explain the data with fewer dimensions than its covariance suggests.")
+    return head + (" The model uses more than predicted: non-linearity at work (a non-linear encoder and decoder "
+                   "find structure the covariance does not show), or training not finished (the KL of surplus "
+                   "dimensions falls towards 0 slowly), or free bits keeping dimensions open.")
+
+
+def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
+    """The data's covariance spectrum beside sigma^2 and the latents' KL, and the predicted against the
+    measured number of active dimensions; for a Bernoulli decoder, why the theory does not apply.
+    Returns {"predicted", "measured", "sigma2", "beta"} (None for a Bernoulli decoder)."""
+    st.caption(THEORY_INTRO)
+    src = rep.get("gaussian_scale_source")
+    if src is None:
+        st.info(THEORY_BERNOULLI)
+        return None
+    s = float(rep["gaussian_scale"])
+    sigma2 = s * s
+    beta, free_bits = cache.training_objective(m)
+    spectrum = widgets.job_result_ui(cache.spectrum_job(d), note=" For the theory check.")
+    pred = theory.linear_prediction(spectrum, sigma2, beta if beta is not None else 1.0)
+    kl = np.array(rep["kl_per_dim"], dtype=float)
+    n_meas = int(np.sum(kl >= vocab.KL_THRESHOLD))
+    c = st.columns(3)
+    c[0].metric("Predicted active (linear theory)", pred["active"],
+                help="#{i: lambda_i > beta sigma^2}, from the data's covariance spectrum")
+    c[1].metric("Active by KL (model)", n_meas, help=f"dimensions with KL_j >= {vocab.KL_THRESHOLD:g} nats")
+    c[2].metric("beta sigma^2", f"{pred['threshold']:.4g}", help="the line in the plot")
+    st.markdown(theory_words(pred["active"], n_meas, int(rep["latent_dim"])))
+    name = f"beta sigma^2 = {pred['threshold']:.4g}"
+    st.plotly_chart(figures.theory_spectrum_figure(spectrum, pred["threshold"], np.sort(kl)[::-1],
+                                                   pred["kl_per_dim_pred"], threshold_name=name), key="diag_theory")
+    scale = (f"sigma^2 = s^2 = {sigma2:.4g}, where s = {s:.4g} is the decoder's {src} scale, the one the report "
+             "used (`gaussian_scale`)")
+    if src == "calibrated":
+        scale += "; the model declares none, so s^2 is its mean squared error (Rybkin et al. 2021)"
+    obj = (f"beta = {beta:g}, from the run's config" if beta is not None else
+           "beta = 1 assumed: this model is not a run, so its training objective is unknown")
+    if free_bits > 0:
+        obj += f"; it was trained with free bits ({free_bits:g} nats per dimension), which the theory leaves out"
+    data = cache.dataset(d)
+    exact = int(np.prod(data.shape)) <= theory.EXACT_UP_TO
+    n_points = min(len(data), theory.MAX_POINTS if exact else theory.MAX_POINTS_TOP_K)
+    collapse_all = (" Here beta sigma^2 is above even the largest eigenvalue: theory for deep VAEs too predicts "
+                    "that every dimension collapses (arXiv 2510.01621)." if pred["active"] == 0 else "")
+    how = "" if exact else f", of the largest {len(spectrum)} found by a randomized SVD"
+    st.caption(f"Bars: the largest {min(len(spectrum), 30)} eigenvalues of the data's covariance in pixel space "
+               f"({n_points:,} points of the whole data set{how}; blue above the line). Dashed line: beta "
+               f"sigma^2, with {scale}; {obj}. Diamonds (right axis): each latent's measured KL (the report's, on "
+               "the held-out points), largest first; open circles: the KL the theory predicts for each direction "
+               "above the line." + collapse_all + " A prediction under the linear model's assumptions (a linear "
+               "encoder and decoder, isotropic Gaussian noise, trained to its optimum), not a verdict: this app's "
+               "decoders end in a sigmoid and may have hidden layers.")
+    return {"predicted": pred["active"], "measured": n_meas, "sigma2": sigma2, "beta": beta}
 
 
 def download_ui(rep: dict) -> None:

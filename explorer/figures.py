@@ -423,3 +423,42 @@ def mig_heatmap_figure(mi_matrix: np.ndarray, factor_names: Sequence[str], heigh
                                hovertemplate="%{y} vs %{x}: %{z:.3f} nats<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0))
     return fig
+
+
+def theory_spectrum_figure(spectrum: np.ndarray, threshold: float, kl_sorted: np.ndarray,
+                           kl_pred: Sequence[float], *, threshold_name: str, top: int = 30,
+                           height: int = 320) -> go.Figure:
+    """The linear theory beside the model (docs/science.md, "Theory checks"): the data's covariance
+    eigenvalues lambda_i (the largest `top`, bars on a log axis; those above the line in blue, the
+    others grey), beta sigma^2 as a dashed line, and on a second axis (nats) each latent's measured
+    KL sorted from the largest (filled diamonds) beside the KL the theory predicts for direction i
+    (open circles), so the i-th largest KL sits over the i-th eigenvalue."""
+    lam = np.asarray(spectrum, dtype=float)[:top]
+    k = len(lam)
+    i = np.arange(1, k + 1)
+    above = lam > threshold
+    fig = go.Figure(go.Bar(x=i, y=lam, name="eigenvalue lambda_i", marker_color=[PALETTE[0] if a else "#b0b0b0"
+                                                                                    for a in above],
+                           hovertemplate="lambda_%{x} = %{y:.4g}<extra></extra>"))
+    fig.add_trace(threshold_line(0.5, k + 0.5, threshold, threshold_name))
+    kl = np.asarray(kl_sorted, dtype=float)[:k]
+    fig.add_trace(go.Scatter(x=np.arange(1, len(kl) + 1), y=kl, yaxis="y2", mode="markers",
+                             name="measured KL (sorted)", marker=dict(symbol="diamond", size=9, color=PALETTE[1]),
+                             hovertemplate="%{x}th largest KL: %{y:.3f} nats<extra></extra>"))
+    pred = np.asarray(kl_pred, dtype=float)[:k]
+    fig.add_trace(go.Scatter(x=np.arange(1, len(pred) + 1), y=pred, yaxis="y2", mode="markers",
+                             name="predicted KL", marker=dict(symbol="circle-open", size=11, color="black",
+                                                               line=dict(width=2)),
+                             hovertemplate="predicted for lambda_%{x}: %{y:.3f} nats<extra></extra>"))
+    pos = lam[lam > 0]
+    lo = min(float(pos.min()) if pos.size else threshold, threshold) / 2
+    hi = max(float(lam.max()) if k else threshold, threshold) * 2
+    kl_top = max([1.0, *kl.tolist(), *pred.tolist()]) * 1.15
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="i (eigenvalues, largest first)",
+                      yaxis=dict(log_axis(lo, hi), title="covariance eigenvalue (pixel variance)"),
+                      yaxis2=dict(title="KL (nats)", overlaying="y", side="right", range=[0, kl_top],
+                                  showgrid=False, tickmode="linear", tick0=0,
+                                  dtick=0.25 if kl_top <= 2 else 0.5 if kl_top <= 5 else None),
+                      xaxis=dict(tickmode="linear" if k <= 30 else "auto", range=[0.5, k + 0.5]),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig

@@ -18,7 +18,7 @@ from vae_core.errors import sentence
 from . import cache, state
 
 # Item shapes of the built-in datasets, known without loading them.
-BUILTIN_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "sprites": (1, 64, 64)}
+BUILTIN_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "sprites": (1, 64, 64), "planted": (1, 8, 8)}
 
 
 def label(src: str) -> str:

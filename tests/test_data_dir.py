@@ -56,7 +56,7 @@ def test_data_folder_files_are_offered_and_load(folders, monkeypatch):
 def test_no_data_folder_offers_only_the_built_ins(monkeypatch):
     monkeypatch.delenv("VAE_EXPLORER_DATA_DIR")
     at = open_app()
-    assert at.selectbox(key="pick_data").options == ["digits", "mnist", "sprites"]
+    assert at.selectbox(key="pick_data").options == ["digits", "mnist", "sprites", "planted"]
 
 
 def test_a_bad_file_in_the_data_folder_is_refused_in_the_sidebar(folders):

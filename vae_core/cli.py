@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Started by torchrun (torchrun --nproc-per-node N -m vae_core train ...), the N processes train "
                        "one model with DistributedDataParallel: each takes its share of every epoch and batch-size / N "
                        "items per step; rank 0 evaluates, prints and writes the run.")
-    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites) or a path to .npz/.npy/.csv/"
+    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites, planted) or a path to .npz/.npy/.csv/"
                    "a folder or .zip of images")
     t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
     _add_config_options(t)  # --latent-dim, --hidden, --epochs, ...: one per config field
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "decode.pt2, each written by torch.export.save) or of ONNX graphs (encode.onnx and decode.onnx), "
                    "each with an optional meta.json (likelihood, scale, input_shape, latent_dim); or a TorchScript "
                    "file (torch.jit.save; deprecated upstream). A model file runs in a sandboxed worker process")
-    d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites) or a path to a data file")
+    d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites, planted) or a path to a data file")
     d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
                    help="evaluate every figure on at most this many held-out points (None: under --budget, the "
                    "encoder-only figures use every held-out point and the IWAE and blur as many as fit); "
@@ -277,6 +277,7 @@ def _train_checks(a: argparse.Namespace, group: distributed.Single,
 
 def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgress | None", device: torch.device,
                 group: distributed.Single) -> int:
+    from . import data as data_ids
     from .checkpoints import save_run
     from .models import VAE
     from .train import fit
@@ -296,7 +297,7 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
         return 0
     if not hist.rows:
         raise RuntimeError(f"no epoch finished: {hist.stopped_reason}; nothing saved")
-    dataset_id = a.data if a.data in ("digits", "mnist", "sprites") else str(Path(a.data).resolve())
+    dataset_id = a.data if a.data in data_ids.BUILTIN else str(Path(a.data).resolve())
     save_run(out, model, tcfg, hist.rows, dataset=dataset_id, started=started, overwrite=a.overwrite,
              extra={"n": a.n, "stopped_reason": hist.stopped_reason, "completed": hist.completed,
                     "n_train": len(train), "n_eval": len(ev)},

