@@ -16,52 +16,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from vae_core.checkpoints import CheckpointError, load_torchscript
 from vae_core.sandbox import RemoteModel
 from vae_core.sandbox.proxy import sweep_stale_scratch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHAPE = (1, 8, 8)  # the digits dataset's shape
-D = 3
+from paths import ROOT  # the repository root (tests/paths.py)
+from ts_models import D, SHAPE, TS_WARNINGS, Good, save_ts
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning",
-                                        "ignore:`torch.jit.save` is deprecated:DeprecationWarning",
-                                        "ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+pytestmark = TS_WARNINGS
+_Good, _save = Good, save_ts
 
 
 @pytest.fixture(autouse=True)
 def low_limits(monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "30")
     monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
-
-
-class _Good(nn.Module):
-    """A well-behaved model of the TorchScript contract (Bernoulli, 1x8x8, D=3)."""
-
-    def __init__(self):
-        super().__init__()
-        self.enc = nn.Linear(64, 2 * D)
-        self.dec = nn.Linear(D, 64)
-
-    @torch.jit.export
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.enc(x.flatten(1)).chunk(2, dim=1)
-        return mu, logvar
-
-    @torch.jit.export
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x)[0])
-
-
-def _save(module: nn.Module, path: Path) -> Path:
-    torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(module.eval()), str(path))
-    return path
 
 
 def _gone(pid: int) -> bool:

@@ -313,6 +313,12 @@ def test_pad_drag_python_path_updates_image_during_drag(page, app_url, how, smal
         page.get_by_text("local inverse", exact=False).first.wait_for(timeout=180_000)
     else:
         upload(page, "TorchScript", torchscript_file)  # PCA map, decoded by the server (the session's choice)
+        # Its worker exports the decoder to ONNX in the background (a fresh process importing torch): wait
+        # until that is over (the toggle becomes usable), so the drag does not share the cores with it.
+        model_box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input[role="combobox"]').first
+        wait_until(lambda: "(upload)" in model_box.input_value(), 120, "the uploaded model to become active")
+        toggle = page.locator('[data-testid="stCheckbox"]').filter(has_text="Decode in the browser").locator("input")
+        wait_until(lambda: toggle.count() == 1 and toggle.is_enabled(), 180, "the decoder's export to end")
     pad_mode(plane, "python", timeout=60)
     wait_app_ready(page, 60_000)
     img = page.get_by_test_id("latent-pad-image")
