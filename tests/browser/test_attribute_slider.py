@@ -120,15 +120,18 @@ def test_another_point_swaps_only_the_first_layer(page, streamlit_server, refere
     pick.press("Enter")
     page.get_by_text("point #3 + strength").first.wait_for(state="attached", timeout=60_000)
     _wait(lambda: panel.get_attribute("data-mode") == "browser", 60, "the panel to draw from point 3")
-    loads = panel.get_attribute("data-decoder-loads")
-    assert loads and panel.get_attribute("data-layer-swaps") is None
     s = float(slider.input_value())
     _wait(lambda: np.abs(_decoded(canvas) - reference(s, 3)).max() <= 1 / 255 + 1e-9, 10, "decode of point 3")
+    # Whether this first selection drew the panel anew (a whole decoder) or swapped the first layer of the
+    # one it held depends on how the page above it reflowed; what follows counts from here.
+    loads = panel.get_attribute("data-decoder-loads")
+    swaps = int(panel.get_attribute("data-layer-swaps") or 0)
+    assert loads
 
     before = _decoded(canvas)
     pick.fill("11")
     pick.press("Enter")
-    _wait(lambda: panel.get_attribute("data-layer-swaps") == "1", 60, "the first layer of point 11")
+    _wait(lambda: int(panel.get_attribute("data-layer-swaps") or 0) == swaps + 1, 60, "the first layer of point 11")
     _wait(lambda: not np.array_equal(_decoded(canvas), before), 10, "the strength canvas to repaint")
     assert panel.get_attribute("data-decoder-loads") == loads, "the deeper layers never travel again"
     assert panel.get_attribute("data-mode") == "browser"
