@@ -40,6 +40,20 @@ def workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def job_threads(n_workers: int) -> int:
+    """torch threads of one job thread: the cores left to jobs (all but one) shared among the workers,
+    at least 1 (on 2 cores: one job with 1 thread, the other core for the sessions' scripts)."""
+    return max(1, ((os.cpu_count() or 2) - 1) // max(1, n_workers))
+
+
+def _job_thread_init(threads: int) -> None:
+    """Each job thread's own torch thread count (OpenMP's is per thread: the scripts keep theirs). With
+    the default (every core) a running report starved the page scripts of a 2-core machine."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 @dataclass
 class Job:
     """One piece of heavy work; `progress` in [0, 1]; `result` or `error` once `done` is set."""
@@ -71,7 +85,8 @@ class Queue:
     def __init__(self, n_workers: int | None = None, retry_after_s: float = RETRY_AFTER_S) -> None:
         self.n_workers = n_workers or workers()
         self.retry_after_s = retry_after_s
-        self.pool = ThreadPoolExecutor(max_workers=self.n_workers, thread_name_prefix="vae-job")
+        self.pool = ThreadPoolExecutor(max_workers=self.n_workers, thread_name_prefix="vae-job",
+                                       initializer=_job_thread_init, initargs=(job_threads(self.n_workers),))
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.lock = threading.Lock()
         self._seq = itertools.count(1)

@@ -134,3 +134,15 @@ def test_leaving_diagnose_mid_report_opens_the_next_page_at_once_and_the_report_
     assert not at.exception and not at.get("progress")
     assert any(m.label == "ELBO" for m in at.metric)
     assert len(calls) == 1
+
+
+def test_a_job_uses_its_own_share_of_the_cores_and_the_scripts_keep_theirs(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 2)
+    q = jobs.Queue(n_workers=1)
+    before = torch.get_num_threads()
+    job = q.submit(("threads",), "a job", lambda job: torch.get_num_threads())
+    assert job.done.wait(30) and job.error is None
+    assert job.result == 1, "on 2 cores a job runs torch on one thread, leaving a core to the pages"
+    assert torch.get_num_threads() == before, "the calling (script) thread keeps its own count"

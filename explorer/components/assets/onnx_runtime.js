@@ -27,14 +27,22 @@ function updateLoader(s, d) {
   if (!d.id) return;
   if (d.onnx && s.loading !== d.id) {
     s.loading = d.id;
-    s.loads = (s.loads || 0) + 1; // tests check the bytes travel once
-    s.host.dataset.loads = String(s.loads);
+    ONNX.loads = (ONNX.loads || 0) + 1; // per page, whatever element: tests check the bytes travel once
+    s.host.dataset.loads = String(ONNX.loads);
     const id = d.id, t0 = performance.now();
     reportStatus(s, { id, state: "loading" });
     createOnnxSession(id, d.onnx, d.ort_base, d.latent_dim).then(
       () => reportStatus(s, { id, state: "ready", ms: Math.round(performance.now() - t0) }),
       (e) => reportStatus(s, { id, state: "error", reason: String(e && e.message ? e.message : e).split("\n")[0] }),
     );
+  } else if (!d.onnx && s.loading !== d.id && ONNX.sessions.has(d.id)) {
+    // A new element for a session this page already holds (the page was drawn anew): show its state.
+    s.loading = d.id;
+    s.host.dataset.loads = String(ONNX.loads || 0);
+    s.host.dataset.decoderId = d.id;
+    const entry = ONNX.sessions.get(d.id);
+    s.host.dataset.state = entry.session ? "ready" : "loading";
+    entry.promise.then(() => { s.host.dataset.state = "ready"; }, () => {});
   } else if (!d.onnx && s.loading !== d.id && !ONNX.sessions.has(d.id)) {
     // Python believes this page holds the decoder, but it does not (a new element for an old session):
     // say so, and the bytes come again.
