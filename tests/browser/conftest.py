@@ -38,10 +38,12 @@ def browser(chromium_path: str) -> Iterator:
         b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def streamlit_server(chromium_path: str) -> Iterator[Callable[..., StreamlitServer]]:
     """Factory: `streamlit_server(script, env=None)` -> a running server, one per (script, env): reused
-    by every test asking for the same pair, stopped at the end. A test that needs its own environment
+    by every test of the module asking for the same pair, stopped when the module ends (a server's
+    queued jobs go on after its test: a report or map left running by one module took the cores from
+    the next module's pages). A test that needs its own environment
     (a temporary runs folder, say) gets its own server, never one started with another's."""
     servers: dict[tuple, StreamlitServer] = {}
 
