@@ -38,11 +38,24 @@ def conv_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_url(streamlit_server, conv_run, tmp_path_factory) -> str:
+def app_url(streamlit_server, conv_run, tmp_path_factory, browser) -> str:
     runs, _ = conv_run
     env = {"VAE_EXPLORER_RUNS": str(runs), "VAE_EXPLORER_UPLOADS": str(tmp_path_factory.mktemp("uploads")),
            "VAE_EXPLORER_ONNX_CACHE": str(tmp_path_factory.mktemp("onnx"))}
-    return streamlit_server(APP, env=env).url
+    url = streamlit_server(APP, env=env).url
+    # The module's cold start, once: the run's first encoding and ONNX export on a fresh server, and
+    # onnxruntime-web's 14 MB WebAssembly compiled by a fresh browser (over 60 s once in a full suite run
+    # on 2 loaded cores). The tests then time their own steps on a warm server, each in a new context.
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(f"{url}/Explore")
+        panel = page.get_by_test_id("latent-sliders")
+        panel.wait_for(timeout=240_000)
+        wait_until(lambda: panel.get_attribute("data-mode") == "browser", 240, "the first ONNX session")
+    finally:
+        ctx.close()
+    return url
 
 
 @pytest.fixture(scope="module")
