@@ -78,19 +78,63 @@ def _leases() -> Leases:
     return Leases()
 
 
-@st.cache_resource(scope="session", show_spinner=False, on_release=lambda lease: lease[0].end(lease[1]))
-def _session_lease(session: str) -> tuple[Leases, str]:
+@st.cache_resource
+def _data_leases() -> Leases:
+    # clearing a cache entry is quick and never waits for a call: done in the caller's thread
+    return Leases(run=lambda fn: fn())
+
+
+class _DataRelease:
+    """Frees what the server keeps in memory for one uploaded data set: its cached arrays and the
+    finished jobs computed on it (encodings, maps, reports). The files on disk stay."""
+
+    def __init__(self, d: Source, keep: dict) -> None:
+        self.d, self._keep = d, keep
+
+    def close(self) -> None:
+        self._keep.pop(self.d, None)  # registered again when a session picks the data again
+        dataset.clear(self.d)
+        jobs.forget(lambda key: self.d in key)
+
+
+@st.cache_resource
+def _data_releases() -> dict:
+    return {}  # Source -> its _DataRelease, held strongly while the data may be in memory
+
+
+def _session_end(lease: tuple[Leases, Leases, str]) -> None:
+    models, data, session = lease
+    models.end(session)
+    data.end(session)
+
+
+@st.cache_resource(scope="session", show_spinner=False, on_release=_session_end)
+def _session_lease(session: str) -> tuple[Leases, Leases, str]:
     # cleared by Streamlit when the session disconnects, which calls on_release: the session let go
-    return _leases(), session
+    return _leases(), _data_leases(), session
 
 
-def hold_model(m: Source | None) -> None:
-    """This session uses model m now (every page calls it): a model worker no session holds is stopped."""
+def is_upload(d: Source | None) -> bool:
+    """True for data a user uploaded (kept in memory only while a session holds it)."""
+    return d is not None and Path(d.src).resolve().is_relative_to(uploads_dir().resolve())
+
+
+def hold_pair(m: Source | None, d: Source | None) -> None:
+    """This session uses model m and data d now (every page calls it): a model worker no session holds
+    is stopped, and an uploaded data set no session holds leaves the server's memory."""
     ctx = get_script_run_ctx()
     if ctx is None:  # outside a session (a script importing this module): nothing to hold
         return
-    leases, session = _session_lease(ctx.session_id)
-    leases.hold(session, m)
+    models, data, session = _session_lease(ctx.session_id)
+    models.hold(session, m)
+    if is_upload(d):
+        releases = _data_releases()
+        if d not in releases:
+            releases[d] = _DataRelease(d, releases)
+            data.add(d, releases[d])
+        data.hold(session, d)
+    else:
+        data.hold(session, None)
 
 
 @st.cache_resource(show_spinner="Loading the data...", max_entries=8)

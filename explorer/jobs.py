@@ -120,6 +120,14 @@ class Queue:
         with self.lock:
             return self.jobs.get(key)
 
+    def forget(self, drop: Callable[[tuple], bool]) -> int:
+        """Drop finished jobs whose key `drop` picks (their results are freed); running ones stay."""
+        with self.lock:
+            gone = [k for k, j in self.jobs.items() if j.done.is_set() and drop(k)]
+            for k in gone:
+                del self.jobs[k]
+        return len(gone)
+
     def place(self, job: Job) -> int:
         """0 while running or done; else 1 + the number of jobs ahead of it that have not started."""
         if job.started is not None or job.done.is_set():
@@ -192,6 +200,13 @@ def queue(lane: str = "heavy") -> Queue:
         if lane not in _queues:
             _queues[lane] = Queue(LANES[lane])
         return _queues[lane]
+
+
+def forget(drop: Callable[[tuple], bool]) -> int:
+    """`Queue.forget` on every lane: the number of finished jobs dropped."""
+    with _queues_lock:
+        lanes = list(_queues.values())
+    return sum(q.forget(drop) for q in lanes)
 
 
 def lane_of(job: Job) -> Queue:

@@ -185,7 +185,7 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
         st.stop()
     state.init()
     m, d = sidebar_picker()
-    cache.hold_model(m)  # the session's model worker stays while it is active here (or in another session)
+    cache.hold_pair(m, d)  # the session's model worker and uploaded data stay while active here (or elsewhere)
     if need_model or (need_data and d is None):
         mdl, data = active_model_ui(m, d)
     else:

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +159,47 @@ def test_app_session_releases_an_uploaded_models_worker(tmp_path):
     (session,) = [s for s, k in cache._leases()._held.items() if k.src == src]
     clear_session_resource_cache(session)
     assert _wait_for(lambda: _gone(pid)), "the session ended: its worker is stopped"
+
+
+def test_app_session_frees_an_uploaded_data_sets_memory():
+    """An uploaded data set leaves the server's memory (its cached arrays, the jobs computed on it) when
+    no session holds it: when the session picks other data, and when the session ends."""
+    import gc
+    import weakref
+
+    from streamlit.runtime.caching import clear_session_resource_cache
+
+    from explorer import cache, jobs
+    from sidebar import npy_bytes, open_app, upload
+
+    rng = np.random.default_rng(0)
+    at = upload(open_app(), "upload_data", "mine.npy", npy_bytes((rng.random((30, 28, 28)) * 255).astype(np.uint8)))
+    assert not at.exception, [e.value for e in at.exception]
+    src = at.session_state["data_src"]
+    assert src.endswith("mine.npy"), src
+    d = cache.source(src)
+    assert cache.is_upload(d) and not cache.is_upload(cache.source("mnist"))
+
+    def held() -> tuple[weakref.ref, int]:
+        ds = cache.dataset(d)  # the shared cache's object (a hit: the page loaded it)
+        m = cache.source(at.session_state["model_src"])
+        jobs.queue("encode").put_done(("encode", m, d), "the encoding of the data", ds)  # a job computed on it
+        return weakref.ref(ds), sum(d in k for q in jobs._queues.values() for k in q.jobs)
+
+    ref, n_jobs = held()
+    assert n_jobs >= 1
+    at.selectbox(key="pick_data").set_value("mnist").run()
+    assert not at.exception and at.session_state["data_src"] == "mnist"
+    gc.collect()
+    assert ref() is None, "no session holds the upload: its arrays are freed"
+    assert not any(d in k for q in jobs._queues.values() for k in q.jobs), "and the jobs computed on it"
+
+    at.selectbox(key="pick_data").set_value(src).run()  # back: loaded again from its file
+    assert not at.exception and at.session_state["data_src"] == src
+    ref, n_jobs = held()
+    assert ref() is not None and n_jobs >= 1
+    (session,) = [s for s, k in cache._data_leases()._held.items() if k == d]
+    clear_session_resource_cache(session)  # what Streamlit does when the session disconnects
+    gc.collect()
+    assert ref() is None, "the session ended: the upload's arrays are freed"
+    assert not any(d in k for q in jobs._queues.values() for k in q.jobs)
