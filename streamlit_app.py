@@ -28,9 +28,11 @@ def home() -> None:
     from vae_core import export
 
     m, d, mdl, data = sidebar.open_page("Home")
-    enc = sidebar.encoded_ui(m, d, note=" The picture draws when every image has its code.")
+    # draws from the first images' codes while a slow model encodes the rest (drawn again when it ends)
+    enc = sidebar.encoded_ui(m, d, partial=True)
+    n_enc = len(enc.mu)
 
-    idx = int(np.argmin(enc.recon_err[: min(len(data), 200)]))  # a well reconstructed example
+    idx = int(np.argmin(enc.recon_err[: min(n_enc, 200)]))  # a well reconstructed example
     c1, c2, c3, c4, c5 = st.columns([2, 1, 4, 1, 2])
     c1.image(images.upscale(images.to_uint8(data.x[idx:idx + 1])[0], 6), caption="image x")
     c2.markdown("### →\nencoder")
@@ -45,7 +47,9 @@ def home() -> None:
     st.markdown(f"- Model: **{selection.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
                 f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
                 f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "
-                f"(-log p(x | z = mu), decoding the mean code{'; ' + enc.scale_words() if enc.scale_source else ''})")
+                f"(-log p(x | z = mu), decoding the mean code{'; ' + enc.scale_words() if enc.scale_source else ''})"
+                + (f", **so far over the first {n_enc:,} of {enc.total:,} images** (the rest are being encoded)"
+                   if enc.total else ""))
 
     if Path(m.src).is_dir():
         st.download_button("Download this run (zip)", on_click="ignore", mime="application/zip",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,6 +180,7 @@ class Encoded:
     kl_per_dim: np.ndarray  # (D,) mean over points
     scale: float | None = None  # the Gaussian decoder's scale s used for recon_err; None for Bernoulli
     scale_source: str | None = None  # "declared", "trained" or "calibrated" (as the diagnose report says)
+    total: int | None = None  # set while encoding: these are the first len(mu) rows of `total` (see encode_all)
 
     def scale_words(self) -> str:
         """Which scale recon_err used, in words ("" for a Bernoulli decoder)."""
@@ -193,19 +195,39 @@ class Encoded:
 ENCODED_FORMAT = 2  # bump when what `encode_all` stores changes: older files on disk are ignored
 
 
-def encode_all(mdl, data: vdata.Dataset, progress=None) -> Encoded:
+PARTIAL_EVERY_S = 2.0  # how often a running encoding refreshes its result so far (pages read it when they run)
+
+
+def encode_all(mdl, data: vdata.Dataset, progress=None, partial=None) -> Encoded:
     """Encode every point once, in chunks, under inference_mode; `progress(fraction)` after each chunk.
+    `partial(enc)`, when given, gets the result so far (the first rows, `enc.total` = all rows) after
+    the first chunk and then every PARTIAL_EVERY_S seconds, so a page can draw before the end.
 
     recon_err is -log p(x | z = mu) per point. A Gaussian decoder is scored at the scale the diagnose
     report uses (docs: one scale everywhere): its declared or trained s, or, when it declares none, the
-    calibrated s with s^2 = the mean squared error over every point and pixel (Rybkin et al. 2021).
+    calibrated s with s^2 = the mean squared error over every point and pixel (Rybkin et al. 2021; in
+    a partial result, over the points so far).
     """
     from vae_core.metrics.gaussian_scale import calibrated_scale, decoder_scale, gaussian_log_px
 
     scale, source, _ = decoder_scale(mdl)
+    n_pixels = int(np.prod(data.shape))
+
+    def assemble(mus: list, lvs: list, errs: list, total: int | None) -> Encoded:
+        mu, lv, err = torch.cat(mus).float(), torch.cat(lvs).float(), torch.cat(errs)
+        s = scale
+        if source is not None:
+            if source == "calibrated":
+                s = calibrated_scale(float(err.sum()), len(err) * n_pixels)
+            err = -gaussian_log_px(err, n_pixels, float(np.log(s)))
+        kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), docs/science.md closed form
+        return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(), recon_err=err.float().numpy(),
+                       kl_per_dim=kl_dims.mean(0).numpy(), scale=s, scale_source=source, total=total)
+
     mus, lvs, errs = [], [], []
     dev = devices.model_device(mdl)
     n, step = len(data), batch_rows(data.shape)
+    last = None
     with torch.inference_mode():
         for i in range(0, n, step):
             xb = data.x[i:i + step].to(dev)
@@ -218,15 +240,10 @@ def encode_all(mdl, data: vdata.Dataset, progress=None) -> Encoded:
                 errs.append(((xb - mdl.decode(mu)).double() ** 2).flatten(1).sum(1).cpu())
             if progress is not None:
                 progress(min(1.0, (i + step) / n))
-    mu, lv, err = torch.cat(mus).float(), torch.cat(lvs).float(), torch.cat(errs)
-    if source is not None:
-        n_pixels = int(np.prod(data.shape))
-        if source == "calibrated":
-            scale = calibrated_scale(float(err.sum()), len(err) * n_pixels)
-        err = -gaussian_log_px(err, n_pixels, float(np.log(scale)))
-    kl_dims = 0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)  # (N, D), docs/science.md closed form
-    return Encoded(mu=mu.numpy(), logvar=lv.numpy(), kl=kl_dims.sum(1).numpy(), recon_err=err.float().numpy(),
-                   kl_per_dim=kl_dims.mean(0).numpy(), scale=scale, scale_source=source)
+            if partial is not None and i + step < n and (last is None or time.monotonic() - last >= PARTIAL_EVERY_S):
+                partial(assemble(mus, lvs, errs, n))
+                last = time.monotonic()
+    return assemble(mus, lvs, errs, None)
 
 
 def cache_dir(what: str) -> Path:
@@ -281,7 +298,8 @@ def encoded_job(m: Source, d: Source) -> Job:
     mdl, data = model_for(m, d), dataset(d)
 
     def work(job: Job) -> Encoded:
-        out = encode_all(mdl, data, progress=lambda f: job.report("encoding", f))
+        out = encode_all(mdl, data, progress=lambda f: job.report("encoding", f),
+                         partial=lambda enc: setattr(job, "partial", enc))
         _save_encoded(path, out)
         return out
 

@@ -64,6 +64,7 @@ class Job:
     phase: str = "queued"
     result: Any = None
     error: str | None = None
+    partial: Any = None  # a usable result so far, set by the work (an encoding's first chunks), or None
     done: threading.Event = field(default_factory=threading.Event)
     seq: int = 0  # submission order: the place in the queue
     submitted: float = field(default_factory=time.monotonic)

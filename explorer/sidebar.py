@@ -153,10 +153,11 @@ def active_model_ui(m: cache.Source, d: cache.Source | None):
         st.stop()
 
 
-def encoded_ui(m: cache.Source, d: cache.Source, note: str = "") -> cache.Encoded:
+def encoded_ui(m: cache.Source, d: cache.Source, note: str = "", partial: bool = False) -> cache.Encoded:
     """The data encoded by the active model (`cache.encoded_job`: a progress bar while it runs, and the
-    page stops there); on failure (a user's model giving NaN on some images, say) the sentence and the
-    page stops."""
+    page stops there; with `partial`, a page that can draw from the first images' codes gets those under
+    the bar, `Encoded.n_of` saying how many of how many); on failure (a user's model giving NaN on some
+    images, say) the sentence and the page stops."""
     try:
         job = cache.encoded_job(m, d)
     except (ValueError, RuntimeError) as e:  # the app's edge: CheckpointError, DataError are ValueErrors
@@ -165,7 +166,7 @@ def encoded_ui(m: cache.Source, d: cache.Source, note: str = "") -> cache.Encode
     if job is not None and job.done.is_set() and job.error is not None:
         why = job.error
     elif job is not None:
-        return widgets.job_result_ui(job, note=note)
+        return widgets.job_result_ui(job, note=note, partial=partial)
     st.error(f"{selection.label(m.src)} on {selection.label(d.src)} cannot be shown: {messages.for_user(why)} "
              "Pick another model or data in the sidebar.")
     st.stop()

@@ -34,11 +34,13 @@ def image_downloads_ui(name: str, *, png=None, gif=None) -> None:
                                 key=f"dl_{name}_gif")
 
 
-def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None):
+def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None, partial: bool = False):
     """A queued job's result (explorer/jobs.py). While it waits or runs: a progress bar that follows it
     (a fragment polling once a second, rerunning the page when the job ends) and the page stops here,
-    so the script ends at once and a page switch never waits for the work. A failed job: its sentence
-    as an error, and the page stops. `words` names the job's phases for people."""
+    so the script ends at once and a page switch never waits for the work. With `partial`, a job that
+    already has a usable result so far (`job.partial`: an encoding's first chunks) returns that under
+    its progress bar instead of stopping; the page is drawn again, whole, when the job ends. A failed
+    job: its sentence as an error, and the page stops. `words` names the job's phases for people."""
     if not job.done.is_set():
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -46,6 +48,9 @@ def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None):
             job.done.wait()
         else:
             _job_progress(job, note, words or {})
+            so_far = job.partial
+            if partial and so_far is not None:
+                return so_far
             st.stop()
     if job.error is not None:
         from .messages import for_user  # here: messages imports cache, which the panels import too

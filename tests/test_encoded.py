@@ -101,3 +101,70 @@ def test_encodings_are_kept_on_disk_and_read_back_without_the_model(tmp_path, mo
     third = cache.encoded_job(m, d)
     assert third.done.wait(120) and third.error is None
     np.testing.assert_array_equal(third.result.mu, first.result.mu)
+
+
+def test_a_running_encoding_gives_its_first_rows_as_they_come(monkeypatch):
+    """Pages may draw from the first chunks of a slow model's encoding: each partial result holds the
+    model's own codes of the first rows (recomputed here), and says how many rows there are in all."""
+    torch.manual_seed(2)
+    model = VAE(ModelConfig(input_shape=(1, 4, 4), latent_dim=3, hidden=(8,), likelihood="gaussian",
+                            gaussian_scale=0.5)).eval()
+    x = torch.rand(23, 1, 4, 4)
+    monkeypatch.setattr(cache, "batch_rows", lambda shape: 5)  # 5 chunks: 5, 5, 5, 5, 3 rows
+    monkeypatch.setattr(cache, "PARTIAL_EVERY_S", 0.0)  # every chunk but the last gives a partial result
+    seen = []
+    enc = cache.encode_all(model, Dataset(x, "planted"), partial=seen.append)
+    assert [len(p.mu) for p in seen] == [5, 10, 15, 20] and all(p.total == 23 for p in seen)
+    assert enc.total is None and len(enc.mu) == 23
+    with torch.no_grad():
+        mu, lv = model.encode(x)
+        f = model.decode(mu).double()
+    kl = (0.5 * (mu.double() ** 2 + lv.double().exp() - lv.double() - 1)).sum(1).numpy()
+    err = (0.5 * ((x.double() - f) ** 2 / 0.25 + math.log(2 * math.pi * 0.25))).flatten(1).sum(1).numpy()
+    for p in seen:
+        k = len(p.mu)
+        np.testing.assert_allclose(p.mu, mu[:k].numpy(), atol=1e-6)
+        np.testing.assert_allclose(p.kl, kl[:k], rtol=1e-5)
+        np.testing.assert_allclose(p.recon_err, err[:k], rtol=1e-5)
+
+
+def test_home_draws_from_the_first_codes_while_a_slow_model_encodes(monkeypatch):
+    """Old code: Home showed only a progress bar until every image had its code. Now the picture and
+    the means draw from the first rows, saying so, and the page is drawn whole when the encoding ends."""
+    import threading
+
+    from settle import settle, unsettled
+    from streamlit.testing.v1 import AppTest
+    from paths import ROOT
+
+    real = cache.encode_all
+    first_rows, release = threading.Event(), threading.Event()
+
+    def slow(mdl, data, progress=None, partial=None):
+        def gated_partial(enc):
+            partial(enc)
+            first_rows.set()
+            assert release.wait(120), "the test never opened the gate"
+        return real(mdl, data, progress=progress, partial=gated_partial)
+
+    monkeypatch.setattr(cache, "encode_all", slow)
+    monkeypatch.setattr(cache, "_load_encoded", lambda path: None)  # as if never encoded on this server
+    monkeypatch.setattr(cache, "_save_encoded", lambda path, enc: None)
+    monkeypatch.setattr(jobs, "_queues", {})
+    try:
+        with unsettled():
+            at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert first_rows.wait(120)
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            text = " ".join(m.value for m in at.markdown)
+            assert "so far over the first 1,000 of 5,000 images" in text, text
+            caps = [c for el in at.get("image") for c in el.captions]
+            assert "image x" in caps and "rebuilt image" in caps, f"the picture draws from the first codes: {caps}"
+            assert [p.proto.text for p in at.get("progress")], "with the encoding's progress above it"
+    finally:
+        release.set()
+    settle(at)
+    assert not at.exception and not at.get("progress")
+    assert "so far over the first" not in " ".join(m.value for m in at.markdown)
