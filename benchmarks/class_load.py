@@ -1,6 +1,7 @@
 """A class on one server: N simulated sessions (default 10 and 30) doing a teacher's script at once.
 
-Each session, in its own browser context (its own Streamlit session), on the shipped run and mnist:
+Each session, in its own browser context (its own Streamlit session; one Chromium holds them all, driven
+by Playwright's async API), on the shipped run and mnist:
 1. opens Explore (a page load: from `goto` to the script's end, the page interactive);
 2. steps its first latent slider `--steps` times with the server decoding (the heaviest path; with
    in-browser decoding a step never reaches the server), each step waiting for its new image;
@@ -20,19 +21,19 @@ on what N people on N machines would see.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.load import STEP_LOOP, pct  # noqa: E402
-from tests.browser.harness import REPO, launch_chromium, streamlit_server, wait_app_ready  # noqa: E402
+from tests.browser.harness import CHROMIUM_ARGS, REPO, find_chromium, streamlit_server  # noqa: E402
 
 PAGE_S, STEP_S, MAP_S = 120, 20, 600
 
@@ -45,64 +46,72 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def timed_load(page, url: str) -> float | None:
+READY_JS = """() => { const a = document.querySelector('[data-testid="stApp"]');
+                       return a && a.getAttribute('data-test-script-state') === 'notRunning'; }"""
+
+
+async def timed_load(page, url: str) -> float | None:
     """Seconds from goto to the page's script having ended (interactive), None past PAGE_S."""
     t0 = time.perf_counter()
     try:
-        page.goto(url)
-        wait_app_ready(page, PAGE_S * 1000)
+        await page.goto(url, timeout=PAGE_S * 1000)
+        await page.wait_for_function(READY_JS, timeout=PAGE_S * 1000)
     except Exception:
         return None
     return time.perf_counter() - t0
 
 
-def script(browser, url: str, steps: int, pause_ms: int) -> dict:
-    """One session's script (runs in its own thread of Playwright calls: see `run_class`)."""
+async def script(browser, url: str, steps: int, pause_ms: int) -> dict:
+    """One session's script, in its own browser context (its own Streamlit session)."""
     out = {"loads": [], "steps": [], "step_timeouts": 0, "map_s": None}
-    ctx = browser.new_context(viewport={"width": 1300, "height": 1000})
-    page = ctx.new_page()
+    ctx = await browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = await ctx.new_page()
     try:
-        out["loads"].append(timed_load(page, f"{url}/Explore?decode=server"))
+        out["loads"].append(await timed_load(page, f"{url}/Explore?decode=server"))
         host = page.get_by_test_id("latent-sliders")
         try:
-            host.wait_for(timeout=PAGE_S * 1000)
-            host.scroll_into_view_if_needed()
-            lat = host.evaluate(f"(host, a) => ({STEP_LOOP})(host, a)", [steps, pause_ms])
+            await host.wait_for(timeout=PAGE_S * 1000)
+            await host.scroll_into_view_if_needed()
+            lat = await host.evaluate(f"(host, a) => ({STEP_LOOP})(host, a)", [steps, pause_ms])
             out["steps"] = [x for x in lat if x is not None]
             out["step_timeouts"] = sum(x is None for x in lat)
         except Exception:
             out["step_timeouts"] = steps
-        out["loads"].append(timed_load(page, f"{url}/Diagnose"))
-        out["loads"].append(timed_load(page, f"{url}/Explore"))
+        out["loads"].append(await timed_load(page, f"{url}/Diagnose"))
+        out["loads"].append(await timed_load(page, f"{url}/Explore"))
         t0 = time.perf_counter()
         try:
-            page.get_by_role("radio", name="t-SNE").click(timeout=PAGE_S * 1000)
-            page.get_by_text("local inverse", exact=False).first.wait_for(timeout=MAP_S * 1000)
+            await page.get_by_role("radio", name="t-SNE").click(timeout=PAGE_S * 1000)
+            await page.get_by_text("local inverse", exact=False).first.wait_for(timeout=MAP_S * 1000)
             out["map_s"] = time.perf_counter() - t0
         except Exception:
             pass
     finally:
-        ctx.close()
+        await ctx.close()
     return out
+
+
+async def _sessions(url: str, n: int, steps: int, pause_ms: int) -> list[dict]:
+    from playwright.async_api import async_playwright
+
+    path = find_chromium()
+    if path is None:
+        raise RuntimeError("chromium not found on PATH (apt-get install chromium)")
+    async with async_playwright() as pw:
+        # one Chromium for every session (a context each, as separate people's browsers would be): a
+        # Chromium per session spent the 2 cores on 30 browser processes before the server had any
+        browser = await pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            return list(await asyncio.gather(*(script(browser, url, steps, pause_ms) for _ in range(n))))
+        finally:
+            await browser.close()
 
 
 def run_class(n: int, steps: int, pause_ms: int) -> tuple[list[dict], float, list[dict]]:
     """A fresh server, n sessions at once; (per-session results, server peak MB, job log rows)."""
-    from playwright.sync_api import sync_playwright
-
     log = Path(tempfile.mkdtemp(prefix="class-load-")) / "jobs.jsonl"
     with streamlit_server(REPO / "streamlit_app.py", env={"VAE_EXPLORER_JOB_LOG": str(log)}) as srv:
-        # Playwright's sync API is bound to its thread: each session gets a thread with its own driver
-        def one(_: int) -> dict:
-            with sync_playwright() as pw:
-                browser = launch_chromium(pw)
-                try:
-                    return script(browser, srv.url, steps, pause_ms)
-                finally:
-                    browser.close()
-
-        with ThreadPoolExecutor(max_workers=n) as ex:
-            results = list(ex.map(one, range(n)))
+        results = asyncio.run(_sessions(srv.url, n, steps, pause_ms))
         peak = peak_rss_mb(srv.proc.pid)
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return results, peak, rows
@@ -134,13 +143,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="slider steps per session")
     ap.add_argument("--pause-ms", type=int, default=150, help="mean pause between a session's steps")
     a = ap.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = []
     for n in [1, *a.sessions]:
         t = time.perf_counter()
         res, peak, jobs = run_class(n, a.steps, a.pause_ms)
         rows += summary(n, res, peak, jobs, a.steps)
         rows.append((f"{n} session(s): wall time", f"{time.perf_counter() - t:.0f} s (load {os.getloadavg()[0]:.1f})"))
+        print(f"  ... {n} session(s) done", flush=True)
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"  {k:<{w}}  {v}")
