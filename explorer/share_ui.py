@@ -271,10 +271,11 @@ def filter_ui(data, enc) -> tuple[np.ndarray | None, bool]:
     ss, n = st.session_state, len(data)
     active = bool(ss.get(state.FILTER_LABELS)) or bool(ss.get(state.FILTER_FACTOR_VALUES)) or \
         ss.get(state.FILTER_FROM) is not None or ss.get(state.FILTER_TO) is not None
-    with st.expander("Find and filter", expanded=active):
-        c1, c2, c3 = st.columns([1, 2, 2])
-        c1.number_input("Find point", 0, n - 1, value=None, key=state.FIND_POINT, on_change=_on_find, args=(enc,),
-                        placeholder="row number", help="Select the point of this row: the map rings it")
+    c0, c1 = st.columns([1, 4])
+    c0.number_input("Find point", 0, n - 1, value=None, key=state.FIND_POINT, on_change=_on_find, args=(enc,),
+                    placeholder="row number", help="Select the point of this row: the map rings it")
+    with c1.expander("Find and filter", expanded=active):
+        c2, c3 = st.columns(2)
         labels = factor = None
         if data.y is not None:
             names = data.meta.get("classes")
