@@ -183,15 +183,17 @@ def copy_link_ui() -> None:
 
 # --- the session file ------------------------------------------------------------------------------
 
-def _session_text(m, d, data, enc) -> str:
+def _session_fields(m, d, data, enc) -> dict:
+    """What the session file holds, read now: the download's callable runs later, outside this script run
+    (no session state there), and turns these into JSON only when the button is pressed."""
     ss = st.session_state
     run, dat = link_values(m, d)
     vector = None
     if ss.get(state.VEC_GROUP_A) and ss.get(state.VEC_GROUP_B):
         vector = {"from": ss[state.VEC_GROUP_A], "to": ss[state.VEC_GROUP_B],
                   "strength": float(ss.get(state.ATTR_STRENGTH, 1.0))}
-    return view_link.session_json(run=run or "", data=dat or "", n=len(data), latent_dim=int(enc.mu.shape[1]),
-                                  view=current_view(), selections=ss[state.SAVED_SELECTIONS], vector=vector)
+    return dict(run=run or "", data=dat or "", n=len(data), latent_dim=int(enc.mu.shape[1]), view=current_view(),
+                selections=dict(ss[state.SAVED_SELECTIONS]), vector=vector)
 
 
 def _on_session_upload(m, d, data, enc) -> None:
@@ -234,7 +236,7 @@ def session_ui(m, d, data, enc) -> None:
         run, dat = link_values(m, d)
         c1.download_button("Save session (JSON)", on_click="ignore", mime="application/json", key="session_save",
                            file_name=f"session_{run}_{dat}.json".replace(":", "-").replace("/", "-"),
-                           data=lambda: _session_text(m, d, data, enc))
+                           data=lambda fields=_session_fields(m, d, data, enc): view_link.session_json(**fields))
         c2.file_uploader("Load a session (JSON)", type=["json"], key=state.SESSION_UPLOAD,
                          on_change=_on_session_upload, args=(m, d, data, enc),
                          help=f"A file saved here, at most {view_link.SESSION_MAX_BYTES // 2**20} MB; only JSON is read")

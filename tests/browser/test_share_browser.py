@@ -21,7 +21,7 @@ def _params(url: str) -> dict[str, str]:
 
 
 def _open_explore(page, url: str) -> None:
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     wait_app_ready(page, 180_000)
     page.locator(f"{MAP} .vmap-plot .main-svg").first.wait_for(timeout=120_000)
 
@@ -48,7 +48,7 @@ def test_a_copied_link_opens_the_same_point_code_and_map_in_a_new_browser(page, 
     # move the map: colour by KL, and 3-D
     page.get_by_role("radio", name="3-D").click()
     _wait_param(page, "dims", "3")
-    wait_app_ready(page, 120_000)
+    wait_app_ready(page, 240_000)
     _click_point(page, 123)
     z_point = _wait_param(page, "point", "123") and _wait_param(page, "z")
     page.get_by_text("original #123").first.wait_for(timeout=60_000)
@@ -57,7 +57,7 @@ def test_a_copied_link_opens_the_same_point_code_and_map_in_a_new_browser(page, 
     z_pinned = _wait_param(page, "z", not_value=z_point)
     page.get_by_role("tab", name="Traversals").click()
     _wait_param(page, "tab", "Traversals")
-    wait_app_ready(page, 120_000)
+    wait_app_ready(page, 240_000)
     page.locator('[data-testid="copy-link"] button').click()
     link = page.locator('[data-testid="copy-link"] input').input_value()
     assert link == page.url
@@ -91,7 +91,7 @@ def test_a_saved_session_loads_back_exactly(page, browser, streamlit_server, tmp
     box.fill("42")
     box.press("Enter")
     page.get_by_text("original #42").first.wait_for(timeout=60_000)
-    wait_app_ready(page, 120_000)
+    wait_app_ready(page, 240_000)
     # a box selection on the map, kept as "A"
     page.locator(f'{MAP} .modebar-btn[data-title="Box Select"]').click()
     bb = page.locator(f"{MAP} .vmap-plot .nsewdrag").first.bounding_box()
@@ -101,7 +101,7 @@ def test_a_saved_session_loads_back_exactly(page, browser, streamlit_server, tmp
     page.mouse.up()
     page.get_by_role("button", name="Keep this selection").click()
     page.get_by_text("Kept selections").first.wait_for(timeout=60_000)
-    wait_app_ready(page, 120_000)
+    wait_app_ready(page, 240_000)
     page.get_by_text("Save or load this session").click()
     with page.expect_download() as dl:
         page.get_by_role("button", name="Save session (JSON)").click()
@@ -119,7 +119,7 @@ def test_a_saved_session_loads_back_exactly(page, browser, streamlit_server, tmp
         page2.locator('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(first))
         page2.get_by_text("Loaded the session first.json").first.wait_for(timeout=60_000)
         page2.get_by_text("original #42").first.wait_for(timeout=60_000)
-        wait_app_ready(page2, 120_000)
+        wait_app_ready(page2, 240_000)
         with page2.expect_download() as dl2:
             page2.get_by_role("button", name="Save session (JSON)").click()
         second = tmp_path / "second.json"
@@ -141,13 +141,13 @@ def test_index_and_label_filters_count_what_numpy_counts(page, streamlit_server)
     for v in ("3", "7"):
         page.locator('[data-testid="stMultiSelect"]').first.click()
         page.get_by_role("option", name=v, exact=True).click()
-        wait_app_ready(page, 120_000)
+        wait_app_ready(page, 240_000)
     want = int(np.isin(y, [3, 7]).sum())
     page.get_by_text(f"{want:,} / {n:,}").first.wait_for(timeout=60_000)
     lo, hi = page.get_by_label("Rows from", exact=True), page.get_by_label("to", exact=True)
     lo.fill("100")
     lo.press("Enter")
-    wait_app_ready(page, 120_000)
+    wait_app_ready(page, 240_000)
     hi.fill("2999")
     hi.press("Enter")
     rows = np.arange(n)
