@@ -117,6 +117,8 @@ def write_url(with_view: bool = True) -> None:
     Nothing while a link's view still waits to be applied (the address bar keeps the link)."""
     ss = st.session_state
     base = ss.get(state.LINK_BASE)
+    if not with_view:  # another page than Explore was opened with the link: its view has no page to go to
+        ss[state.LINK_PARAMS] = None
     if base is None or ss.get(state.LINK_PARAMS):
         return
     params = view_link.encode(base["run"], base["data"], current_view() if with_view else view_link.View(),
