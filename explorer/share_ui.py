@@ -189,7 +189,7 @@ def _session_fields(m, d, data, enc) -> dict:
     """What the session file holds, read now: the download's callable runs later, outside this script run
     (no session state there), and turns these into JSON only when the button is pressed."""
     ss = st.session_state
-    run, dat = link_values(m, d)
+    run, dat = ss[state.LINK_BASE]["run"], ss[state.LINK_BASE]["data"]  # this run's pair (`remember_pair`)
     vector = None
     if ss.get(state.VEC_GROUP_A) and ss.get(state.VEC_GROUP_B):
         vector = {"from": ss[state.VEC_GROUP_A], "to": ss[state.VEC_GROUP_B],
@@ -235,7 +235,7 @@ def session_ui(m, d, data, enc) -> None:
                    "kept selections (their rows) and the attribute vector's groups and strength. It loads only "
                    "on the same run and data.")
         c1, c2 = st.columns(2)
-        run, dat = link_values(m, d)
+        run, dat = st.session_state[state.LINK_BASE]["run"], st.session_state[state.LINK_BASE]["data"]
         c1.download_button("Save session (JSON)", on_click="ignore", mime="application/json", key="session_save",
                            file_name=f"session_{run}_{dat}.json".replace(":", "-").replace("/", "-"),
                            data=lambda fields=_session_fields(m, d, data, enc): view_link.session_json(**fields))
