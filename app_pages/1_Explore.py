@@ -2,8 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from explorer import (cache, explore_ui as ui, latent_tools_ui as tools, selection_ui, sidebar, state,
-                      walks_ui as walks)
+from explorer import (cache, explore_ui as ui, latent_tools_ui as tools, selection_ui, share_ui as share, sidebar,
+                      state, walks_ui as walks)
 
 m, d, mdl, data = sidebar.open_page("Explore")
 
@@ -14,6 +14,8 @@ st.caption("Each dot is one image, placed by its code: the mean mu of q(z|x) tha
 enc = sidebar.encoded_ui(m, d, note=" The map draws when every image has its code.")
 order = np.argsort(-enc.kl_per_dim)  # dimensions by KL, most informative first
 collapsed = [int(j) for j in np.flatnonzero(enc.kl_per_dim < ui.KL_THRESHOLD)]
+share.apply_link_view(data, enc)  # a link's view, once, checked against this data and model
+share.notes_ui()
 
 method, dims, color = ui.map_controls_ui(data)
 proj = ui.map_projection_ui(m, d, method, dims)
@@ -23,9 +25,11 @@ if sel is not None:
     samples = ui.posterior_samples(enc, sel, 200)
     posterior = cache.posterior_on_map(m, d, proj.method, proj.n_components, sel, proj, samples)
 
+shown, highlight = share.filter_ui(data, enc)
 left, right = st.columns([3, 2])
 with left:
-    picked = ui.map_ui(m, d, proj, data, enc, color, posterior)
+    share.copy_link_ui()
+    picked = ui.map_ui(m, d, proj, data, enc, color, posterior, shown, highlight)
 with right:
     st.markdown("**Drag pad**")
     ui.decode_toggle_ui(mdl, m, d)
@@ -43,8 +47,8 @@ ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
 
 # A key: the tabs keep the user's tab when the page above them grows or shrinks (a point or a selection
 # made or cleared); without it they came back on Neighbours
-t0, t1, t2, t3, t4, t5 = st.tabs(["Neighbours", "Traversals", "Interpolation", "Prior samples", "Attribute vectors",
-                                  "Decoded manifold"], key=state.TOOL_TABS)
+# on_change="rerun": the open tab is in the session state, so the link and a saved session hold it
+t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), key=state.TOOL_TABS, on_change="rerun")
 with t0:
     tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
 with t1:
@@ -62,3 +66,5 @@ with t5:
     tools.manifold_ui(mdl, pad_proj, ui.pad_bounds(m, d, pad_proj))
 with st.expander("Export"):
     ui.export_ui(proj, data, enc)
+share.session_ui(m, d, data, enc)
+share.write_url()  # the address bar holds the view as it is now

@@ -118,25 +118,31 @@ def _thumbs_note(data) -> str:
 
 
 def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str,
-           posterior: np.ndarray | None) -> np.ndarray | None:
+           posterior: np.ndarray | None, shown: np.ndarray | None = None,
+           highlight: bool = False) -> np.ndarray | None:
     """The scatter (2-D or 3-D); a click on a point selects it, hovering shows its image, a box or
     lasso selects points. The N points and their images travel to the browser once per map and
     colouring (`components/latent_map.py`); each rerun sends only the selected point's ring and
-    its posterior cloud. Returns the rows of the box/lasso selection, or None."""
+    its posterior cloud. shown: the rows the filters keep (`share_ui.filter_ui`), None for all; with
+    highlight the others are drawn grey. Returns the rows of the box/lasso selection, or None."""
+    from .map_filter import mask_id
+
     values, categorical, names = color_values(data, enc, color)
     sel = st.session_state[state.SELECTED]
     fitted = getattr(proj, "fitted_", None)  # None: a map cached before fitted_ existed
 
     def figure() -> str:  # built only when the browser lacks this map (1M points: about 1 s)
         return figures.map_base_figure(proj.embedding_, values, categorical=categorical, color_name=color,
-                                       class_names=names, fitted=fitted).to_json()
+                                       class_names=names, fitted=fitted, shown=shown,
+                                       highlight=highlight).to_json()
 
     overlay = figures.map_overlay_traces(None if sel is None else proj.embedding_[sel], posterior,
                                          three=proj.n_components == 3)
     key, three, ss = map_id(m, d, proj), proj.n_components == 3, st.session_state
     layers = {"thumbs": _thumbs_layer(d, data),
               "density": _density_layer(m, d, proj) if ss[state.MAP_DENSITY] and not three else None}
-    latent_map(state.MAP_VIEW, figure_id=f"{key}-{color}", figure=figure, overlay=overlay,
+    fid = f"{key}-{color}" if shown is None else f"{key}-{color}-{mask_id(shown)}-{'h' if highlight else 'f'}"
+    latent_map(state.MAP_VIEW, figure_id=fid, figure=figure, overlay=overlay,
                on_click=lambda: _on_map_click(enc), layers=layers, selection_id=key,
                thumbnails_view=bool(ss[state.MAP_THUMBS]))
     how = ("Hover a point to see its image" + ("" if three else "; draw a box or a lasso (the map's tools, top "
@@ -424,6 +430,9 @@ def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndar
     image = None if payload is not None else images.png_data_uri(_z_png(mdl, z, 1))
     latent_sliders(state.SLIDERS, dims=dims, z=ss[state.Z], z_version=ss[state.Z_VERSION], image=image,
                    decoder=payload, ack=handled, view_size=224)
+    from .share_ui import write_url
+
+    write_url()  # a fragment's run: the address bar follows the pinned code
 
 
 # --- exports ------------------------------------------------------------------------------------

@@ -93,8 +93,12 @@ def _kinds(fitted: np.ndarray | None, n: int) -> list[tuple[str | None, np.ndarr
 
 def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical: bool, color_name: str,
                     class_names: Sequence[str] | None = None, fitted: np.ndarray | None = None,
-                    height: int = 520) -> go.Figure:
+                    height: int = 520, shown: np.ndarray | None = None, highlight: bool = False) -> go.Figure:
     """Scatter of map coordinates (N, 2|3), WebGL; every point carries its index as customdata.
+
+    shown (N,) bool: the rows a filter keeps (`explorer/map_filter.py`); the others are left out, or with
+    highlight drawn as one grey trace behind (no hover, no click). Each legend entry then says how many of
+    its points the filter keeps ("label 7 (47 / 412)").
 
     fitted (N,) bool: where some points were placed into a fitted map (t-SNE/UMAP beyond the fit
     sample), each colour splits into a "fitted" and a "placed afterwards" trace, grouped so in the
@@ -106,11 +110,25 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
     kinds = _kinds(fitted, len(xyz))
     fig = go.Figure()
     size = 3 if three else 5
+    keep = None if shown is None else np.asarray(shown, dtype=bool)
+    if keep is not None and highlight and (~keep).any():
+        rest = ~keep
+        grey = dict(mode="markers", name=f"filtered out ({int(rest.sum()):,})", hoverinfo="skip",
+                    marker=dict(size=size, color="#c8c8c8", opacity=0.35))
+        if three:
+            fig.add_trace(go.Scatter3d(x=xyz[rest, 0], y=xyz[rest, 1], z=xyz[rest, 2], **grey))
+        else:
+            fig.add_trace(go.Scattergl(x=xyz[rest, 0], y=xyz[rest, 1], **grey))
 
     def add(sel: np.ndarray, name: str, kind: str | None, marker: dict) -> None:
         """One trace of the points `sel`, in legend group `kind` (titled with the group's size)."""
         if kind is not None and not sel.any():
             return
+        if keep is not None:  # the legend says how many of this entry's points the filter keeps
+            name = f"{name} ({int((sel & keep).sum()):,} / {int(sel.sum()):,})"
+            sel = sel & keep
+        if isinstance(marker.get("color"), np.ndarray):  # a colour per point: this trace's points'
+            marker["color"] = marker["color"][sel]
         opacity = marker.pop("opacity") * (0.55 if kind == PLACED_NAME else 1.0)
         common = dict(mode="markers", customdata=idx[sel], name=name, marker=dict(size=size, opacity=opacity, **marker),
                       hovertemplate="point %{customdata}<extra>%{fullData.name}"
@@ -140,7 +158,7 @@ def map_base_figure(coords: np.ndarray, color: np.ndarray | None, *, categorical
                     dict(color=_category_color(v, j), opacity=0.75))
         else:
             add(part, color_name, kind, dict(
-                color=c[part], colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,
+                color=c, colorscale="Viridis", cmin=lo, cmax=hi, opacity=0.8, showscale=k == 0,
                 colorbar=dict(title=dict(text=color_name, side="right"), thickness=12)))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=34, b=0),  # t: the modebar's own band above the legend
                       legend=dict(itemsizing="constant", groupclick="toggleitem"),

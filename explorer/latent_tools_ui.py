@@ -170,8 +170,13 @@ def attribute_vector_ui(mdl, data, enc) -> None:
         return
     names = list(groups)
     c1, c2 = st.columns(2)
-    a = c1.selectbox("From group A", names, index=0, key="vec_group_a")
-    b = c2.selectbox("To group B", names, index=1, key="vec_group_b")
+    ss = st.session_state  # A and B start on the first two groups; a loaded session may set them
+    if ss.get(state.VEC_GROUP_A) not in names:
+        ss[state.VEC_GROUP_A] = names[0]
+    if ss.get(state.VEC_GROUP_B) not in names:
+        ss[state.VEC_GROUP_B] = names[1]
+    a = c1.selectbox("From group A", names, key=state.VEC_GROUP_A)
+    b = c2.selectbox("To group B", names, key=state.VEC_GROUP_B)
     try:
         v = lt.attribute_vector(enc.mu, groups[a], groups[b])
     except ValueError as e:

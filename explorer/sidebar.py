@@ -185,7 +185,13 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
         st.error(f"This server is misconfigured: {why}, then restart the server.", icon=":material/error:")
         st.stop()
     state.init()
+    from . import share_ui  # imports this module's data_dir_files
+
+    share_ui.open_link()  # a link's run and data, once per session, before the pickers draw
     m, d = sidebar_picker()
+    share_ui.remember_pair(m, d)
+    if title != "Explore":  # Explore writes its whole view at the end of its run
+        share_ui.write_url(with_view=False)
     cache.hold_pair(m, d)  # the session's model worker and uploaded data stay while active here (or elsewhere)
     if need_model or (need_data and d is None):
         mdl, data = active_model_ui(m, d)

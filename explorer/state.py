@@ -68,6 +68,24 @@ SELECTION_NAME = "selection_name"  # str: the name the selection panel keeps the
 ATTR_SLIDER = "attr_strength_slider"  # the attribute vector's strength panel's component state
 ATTR_ACK = "attr_strength_ack"  # int: the last strength seq that panel's Python side handled
 ATTR_STRENGTH = "attr_strength"  # float: the strength applied to the attribute vector
+VEC_GROUP_A = "vec_group_a"  # str: the attribute vector's "From group A" selectbox
+VEC_GROUP_B = "vec_group_b"  # str: its "To group B" selectbox
+
+# The link and the session file (explorer/share_ui.py, explorer/view_link.py)
+LINK_PARAMS = "_link_params"  # dict | None: the query parameters the session opened with, until Explore applies them
+LINK_NOTES = "link_notes"  # list[str]: what of the link or the loaded session could not be applied, and why
+LINK_BASE = "_link_base"  # dict: the active pair's link values {"run", "data"} and the kept parameters
+SESSION_UPLOAD = "session_upload"  # the "Load a session" file uploader
+# Find and filter (share_ui.filter_ui): the map's filters
+FIND_POINT = "find_point"  # int | None: the "Find point" number input
+FILTER_LABELS = "filter_labels"  # list: label values kept (empty: all)
+FILTER_FACTOR = "filter_factor"  # str: the factor filtered on ("none": off)
+FILTER_FACTOR_VALUES = "filter_factor_values"  # list: that factor's values kept
+FILTER_FROM = "filter_from"  # int | None: the first row kept
+FILTER_TO = "filter_to"  # int | None: the last row kept
+FILTER_KL = "filter_kl"  # (float, float): per-point KL range kept
+FILTER_RECON = "filter_recon"  # (float, float): per-point reconstruction-error range kept
+FILTER_MODE = "filter_mode"  # "Filter" (hide the rest) or "Highlight" (grey the rest)
 
 
 def init() -> None:
