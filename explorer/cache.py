@@ -19,7 +19,7 @@ import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae_core import checkpoints, data as vdata, devices, metrics
-from vae_core.metrics.report import eval_points
+from vae_core.metrics.pipeline.report import eval_points
 from vae_core.models import VAE
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
     from vae_core.projection import Projection

@@ -24,7 +24,7 @@ from torch import nn
 
 from explorer import figures
 from vae_core.metrics import collapse as vocab
-from vae_core.metrics.collapse import _collapse_stats
+from vae_core.metrics.collapse import collapse_stats
 from paths import ROOT  # the repository root (tests/paths.py)
 
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
@@ -64,7 +64,7 @@ def _planted_arrays(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- the classes
 def test_planted_partial_collapse_exact_classes_and_counts():
     mu, logvar = _planted_arrays()
-    s = _collapse_stats(mu, logvar)
+    s = collapse_stats(mu, logvar)
     np.testing.assert_allclose(s.kl_per_dim, [_kl(j) for j in range(6)], atol=1e-12)
     np.testing.assert_allclose(s.activity, np.square(B), atol=1e-12)
     np.testing.assert_allclose(s.mean_sigma2, S2, atol=1e-12)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import TrainConfig
-from ..data import Dataset, seeded_subset
-from ..data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
+from ...config import TrainConfig
+from ...data import Dataset, seeded_subset
+from ...data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
 
 EVAL_FRACTION = TrainConfig.eval_fraction  # the training code's held-out share; diagnose reads the same split
 
