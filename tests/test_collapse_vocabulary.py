@@ -149,7 +149,8 @@ def planted_ts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def planted_report() -> dict:
+def planted_report():
+    """The typed Report of the planted model (the pages' panels take it; its JSON dict for the keys)."""
     from vae_core import ScriptedVAE
     from vae_core.data import load_dataset
     from vae_core.metrics import diagnose
@@ -157,11 +158,11 @@ def planted_report() -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = ScriptedVAE(torch.jit.script(_PartialCollapse(_digits_cut())))
-    return diagnose(model, load_dataset("digits"), n_points=None, iwae_k=5).to_dict()
+    return diagnose(model, load_dataset("digits"), n_points=None, iwae_k=5)
 
 
 def test_report_summary_and_keys_use_the_classes(planted_report):
-    rep = planted_report
+    rep = planted_report.to_dict()
     np.testing.assert_allclose(rep["kl_per_dim"], [_kl(j) for j in range(6)], rtol=1e-5, atol=1e-7)
     assert rep["collapse"]["classes"] == CLASSES
     assert rep["collapse"]["class_counts"] == COUNTS
@@ -180,7 +181,7 @@ def test_diagnose_and_compare_functions_count_alike(planted_report):
     assert diagnose_ui.dim_classes(rep) == CLASSES
     table = diagnose_ui.verdict_table(rep)
     assert [v.split(":")[0] for v in table["verdict"]] == CLASSES
-    assert list(table["verdict"]) == rep["collapse"]["verdicts"]
+    assert list(table["verdict"]) == rep.to_dict()["collapse"]["verdicts"]
     assert compare_ui.dim_class_counts(rep) == COUNTS
 
 
