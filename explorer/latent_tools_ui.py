@@ -33,12 +33,12 @@ def _caption(data, i: int, dist: float | None = None) -> str:
     return f"#{i}{label}" + (f", d = {dist:.2f}" if dist is not None else "")
 
 
-def neighbours_ui(m: cache.Source, d: cache.Source, data, select) -> None:
+def neighbours_ui(m: cache.Source, d: cache.Source, data, sel: int | None, select) -> None:
     """The selected point's k nearest codes, with images, distances and label agreement; a click selects one.
 
-    select(idx): the page's way to make a point the selected one.
+    sel: the page's selected point (None: a hint to pick one). select(idx): the page's way to make a
+    point the selected one.
     """
-    sel = st.session_state[state.SELECTED]
     st.caption("The points whose codes lie closest to the selected point's code: Euclidean distance "
                "between the encoder's means mu (the spread sigma is not used). Close codes should "
                "look alike; a neighbour of another class shows where the model mixes them up.")
@@ -157,7 +157,7 @@ def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
         st.rerun()  # the sliders are another fragment: redraw the page so they show it
 
 
-def attribute_vector_ui(mdl, data, enc) -> None:
+def attribute_vector_ui(mdl, data, enc, sel: int | None) -> None:
     """From group A to group B: the difference of their mean codes, added to the selected point's code."""
     st.caption("An attribute vector is the difference between the average code of one group and that of "
                "another (Latent Space Cartography). Add it to a point's code and decode: the image moves "
@@ -177,7 +177,6 @@ def attribute_vector_ui(mdl, data, enc) -> None:
     except ValueError as e:
         st.warning(str(e))
         return
-    sel = st.session_state[state.SELECTED]
     base = enc.mu[sel] if sel is not None else lt.group_mean(enc.mu, groups[a], "group A")
     start = f"point #{sel}" if sel is not None else f"the mean code of {a}"
     strengths = np.linspace(-2, 2, 9)
