@@ -57,7 +57,7 @@ with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
     walks.prior_samples_ui(mdl)
 with t4:
-    tools.attribute_vector_ui(mdl, data, enc, sel)
+    tools.attribute_vector_ui(mdl, m, d, data, enc, sel)
 with t5:
     tools.manifold_ui(mdl, pad_proj, ui.pad_bounds(m, d, pad_proj))
 with st.expander("Export"):

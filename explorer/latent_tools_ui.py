@@ -132,13 +132,12 @@ def strength_caption(strength: float, in_browser: bool) -> str:
 
 
 @widgets.guarded
-def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
+def _strength_ui(mdl, m: cache.Source, d: cache.Source, base: np.ndarray, v: np.ndarray, start: str) -> None:
     """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
     in the browser at every step where the decoder runs there (browser decoding on), else here per step."""
     ss = st.session_state
     strength = _strength()
     z = lt.apply_vector(base, v, strength).astype(np.float32)
-    m, d = cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
     payload = browser_decoder(m, d, affine={"base": base, "vector": v})
     if payload is None or payload.get("kind") == "onnx":
         decoder = payload  # an ONNX graph runs z = base + s * vector itself (`onnx_decoder_ref`)
@@ -157,7 +156,7 @@ def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
         st.rerun()  # the sliders are another fragment: redraw the page so they show it
 
 
-def attribute_vector_ui(mdl, data, enc, sel: int | None) -> None:
+def attribute_vector_ui(mdl, m: cache.Source, d: cache.Source, data, enc, sel: int | None) -> None:
     """From group A to group B: the difference of their mean codes, added to the selected point's code."""
     st.caption("An attribute vector is the difference between the average code of one group and that of "
                "another (Latent Space Cartography). Add it to a point's code and decode: the image moves "
@@ -183,7 +182,7 @@ def attribute_vector_ui(mdl, data, enc, sel: int | None) -> None:
     strip = cache.decode(mdl, lt.vector_strip(base, v, strengths).astype(np.float32), scale=TILE_SCALE)
     left, right = st.columns([2, 5])
     with left:
-        _strength_ui(mdl, np.asarray(base, np.float32), np.asarray(v, np.float32), start)
+        _strength_ui(mdl, m, d, np.asarray(base, np.float32), np.asarray(v, np.float32), start)
     right.image(images.grid(strip, ncol=len(strengths), pad=2),
                 caption=f"Along the vector from {start}: strength {strengths[0]:g} to {strengths[-1]:g} "
                         f"(|vector| = {np.linalg.norm(v):.2f})")
