@@ -74,9 +74,9 @@ def settings_ui() -> DiagnoseOptions:
     `OPTIONS`); returns the options every run's report is made with."""
     with st.expander("Evaluation settings"):
         c1, c2, c3 = st.columns(3)
-        n = diagnose_ui.option_ui("n_points", "cmp_n", default=OPTIONS.n_points, where=c1, choose=False)
-        k = diagnose_ui.option_ui("iwae_k", "cmp_k", default=OPTIONS.iwae_k, where=c2, choose=False)
-        seed = diagnose_ui.option_ui("seed", "cmp_seed", default=OPTIONS.seed, where=c3)
+        n = diagnose_ui.option_ui("n_points", state.COMPARE_POINTS, default=OPTIONS.n_points, where=c1, choose=False)
+        k = diagnose_ui.option_ui("iwae_k", state.COMPARE_K, default=OPTIONS.iwae_k, where=c2, choose=False)
+        seed = diagnose_ui.option_ui("seed", state.COMPARE_SEED, default=OPTIONS.seed, where=c3)
     return DiagnoseOptions(n_points=n, iwae_k=k, seed=seed, budget_s=OPTIONS.budget_s)
 
 

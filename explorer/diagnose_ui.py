@@ -52,7 +52,7 @@ def option_ui(name: str, key: str, *, default: Any = None, where: Any = st, choo
     a select box over its choices where it declares them (and choose), else a number input; returns its
     value. default: the control's first value (the declared default when None); kept in session state `key`."""
     m = option_field(name).metadata
-    st.session_state.setdefault(key, option_field(name).default if default is None else default)
+    state.first_value(key, option_field(name).default if default is None else default)
     if choose and m["choices"] is not None:
         return where.selectbox(m["label"], m["choices"], key=key, help=m["ui_help"],
                                format_func=lambda v: "auto (fit the budget)" if v == AUTO else str(v))
