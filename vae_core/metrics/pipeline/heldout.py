@@ -27,7 +27,7 @@ def training_pool(data: Dataset, split_seed: int = 0, train_n: int | None = None
     beyond the subset).
     """
     if train_dataset == "sprites" and data.name == "sprites":
-        from ..data.sprites import make_sprites
+        from ...data.sprites import make_sprites
 
         count = train_n if train_n is not None else SPRITES_DEFAULT_N
         size = int(data.meta.get("size", data.shape[-1]))
