@@ -57,15 +57,17 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
 
 def _add_diagnose_options(d: argparse.ArgumentParser) -> None:
     """One option per declared diagnose option (`vae_core.metrics.pipeline.options`), from its declaration:
-    dest the field's name, its default, its help; the value is checked as it is parsed ("auto" where allowed)."""
+    dest the field's name, its default, its help. A value is parsed as its declaration says ("auto" where
+    allowed); one it refuses stays text, for `DiagnoseOptions` in `_diagnose` to refuse with its sentence
+    (one line on stderr, exit status 2, as every other error of the command)."""
     from .metrics.pipeline.options import checked, option_fields
 
     def parse(name: str) -> Callable[[str], Any]:
         def value(text: str) -> Any:
             try:
                 return checked(name, text)
-            except ValueError as e:
-                raise argparse.ArgumentTypeError(str(e)) from None
+            except ValueError:
+                return text
         return value
 
     for f in option_fields():
