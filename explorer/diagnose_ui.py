@@ -57,9 +57,8 @@ def option_ui(name: str, key: str, *, default: Any = None, where: Any = st, choo
         return where.selectbox(m["label"], m["choices"], key=key, help=m["ui_help"],
                                format_func=lambda v: "auto (fit the budget)" if v == AUTO else str(v))
     kind = m["kind"]
-    lo = None if m["lo"] is None else kind(m["lo"]) + (1 if m["lo_open"] and kind is int else 0)
-    if m["lo_open"] and kind is float:
-        lo = 1.0  # a budget of a second at least
+    lo = m["ui_lo"] if m["ui_lo"] is not None else m["lo"]  # ui_lo: where lo itself is refused (an open bound)
+    lo = None if lo is None else kind(lo)
     hi = m["hi"] if m["limit"] is None else getattr(limits(), m["limit"])  # the limit's setting raises it
     return kind(where.number_input(m["label"], min_value=lo, max_value=None if hi is None else kind(hi),
                                    step=kind(m["step"] or 1), key=key, help=m["ui_help"]))

@@ -73,7 +73,7 @@ def _add_diagnose_options(d: argparse.ArgumentParser) -> None:
     for f in option_fields():
         names = f.metadata["cli"]
         d.add_argument(*names, dest=f.name, default=f.default, type=parse(f.name), help=f.metadata["help"],
-                       metavar="SECONDS" if f.name == "budget_s" else names[0][2:].replace("-", "_").upper())
+                       metavar=f.metadata["metavar"] or names[0][2:].replace("-", "_").upper())
 
 
 def config_argv(*configs: ModelConfig | TrainConfig) -> list[str]:

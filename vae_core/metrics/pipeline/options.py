@@ -26,18 +26,20 @@ from .budget import AUTO, DEFAULT_BUDGET_S, MIN_K, TARGET_K
 def dopt(default: Any, *, help: str, cli: tuple[str, ...], kind: type, lo: float | None = None,
          lo_open: bool = False, hi: float | None = None, auto: bool = False, none: str | None = None,
          limit: str | None = None, label: str | None = None, ui_help: str | None = None,
-         step: float | None = None, choices: tuple[Any, ...] | None = None, ui: bool = True) -> Any:
+         step: float | None = None, ui_lo: float | None = None, choices: tuple[Any, ...] | None = None,
+         ui: bool = True, metavar: str | None = None) -> Any:
     """A diagnose option with everything its checks, the CLI and the app's controls need.
 
     kind: int or float (the value's type when it is a number). auto: "auto" (AUTO) is allowed, chosen
     by the time budget. none: None is allowed, and what it means. lo, hi, lo_open: bounds. limit: a
     `limits.Limits` field the value must not exceed. cli: the option's names (the first is its name in
     messages). help: the CLI's --help line; ui_help: the control's longer help (else help). label,
-    step, choices: the app's control (choices: a select box over them). ui: False for an option the
+    step, choices: the app's control (choices: a select box over them); ui_lo: the control's least value
+    where it is not lo (an open bound). metavar: the value's name in --help (else from the option's name). ui: False for an option the
     app sets itself (split_seed: always the run's).
     """
     meta = dict(help=help, cli=cli, kind=kind, lo=lo, lo_open=lo_open, hi=hi, auto=auto, none=none, limit=limit,
-                label=label, ui_help=ui_help or help, step=step, choices=choices, ui=ui)
+                label=label, ui_help=ui_help or help, step=step, ui_lo=ui_lo, choices=choices, ui=ui, metavar=metavar)
     return field(default=default, metadata=meta)
 
 
@@ -103,7 +105,7 @@ class DiagnoseOptions:
                 "(k = 1000 on 1,000 points takes about a minute on this machine for a small model).")
     budget_s: float | None = dopt(
         DEFAULT_BUDGET_S, kind=float, lo=0, lo_open=True, hi=3600, none="no budget (the points and k given)",
-        cli=("--budget",), label="Time budget (s)", step=10,
+        cli=("--budget",), label="Time budget (s)", step=10, ui_lo=1, metavar="SECONDS",
         help="time budget of the report in seconds (loading the model and data not included), a bound checked "
              "as the work goes: a short pilot times the model and k not given is chosen (lowered before the "
              f"points: more points buy more precision; floor k = {MIN_K}); with the points not given, the KL, "
