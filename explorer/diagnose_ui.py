@@ -61,7 +61,8 @@ def option_ui(name: str, key: str, *, default: Any = None, where: Any = st, choo
     lo = None if lo is None else kind(lo)
     hi = m["hi"] if m["limit"] is None else getattr(limits(), m["limit"])  # the limit's setting raises it
     return kind(where.number_input(m["label"], min_value=lo, max_value=None if hi is None else kind(hi),
-                                   step=kind(m["step"] or 1), key=key, help=m["ui_help"]))
+                                   step=kind(m["step"] or 1), key=key, help=m["ui_help"],
+                                   format="%g" if kind is float else None))  # 60, not 60.00
 
 
 def options_ui(k_where: Any = st, budget_where: Any = st) -> DiagnoseOptions:
