@@ -19,7 +19,7 @@ share.notes_ui()
 
 method, dims, color = ui.map_controls_ui(data)
 proj = ui.map_projection_ui(m, d, method, dims)
-sel = st.session_state[state.SELECTED]
+sel = st.session_state[state.SELECTED]  # read once (callbacks set it before this run); passed down
 posterior = None
 if sel is not None:
     samples = ui.posterior_samples(enc, sel, 200)
@@ -29,39 +29,39 @@ shown, highlight = share.filter_ui(data, enc)
 left, right = st.columns([3, 2])
 with left:
     share.copy_link_ui()
-    picked = ui.map_ui(m, d, proj, data, enc, color, posterior, shown, highlight)
+    picked = ui.map_ui(m, d, proj, data, enc, color, sel, posterior, shown, highlight)
 with right:
     st.markdown("**Drag pad**")
     ui.decode_toggle_ui(mdl, m, d)
     pad_proj = proj if proj.n_components == 2 else cache.map_job(m, d, "pca", 2).result
-    ui.pad_ui(mdl, m, d, pad_proj, data.y)
+    ui.pad_ui(mdl, m, d, pad_proj, data.y, sel)
 
 selection_ui.selection_ui(mdl, data, enc, picked)
-ui.selected_point_ui(mdl, data, enc, collapsed)
+ui.selected_point_ui(mdl, data, enc, collapsed, sel)
 
 st.subheader("Latent sliders")
 st.caption("One slider per dimension, most informative (highest KL) first. "
            + (f"{len(collapsed)} collapsed dimension(s) are marked: the model stores nothing there."
               if collapsed else f"No dimension is collapsed (all carry more than {ui.KL_THRESHOLD:g} nats)."))
-ui.sliders_ui(mdl, m, d, enc, order, set(collapsed))
+ui.sliders_ui(mdl, m, d, enc, order, set(collapsed), sel)
 
 # A key: the tabs keep the user's tab when the page above them grows or shrinks (a point or a selection
 # made or cleared); without it they came back on Neighbours
 # on_change="rerun": the open tab is in the session state, so the link and a saved session hold it
 t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), key=state.TOOL_TABS, on_change="rerun")
 with t0:
-    tools.neighbours_ui(m, d, data, lambda i: ui.select_point(i, enc))
+    tools.neighbours_ui(m, d, data, sel, lambda i: ui.select_point(i, enc))
 with t1:
     st.caption("Change one dimension at a time and keep the others fixed: what does each one control?")
-    walks.traversal_ui(mdl, enc, order)
+    walks.traversal_ui(mdl, enc, order, sel)
 with t2:
     st.caption("Walk in a straight line (or along the sphere) from one code to another and decode each step.")
-    walks.interpolation_ui(mdl, enc, len(data))
+    walks.interpolation_ui(mdl, enc, len(data), sel)
 with t3:
     st.caption("Draw codes from the prior N(0, I) and decode them: this is how a VAE generates.")
     walks.prior_samples_ui(mdl)
 with t4:
-    tools.attribute_vector_ui(mdl, data, enc)
+    tools.attribute_vector_ui(mdl, m, d, data, enc, sel)
 with t5:
     tools.manifold_ui(mdl, pad_proj, ui.pad_bounds(m, d, pad_proj))
 with st.expander("Export"):

@@ -9,11 +9,8 @@ st.title("Diagnose the model")
 st.caption("What did the model learn, and where did it fail? Every number below is computed on the "
            "held-out evaluation points, in nats per data point. Pictures first; exact numbers beside them.")
 left, mid, right = st.columns([1, 1, 2], vertical_alignment="bottom")
-with left:
-    k = ui.settings_ui()
-with mid:
-    budget = ui.budget_ui()
-rep = ui.report_ui(m, d, k, budget)
+opts = ui.options_ui(left, mid)  # the declared diagnose options (vae_core.metrics.pipeline.options)
+rep = ui.report_ui(m, d, opts)
 with right:
     ui.download_ui(rep)
 

@@ -10,8 +10,9 @@ st.caption("A VAE rebuilds each image from a noisy code and is scored on the ave
            "is unsure it paints the average of the possibilities: a soft, blurred image. This page measures "
            "how much fine detail survives, in reconstructions and in new samples from the prior.")
 
-rep = diagnose_ui.report_ui(m, d, diagnose_ui.iwae_k(), diagnose_ui.budget_s())
-imgs = widgets.job_result_ui(cache.blur_job(m, d, diagnose_ui.N_POINTS, diagnose_ui.SEED))
+opts = diagnose_ui.page_options()  # the Diagnose page's options: the same report, shared
+rep = diagnose_ui.report_ui(m, d, opts)
+imgs = widgets.job_result_ui(cache.blur_job(m, d, diagnose_ui.N_POINTS, opts.seed))
 
 st.header("Side by side")
 ui.grids_ui(imgs)

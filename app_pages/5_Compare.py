@@ -11,7 +11,7 @@ st.caption("Pick two or more runs: each is scored on the same held-out points of
            "(chosen in the sidebar). Runs are sorted by beta where their config says it, so a beta sweep "
            "reads from top to bottom.")
 srcs = compare_ui.picker_ui(m, d)
-n_points, iwae_k, seed = compare_ui.settings_ui()
+opts = compare_ui.settings_ui()
 entries = compare_ui.load_ui(srcs, d, m.src)
 if len(entries) < 2:
     st.info("Pick at least two runs that fit the active data. Train more on the Train page "
@@ -19,7 +19,7 @@ if len(entries) < 2:
     if not entries:
         st.stop()
 
-reports = compare_ui.reports_ui(entries, d, n_points, iwae_k, seed)
+reports = compare_ui.reports_ui(entries, d, opts)
 st.subheader("Diagnostics")
 compare_ui.table_ui(entries, reports)
 
@@ -32,4 +32,4 @@ with left:
     compare_ui.curves_ui(entries)
 with right:
     st.subheader("Prior samples")
-    compare_ui.samples_ui(entries, seed)
+    compare_ui.samples_ui(entries, opts.seed)

@@ -110,7 +110,7 @@ def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
     """Run one case in this process; returns its figures."""
     from vae_core.checkpoints import load_model
     from vae_core.data import load_dataset
-    from vae_core.metrics.report import AUTO, diagnose
+    from vae_core.metrics.pipeline.report import AUTO, diagnose
     from vae_core.progress import Progress
 
     gaps, last = [0.0], [None]

@@ -1,12 +1,16 @@
 """The Blurriness page's panels: image grids, the three blur numbers, spectra, extremes, error map.
 
-The numbers and spectra come from the diagnose report (`cache.report_job`, computed once and shared with
-the Diagnose page); the images and per-image sharpness from `cache.blur_job` on the same points.
+The numbers and spectra come from the diagnose `Report` (`cache.report_job`, computed once and shared with
+the Diagnose page: the same options); the images and per-image sharpness from `cache.blur_job` on the same points.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import streamlit as st
+
+from vae_core.metrics import Report
 
 from . import cache, figures, images, sidebar
 
@@ -47,7 +51,7 @@ def grids_ui(bi: cache.BlurImages) -> None:
         col.download_button("Download PNG", images.png_bytes(img), file, "image/png", key=f"blur_png_{file}")
 
 
-def blur_numbers_ui(rep: dict) -> dict[str, float | None]:
+def blur_numbers_ui(rep: Report) -> dict[str, float | None]:
     """Laplacian ratio, variance loss and spectrum ratio for reconstructions and samples; returns the
     reconstructions' values."""
     st.caption("1 = as sharp as the data for both ratios; a ratio of 0.3 keeps 30% of the data's fine detail. "
@@ -56,21 +60,21 @@ def blur_numbers_ui(rep: dict) -> dict[str, float | None]:
         st.markdown(f"**{title}**")
         cols = st.columns(3)
         for col, key in zip(cols, LABELS):
-            v = rep["blur"][part][key]
-            col.metric(f"{LABELS[key]} ({part})", "n/a" if v is None else
+            v = rep.blur[part][key]
+            col.metric(f"{LABELS[key]} ({part})", "n/a" if v is None or not math.isfinite(v) else
                        (f"{v:.4f}" if key == "variance_loss" else f"{v:.3f}"), help=HELP[key])
-    return rep["blur"]["reconstructions"]
+    return rep.blur["reconstructions"]
 
 
-def spectrum_ui(rep: dict) -> None:
+def spectrum_ui(rep: Report) -> None:
     """Radially averaged power spectra of data, reconstructions and samples (log y)."""
-    sp = rep["spectra"]
+    sp = rep.blur_detail
     st.caption("How much of each image's 'energy' sits at each scale: left = coarse shapes, right = fine edges "
                "(cycles per pixel). Blur shows as the model's curves dropping below the data's at high "
                "frequencies; the spectrum ratio compares the part right of the dotted line (0.25).")
-    st.plotly_chart(figures.spectrum_figure(np.array(sp["frequencies"]), {
-        "data": np.array(sp["data"]), "reconstructions": np.array(sp["reconstructions"]),
-        "prior samples": np.array(sp["samples"])}), key="blur_spectrum")
+    st.plotly_chart(figures.spectrum_figure(np.asarray(sp.frequencies, float), {
+        "data": np.asarray(sp.spectrum_data, float), "reconstructions": np.asarray(sp.spectrum_reconstructions, float),
+        "prior samples": np.asarray(sp.spectrum_samples, float)}), key="blur_spectrum")
 
 
 def extremes_ui(bi: cache.BlurImages) -> None:

@@ -20,7 +20,8 @@ import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae_core import checkpoints, data as vdata, devices, metrics
-from vae_core.metrics.report import eval_points
+from vae_core.metrics.pipeline.heldout import eval_points
+from vae_core.metrics.pipeline.options import DiagnoseOptions
 from vae_core.models import VAE
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
     from vae_core.projection import Projection
@@ -449,22 +450,23 @@ def blur_job(m: Source, d: Source, n_points: int = 1000, seed: int = 0, n_sample
                                lambda job: _blur_images(mdl, data, split, n_points, seed, n_samples))
 
 
-def report_job(m: Source, d: Source, iwae_k: int | str = 100, seed: int = 0, budget_s: float | None = None,
-               n_points: int | str = "auto") -> Job:
-    """`diagnose(model, data).to_dict()` on the job queue: computed once for every session asking with
-    the same ids and settings, going on when its page is left, found finished or progressing on return.
+def report_job(m: Source, d: Source, opts: DiagnoseOptions) -> Job:
+    """`diagnose(model, data, **opts)`, the typed `Report`, on the job queue: computed once for every session
+    and page asking with the same ids and options (the Diagnose and Blurriness pages, and Compare at the
+    same options), going on when its page is left, found finished or progressing on return.
 
-    n_points / iwae_k = "auto" are chosen to fit budget_s seconds (counted from when the job starts).
-    The model and data are resolved here, in the page's script, so their errors show on the page.
+    Points and k = "auto" are chosen to fit opts.budget_s seconds (counted from when the job starts); the
+    split is the run's (`split_of`) unless opts.split_seed says another. The model and data are resolved
+    here, in the page's script, so their errors show on the page.
     """
     mdl, data, split = model_for(m, d), dataset(d), split_of(m)
 
-    def work(job: Job) -> dict:
-        return metrics.diagnose(mdl, data, n_points=n_points, iwae_k=iwae_k, seed=seed, split_seed=split.seed,
+    def work(job: Job) -> metrics.Report:
+        return metrics.diagnose(mdl, data, **opts.kwargs(run_split_seed=split.seed),
                                 eval_fraction=split.eval_fraction, train_n=split.n, train_dataset=split.dataset,
-                                progress=lambda p: job.report(p.what, p.fraction), budget_s=budget_s).to_dict()
+                                progress=lambda p: job.report(p.what, p.fraction))
 
-    return jobs.queue().submit(("report", m, d, n_points, iwae_k, seed, budget_s), "the diagnose report", work)
+    return jobs.queue().submit(("report", m, d, opts), "the diagnose report", work)
 
 
 def spectrum_job(d: Source) -> Job:

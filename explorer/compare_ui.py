@@ -1,9 +1,12 @@
 """The Compare page's panels: pick runs, one table of their diagnostics, KL per dimension side by
 side, training curves overlaid, prior samples from the same codes.
 
-Numbers come from `cache.report_job` (diagnose reports on the server's job queue) at Compare's own
-points and k, so Compare's reports are its own: the Diagnose page's report chooses its points to fit
-a time budget, which gives other keys.
+Numbers come from `cache.report_job` (typed diagnose `Report`s on the server's job queue), keyed by the
+model, the data and the `DiagnoseOptions`: a report is computed once for every page and session asking
+with the same options. Compare's defaults (`OPTIONS`) score every run on the same 1,000 held-out points
+with k = 100 and no time budget, so the runs are compared on equal terms; the Diagnose page's report
+(points and k chosen per model by its time budget) is therefore another job, shared with Compare only
+where a person sets the same options.
 """
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ import pandas as pd
 import streamlit as st
 
 from vae_core.checkpoints import read_history as _history, run_config as _config  # {} / [] when absent
-from vae_core.metrics import collapse as vocab
+from vae_core.metrics import Report, collapse as vocab
+from vae_core.metrics.pipeline.budget import TARGET_K, TARGET_POINTS
+from vae_core.metrics.pipeline.options import DiagnoseOptions
 
-from . import cache, figures, images, selection, state, widgets
+from . import cache, diagnose_ui, figures, images, selection, state, widgets
 from .messages import for_user
 
 MAX_DEFAULT = 6  # runs pre-selected on first visit (more make the table and the grids hard to read)
 N_SAMPLES = 8  # prior samples per run
+# every run on the same points with the same k, no time budget: the runs compared on equal terms
+OPTIONS = DiagnoseOptions(n_points=TARGET_POINTS, iwae_k=TARGET_K, budget_s=None)
 
 
 @dataclass
@@ -62,17 +69,15 @@ def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
         "active model of the sidebar. All are evaluated on the active data set.")
 
 
-def settings_ui() -> tuple[int, int, int]:
-    """(n_points, iwae_k, seed) of the evaluation: the Diagnose page's defaults share its cache."""
+def settings_ui() -> DiagnoseOptions:
+    """The evaluation's points, k and seed (controls from the options' declaration, Compare's defaults
+    `OPTIONS`); returns the options every run's report is made with."""
     with st.expander("Evaluation settings"):
         c1, c2, c3 = st.columns(3)
-        n = c1.number_input("Evaluation points", 10, 10_000, 1000, step=100, key="cmp_n",
-                            help="Held-out points every run is scored on (at most the held-out split)")
-        k = c2.number_input("IWAE samples k", 1, 5000, 100, step=50, key="cmp_k",
-                            help="Importance samples per point for the IWAE bound (Burda et al. 2016)")
-        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed",
-                               help="Seeds the evaluation subset, the Monte Carlo samples and the prior codes")
-    return int(n), int(k), int(seed)
+        n = diagnose_ui.option_ui("n_points", state.COMPARE_POINTS, default=OPTIONS.n_points, where=c1, choose=False)
+        k = diagnose_ui.option_ui("iwae_k", state.COMPARE_K, default=OPTIONS.iwae_k, where=c2, choose=False)
+        seed = diagnose_ui.option_ui("seed", state.COMPARE_SEED, default=OPTIONS.seed, where=c3)
+    return DiagnoseOptions(n_points=n, iwae_k=k, seed=seed, budget_s=OPTIONS.budget_s)
 
 
 def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
@@ -93,10 +98,10 @@ def load_ui(srcs: list[str], d: cache.Source, m_src: str) -> list[Entry]:
     return sorted(out, key=lambda e: (e.beta is None, e.beta or 0.0, e.label))
 
 
-def reports_ui(entries: list[Entry], d: cache.Source, n: int, k: int, seed: int) -> list[dict]:
-    """One diagnose report per run, from the server's job queue (queued together, shared with any session
-    asking the same); while any computes, a progress bar and the page stops there."""
-    queued = [cache.report_job(e.source, d, k, seed, None, n_points=n) for e in entries]
+def reports_ui(entries: list[Entry], d: cache.Source, opts: DiagnoseOptions) -> list[Report]:
+    """One diagnose report per run, from the server's job queue (queued together, shared with any page or
+    session asking the same options); while any computes, a progress bar and the page stops there."""
+    queued = [cache.report_job(e.source, d, opts) for e in entries]
     return [widgets.job_result_ui(job, note=f" Run {i + 1} of {len(entries)}: {e.label}.")
             for i, (e, job) in enumerate(zip(entries, queued))]
 
@@ -105,32 +110,30 @@ def _fmt(v: Any) -> Any:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
-def dim_class_counts(r: dict) -> dict[str, int]:
+def dim_class_counts(r: Report) -> dict[str, int]:
     """{active, partly collapsed, collapsed: count} of one report, by `collapse.classify_dims` (the
     Diagnose page's summary and verdict table count with the same function)."""
-    c = r["collapse"]
-    return vocab.class_counts(vocab.classify_index_lists(r["latent_dim"], c["low_kl_dims"], c["active_dims"],
-                                                         c["prior_like_dims"]))
+    return vocab.class_counts(r.collapse.classes)
 
 
-def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
+def table_ui(entries: list[Entry], reports: list[Report]) -> pd.DataFrame:
     """One row per run: the bound, its terms, collapse (the three classes), MI and sharpness."""
     rows = []
     for e, r in zip(entries, reports):
         t = e.config.get("train", {})
-        blur = r.get("blur") or {}
+        blur = r.blur
         n = dim_class_counts(r)
         rows.append({
             "run": e.label, "beta": e.beta, "KL schedule": t.get("kl_schedule"),
-            "free bits": t.get("free_bits"), "D": r["latent_dim"], "ELBO": r["elbo"], "IWAE": r["iwae"],
-            "recon": r["recon_nll"], "KL": r["kl"], "active": n[vocab.ACTIVE],
+            "free bits": t.get("free_bits"), "D": r.latent_dim, "ELBO": r.elbo, "IWAE": r.iwae,
+            "recon": r.recon_nll, "KL": r.kl, "active": n[vocab.ACTIVE],
             "partly collapsed": n[vocab.PARTLY_COLLAPSED], "collapsed": n[vocab.COLLAPSED],
-            "MI": r["mutual_info"],
-            "Laplacian ratio recon": _fmt(blur.get("reconstructions", {}).get("laplacian_ratio")),
-            "Laplacian ratio samples": _fmt(blur.get("samples", {}).get("laplacian_ratio")),
+            "MI": r.mutual_info,
+            "Laplacian ratio recon": _fmt(blur["reconstructions"]["laplacian_ratio"]),
+            "Laplacian ratio samples": _fmt(blur["samples"]["laplacian_ratio"]),
         })
     df = pd.DataFrame(rows)
-    k, mi_max = reports[0]["iwae_k"], reports[0]["mutual_info_max"]
+    k, mi_max = reports[0].iwae_k, reports[0].mutual_info_max
     num = st.column_config.NumberColumn
     st.dataframe(df, hide_index=True, key="cmp_table", column_config={
         "beta": num(format="%g", help="KL weight at the end of training (config.json); TorchScript: unknown"),
@@ -144,7 +147,7 @@ def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
         "Laplacian ratio recon": num(format="%.3f", help="Sharpness of reconstructions / of the data (1 = as sharp)"),
         "Laplacian ratio samples": num(format="%.3f", help="Sharpness of prior samples / of the data"),
     })
-    st.caption(f"Nats per data point on {reports[0]['n_points']} held-out points of {reports[0]['dataset']}; "
+    st.caption(f"Nats per data point on {reports[0].n_points} held-out points of {reports[0].dataset}; "
                f"IWAE with k={k}; MI is bounded by log B = {mi_max:.2f}. In a beta sweep, expect a larger beta "
                "to lower the KL and MI, raise the reconstruction error, collapse more dims and blur more "
                "(a lower Laplacian ratio). Every dimension is counted in exactly one of active / partly "
@@ -152,8 +155,8 @@ def table_ui(entries: list[Entry], reports: list[dict]) -> pd.DataFrame:
     return df
 
 
-def kl_ui(entries: list[Entry], reports: list[dict]) -> None:
-    st.plotly_chart(figures.compare_kl_figure([e.label for e in entries], [r["kl_per_dim"] for r in reports]),
+def kl_ui(entries: list[Entry], reports: list[Report]) -> None:
+    st.plotly_chart(figures.compare_kl_figure([e.label for e in entries], [r.kl_per_dim for r in reports]),
                     key="cmp_kl")
     st.caption("Mean KL per latent dimension (nats), each cell labelled with its value. The colour follows "
                "log KL (every tick of the colour bar labelled in full), so a 0.03-nat dimension stands out "

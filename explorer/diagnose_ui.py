@@ -1,25 +1,29 @@
 """The Diagnose page's panels: the report of `vae_core.metrics.diagnose` as pictures and words.
 
-Each `*_ui()` draws one panel from the report dict (`cache.report_job`, JSON-ready) and returns what
-the page needs next. Plain words first for a newcomer; exact numbers (nats per data point) beside.
+Each `*_ui()` draws one panel from the `Report` (`cache.report_job`: typed attributes, the JSON dict
+only for the download) and returns what the page needs next. The controls of the diagnose options
+come from their one declaration (`vae_core.metrics.pipeline.options`, `option_ui`). Plain words first
+for a newcomer; exact numbers (nats per data point) beside.
 """
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from vae_core.export import file_stem
-from vae_core.metrics import collapse as vocab, theory
+from vae_core.limits import limits
+from vae_core.metrics import Report, collapse as vocab, theory
+from vae_core.metrics.pipeline.options import AUTO, DiagnoseOptions, option_field
 
 from . import cache, figures, images, state, widgets
 
-AUTO = "auto"  # k chosen by the time budget (lowered before the points), the page's default
-K_CHOICES = (AUTO, 10, 100, 1000)
-N_POINTS, SEED = 1000, 0  # evaluation points of the Blurriness page's images (held-out split); the report's seed
-DEFAULT_BUDGET_S = 60
+OPTIONS = DiagnoseOptions()  # the declared defaults: points and k chosen by the time budget, seed 0
+N_POINTS = 1000  # evaluation points of the Blurriness page's images (held-out split)
 UNITS = "nats per data point (means over the held-out evaluation points)"
 PARTS = {"pilot": "timing the model", "encode": "encoding the data", "iwae": "importance-weighted bound",
          "collapse": "collapse rules", "mutual_info": "mutual information", "aggregate": "aggregate posterior",
@@ -43,131 +47,136 @@ WHY_DISAGREE = (
     "also includes dimensions whose means move while another view calls them collapsed.")
 
 
-def settings_ui() -> int | str:
-    """The IWAE k choice (auto / 10 / 100 / 1000, default auto); returns k, or "auto"."""
-    st.session_state.setdefault(state.IWAE_K, AUTO)
-    return st.selectbox(
-        "IWAE samples k", K_CHOICES, key=state.IWAE_K,
-        format_func=lambda v: "auto (fit the budget)" if v == AUTO else str(v),
-        help="Importance samples per point for the IWAE bound. auto: the time budget chooses k, up to 100, "
-             "lowered before the points (more points buy more precision, larger k a tighter bound). A given k "
-             "is used as given: the budget then leaves room for fewer points (k = 1000 on 1,000 points takes "
-             "about a minute on this machine for a small model).")
+def option_ui(name: str, key: str, *, default: Any = None, where: Any = st, choose: bool = True) -> Any:
+    """The control of diagnose option `name`, from its declaration (label, help, bounds, step, choices):
+    a select box over its choices where it declares them (and choose), else a number input; returns its
+    value. default: the control's first value (the declared default when None); kept in session state `key`."""
+    m = option_field(name).metadata
+    state.first_value(key, option_field(name).default if default is None else default)
+    if choose and m["choices"] is not None:
+        return where.selectbox(m["label"], m["choices"], key=key, help=m["ui_help"],
+                               format_func=lambda v: "auto (fit the budget)" if v == AUTO else str(v))
+    kind = m["kind"]
+    lo = m["ui_lo"] if m["ui_lo"] is not None else m["lo"]  # ui_lo: where lo itself is refused (an open bound)
+    lo = None if lo is None else kind(lo)
+    hi = m["hi"] if m["limit"] is None else getattr(limits(), m["limit"])  # the limit's setting raises it
+    return kind(where.number_input(m["label"], min_value=lo, max_value=None if hi is None else kind(hi),
+                                   step=kind(m["step"] or 1), key=key, help=m["ui_help"],
+                                   format="%g" if kind is float else None))  # 60, not 60.00
 
 
-def iwae_k() -> int | str:
-    """The k in force (the Diagnose page's choice, or auto on a page without it)."""
-    return st.session_state.get(state.IWAE_K, AUTO)
+def options_ui(k_where: Any = st, budget_where: Any = st) -> DiagnoseOptions:
+    """The Diagnose page's controls, IWAE k (auto by default) and the time budget, drawn in the containers
+    given; the points are chosen by the budget and the seed is the declared one. Returns the options
+    the report is made with."""
+    k = option_ui("iwae_k", state.IWAE_K, where=k_where)
+    budget = option_ui("budget_s", state.DIAG_BUDGET, where=budget_where)
+    return DiagnoseOptions(iwae_k=k, budget_s=budget)
 
 
-def budget_ui() -> float:
-    """The time budget of the report, in seconds; returns it."""
-    st.session_state.setdefault(state.DIAG_BUDGET, DEFAULT_BUDGET_S)
-    return float(st.number_input(
-        "Time budget (s)", min_value=1, max_value=3600, step=10, key=state.DIAG_BUDGET,
-        help="The most the report may take: a bound, checked as the work goes. The encoder-only figures (KL, "
-             "collapse, mutual information, aggregate posterior) use every held-out point (at least 2,000 where "
-             "the data has them); the decoder-heavy ones (IWAE, ELBO, blur) score as many as fit and stop in "
-             "time. Fewer points mean wider error bars (the ± beside each figure); the caption under the "
-             "summary says what each figure used and why."))
+def page_options() -> DiagnoseOptions:
+    """The options of this session's Diagnose page (its controls' values, or the declared defaults before
+    it was opened): the Blurriness page shows the same report."""
+    ss = st.session_state
+    return DiagnoseOptions(iwae_k=ss.get(state.IWAE_K, OPTIONS.iwae_k), budget_s=ss.get(state.DIAG_BUDGET,
+                                                                                        OPTIONS.budget_s))
 
 
-def budget_s() -> float:
-    """The budget in force (the Diagnose page's control, or its default on a page without it)."""
-    return float(st.session_state.get(state.DIAG_BUDGET, DEFAULT_BUDGET_S))
-
-
-def report_ui(m: cache.Source, d: cache.Source, k: int | str, budget: float) -> dict:
+def report_ui(m: cache.Source, d: cache.Source, opts: DiagnoseOptions) -> Report:
     """The diagnose report from the server's job queue; while it computes, a progress bar and the page
     stops there (leave and come back: it goes on, and is shown finished or progressing)."""
-    job = cache.report_job(m, d, k, SEED, budget)  # the points (and an auto k) chosen to fit the budget
-    k_words = "k chosen by the budget" if k == AUTO else f"k = {k}"
-    return widgets.job_result_ui(job, note=f" IWAE with {k_words}; budget {budget:g} s.", words=PARTS)
+    job = cache.report_job(m, d, opts)  # the points (and an auto k) chosen to fit the budget
+    k_words = "k chosen by the budget" if opts.iwae_k == AUTO else f"k = {opts.iwae_k}"
+    budget = "" if opts.budget_s is None else f"; budget {opts.budget_s:g} s"
+    return widgets.job_result_ui(job, note=f" IWAE with {k_words}{budget}.", words=PARTS)
 
 
-def figure_points(rep: dict) -> str:
+def figure_points(rep: Report) -> str:
     """Which points and samples each figure used (empty for a report without the per-figure counts)."""
-    p = rep.get("points")
+    p = rep.points
     if not p:
         return ""
     text = (f" Points per figure: KL, collapse views and aggregate posterior {p['encoder']}, mutual information "
-            f"{p['mutual_info']} (one sample each), ELBO and IWAE {p['iwae']} (k = {rep['iwae_k']} samples each), "
+            f"{p['mutual_info']} (one sample each), ELBO and IWAE {p['iwae']} (k = {rep.iwae_k} samples each), "
             f"blur {p['blur']}; the sensitivity decodes {p['sensitivity_images']} traversal images.")
-    for part, cut in (rep.get("budget_cut") or {}).items():
+    for part, cut in rep.budget_cut.items():
         text += (f" The budget stopped {'the IWAE' if part == 'iwae' else part} on {cut['used']} of "
                  f"{cut['planned']} points: {cut['reason']}.")
     return text
 
 
-def settings_caption(rep: dict) -> str:
+def settings_caption(rep: Report) -> str:
     """Which points and k the report used, who chose them and why, and the time it took."""
-    if rep.get("chosen_by") != "budget":
-        return f" {rep['n_points']} points and k = {rep['iwae_k']}, as given." + figure_points(rep)
-    took = f"; it took {rep['seconds']:.1f} s" if rep.get("seconds") is not None else ""
-    over = " (over the budget: even the first chunk of each part did not fit)" if rep.get("over_budget") else ""
-    k_by = "chosen" if rep.get("iwae_k_chosen_by") == "budget" else "given"
-    why = rep.get("iwae_k_choice") or rep["choice"]
-    return (f" Settings: {rep['n_points']} points and k = {rep['iwae_k']} ({k_by}) for the bounds, under the "
-            f"{rep['budget_s']:g} s time budget{over}: {why}{took}." + figure_points(rep))
+    if rep.chosen_by != "budget":
+        return f" {rep.n_points} points and k = {rep.iwae_k}, as given." + figure_points(rep)
+    took = f"; it took {rep.seconds:.1f} s" if _finite(rep.seconds) else ""
+    over = " (over the budget: even the first chunk of each part did not fit)" if rep.over_budget else ""
+    k_by = "chosen" if rep.iwae_k_chosen_by == "budget" else "given"
+    why = rep.iwae_k_choice or rep.choice
+    return (f" Settings: {rep.n_points} points and k = {rep.iwae_k} ({k_by}) for the bounds, under the "
+            f"{rep.budget_s:g} s time budget{over}: {why}{took}." + figure_points(rep))
 
 
-def _pm(rep: dict, key: str, digits: int = 2) -> str:
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _pm(value: float, se: float | None, digits: int = 2) -> str:
     """"value ± standard error" of a report figure (the value alone where there is no SE)."""
-    se = rep.get(f"{key}_se")
-    return f"{rep[key]:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
+    return f"{value:.{digits}f}" + (f" ± {se:.{digits}f}" if _finite(se) else "")
 
 
-def _scale_caption(rep: dict) -> str:
+def _scale_caption(rep: Report) -> str:
     """Which Gaussian scale the bounds used (empty for a Bernoulli decoder)."""
-    src = rep.get("gaussian_scale_source")
+    src = rep.gaussian_scale_source
     if src is None:
         return ""
-    text = f" Gaussian decoder scored with its {src} scale s = {rep['gaussian_scale']:.4g}"
-    if "elbo_calibrated" in rep:
-        text += (f"; at the calibrated s = {rep['gaussian_scale_calibrated']:.4g} (Rybkin et al. 2021) the ELBO "
-                 f"is {_pm(rep, 'elbo_calibrated')} and the IWAE bound {_pm(rep, 'iwae_calibrated')}")
+    text = f" Gaussian decoder scored with its {src} scale s = {rep.gaussian_scale:.4g}"
+    cal = rep.calibrated
+    if cal is not None:
+        text += (f"; at the calibrated s = {rep.gaussian_scale_calibrated:.4g} (Rybkin et al. 2021) the ELBO "
+                 f"is {_pm(cal.elbo, cal.elbo_se)} and the IWAE bound {_pm(cal.iwae, cal.iwae_se)}")
     elif src == "calibrated":
         text += " (it declares none; s^2 = mean squared error, Rybkin et al. 2021)"
     return text + "."
 
 
-def summary_ui(rep: dict) -> None:
+def summary_ui(rep: Report) -> None:
     """The plain-language summary and the headline numbers."""
-    st.info(rep["summary"])
-    d = rep["latent_dim"]
+    st.info(rep.summary)
+    d = rep.latent_dim
     c = st.columns(6)
     n = vocab.class_counts(dim_classes(rep))
-    c[0].metric("ELBO", f"{rep['elbo']:.2f}", help=f"Evidence lower bound, higher is better; {UNITS}.")
-    c[1].metric("Reconstruction NLL", f"{rep['recon_nll']:.2f}", help=f"-E_q log p(x|z); {UNITS}.")
-    c[2].metric("KL", f"{rep['kl']:.2f}", help=f"KL(q(z|x) || N(0, I)), summed over dims; {UNITS}.")
+    c[0].metric("ELBO", f"{rep.elbo:.2f}", help=f"Evidence lower bound, higher is better; {UNITS}.")
+    c[1].metric("Reconstruction NLL", f"{rep.recon_nll:.2f}", help=f"-E_q log p(x|z); {UNITS}.")
+    c[2].metric("KL", f"{rep.kl:.2f}", help=f"KL(q(z|x) || N(0, I)), summed over dims; {UNITS}.")
     c[3].metric("Active dims", f"{n[ACTIVE]} / {d}", help=vocab.CLASS_HELP[ACTIVE])
     c[4].metric("Partly collapsed", f"{n[PARTLY]} / {d}", help=vocab.CLASS_HELP[PARTLY])
     c[5].metric("Collapsed dims", f"{n[COLLAPSED]} / {d}", help=vocab.CLASS_HELP[COLLAPSED])
-    n_enc = (rep.get("points") or {}).get("encoder", rep["n_points"])
-    st.caption(f"{rep['dataset']}, {n_enc} held-out points, {d} latent dims, {rep['likelihood']} "
+    n_enc = rep.points.get("encoder", rep.n_points)
+    st.caption(f"{rep.dataset}, {n_enc} held-out points, {d} latent dims, {rep.likelihood} "
                f"decoder. Units: {UNITS}. ELBO = -(reconstruction NLL + KL). With one standard error over the "
-               f"points: ELBO {_pm(rep, 'elbo')}, reconstruction NLL {_pm(rep, 'recon_nll')}, KL {_pm(rep, 'kl')}."
-               + _scale_caption(rep) + settings_caption(rep) + notes_pointer(rep))
+               f"points: ELBO {_pm(rep.elbo, rep.elbo_se)}, reconstruction NLL {_pm(rep.recon_nll, rep.recon_nll_se)}, "
+               f"KL {_pm(rep.kl, rep.kl_se)}." + _scale_caption(rep) + settings_caption(rep) + notes_pointer(rep))
 
 
-def notes_ui(rep: dict) -> None:
+def notes_ui(rep: Report) -> None:
     """The report's caveats (e.g. Bernoulli likelihood on grey pixels), folded: the page draws them
     below its pictures and verdicts, and the summary says they are there."""
-    if not rep["notes"]:
+    if not rep.notes:
         return
-    n = len(rep["notes"])
-    with st.expander(f"Notes on this report ({n})", icon=":material/info:"):
-        for note in rep["notes"]:
+    with st.expander(f"Notes on this report ({len(rep.notes)})", icon=":material/info:"):
+        for note in rep.notes:
             st.markdown(f"- {note}")
 
 
-def notes_pointer(rep: dict) -> str:
+def notes_pointer(rep: Report) -> str:
     """The summary's sentence pointing at the folded notes ('' when there are none)."""
-    n = len(rep["notes"])
+    n = len(rep.notes)
     return f" {n} note{'s' if n > 1 else ''} on this report are folded at the bottom of the page." if n else ""
 
 
-def kl_ui(rep: dict) -> None:
+def kl_ui(rep: Report) -> None:
     """KL per dimension on a log axis with the collapse threshold's line."""
     thr = vocab.KL_THRESHOLD
     st.caption("How much each latent dimension tells about the image, in nats. Below the dashed line "
@@ -175,49 +184,45 @@ def kl_ui(rep: dict) -> None:
                "equal steps are equal ratios: a 0.03-nat dimension stands well above the line even beside a "
                "2-nat one, where a linear axis would flatten it to nothing. Each bar's value is written on it; "
                "bars under 0.001 nats are drawn at 0.001.")
-    st.plotly_chart(figures.threshold_bar_figure(np.array(rep["kl_per_dim"]), thr, y_title="KL_j (nats)",
+    st.plotly_chart(figures.threshold_bar_figure(np.array(rep.kl_per_dim), thr, y_title="KL_j (nats)",
                                                  log_y=True, line_name=f"{thr:g} nats", value_text=True),
                     key="diag_kl")
 
 
-def dim_classes(rep: dict) -> list[str]:
+def dim_classes(rep: Report) -> list[str]:
     """active / partly collapsed / collapsed per dimension: `vae_core.metrics.collapse.classify_dims`
     on the report's three views."""
-    c = rep["collapse"]
-    return vocab.classify_index_lists(rep["latent_dim"], c["low_kl_dims"], c["active_dims"], c["prior_like_dims"])
+    return rep.collapse.classes
 
 
-def verdicts(rep: dict) -> list[str]:
+def verdicts(rep: Report) -> list[str]:
     """One plain-words verdict per dimension: its class (`dim_classes`), then why, and whether the
     decoder ignores it."""
-    c, d = rep["collapse"], rep["latent_dim"]
-    active, prior_like = np.zeros(d, bool), np.zeros(d, bool)
-    active[list(c["active_dims"])] = True
-    prior_like[list(c["prior_like_dims"])] = True
-    return vocab.verdicts(dim_classes(rep), active, prior_like, c["decoder_ignored_dims"])
+    return rep.collapse.verdicts
 
 
-def verdict_table(rep: dict) -> pd.DataFrame:
+def verdict_table(rep: Report) -> pd.DataFrame:
     """dim, KL, Var mu, E sigma^2, sensitivity, variance law, verdict: one row per dimension."""
-    c, sens = rep["collapse"], rep["sensitivity"]
+    c = rep.collapse
     return pd.DataFrame({
-        "dim": np.arange(rep["latent_dim"]), "KL (nats)": rep["kl_per_dim"], "Var mu": c["activity"],
-        "E sigma^2": c["mean_sigma2"],
-        "sensitivity": sens if sens is not None else [np.nan] * rep["latent_dim"],
+        "dim": np.arange(rep.latent_dim), "KL (nats)": rep.kl_per_dim, "Var mu": np.asarray(c.activity, float),
+        "E sigma^2": np.asarray(c.mean_sigma2, float),
+        "sensitivity": np.asarray(c.sensitivity, float) if c.sensitivity is not None else [np.nan] * rep.latent_dim,
         "verdict": verdicts(rep)})
 
 
-def collapse_ui(rep: dict) -> pd.DataFrame:
+def collapse_ui(rep: Report) -> pd.DataFrame:
     """The three collapse views side by side, the verdict table, and why the rules can disagree."""
-    c, t = rep["collapse"], rep["collapse"]["thresholds"]
+    c = rep.collapse
+    t_act, t_kl, t_s2 = vocab.ACTIVE_THRESHOLD, vocab.KL_THRESHOLD, vocab.PRIOR_SIGMA2_THRESHOLD
     cols = st.columns(3)
-    views = [("Var(mu_j): do the means move?", np.array(c["activity"]), t["activity"], "below", True,
+    views = [("Var(mu_j): do the means move?", np.asarray(c.activity, float), t_act, "below", True,
               "Var_x(mu_j)", "Inactive (red) when the encoder puts every image at about the same mean: "
-              f"Var(mu_j) <= {t['activity']} (population variance, Burda et al. 2016)."),
-             ("KL_j: does it carry information?", np.array(rep["kl_per_dim"]), t["kl"], "below", True,
-              "KL_j (nats)", f"Collapsed (red) below {t['kl']} nats: the code along z_j says almost nothing."),
-             ("E[sigma_j^2]: is the cloud as wide as the prior?", np.array(c["mean_sigma2"]), t["mean_sigma2"],
-              "above", False, "mean sigma_j^2", f"Prior-like (red) above {t['mean_sigma2']}: each image's cloud "
+              f"Var(mu_j) <= {t_act} (population variance, Burda et al. 2016)."),
+             ("KL_j: does it carry information?", np.array(rep.kl_per_dim), t_kl, "below", True,
+              "KL_j (nats)", f"Collapsed (red) below {t_kl} nats: the code along z_j says almost nothing."),
+             ("E[sigma_j^2]: is the cloud as wide as the prior?", np.asarray(c.mean_sigma2, float), t_s2,
+              "above", False, "mean sigma_j^2", f"Prior-like (red) above {t_s2}: each image's cloud "
               "is as wide as N(0, 1), so z_j is mostly noise (Asperti).")]
     for col, (title, v, thr, flag, log_y, ytitle, cap) in zip(cols, views):
         col.markdown(f"**{title}**")
@@ -227,9 +232,9 @@ def collapse_ui(rep: dict) -> pd.DataFrame:
     table = verdict_table(rep)
     n = vocab.class_counts(dim_classes(rep))
     st.markdown(f"**Verdict per dimension**: {vocab.counts_phrase(dim_classes(rep))}")
-    st.caption(vocab.CLASS_RULES + f" Burda's active units (Var(mu_j) > {t['activity']} alone): "
-               f"{rep['active_units']}; by KL alone, {rep['latent_dim'] - n[COLLAPSED]} carry information; "
-               f"{len(c['prior_like_dims'])} have a prior-wide spread.")
+    st.caption(vocab.CLASS_RULES + f" Burda's active units (Var(mu_j) > {t_act} alone): "
+               f"{rep.active_units}; by KL alone, {rep.latent_dim - n[COLLAPSED]} carry information; "
+               f"{len(c.prior_like_dims)} have a prior-wide spread.")
     st.dataframe(table, hide_index=True, key="diag_verdicts", height=35 * (min(len(table), 32) + 1) + 3,
                  column_config={
         "KL (nats)": st.column_config.NumberColumn(format="%.4f"),
@@ -242,9 +247,9 @@ def collapse_ui(rep: dict) -> pd.DataFrame:
     return table
 
 
-def sensitivity_ui(rep: dict) -> None:
+def sensitivity_ui(rep: Report) -> None:
     """Decoder sensitivity per dimension, with the 'ignored' cut (1% of the largest)."""
-    sens = rep["sensitivity"]
+    sens = rep.collapse.sensitivity
     if sens is None:
         st.caption("Decoder sensitivity was not computed for this model.")
         return
@@ -256,31 +261,31 @@ def sensitivity_ui(rep: dict) -> None:
                                                  line_name="1% of the largest"), key="diag_sens")
 
 
-def information_ui(rep: dict) -> None:
+def information_ui(rep: Report) -> None:
     """Mutual information I(x; z) beside its log B ceiling."""
-    mi, log_b = rep["mutual_info"], rep["mutual_info_max"]
+    mi, log_b, b = rep.mutual_info, rep.mutual_info_max, rep.mutual_info_detail.batch_size
     st.caption("How much the code tells about which image it came from (He et al. 2019). The estimate "
-               f"uses batches of B = {rep['mutual_info_batch_size']} points, so it can never exceed "
+               f"uses batches of B = {b} points, so it can never exceed "
                f"log B = {log_b:.3f} nats (black mark): near it, the true value may be larger.")
-    if rep.get("mutual_info_at_ceiling"):
+    if rep.mi_at_ceiling:
         st.caption(f"**At its ceiling**: {mi:.3f} nats is within 0.1 nats of log B = {log_b:.3f}, the most an "
-                   f"estimate over {rep['mutual_info_batch_size']} points can show. The true I(x; z) may be "
+                   f"estimate over {b} points can show. The true I(x; z) may be "
                    "larger; only more points would show how much.")
     c1, c2 = st.columns([1, 3])
     c1.metric("I(x; z)", f"{mi:.3f} nats", help=f"ceiling log B = {log_b:.3f} nats")
     c2.plotly_chart(figures.mutual_info_figure(mi, log_b), key="diag_mi")
-    c1.caption(f"I(x; z) = {_pm(rep, 'mutual_info', 3)} nats (± one standard error over the points)")
+    c1.caption(f"I(x; z) = {_pm(mi, rep.mutual_info_se, 3)} nats (± one standard error over the points)")
 
 
-def bounds_ui(rep: dict) -> None:
+def bounds_ui(rep: Report) -> None:
     """ELBO and the IWAE bound at the chosen k, and the gap between them."""
-    k = rep["iwae_k"]
+    k = rep.iwae_k
     c = st.columns(3)
-    c[0].metric("ELBO (k = 1)", f"{rep['elbo']:.2f}", help=UNITS)
-    c[1].metric(f"IWAE bound (k = {k})", f"{rep['iwae']:.2f}", help=UNITS)
-    c[2].metric("Gap IWAE - ELBO", f"{rep['iwae'] - rep['elbo']:.2f}", help=UNITS)
-    st.caption(f"With one standard error over the {rep['n_points']} points (sd of the per-point values / "
-               f"sqrt(N)): ELBO {_pm(rep, 'elbo')}, IWAE bound {_pm(rep, 'iwae')}." + _scale_caption(rep))
+    c[0].metric("ELBO (k = 1)", f"{rep.elbo:.2f}", help=UNITS)
+    c[1].metric(f"IWAE bound (k = {k})", f"{rep.iwae:.2f}", help=UNITS)
+    c[2].metric("Gap IWAE - ELBO", f"{rep.iwae - rep.elbo:.2f}", help=UNITS)
+    st.caption(f"With one standard error over the {rep.n_points} points (sd of the per-point values / "
+               f"sqrt(N)): ELBO {_pm(rep.elbo, rep.elbo_se)}, IWAE bound {_pm(rep.iwae, rep.iwae_se)}." + _scale_caption(rep))
     st.caption("Both are lower bounds on log p(x), the log-likelihood of the data, in nats per data point "
                "(higher is better). The IWAE bound (Burda et al. 2016) averages k importance-weighted samples "
                "of q(z|x): ELBO = L_1 <= L_k <= log p(x), and L_k rises with k. So the IWAE value is a tighter "
@@ -288,33 +293,33 @@ def bounds_ui(rep: dict) -> None:
                "true posterior. Change k above to see it move.")
 
 
-def aggregate_ui(rep: dict) -> None:
+def aggregate_ui(rep: Report) -> None:
     """The variance law per dimension and histograms of the aggregate posterior against N(0, 1)."""
     st.caption("If the encoded data fill the prior, Var(mu_j) + E[sigma_j^2] is about 1 in every dimension "
                "(green band 0.5-1.5, Asperti 2019). Far from 1 (red), samples from the prior land in 'holes' "
                "where the decoder never saw data.")
-    st.plotly_chart(figures.variance_law_figure(np.array(rep["variance_law"])), key="diag_vlaw")
-    order = np.argsort(-np.array(rep["kl_per_dim"]))
-    default = [int(order[0])] + ([int(rep["collapsed_dims"][0])] if rep["collapsed_dims"] else
+    st.plotly_chart(figures.variance_law_figure(np.array(rep.variance_law)), key="diag_vlaw")
+    order = np.argsort(-np.array(rep.kl_per_dim))
+    default = [int(order[0])] + ([int(rep.collapsed_dims[0])] if rep.collapsed_dims else
                                  [int(j) for j in order[1:3]])
-    dims = st.multiselect("Dimensions for the histograms", list(range(rep["latent_dim"])), default=default,
+    dims = st.multiselect("Dimensions for the histograms", list(range(rep.latent_dim)), default=default,
                           format_func=lambda j: f"z{j}", key="diag_hist_dims", max_selections=6)
     st.caption("Blue: one sample z_j ~ q(z|x) per image, pooled over the data (the aggregate posterior). "
                "Black: the prior N(0, 1). A good match means prior samples look like encoded data.")
-    agg = rep["aggregate"]
+    agg = rep.aggregate
     cols = st.columns(max(len(dims), 1))
     for col, j in zip(cols, dims):
-        col.plotly_chart(figures.aggregate_hist_figure(np.array(agg["hist_edges"][j]),
-                                                       np.array(agg["hist_density"][j]), j), key=f"diag_hist_{j}")
+        col.plotly_chart(figures.aggregate_hist_figure(np.asarray(agg.hist_edges[j], float),
+                                                       np.asarray(agg.hist_density[j], float), j), key=f"diag_hist_{j}")
 
 
-def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
+def traversal_ui(mdl, rep: Report, mu_mean: np.ndarray) -> None:
     """One strip per dimension (sorted by KL): decode the mean code with z_j swept over [-3, 3]."""
     st.caption("Visual proof: each strip starts from the average code and sweeps one dimension from -3 to 3, "
                "the others fixed. Strips are sorted by KL (left to right, then down); a collapsed dimension "
                "gives a strip of identical images.")
-    d = rep["latent_dim"]
-    order = np.argsort(-np.array(rep["kl_per_dim"]))
+    d = rep.latent_dim
+    order = np.argsort(-np.array(rep.kl_per_dim))
     vals = np.linspace(-3.0, 3.0, 9, dtype=np.float32)
     zs = np.repeat(mu_mean[None].astype(np.float32), d * len(vals), 0)  # (D*9, D)
     zs[np.arange(d * len(vals)), np.repeat(order, len(vals))] = np.tile(vals, d)
@@ -324,7 +329,7 @@ def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
     cols = st.columns(2)
     for r, j in enumerate(order):
         strip = images.grid(np.stack([images.upscale(f, scale) for f in frames[r * 9:(r + 1) * 9]]), ncol=9, pad=2)
-        cols[r % 2].image(strip, caption=f"z{j} (KL {rep['kl_per_dim'][j]:.3f} nats, {verdict[j]}): -3 to 3")
+        cols[r % 2].image(strip, caption=f"z{j} (KL {rep.kl_per_dim[j]:.3f} nats, {verdict[j]}): -3 to 3")
     # one sheet of every strip (rows in KL order), and a GIF whose frame v shows every dimension at value v
     tiles = np.stack([images.upscale(f, scale) for f in frames])
     by_value = tiles.reshape(d, len(vals), *tiles.shape[1:]).swapaxes(0, 1)
@@ -332,16 +337,16 @@ def traversal_ui(mdl, rep: dict, mu_mean: np.ndarray) -> None:
                                gif=lambda: images.gif_bytes([images.grid(f, ncol=min(d, 8), pad=2) for f in by_value]))
 
 
-def mig_ui(rep: dict) -> None:
+def mig_ui(rep: Report) -> None:
     """MIG and the factor-by-latent MI heatmap when the data has ground-truth factors."""
-    if rep.get("mig") is None or "mig_matrix" not in rep:
+    if rep.mig is None or rep.mig_detail is None:
         st.caption("MIG (disentanglement) needs ground-truth factors; this data has none. Pick `sprites` to see it.")
         return
-    st.metric("MIG", f"{rep['mig']:.3f}", help="Mutual Information Gap (Chen et al. 2018), 0 to 1, higher is "
+    st.metric("MIG", f"{rep.mig:.3f}", help="Mutual Information Gap (Chen et al. 2018), 0 to 1, higher is "
                                                 "more disentangled")
     st.caption("Each row is a true factor of the images, each column a latent dimension; bright = the dimension "
                "tells a lot about the factor. Disentangled: one bright cell per row (MIG near 1).")
-    st.plotly_chart(figures.mig_heatmap_figure(np.array(rep["mig_matrix"]), rep["mig_factor_names"]),
+    st.plotly_chart(figures.mig_heatmap_figure(np.asarray(rep.mig_detail.mi_matrix, float), list(rep.factor_names)),
                     key="diag_mig")
 
 
@@ -375,28 +380,28 @@ def theory_words(n_pred: int, n_meas: int, latent_dim: int) -> str:
                    "dimensions falls towards 0 slowly), or free bits keeping dimensions open.")
 
 
-def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
+def theory_ui(m: cache.Source, d: cache.Source, rep: Report) -> dict | None:
     """The data's covariance spectrum beside sigma^2 and the latents' KL, and the predicted against the
     measured number of active dimensions; for a Bernoulli decoder, why the theory does not apply.
     Returns {"predicted", "measured", "sigma2", "beta"} (None for a Bernoulli decoder)."""
     st.caption(THEORY_INTRO)
-    src = rep.get("gaussian_scale_source")
+    src = rep.gaussian_scale_source
     if src is None:
         st.info(THEORY_BERNOULLI)
         return None
-    s = float(rep["gaussian_scale"])
+    s = float(rep.gaussian_scale)
     sigma2 = s * s
     beta, free_bits = cache.training_objective(m)
     spectrum = widgets.job_result_ui(cache.spectrum_job(d), note=" For the theory check.")
     pred = theory.linear_prediction(spectrum, sigma2, beta if beta is not None else 1.0)
-    kl = np.array(rep["kl_per_dim"], dtype=float)
+    kl = np.array(rep.kl_per_dim, dtype=float)
     n_meas = int(np.sum(kl >= vocab.KL_THRESHOLD))
     c = st.columns(3)
     c[0].metric("Predicted active (linear theory)", pred["active"],
                 help="#{i: lambda_i > beta sigma^2}, from the data's covariance spectrum")
     c[1].metric("Active by KL (model)", n_meas, help=f"dimensions with KL_j >= {vocab.KL_THRESHOLD:g} nats")
     c[2].metric("beta sigma^2", f"{pred['threshold']:.4g}", help="the line in the plot")
-    st.markdown(theory_words(pred["active"], n_meas, int(rep["latent_dim"])))
+    st.markdown(theory_words(pred["active"], n_meas, int(rep.latent_dim)))
     name = f"beta sigma^2 = {pred['threshold']:.4g}"
     st.plotly_chart(figures.theory_spectrum_figure(spectrum, pred["threshold"], np.sort(kl)[::-1],
                                                    pred["kl_per_dim_pred"], threshold_name=name), key="diag_theory")
@@ -424,7 +429,7 @@ def theory_ui(m: cache.Source, d: cache.Source, rep: dict) -> dict | None:
     return {"predicted": pred["active"], "measured": n_meas, "sigma2": sigma2, "beta": beta}
 
 
-def download_ui(rep: dict) -> None:
+def download_ui(rep: Report) -> None:
     """The whole report as JSON."""
-    st.download_button("Download report (JSON)", json.dumps(rep, indent=2, allow_nan=False),
-                       f"diagnose_{file_stem(rep['dataset'])}_k{rep['iwae_k']}.json", "application/json", key="diag_json")
+    st.download_button("Download report (JSON)", json.dumps(rep.to_dict(), indent=2, allow_nan=False),
+                       f"diagnose_{file_stem(rep.dataset)}_k{rep.iwae_k}.json", "application/json", key="diag_json")

@@ -120,7 +120,7 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
 
 def _labels(run_dir: Path, codes: EpochCodes) -> np.ndarray | None:
     """The sample's labels, from the run's own held-out split (None when its data has none or is not here)."""
-    from vae_core.metrics.heldout import eval_points
+    from vae_core.metrics.pipeline.heldout import eval_points
 
     split = eval_split(run_dir)
     if split.dataset is None:

@@ -117,18 +117,18 @@ def _thumbs_note(data) -> str:
     return note
 
 
-def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str,
+def map_ui(m: cache.Source, d: cache.Source, proj, data, enc, color: str, sel: int | None,
            posterior: np.ndarray | None, shown: np.ndarray | None = None,
            highlight: bool = False) -> np.ndarray | None:
     """The scatter (2-D or 3-D); a click on a point selects it, hovering shows its image, a box or
     lasso selects points. The N points and their images travel to the browser once per map and
     colouring (`components/latent_map.py`); each rerun sends only the selected point's ring and
-    its posterior cloud. shown: the rows the filters keep (`share_ui.filter_ui`), None for all; with
-    highlight the others are drawn grey. Returns the rows of the box/lasso selection, or None."""
+    its posterior cloud (sel: the selected point, the page's). shown: the rows the filters keep
+    (`share_ui.filter_ui`), None for all; with highlight the others are drawn grey. Returns the rows
+    of the box/lasso selection, or None."""
     from .map_filter import mask_id
 
     values, categorical, names = color_values(data, enc, color)
-    sel = st.session_state[state.SELECTED]
     fitted = getattr(proj, "fitted_", None)  # None: a map cached before fitted_ existed
 
     def figure() -> str:  # built only when the browser lacks this map (1M points: about 1 s)
@@ -299,11 +299,11 @@ def pad_plane(proj, sel: int | None, mu: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @st.fragment
 @widgets.guarded
-def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None) -> None:
-    """Drag through the 2-D map; the decoder answers at once (in the browser where it runs there)."""
+def pad_ui(mdl, m: cache.Source, d: cache.Source, proj, labels: np.ndarray | None, sel: int | None) -> None:
+    """Drag through the 2-D map; the decoder answers at once (in the browser where it runs there). A new
+    selected point `sel` (the page's) moves the marker there."""
     emb = proj.embedding_
     s = pad_state(state.PAD)
-    sel = st.session_state[state.SELECTED]
     key = map_id(m, d, proj)
     pos = tuple(emb[sel]) if sel is not None else tuple(np.median(emb, axis=0))
     x, y = (s["x"], s["y"]) if s else pos
@@ -355,9 +355,9 @@ def posterior_samples(enc, idx: int, n: int, seed: int = 0) -> np.ndarray:
     return enc.mu[idx] + np.exp(0.5 * enc.logvar[idx]) * eps
 
 
-def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
-    """Original, reconstruction, the code (mu, sigma per dim) and samples from q(z|x)."""
-    idx = st.session_state[state.SELECTED]
+def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> None:
+    """Original, reconstruction, the code (mu, sigma per dim) and samples from q(z|x) of point idx (the
+    page's selected point; None: the box to pick one)."""
     st.subheader("The selected point")
     c0, _ = st.columns([1, 3])
     c0.number_input("Point", 0, len(data) - 1, value=None, key=state.POINT_PICK, on_change=_on_point_pick,
@@ -390,7 +390,8 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int]) -> None:
 
 @st.fragment
 @widgets.guarded
-def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndarray, collapsed: set[int]) -> None:
+def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndarray, collapsed: set[int],
+               sel: int | None) -> None:
     """One slider per dimension, sorted by KL; the decoded image answers each step.
 
     A components-v2 panel (`components/sliders.py`): where the decoder runs in the browser (an MLP, or
@@ -414,7 +415,6 @@ def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndar
         state.set_z([0.0] * d)
     if b[1].button("Random from the prior", help="z ~ N(0, I)"):
         state.set_z(np.random.default_rng().standard_normal(d).tolist())
-    sel = ss[state.SELECTED]
     if b[2].button("Code of the selected point", disabled=sel is None):
         state.set_z(enc.mu[sel].tolist())
     z = np.array(ss[state.Z], dtype=np.float32)

@@ -33,12 +33,12 @@ def _caption(data, i: int, dist: float | None = None) -> str:
     return f"#{i}{label}" + (f", d = {dist:.2f}" if dist is not None else "")
 
 
-def neighbours_ui(m: cache.Source, d: cache.Source, data, select) -> None:
+def neighbours_ui(m: cache.Source, d: cache.Source, data, sel: int | None, select) -> None:
     """The selected point's k nearest codes, with images, distances and label agreement; a click selects one.
 
-    select(idx): the page's way to make a point the selected one.
+    sel: the page's selected point (None: a hint to pick one). select(idx): the page's way to make a
+    point the selected one.
     """
-    sel = st.session_state[state.SELECTED]
     st.caption("The points whose codes lie closest to the selected point's code: Euclidean distance "
                "between the encoder's means mu (the spread sigma is not used). Close codes should "
                "look alike; a neighbour of another class shows where the model mixes them up.")
@@ -132,13 +132,12 @@ def strength_caption(strength: float, in_browser: bool) -> str:
 
 
 @widgets.guarded
-def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
+def _strength_ui(mdl, m: cache.Source, d: cache.Source, base: np.ndarray, v: np.ndarray, start: str) -> None:
     """The strength slider and decode(base + strength * v), decoded where the latent sliders decode:
     in the browser at every step where the decoder runs there (browser decoding on), else here per step."""
     ss = st.session_state
     strength = _strength()
     z = lt.apply_vector(base, v, strength).astype(np.float32)
-    m, d = cache.source(ss[state.MODEL_SRC]), cache.source(ss[state.DATA_SRC])
     payload = browser_decoder(m, d, affine={"base": base, "vector": v})
     if payload is None or payload.get("kind") == "onnx":
         decoder = payload  # an ONNX graph runs z = base + s * vector itself (`onnx_decoder_ref`)
@@ -157,7 +156,7 @@ def _strength_ui(mdl, base: np.ndarray, v: np.ndarray, start: str) -> None:
         st.rerun()  # the sliders are another fragment: redraw the page so they show it
 
 
-def attribute_vector_ui(mdl, data, enc) -> None:
+def attribute_vector_ui(mdl, m: cache.Source, d: cache.Source, data, enc, sel: int | None) -> None:
     """From group A to group B: the difference of their mean codes, added to the selected point's code."""
     st.caption("An attribute vector is the difference between the average code of one group and that of "
                "another (Latent Space Cartography). Add it to a point's code and decode: the image moves "
@@ -182,14 +181,13 @@ def attribute_vector_ui(mdl, data, enc) -> None:
     except ValueError as e:
         st.warning(str(e))
         return
-    sel = st.session_state[state.SELECTED]
     base = enc.mu[sel] if sel is not None else lt.group_mean(enc.mu, groups[a], "group A")
     start = f"point #{sel}" if sel is not None else f"the mean code of {a}"
     strengths = np.linspace(-2, 2, 9)
     strip = cache.decode(mdl, lt.vector_strip(base, v, strengths).astype(np.float32), scale=TILE_SCALE)
     left, right = st.columns([2, 5])
     with left:
-        _strength_ui(mdl, np.asarray(base, np.float32), np.asarray(v, np.float32), start)
+        _strength_ui(mdl, m, d, np.asarray(base, np.float32), np.asarray(v, np.float32), start)
     right.image(images.grid(strip, ncol=len(strengths), pad=2),
                 caption=f"Along the vector from {start}: strength {strengths[0]:g} to {strengths[-1]:g} "
                         f"(|vector| = {np.linalg.norm(v):.2f})")

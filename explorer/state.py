@@ -47,6 +47,9 @@ TRAIN_REPLAY_OPENED_FOR = "train_replay_opened_for"  # str: the finished job who
 
 # The Compare page's own keys
 COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
+COMPARE_POINTS = "cmp_n"  # int: Compare's evaluation points (a declared diagnose option, `diagnose_ui.option_ui`)
+COMPARE_K = "cmp_k"  # int: Compare's IWAE k
+COMPARE_SEED = "cmp_seed"  # int: Compare's seed
 
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)
@@ -113,6 +116,12 @@ def init() -> None:
     for k, v in defaults.items():
         if k not in st.session_state:
             st.session_state[k] = v
+
+
+def first_value(key: str, value) -> None:
+    """Give the widget of session-state name `key` its first value (kept once the session has one):
+    the way a control built from a declaration (`diagnose_ui.option_ui`) starts at its default."""
+    st.session_state.setdefault(key, value)
 
 
 def set_z(z: list[float]) -> None:

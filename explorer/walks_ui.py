@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from . import cache, images, state, widgets
+from . import cache, images, widgets
 
 
-def traversal_ui(mdl, enc, order: np.ndarray) -> None:
-    """Rows: dimensions (by KL); columns: values of that dimension, the others held fixed."""
-    sel = st.session_state[state.SELECTED]
+def traversal_ui(mdl, enc, order: np.ndarray, sel: int | None) -> None:
+    """Rows: dimensions (by KL); columns: values of that dimension, the others held fixed; from the code
+    of the page's selected point sel (the origin when None)."""
     base = enc.mu[sel] if sel is not None else np.zeros(enc.mu.shape[1], np.float32)
     c1, c2 = st.columns(2)
     dims = c1.multiselect("Dimensions", order.tolist(), default=order[:8].tolist(), key="trav_dims")
@@ -45,9 +45,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (np.sin((1 - t) * omega)[:, None] * a + np.sin(t * omega)[:, None] * b) / np.sin(omega)
 
 
-def interpolation_ui(mdl, enc, n: int) -> None:
-    """A strip from point A to point B, linear or spherical, with a GIF download."""
-    sel = st.session_state[state.SELECTED]
+def interpolation_ui(mdl, enc, n: int, sel: int | None) -> None:
+    """A strip from point A to point B, linear or spherical, with a GIF download; A starts at the page's
+    selected point sel."""
     c1, c2, c3, c4 = st.columns(4)
     a = c1.number_input("Point A", 0, n - 1, value=int(sel or 0), key="interp_a")
     b = c2.number_input("Point B", 0, n - 1, value=min(n - 1, 1000), key="interp_b")

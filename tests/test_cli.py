@@ -163,7 +163,7 @@ def test_diagnose_scores_the_runs_own_held_out_points(tmp_path):
     """A run trained with --seed 3 is diagnosed on split seed 3 whatever the Monte Carlo --seed;
     its held-out points are exactly those Dataset.split(0.2, 3) holds out."""
     from vae_core.data import load_dataset
-    from vae_core.metrics.report import eval_points
+    from vae_core.metrics.pipeline.report import eval_points
 
     out = tmp_path / "run3"
     assert cli("train", "--data", "digits", "--epochs", "1", "--latent-dim", "2", "--hidden", "16",
@@ -272,7 +272,7 @@ def test_shipped_default_run_on_mnist():
     """
     from vae_core.checkpoints import load_run
     from vae_core.data import load_dataset
-    from vae_core.metrics.report import diagnose
+    from vae_core.metrics.pipeline.report import diagnose
 
     # the points and k given: under the default time budget a loaded machine may choose fewer (999 was seen)
     r = cli("diagnose", REPO / "runs" / "default", "--data", "mnist", "--n-points", "1000", "--iwae-k", "100",

@@ -24,7 +24,7 @@ from torch import nn
 
 from explorer import figures
 from vae_core.metrics import collapse as vocab
-from vae_core.metrics.collapse import _collapse_stats
+from vae_core.metrics.collapse import collapse_stats
 from paths import ROOT  # the repository root (tests/paths.py)
 
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
@@ -64,7 +64,7 @@ def _planted_arrays(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- the classes
 def test_planted_partial_collapse_exact_classes_and_counts():
     mu, logvar = _planted_arrays()
-    s = _collapse_stats(mu, logvar)
+    s = collapse_stats(mu, logvar)
     np.testing.assert_allclose(s.kl_per_dim, [_kl(j) for j in range(6)], atol=1e-12)
     np.testing.assert_allclose(s.activity, np.square(B), atol=1e-12)
     np.testing.assert_allclose(s.mean_sigma2, S2, atol=1e-12)
@@ -149,7 +149,8 @@ def planted_ts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def planted_report() -> dict:
+def planted_report():
+    """The typed Report of the planted model (the pages' panels take it; its JSON dict for the keys)."""
     from vae_core import ScriptedVAE
     from vae_core.data import load_dataset
     from vae_core.metrics import diagnose
@@ -157,11 +158,11 @@ def planted_report() -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = ScriptedVAE(torch.jit.script(_PartialCollapse(_digits_cut())))
-    return diagnose(model, load_dataset("digits"), n_points=None, iwae_k=5).to_dict()
+    return diagnose(model, load_dataset("digits"), n_points=None, iwae_k=5)
 
 
 def test_report_summary_and_keys_use_the_classes(planted_report):
-    rep = planted_report
+    rep = planted_report.to_dict()
     np.testing.assert_allclose(rep["kl_per_dim"], [_kl(j) for j in range(6)], rtol=1e-5, atol=1e-7)
     assert rep["collapse"]["classes"] == CLASSES
     assert rep["collapse"]["class_counts"] == COUNTS
@@ -180,7 +181,7 @@ def test_diagnose_and_compare_functions_count_alike(planted_report):
     assert diagnose_ui.dim_classes(rep) == CLASSES
     table = diagnose_ui.verdict_table(rep)
     assert [v.split(":")[0] for v in table["verdict"]] == CLASSES
-    assert list(table["verdict"]) == rep["collapse"]["verdicts"]
+    assert list(table["verdict"]) == rep.to_dict()["collapse"]["verdicts"]
     assert compare_ui.dim_class_counts(rep) == COUNTS
 
 

@@ -20,10 +20,10 @@ from settle import settle
 
 from vae_core import VAE, ModelConfig
 from vae_core.data import Dataset
-from vae_core.metrics.iwae import _log_weights, _point_bounds, row_limit
-from vae_core.metrics.budget import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs,
+from vae_core.metrics.iwae import _log_weights, point_bounds, row_limit
+from vae_core.metrics.pipeline.budget import (AUTO, MIN_K, MIN_POINTS, SAFETY, TARGET_K, TARGET_POINTS, Costs,
                                      choose_settings)
-from vae_core.metrics.report import diagnose
+from vae_core.metrics.pipeline.report import diagnose
 from paths import ROOT  # the repository root (tests/paths.py)
 
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
@@ -326,9 +326,9 @@ def test_chunked_iwae_equals_unchunked(likelihood):
     with torch.inference_mode():
         mu, logvar = model.encode(x)
     k = 11
-    whole = _point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
+    whole = point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
                           max_rows=10 ** 6)
-    pieces = _point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
+    pieces = point_bounds(model, x, mu, logvar, k, batch_size=64, generator=torch.Generator().manual_seed(5),
                            max_rows=5, store_budget=0)  # 5 images per call; calibrated: drawn again
     # the unchunked reference: all k x N log-weights at once, one logsumexp
     log_w = _log_weights(model, x, mu, logvar, k, generator=torch.Generator().manual_seed(5), max_rows=10 ** 6)
@@ -352,7 +352,7 @@ def test_iwae_stopped_after_a_chunk_is_exact_on_the_points_it_scored(likelihood)
     with torch.inference_mode():
         mu, logvar = model.encode(x)
     k, asked = 6, []
-    pts = _point_bounds(model, x, mu, logvar, k, batch_size=10, generator=torch.Generator().manual_seed(9),
+    pts = point_bounds(model, x, mu, logvar, k, batch_size=10, generator=torch.Generator().manual_seed(9),
                         max_rows=7, store_budget=0, stop=lambda done: asked.append(done) or done >= 20)
     assert asked == [10, 20] and pts.iwae.shape == pts.elbo.shape == pts.kl.shape == (20,)
     gen = torch.Generator().manual_seed(9)
@@ -379,7 +379,7 @@ def test_mi_over_one_batch_of_n_points_has_ceiling_log_n_and_matches_float64():
     estimator written out in float64 numpy on hand-made posteriors: ceiling log N."""
     from scipy.special import logsumexp
 
-    from vae_core.metrics.mutual_info import _mutual_info_core
+    from vae_core.metrics.mutual_info import mutual_info_core
 
     rng = np.random.default_rng(4)
     n, d = 40, 3
@@ -392,7 +392,7 @@ def test_mi_over_one_batch_of_n_points_has_ceiling_log_n_and_matches_float64():
                     + math.log(2 * math.pi)).sum(-1)
     terms = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(1)) - (logsumexp(log_q, 1) - math.log(n))
     for chunk in (1, 3 * n * d, 10 ** 6):
-        r = _mutual_info_core(mu, logvar, eps=eps, batch_size=n, chunk_elements=chunk)
+        r = mutual_info_core(mu, logvar, eps=eps, batch_size=n, chunk_elements=chunk)
         assert r.log_b == pytest.approx(math.log(n), abs=1e-12) and (r.batch_size, r.n_batches) == (n, 1)
         assert r.unclipped == pytest.approx(float(terms.mean()), rel=1e-9, abs=1e-9)
         assert r.mi == pytest.approx(min(float(terms.mean()), math.log(n)), rel=1e-9, abs=1e-9)

@@ -25,9 +25,9 @@ from vae_core import VAE, ModelConfig, ScriptedVAE
 from vae_core.data import Dataset, load_dataset
 from vae_core.metrics import diagnose, log_likelihood_bounds
 from vae_core.metrics.gaussian_scale import calibrated_recon_nll, calibrated_scale, decoder_scale, gaussian_log_px
-from vae_core.metrics.iwae import _point_bounds
-from vae_core.metrics.mutual_info import _mutual_info_core
-from vae_core.metrics.heldout import eval_points, training_pool
+from vae_core.metrics.iwae import point_bounds
+from vae_core.metrics.mutual_info import mutual_info_core
+from vae_core.metrics.pipeline.heldout import eval_points, training_pool
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 LOG_2PI = math.log(2 * math.pi)
@@ -68,7 +68,7 @@ def test_mi_sharp_posteriors_match_scipy_float64(seed):
     z = mu + np.exp(0.5 * logvar) * eps  # float64, given as is to both
     ref_terms = _mi_terms_scipy(mu, logvar, z)
     ref = ref_terms.mean()
-    r = _mutual_info_core(mu, logvar, z=z, batch_size=len(mu))
+    r = mutual_info_core(mu, logvar, z=z, batch_size=len(mu))
     assert r.unclipped == pytest.approx(ref, rel=1e-6)
     assert r.mi <= r.log_b == pytest.approx(math.log(len(mu)))  # never above log B
     assert r.mi == pytest.approx(min(ref, math.log(len(mu))), rel=1e-6)
@@ -83,7 +83,7 @@ def test_mi_sharp_posteriors_in_batches_and_small_chunks():
     ref_terms = np.concatenate([_mi_terms_scipy(mu[:10], logvar[:10], z[:10]),
                                 _mi_terms_scipy(mu[10:], logvar[10:], z[10:])])
     for chunk in (1, 7, 1 << 22):
-        r = _mutual_info_core(mu, logvar, z=z, batch_size=10, chunk_elements=chunk)
+        r = mutual_info_core(mu, logvar, z=z, batch_size=10, chunk_elements=chunk)
         assert r.n_batches == 2 and r.batch_size == 10
         assert r.unclipped == pytest.approx(ref_terms.mean(), rel=1e-6)
         assert r.se == pytest.approx(_se(ref_terms), rel=1e-6)
@@ -108,13 +108,13 @@ def test_mi_from_noise_is_exact_where_z_cannot_be_stored():
         neg_h = -mpf(d) / 2 * mpmath.log(2 * mpmath.pi) - sum(1 + mpf(lv) for lv in logvar[i]) / 2
         terms.append(neg_h - log_qz)
     ref = float(sum(terms) / b)
-    r = _mutual_info_core(mu, logvar, eps=eps, batch_size=b)
+    r = mutual_info_core(mu, logvar, eps=eps, batch_size=b)
     assert r.unclipped == pytest.approx(ref, rel=1e-6)
     assert r.mi <= math.log(b)
     # float32 mu and eps (what diagnose has) give the same answer on the float32-rounded inputs
     mu32, lv32, eps32 = (torch.tensor(a, dtype=torch.float32) for a in (mu, logvar, eps))
-    r32 = _mutual_info_core(mu32, lv32, eps=eps32, batch_size=b)
-    ref32 = _mutual_info_core(mu32.double(), lv32.double(), eps=eps32.double(), batch_size=b)
+    r32 = mutual_info_core(mu32, lv32, eps=eps32, batch_size=b)
+    ref32 = mutual_info_core(mu32.double(), lv32.double(), eps=eps32.double(), batch_size=b)
     assert r32.unclipped == ref32.unclipped
 
 
@@ -299,8 +299,8 @@ def test_calibrated_iwae_same_with_stored_or_redrawn_samples():
     model = _tiny_vae("gaussian", gaussian_scale=0.2)
     x = _grey_data(12).x
     mu, logvar = model.encode(x)
-    a = _point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(3))
-    b = _point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(3),
+    a = point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(3))
+    b = point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(3),
                       store_budget=0, max_rows=10)
     assert not a.redrawn and b.redrawn
     # Same samples, but the decoder runs in float32 on batches of another size (5 vs 10 rows), and the
@@ -310,14 +310,14 @@ def test_calibrated_iwae_same_with_stored_or_redrawn_samples():
     torch.testing.assert_close(a.iwae_cal, b.iwae_cal, rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(a.elbo_cal, b.elbo_cal, rtol=1e-6, atol=1e-5)
     assert a.calibrated_scale == pytest.approx(b.calibrated_scale, rel=1e-6)
-    c = _point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(4))
+    c = point_bounds(model, x, mu, logvar, 7, batch_size=5, generator=torch.Generator().manual_seed(4))
     assert (a.iwae_cal - c.iwae_cal).abs().max() > 1e-2, "another seed's samples give other bounds"
 
 
 # ----------------------------------------------------------------------------- held out means held out
 def test_run_trained_on_n_is_diagnosed_on_its_own_held_out_points(tmp_path, monkeypatch, capsys):
     from vae_core import cli
-    from vae_core.metrics import report as report_mod
+    from vae_core.metrics.pipeline import report as report_mod
 
     out = tmp_path / "run_n"
     assert cli.main(["train", "--data", "digits", "--n", "600", "--epochs", "1", "--latent-dim", "2",

@@ -16,12 +16,12 @@ from vae_core.data import DataError, Dataset
 from vae_core.metrics import (DiagnoseCancelled, aggregate_posterior, blurriness, diagnose,
                               laplacian_sharpness, log_likelihood_bounds, mig, mutual_information,
                               pixel_variance, posterior_collapse, radial_spectrum)
-from vae_core.metrics.aggregate import _aggregate_core
+from vae_core.metrics.aggregate import aggregate_core
 from vae_core.metrics.blur import _blur_core
-from vae_core.metrics.collapse import _collapse_stats, _decoder_sensitivity
+from vae_core.metrics.collapse import collapse_stats, decoder_sensitivity
 from vae_core.metrics.iwae import _bounds_core, _log_px_given_z
-from vae_core.metrics.mig import _mig_core
-from vae_core.metrics.mutual_info import _mutual_info_core
+from vae_core.metrics.mig import mig_core
+from vae_core.metrics.mutual_info import mutual_info_core
 
 # the bring-your-own-model contract (docs/contracts.md) is TorchScript, deprecated or not
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -121,7 +121,7 @@ def test_kl_per_dim_matches_torch_distributions():
     g = _gen(0)
     mu, logvar = torch.randn(7, 3, generator=g), torch.randn(7, 3, generator=g)
     ref = kl_divergence(Normal(mu.double(), (0.5 * logvar.double()).exp()), Normal(0.0, 1.0)).mean(0)
-    stats = _collapse_stats(mu, logvar)
+    stats = collapse_stats(mu, logvar)
     np.testing.assert_allclose(stats.kl_per_dim, ref.numpy(), rtol=1e-6)
 
 
@@ -130,7 +130,7 @@ def test_activity_uses_population_variance_and_strict_threshold():
     # variance 0.0081 (inactive), though the unbiased variance 0.0162 would pass He et al.'s rule
     mu = np.array([[1.0, 0.5, 0.09], [-1.0, 0.5, -0.09]])
     logvar = np.zeros((2, 3))
-    s = _collapse_stats(mu, logvar)
+    s = collapse_stats(mu, logvar)
     np.testing.assert_allclose(s.activity, [1.0, 0.0, 0.0081])
     assert s.active_units == 1 and s.inactive_dims == [1, 2]
     assert s.collapsed_dims == [2]  # KL: 0.5, 0.125, 0.00405
@@ -141,7 +141,7 @@ def test_activity_uses_population_variance_and_strict_threshold():
 def test_variance_law_and_aggregate_moments():
     mu = np.array([[0.0, 2.0], [2.0, 2.0], [4.0, 2.0]])
     logvar = np.log(np.array([[0.5, 1.0], [0.5, 2.0], [0.5, 3.0]]))
-    a = _aggregate_core(mu, logvar, z=mu)  # z given: moments are those of z
+    a = aggregate_core(mu, logvar, z=mu)  # z given: moments are those of z
     np.testing.assert_allclose(a.variance_law, [8 / 3 + 0.5, 0.0 + 2.0])
     np.testing.assert_allclose(a.sample_mean, [2.0, 2.0])
     np.testing.assert_allclose(a.sample_var, [8 / 3, 0.0])
@@ -180,13 +180,13 @@ def test_sensitivity_against_a_direct_loop():
             z[j] = v
             diffs.append((decode(z[None]) - decode(base[None])).abs().mean().item())
         ref.append(np.mean(diffs))
-    np.testing.assert_allclose(_decoder_sensitivity(decode, base, values), ref, rtol=1e-5)
+    np.testing.assert_allclose(decoder_sensitivity(decode, base, values), ref, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- mutual information
 def test_mi_is_zero_when_posterior_ignores_x():
     mu, logvar = torch.zeros(1000, 3), torch.zeros(1000, 3)
-    r = _mutual_info_core(mu, logvar, generator=_gen(0))
+    r = mutual_info_core(mu, logvar, generator=_gen(0))
     assert r.batch_size == 500 and r.n_batches == 2
     assert abs(r.mi) < 0.15 and r.log_b == pytest.approx(math.log(500))
 
@@ -194,7 +194,7 @@ def test_mi_is_zero_when_posterior_ignores_x():
 def test_mi_near_log_b_for_separated_deterministic_codes():
     mu = torch.randn(400, 3, generator=_gen(1)) * 50.0  # far apart compared with sigma = e^-5
     logvar = torch.full((400, 3), -10.0)
-    r = _mutual_info_core(mu, logvar, generator=_gen(2))
+    r = mutual_info_core(mu, logvar, generator=_gen(2))
     assert r.log_b == pytest.approx(math.log(400))
     assert r.log_b - 0.15 < r.mi <= r.log_b
     assert abs(r.unclipped - r.log_b) < 0.15
@@ -204,7 +204,7 @@ def test_mi_near_log_b_for_separated_deterministic_codes():
 def test_mi_never_above_log_b(seed):
     g = _gen(seed)
     mu, logvar = torch.randn(100, 2, generator=g) * 3, torch.randn(100, 2, generator=g) - 2
-    r = _mutual_info_core(mu, logvar, batch_size=30, generator=g)
+    r = mutual_info_core(mu, logvar, batch_size=30, generator=g)
     assert r.batch_size == 30 and r.n_batches == 3 and r.mi <= math.log(30)
 
 
@@ -216,7 +216,7 @@ def test_mi_matches_direct_he_et_al_formula():
     log_qz = torch.logsumexp(q.log_prob(z.double()[:, None]).sum(-1), 1) - math.log(8)  # (8,)
     neg_h = (-Normal(mu.double(), (0.5 * logvar.double()).exp()).entropy().sum(-1)).mean()
     ref = float(neg_h - log_qz.mean())
-    r = _mutual_info_core(mu, logvar, z=z)
+    r = mutual_info_core(mu, logvar, z=z)
     assert r.unclipped == pytest.approx(ref, abs=1e-9)
 
 
@@ -290,7 +290,7 @@ def _factors(n: int, seed: int) -> np.ndarray:
 
 def test_mig_high_for_codes_equal_to_factors():
     f = _factors(2000, 0)
-    r = _mig_core(f.astype(float), f)
+    r = mig_core(f.astype(float), f)
     assert r.mig > 0.7
     assert r.mi_matrix.shape == (3, 3)
     # factor entropies of near-uniform factors are near log(size)
@@ -300,15 +300,15 @@ def test_mig_high_for_codes_equal_to_factors():
 def test_mig_near_zero_for_random_codes_and_low_for_rotated():
     f = _factors(2000, 1)
     rng = np.random.default_rng(2)
-    assert _mig_core(rng.standard_normal((2000, 3)), f).mig < 0.05
+    assert mig_core(rng.standard_normal((2000, 3)), f).mig < 0.05
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     z = (f - f.mean(0)) / f.std(0)
-    assert _mig_core(z @ q, f).mig < _mig_core(z, f).mig - 0.3
+    assert mig_core(z @ q, f).mig < mig_core(z, f).mig - 0.3
 
 
 def test_mig_skips_constant_factors_and_needs_factors():
     f = np.stack([np.zeros(100, int), np.arange(100) % 4], 1)
-    r = _mig_core(np.random.default_rng(0).standard_normal((100, 2)), f)
+    r = mig_core(np.random.default_rng(0).standard_normal((100, 2)), f)
     assert r.gaps[0] is None and r.gaps[1] is not None
     model = _planted()
     with pytest.raises(ValueError, match="factors"):

@@ -55,6 +55,27 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
         t.add_argument(cli_flag(f), **kw)
 
 
+def _add_diagnose_options(d: argparse.ArgumentParser) -> None:
+    """One option per declared diagnose option (`vae_core.metrics.pipeline.options`), from its declaration:
+    dest the field's name, its default, its help. A value is parsed as its declaration says ("auto" where
+    allowed); one it refuses stays text, for `DiagnoseOptions` in `_diagnose` to refuse with its sentence
+    (one line on stderr, exit status 2, as every other error of the command)."""
+    from .metrics.pipeline.options import checked, option_fields
+
+    def parse(name: str) -> Callable[[str], Any]:
+        def value(text: str) -> Any:
+            try:
+                return checked(name, text)
+            except ValueError:
+                return text
+        return value
+
+    for f in option_fields():
+        names = f.metadata["cli"]
+        d.add_argument(*names, dest=f.name, default=f.default, type=parse(f.name), help=f.metadata["help"],
+                       metavar=f.metadata["metavar"] or names[0][2:].replace("-", "_").upper())
+
+
 def config_argv(*configs: ModelConfig | TrainConfig) -> list[str]:
     """The `train` options that rebuild these configs: what `_add_config_options` parses back."""
     args: list[str] = []
@@ -112,27 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "each with an optional meta.json (likelihood, scale, input_shape, latent_dim); or a TorchScript "
                    "file (torch.jit.save; deprecated upstream). A model file runs in a sandboxed worker process")
     d.add_argument("--data", required=True, help="dataset id (digits, mnist, sprites, planted) or a path to a data file")
-    d.add_argument("--n-points", "--points", dest="n_points", type=int, default=None,
-                   help="evaluate every figure on at most this many held-out points (None: under --budget, the "
-                   "encoder-only figures use every held-out point and the IWAE and blur as many as fit); "
-                   "each figure is printed with its standard error over its points")
-    d.add_argument("--iwae-k", type=int, default=None, help="importance samples for the IWAE bound "
-                   "(None: chosen by --budget, up to 100)")
-    d.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
-                   help="time budget of the report (loading the model and data not included), a bound checked as "
-                   "the work goes: a short pilot times the model and k not given is chosen (lowered before the "
-                   "points: more points buy more precision; floor k = 10); with the points not given, the KL, "
-                   "collapse, MI and aggregate figures use every held-out point (at least 2,000 where they exist) "
-                   "and the IWAE and blur score points in a seeded random order until the time is spent (a model "
-                   "that slows down stops early, on an unbiased subset); the report says what each figure used, "
-                   "what was cut and why")
+    _add_diagnose_options(d)  # --n-points, --iwae-k, --budget, --seed, --split-seed: one per declared option
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--progress", action="store_true", help="show the progress bar (on stderr) even when stderr "
                    "is not a terminal")
-    d.add_argument("--seed", type=int, default=0, help="seed for the Monte Carlo samples")
-    d.add_argument("--split-seed", type=int, default=None, help="seed of the train/eval split; default: the "
-                   "run's training seed (config.json), so the report scores its held-out points; 0 for TorchScript. "
-                   "The run's --n and dataset are read from config.json too: the split is rebuilt as training made it")
     d.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     _add_device_option(d)
     return p
@@ -342,20 +346,13 @@ def _train_data(a: argparse.Namespace, group: distributed.Single):
 def _diagnose(a: argparse.Namespace) -> int:
     from .checkpoints import eval_split, load_model
     from .data import check_fits, load_dataset
-    from .metrics.report import AUTO, diagnose
+    from .metrics.pipeline.options import DiagnoseOptions, option_fields
+    from .metrics.pipeline.report import diagnose
     from .models import VAE
 
-    from . import cores, limits
+    from . import cores
 
-    for opt, v in (("--n-points", a.n_points), ("--iwae-k", a.iwae_k)):
-        if v is not None and v < 1:
-            raise ValueError(f"{opt} must be >= 1, got {v}")
-    if a.iwae_k is not None:
-        limits.check("--iwae-k", a.iwae_k, "max_iwae_k")
-    if not (math.isfinite(a.budget) and a.budget > 0):
-        raise ValueError(f"--budget must be a number of seconds > 0, got {a.budget:g}")
-    if a.seed < 0 or (a.split_seed is not None and a.split_seed < 0):
-        raise ValueError(f"--seed and --split-seed must be >= 0, got {a.seed} and {a.split_seed}")
+    opts = DiagnoseOptions(**{f.name: getattr(a, f.name) for f in option_fields()})  # checked once more
     device = devices.resolve(a.device)
     model = load_model(a.model)
     if isinstance(model, VAE):  # a run's model; a model file runs in its sandboxed worker, on the CPU
@@ -368,16 +365,14 @@ def _diagnose(a: argparse.Namespace) -> int:
         model.set_input_shape(data.shape)
     check_fits(data, model.input_shape)
     split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
-    split_seed = split.seed if a.split_seed is None else a.split_seed
     # one of the machine's heavy-job slots (vae_core/cores.py): several diagnoses at once take turns
     # instead of thrashing; the budget counts from here
     with cores.core_slot("this diagnosis", say=lambda text: print(f"note: {text}", file=sys.stderr, flush=True)):
         bar = _diagnose_bar(disable=True if a.quiet else False if a.progress else None)
         try:
-            report = diagnose(model, data, n_points=AUTO if a.n_points is None else a.n_points,
-                              iwae_k=AUTO if a.iwae_k is None else a.iwae_k, budget_s=a.budget, seed=a.seed,
-                              split_seed=split_seed, eval_fraction=split.eval_fraction, train_n=split.n,
-                              train_dataset=split.dataset, progress=bar)
+            report = diagnose(model, data, **opts.kwargs(run_split_seed=split.seed),
+                              eval_fraction=split.eval_fraction, train_n=split.n, train_dataset=split.dataset,
+                              progress=bar)
         finally:
             bar.close()
     if a.json:

@@ -5,7 +5,7 @@ labels are known) is encoded after every epoch; ``EpochCodes`` keeps the means a
 dimension, and saves them in the run directory as one optional file, ``epoch_codes.npz``:
 
     indices     (S,)       int64    the sampled points: rows of the run's held-out split (the eval part of
-                                    its train/eval split, as `vae_core.metrics.heldout.eval_points(data,
+                                    its train/eval split, as `vae_core.metrics.pipeline.heldout.eval_points(data,
                                     None, *eval_split(run))` rebuilds it)
     epochs      (E,)       int64    epoch numbers, strictly increasing
     mu          (E, S, D)  float32  the sample's latent means after each epoch

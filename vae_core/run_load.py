@@ -277,7 +277,7 @@ def run_input_shape(path: str | Path) -> tuple[int, int, int] | None:
 
 class EvalSplit(tuple):
     """(seed, eval_fraction, n, dataset) of a run's train/eval split, in the order
-    `metrics.report.eval_points(data, n_points, *split)` takes them.
+    `metrics.pipeline.heldout.eval_points(data, n_points, *split)` takes them.
 
     `train` did `load_dataset(dataset, n=n, seed=seed).split(eval_fraction, seed)`; n (the run's
     `--n`) and dataset (its id) shape the split as much as the seed does. The eval fraction

@@ -41,7 +41,7 @@ class AggregateStats:
         return [int(j) for j in np.flatnonzero(off)]
 
 
-def _aggregate_core(mu: Any, logvar: Any, z: Any = None, *, n_bins: int = N_BINS,
+def aggregate_core(mu: Any, logvar: Any, z: Any = None, *, n_bins: int = N_BINS,
                     rng: np.random.Generator | None = None) -> AggregateStats:
     """Variance law, moments and histograms from mu, logvar (N, D) and samples z (N, D)."""
     check_posterior(mu, logvar)
@@ -76,4 +76,4 @@ def _aggregate_core(mu: Any, logvar: Any, z: Any = None, *, n_bins: int = N_BINS
 def aggregate_posterior(model: Any, data: Dataset, *, batch_size: int = 500, seed: int = 0) -> AggregateStats:
     """Variance law and aggregate-posterior histograms of `model` on all of `data`."""
     mu, logvar = encode_all(model, data.x.to(model_device(model)), batch_size)
-    return _aggregate_core(mu, logvar, rng=np.random.default_rng(seed))
+    return aggregate_core(mu, logvar, rng=np.random.default_rng(seed))

@@ -40,7 +40,7 @@ class BlurStats:
     spectrum_samples: np.ndarray  # (F,)
 
 
-def _images(x: Any, name: str) -> torch.Tensor:
+def as_images(x: Any, name: str) -> torch.Tensor:
     t = as_tensor(x, name, 4)
     if t.shape[0] < 1 or t.shape[2] < 3 or t.shape[3] < 3:
         raise ValueError(f"{name} must be (N, C, H, W) with N >= 1 and H, W >= 3, got {tuple(t.shape)}")
@@ -49,13 +49,13 @@ def _images(x: Any, name: str) -> torch.Tensor:
 
 def pixel_variance(x: Any) -> float:
     """Variance of each pixel across the set (ddof=0), averaged over pixels and channels."""
-    t = _images(x, "x").double()
+    t = as_images(x, "x").double()
     return float(t.var(0, unbiased=False).mean())
 
 
 def laplacian_variance(x: Any) -> np.ndarray:
     """Per image (N,): the variance of the 'valid' 3x3 Laplacian response, averaged over channels."""
-    t = _images(x, "x").double()
+    t = as_images(x, "x").double()
     # the 3x3 kernel LAPLACIAN as shifted slices: 'valid' response (N, C, H-2, W-2)
     resp = (t[..., :-2, 1:-1] + t[..., 2:, 1:-1] + t[..., 1:-1, :-2] + t[..., 1:-1, 2:]
             - 4 * t[..., 1:-1, 1:-1])
@@ -69,7 +69,7 @@ def laplacian_sharpness(x: Any) -> float:
 
 def radial_spectrum(x: Any) -> tuple[np.ndarray, np.ndarray]:
     """(frequencies (F,), radially averaged |FFT2|^2 (F,)), averaged over images and channels."""
-    t = _images(x, "x")  # float32 FFT, float64 accumulation
+    t = as_images(x, "x")  # float32 FFT, float64 accumulation
     _, _, h, w = t.shape
     power = torch.view_as_real(torch.fft.fft2(t, norm="ortho")).double().pow(2).sum(-1).mean((0, 1))  # (H, W)
     m = min(h, w)

@@ -242,7 +242,7 @@ class CollapseStats:
         return [] if ins is None else [int(j) for j in np.flatnonzero(ins & ~self.low_kl)]
 
 
-def _collapse_stats(mu: Any, logvar: Any, sensitivity: np.ndarray | None = None, *,
+def collapse_stats(mu: Any, logvar: Any, sensitivity: np.ndarray | None = None, *,
                     active_threshold: float = ACTIVE_THRESHOLD, kl_threshold: float = KL_THRESHOLD,
                     sigma2_threshold: float = PRIOR_SIGMA2_THRESHOLD) -> CollapseStats:
     """The three collapse rules from posterior parameters mu, logvar (N, D)."""
@@ -259,7 +259,7 @@ def _collapse_stats(mu: Any, logvar: Any, sensitivity: np.ndarray | None = None,
 
 
 @torch.inference_mode()
-def _decoder_sensitivity(decode: Callable[[torch.Tensor], torch.Tensor], z_mean: torch.Tensor,
+def decoder_sensitivity(decode: Callable[[torch.Tensor], torch.Tensor], z_mean: torch.Tensor,
                          values: tuple[float, ...] = TRAVERSAL, max_rows: int = 4096) -> np.ndarray:
     """Mean |decode(z) - decode(z_mean)| when z_j takes each of `values`, others at z_mean: (D,)."""
     z_mean = torch.as_tensor(z_mean).float().reshape(-1)  # (D,)
@@ -280,5 +280,5 @@ def posterior_collapse(model: Any, data: Dataset, *, batch_size: int = 500) -> C
     """Collapse statistics and decoder sensitivity of `model` on all of `data`."""
     x = data.x.to(model_device(model))
     mu, logvar = encode_all(model, x, batch_size)
-    sens = _decoder_sensitivity(model.decode, mu.mean(0))
-    return _collapse_stats(mu, logvar, sens)
+    sens = decoder_sensitivity(model.decode, mu.mean(0))
+    return collapse_stats(mu, logvar, sens)

@@ -68,7 +68,7 @@ class Bounds:
     gaussian_scale_source: str | None = None
 
 
-def _check_k(k: int) -> int:
+def check_k(k: int) -> int:
     if int(k) < 1:
         raise ValueError(f"iwae_k must be >= 1, got {k!r}")
     return int(k)
@@ -139,7 +139,7 @@ def _log_px_given_z(model: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tenso
 def _log_weights(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                  generator: torch.Generator | None = None, max_rows: int | None = None) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): x (B, C, H, W) -> (k, B)."""
-    log_px_z, log_ratio, _ = _log_weight_parts(model, x, mu, logvar, k, generator=generator, max_rows=max_rows)
+    log_px_z, log_ratio, _ = log_weight_parts(model, x, mu, logvar, k, generator=generator, max_rows=max_rows)
     return log_px_z + log_ratio
 
 
@@ -161,7 +161,7 @@ def _chunk_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, std: torch.Tenso
 
 
 @torch.inference_mode()
-def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
+def log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                       generator: torch.Generator | None = None, max_rows: int | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(log p(x|z_i) at the model's own scale, log p(z_i) - log q(z_i|x), SSE or None), each (k, B)
@@ -169,7 +169,7 @@ def _log_weight_parts(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: tor
     noise is drawn at once, so the result does not depend on max_rows (images per decode call)."""
     check_posterior(mu, logvar)
     b, d = mu.shape
-    k = _check_k(k)
+    k = check_k(k)
     rows = row_limit(x[0].numel(), max_rows)
     eps_all = torch.randn(k, b, d, generator=generator, device=mu.device, dtype=mu.dtype)
     gaussian = str(getattr(model, "likelihood", "bernoulli")) == "gaussian"
@@ -315,7 +315,7 @@ class _Ticks:
 
 
 @torch.inference_mode()
-def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
+def point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, *,
                   batch_size: int = 500, generator: torch.Generator | None = None, max_rows: int | None = None,
                   store_budget: int = STORE_BUDGET, on_batch: Callable[[float], None] | None = None,
                   stop: Callable[[int], bool] | None = None) -> PointBounds:
@@ -335,7 +335,7 @@ def _point_bounds(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.T
     figures are exact for those points (unbiased for the whole when the points are in a random
     order); a Gaussian decoder's calibrated scale and second pass use those n' points.
     """
-    k = _check_k(k)
+    k = check_k(k)
     batch_size = check_batch_size(batch_size)
     n, n_pixels = x.shape[0], int(x[0].numel())
     rows = row_limit(n_pixels, max_rows)
@@ -397,14 +397,14 @@ def log_likelihood_bounds(model: Any, data: Dataset, *, k: int = 100, batch_size
     A Gaussian decoder is scored at its declared or trained scale, or, when it declares none,
     at the calibrated scale (see the module docstring); the Bounds say which.
     """
-    k = _check_k(k)
+    k = check_k(k)
     batch_size = check_batch_size(batch_size)
     dev = model_device(model)
     x = data.x.to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     with torch.inference_mode():
         mu, logvar = encode_all(model, x, batch_size)
-        pts = _point_bounds(model, x, mu, logvar, k, batch_size=batch_size, generator=gen)
+        pts = point_bounds(model, x, mu, logvar, k, batch_size=batch_size, generator=gen)
     scale, source, _ = decoder_scale(model)
     if source is None:
         return pts.summary()

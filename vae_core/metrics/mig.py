@@ -41,7 +41,7 @@ def _discretize(codes: np.ndarray, n_bins: int) -> np.ndarray:
     return out
 
 
-def _mig_core(codes: Any, factors: Any, *, n_bins: int = N_BINS) -> MIGResult:
+def mig_core(codes: Any, factors: Any, *, n_bins: int = N_BINS) -> MIGResult:
     """MIG from latent codes (N, D) and integer factors (N, K)."""
     # Imported here: scikit-learn takes ~2 s to import and only this metric needs it, so pages that
     # import vae_core.metrics (the app's cache module) do not pay for it at start-up.
@@ -77,4 +77,4 @@ def mig(model: Any, data: Dataset, *, batch_size: int = 500) -> MIGResult:
         raise ValueError(f"data '{data.name}' has no ground-truth factors; MIG needs them (e.g. sprites)")
     with torch.inference_mode():
         mu, _ = encode_all(model, data.x.to(model_device(model)), batch_size)
-    return _mig_core(mu, data.factors)
+    return mig_core(mu, data.factors)

@@ -109,7 +109,7 @@ def _log_q_logsumexp(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor 
     return shift + torch.log(acc)
 
 
-def _mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
+def mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None = None,
               eps: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Per-point terms t_i (B,) of one batch, float64; their mean is He et al.'s `calc_mi`."""
     b, d = mu.shape
@@ -120,10 +120,10 @@ def _mi_terms(mu: torch.Tensor, logvar: torch.Tensor, *, z: torch.Tensor | None 
 
 def _calc_mi(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> float:
     """He et al. 2019 `calc_mi` on one batch: mu, logvar, z (B, D), z_i ~ q(z|x_i) -> nats."""
-    return float(_mi_terms(mu.double(), logvar.double(), z=z.double()).mean())
+    return float(mi_terms(mu.double(), logvar.double(), z=z.double()).mean())
 
 
-def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = None, eps: Any = None,
+def mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = None, eps: Any = None,
                       generator: torch.Generator | None = None, chunk_elements: int = CHUNK_ELEMENTS,
                       on_batch: Callable[[float], None] | None = None) -> MutualInfo:
     """I(x; z) from posterior parameters (N, D), averaged over batches of B = min(batch_size, N).
@@ -150,7 +150,7 @@ def _mutual_info_core(mu: Any, logvar: Any, *, batch_size: int = 500, z: Any = N
     for i in range(n_batches):
         if on_batch is not None:
             on_batch(i / n_batches)
-        parts.append(_mi_terms(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], chunk_elements=chunk_elements,
+        parts.append(mi_terms(mu[i * b:(i + 1) * b], logvar[i * b:(i + 1) * b], chunk_elements=chunk_elements,
                                **{"z" if z is not None else "eps": sample[i * b:(i + 1) * b]}))
     terms = torch.cat(parts).cpu().numpy()  # (n_batches * B,)
     unclipped = float(terms.mean())  # = the mean of the per-batch estimates (equal batch sizes)
@@ -165,4 +165,4 @@ def mutual_information(model: Any, data: Dataset, *, batch_size: int = 500, seed
     dev = model_device(model)
     mu, logvar = encode_all(model, data.x.to(dev), batch_size)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    return _mutual_info_core(mu, logvar, batch_size=batch_size, generator=gen)
+    return mutual_info_core(mu, logvar, batch_size=batch_size, generator=gen)

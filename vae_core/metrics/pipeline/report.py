@@ -42,22 +42,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..data import Dataset, check_fits
-from ..losses import kl_per_dim
-from ..progress import Progress, ProgressFn, Spans, report
-from ._common import check_batch_size, encode_all, model_device, std_error
-from .aggregate import AggregateStats, _aggregate_core
-from .blur import KEYS as BLUR_KEYS
-from .blur import BlurStats
+from ...data import Dataset, check_fits
+from ...losses import kl_per_dim
+from ...progress import Progress, ProgressFn, Spans, report
+from .._common import check_batch_size, encode_all, model_device, std_error
+from ..aggregate import AggregateStats, aggregate_core
+from ..blur import KEYS as BLUR_KEYS
+from ..blur import BlurStats
 from .blur_chunks import BlurAccumulator, blur_stats_of
 from .budget import (AUTO, CALL_S, CHUNK_S, DEFAULT_BUDGET_S, ENCODE_FLOOR_SHARE, ENCODE_SHARE, ENCODER_POINTS,
-                     MIN_POINTS, PARTS, PILOT_POINTS, ROW_WEIGHTS, TARGET_K, Choice, Costs, Pilot, choose_settings, encoder_points,
+                     MIN_POINTS, PARTS, PILOT_POINTS, ROW_WEIGHTS, TARGET_K, TARGET_POINTS, Choice, Costs, Pilot, choose_settings, encoder_points,
                      pow2_floor, predict, run_pilot)
-from .collapse import TRAVERSAL, CollapseStats, _collapse_stats, _decoder_sensitivity
+from ..collapse import TRAVERSAL, CollapseStats, collapse_stats, decoder_sensitivity
+from .options import checked
 from .heldout import EVAL_FRACTION, eval_points, point_order, some_points, training_pool
-from .iwae import STORE_BUDGET, PointBounds, _check_k, _point_bounds, row_limit
-from .mig import MIGResult, _mig_core
-from .mutual_info import MutualInfo, _mutual_info_core
+from ..iwae import STORE_BUDGET, PointBounds, point_bounds, row_limit
+from ..mig import MIGResult, mig_core
+from ..mutual_info import MutualInfo, mutual_info_core
 from .report_card import MI_CEILING_MARGIN, Report
 from .scoring import Scored, scale_notes, score
 
@@ -267,7 +268,7 @@ def _collapse(model: Any, mu: torch.Tensor, logvar: torch.Tensor, rows: int, tra
         done[0] += z.shape[0]
         return model.decode(z)
 
-    col = _collapse_stats(mu, logvar, _decoder_sensitivity(decode_traversal, mu.mean(0), max_rows=rows))
+    col = collapse_stats(mu, logvar, decoder_sensitivity(decode_traversal, mu.mean(0), max_rows=rows))
     track.lap("collapse")
     return col
 
@@ -359,23 +360,23 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
     z = mu + eps * (0.5 * logvar).exp()  # one z per point
     # MI from eps, not z: z - mu in float32 is 0 for sharp posteriors (sigma below mu's resolution)
     n_mi = n_enc if plan.mi_points is None else min(plan.mi_points, n_enc)
-    mi = _mutual_info_core(mu[:n_mi], logvar[:n_mi], batch_size=batch_size if plan.mi_points is None else n_mi,
+    mi = mutual_info_core(mu[:n_mi], logvar[:n_mi], batch_size=batch_size if plan.mi_points is None else n_mi,
                            eps=eps[:n_mi], on_batch=lambda frac: track.step("mutual_info", frac))
     track.lap("mutual_info")
     track.step("aggregate", 0.0)
-    agg = _aggregate_core(mu, logvar, z)
+    agg = aggregate_core(mu, logvar, z)
     track.lap("aggregate")
     mig_res = None
     if ev.factors is not None:
         track.step("mig", 0.0)
         if importing is not None:
-            importing.join()  # an import error, if any, is raised again by _mig_core's own import
-        mig_res = _mig_core(mu, ev.factors[:n_enc])
+            importing.join()  # an import error, if any, is raised again by mig_core's own import
+        mig_res = mig_core(mu, ev.factors[:n_enc])
         track.lap("mig")
     if bounded and plan.auto_k:
         _rechoose_k(plan, track, clock, int(mu.shape[1]))
     n_dec = min(plan.n_dec, n_enc)
-    pts = _point_bounds(model, x[:n_dec], mu[:n_dec], logvar[:n_dec], plan.iwae_k, batch_size=plan.chunk_points,
+    pts = point_bounds(model, x[:n_dec], mu[:n_dec], logvar[:n_dec], plan.iwae_k, batch_size=plan.chunk_points,
                         generator=gen, max_rows=rows, on_batch=lambda frac: track.step("iwae", frac),
                         stop=_iwae_stop(plan, track, clock, gaussian, cuts))  # per point (N',)
     track.lap("iwae")
@@ -503,35 +504,19 @@ def _import_in_background(module: str) -> threading.Thread | None:
     return t
 
 
-def _budget_value(budget_s: float | None) -> float | None:
-    if budget_s is None:
-        return None
-    try:
-        b = float(budget_s)
-    except (TypeError, ValueError):
-        raise ValueError(f"budget_s must be a number of seconds > 0, got {budget_s!r}") from None
-    if not (math.isfinite(b) and b > 0):
-        raise ValueError(f"budget_s must be a number of seconds > 0, got {budget_s!r}")
-    return b
-
-
 def _check_settings(n_points: int | None | str, iwae_k: int | str, budget_s: float | None,
                     ) -> tuple[bool, bool, int | str, float | None]:
-    """(n_points is AUTO, iwae_k is AUTO, iwae_k checked, the budget in force); ValueError naming a bad one."""
-    auto_n, auto_k = isinstance(n_points, str) and n_points == AUTO, isinstance(iwae_k, str) and iwae_k == AUTO
-    if isinstance(n_points, str) and not auto_n:
-        raise ValueError(f"n_points must be a whole number, None or {AUTO!r}, got {n_points!r}")
-    if not auto_n and n_points is not None and int(n_points) < 1:
-        raise ValueError(f"n_points must be >= 1, None or {AUTO!r}, got {n_points!r}")
-    if not auto_k:
-        iwae_k = _check_k(iwae_k)
-    budget_s = _budget_value(budget_s)
+    """(n_points is AUTO, iwae_k is AUTO, iwae_k checked, the budget in force); the options' declared
+    checks (`options.checked`, the CLI's too) raise a ValueError naming a bad one."""
+    n_points, iwae_k, budget_s = (checked(name, v) for name, v in
+                                  (("n_points", n_points), ("iwae_k", iwae_k), ("budget_s", budget_s)))
+    auto_n, auto_k = n_points == AUTO, iwae_k == AUTO
     if budget_s is None and (auto_n or auto_k):
         budget_s = DEFAULT_BUDGET_S
     return auto_n, auto_k, iwae_k, budget_s
 
 
-def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iwae_k: int | str = 100,
+def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = TARGET_POINTS, iwae_k: int | str = TARGET_K,
              seed: int = 0, split_seed: int = 0, eval_fraction: float = EVAL_FRACTION, batch_size: int = 500,
              progress: ProgressFn | None = None, train_n: int | None = None, train_dataset: str | None = None,
              budget_s: float | None = None, clock: Callable[[], float] | None = None) -> Report:
@@ -557,6 +542,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = 1000, iw
     clock = clock or time.perf_counter
     t_start = clock()
     auto_n, auto_k, iwae_k, budget_s = _check_settings(n_points, iwae_k, budget_s)
+    seed, split_seed = checked("seed", seed), checked("split_seed", split_seed)
     batch_size = check_batch_size(batch_size)
     if getattr(model, "input_shape", None) is None and hasattr(model, "set_input_shape"):
         model.set_input_shape(data.shape)  # a TorchScript model learns its input shape from the data

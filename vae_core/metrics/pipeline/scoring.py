@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .gaussian_scale import MIN_SCALE2, calibrated_recon_nll, decoder_scale
-from .iwae import Bounds, PointBounds, elbo_terms
+from ..gaussian_scale import MIN_SCALE2, calibrated_recon_nll, decoder_scale
+from ..iwae import Bounds, PointBounds, elbo_terms
 
 
 @dataclass

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import torch
 
 from .blur_chunks import BlurAccumulator
-from .collapse import TRAVERSAL
-from .iwae import STORE_BUDGET, _log_weight_parts
-from .mutual_info import _mi_terms
+from ..collapse import TRAVERSAL
+from ..iwae import STORE_BUDGET, log_weight_parts
+from ..mutual_info import mi_terms
 
 AUTO = "auto"  # n_points / iwae_k chosen by the time budget
 DEFAULT_BUDGET_S = 60.0  # seconds for the whole report (CLI --budget, the Diagnose page's control)
@@ -222,21 +222,21 @@ def run_pilot(model: Any, x: torch.Tensor, *, clock: Callable[[], float], step: 
     while True:
         step("pilot", 0.3 + 0.4 * math.log2(kp) / math.log2(PILOT_MAX_SAMPLES))
         ta = now()
-        _log_weight_parts(model, xb, mu, logvar, kp, generator=gen, max_rows=b * kp)
+        log_weight_parts(model, xb, mu, logvar, kp, generator=gen, max_rows=b * kp)
         dt = now() - ta
         if dt >= PILOT_STEP_S or kp >= PILOT_MAX_SAMPLES or 2 * b * kp > rows_cap:
             break
         kp *= 2
     step("pilot", 0.8)
     ta = now()  # the last step once more, the faster kept: one pause of a loaded machine is not the model
-    _log_weight_parts(model, xb, mu, logvar, kp, generator=gen, max_rows=b * kp)
+    log_weight_parts(model, xb, mu, logvar, kp, generator=gen, max_rows=b * kp)
     iw = min(dt, now() - ta) / (b * kp)
     r = torch.randn(256, d, generator=gen, dtype=torch.float64, device=mu.device)
-    _mi_terms(r[:32], torch.zeros_like(r[:32]), eps=r[:32])  # warm-up: a first call costs ~100x a later one
+    mi_terms(r[:32], torch.zeros_like(r[:32]), eps=r[:32])  # warm-up: a first call costs ~100x a later one
     mi_s = math.inf
     for m in (128, 256):  # the per-element cost of a batch big enough that the per-call overhead fades
         ta = now()
-        _mi_terms(r[:m], torch.zeros_like(r[:m]), eps=r[:m])
+        mi_terms(r[:m], torch.zeros_like(r[:m]), eps=r[:m])
         mi_s = min(mi_s, (now() - ta) / (m * m * d))
     rows = max(1, min(rows_cap, pow2_floor(CALL_S / iw) if iw > 0 else rows_cap))
     costs = Costs(encode=enc, decode=min(dec, iw) if iw > 0 else dec, iwae=iw, blur=blur_s, mi=mi_s)

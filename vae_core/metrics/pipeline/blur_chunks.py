@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .blur import BlurStats, _images, laplacian_variance, radial_spectrum
+from ..blur import BlurStats, as_images, laplacian_variance, radial_spectrum
 
 
 class BlurAccumulator:
@@ -24,7 +24,7 @@ class BlurAccumulator:
         self.spec: np.ndarray | None = None  # sum over images of their radial spectra
 
     def add(self, images: torch.Tensor) -> None:
-        t = _images(images, "images")
+        t = as_images(images, "images")
         m = int(t.shape[0])
         freqs, spec = radial_spectrum(t)  # float32 FFT, as blur.radial_spectrum of the whole set
         if self.freqs is not None and freqs.shape != self.freqs.shape:

@@ -10,13 +10,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .aggregate import HOLE_HIGH, HOLE_LOW, AggregateStats
-from .blur import BlurStats
+from ..aggregate import HOLE_HIGH, HOLE_LOW, AggregateStats
+from ..blur import BlurStats
 from .budget import Pilot
-from .collapse import ACTIVE_THRESHOLD, KL_THRESHOLD, PRIOR_SIGMA2_THRESHOLD, TRAVERSAL, CollapseStats
-from .iwae import Bounds
-from .mig import MIGResult
-from .mutual_info import MutualInfo
+from ..collapse import ACTIVE_THRESHOLD, KL_THRESHOLD, PRIOR_SIGMA2_THRESHOLD, TRAVERSAL, CollapseStats
+from ..iwae import Bounds
+from ..mig import MIGResult
+from ..mutual_info import MutualInfo
 
 SHARP_ENOUGH = 0.5  # Laplacian ratio below this is called blurry in the summary
 MI_CEILING_MARGIN = 0.1  # nats: an MI estimate this close to its log B ceiling says only "at least this much"

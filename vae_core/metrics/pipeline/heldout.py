@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import TrainConfig
-from ..data import Dataset, seeded_subset
-from ..data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
+from ...config import TrainConfig
+from ...data import Dataset, seeded_subset
+from ...data.sprites import DEFAULT_N as SPRITES_DEFAULT_N  # load_dataset("sprites") without n makes this many
 
 EVAL_FRACTION = TrainConfig.eval_fraction  # the training code's held-out share; diagnose reads the same split
 
@@ -27,7 +27,7 @@ def training_pool(data: Dataset, split_seed: int = 0, train_n: int | None = None
     beyond the subset).
     """
     if train_dataset == "sprites" and data.name == "sprites":
-        from ..data.sprites import make_sprites
+        from ...data.sprites import make_sprites
 
         count = train_n if train_n is not None else SPRITES_DEFAULT_N
         size = int(data.meta.get("size", data.shape[-1]))
