@@ -117,7 +117,8 @@ def test_worker_exits_when_the_server_dies(tmp_path):
         from vae_core.sandbox import RemoteModel
         m = RemoteModel({str(path)!r})
         threading.Thread(target=m.encode, args=(torch.zeros(1, 1, 8, 8),), daemon=True).start()
-        time.sleep(0.5)
+        while not (m._lock.locked() and m._worker is not None):  # the call holds the model, its worker is up
+            time.sleep(0.01)
         print(m._worker.proc.pid, flush=True)
         os._exit(0)
     """)
@@ -154,8 +155,10 @@ def test_endless_model_is_stopped_and_others_go_on(tmp_path):
 
     th = threading.Thread(target=call)
     th.start()
-    time.sleep(0.5)
-    assert th.is_alive()
+    deadline = time.monotonic() + 60
+    while not (hang._lock.locked() and hang._worker is not None):  # the endless call holds its worker
+        assert th.is_alive() and time.monotonic() < deadline, result
+        time.sleep(0.01)
     t0 = time.monotonic()
     with torch.inference_mode():
         assert good.decode(torch.zeros(2, D)).shape == (2, *SHAPE)  # answers while the other hangs
