@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.load import STEP_LOOP, pct  # noqa: E402
-from tests.browser.harness import REPO, launch_chromium, streamlit_server, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
+from benchmarks.common import percentile
+from benchmarks.load import STEP_LOOP
 
 PAGE_S, STEP_S, MAP_S = 120, 20, 600
 
@@ -119,8 +117,8 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
     done_maps = [m for m in maps if m is not None]
     return [
         (f"{n} session(s): actions served", f"{served} / {actions} ({100 * served / actions:.0f} %)"),
-        (f"{n} session(s): slider step p50 / p90", f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} ms"),
-        (f"{n} session(s): page load p50 / p90", f"{pct(served_loads, .5):.1f} / {pct(served_loads, .9):.1f} s"),
+        (f"{n} session(s): slider step p50 / p90", f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} ms"),
+        (f"{n} session(s): page load p50 / p90", f"{percentile(served_loads, 50):.1f} / {percentile(served_loads, 90):.1f} s"),
         (f"{n} session(s): t-SNE map, slowest", f"{max(done_maps):.0f} s" if done_maps else "none"),
         (f"{n} session(s): jobs run, longest queue wait",
          f"{len(jobs)}, {max(waits):.1f} s" if waits else "0, -"),

@@ -21,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.diagnose_speed import export_conv64  # noqa: E402
+from benchmarks.diagnose_speed import export_conv64
 
 REPO = Path(__file__).resolve().parents[1]
 

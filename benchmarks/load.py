@@ -16,14 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.browser.harness import REPO, launch_chromium, streamlit_server, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
+from benchmarks.common import percentile
 
 # In-page loop: step the panel's first slider `steps` times, waiting for each new image; returns ms.
 STEP_LOOP = """async (host, [steps, pauseMs]) => {
@@ -81,11 +78,6 @@ def run_steps(pages, steps: int, pause_ms: int) -> tuple[list[float], int, float
     return [x for x in flat if x is not None], sum(x is None for x in flat), wall
 
 
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=10)
@@ -102,14 +94,14 @@ def main() -> None:
         sessions = [open_session(browser, srv.url)]
         rows.append(("first session open (cold server)", f"{time.perf_counter() - t:.1f} s"))
         lat, to, wall = run_steps([sessions[0][1]], a.steps, a.pause_ms)
-        rows.append(("1 session: step p50 / p90 / max", f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} / {max(lat):.0f} ms"))
+        rows.append(("1 session: step p50 / p90 / max", f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} / {max(lat):.0f} ms"))
         t = time.perf_counter()
         sessions += [open_session(browser, srv.url) for _ in range(a.sessions - 1)]
         rows.append((f"{a.sessions - 1} more sessions open (one after another)",
                      f"{time.perf_counter() - t:.1f} s"))
         lat, to, wall = run_steps([p for _, p in sessions], a.steps, a.pause_ms)
         rows.append((f"{a.sessions} sessions at once: step p50 / p90 / max",
-                     f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} / {max(lat):.0f} ms"))
+                     f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} / {max(lat):.0f} ms"))
         rows.append((f"{a.sessions} sessions: steps served, timeouts (20 s)", f"{len(lat)}, {to}"))
         rows.append((f"{a.sessions} sessions: server throughput", f"{len(lat) / wall:.1f} steps/s "
                      f"(mean {statistics.mean(lat):.0f} ms)"))
