@@ -5,7 +5,7 @@ same perplexity 30, seed 0, n_jobs=2 for both. Prints seconds (best of --repeats
 neighbour preservation@10 (vae_core.map_arrays.neighbour_preservation) and sklearn's
 trustworthiness@10. UMAP and PCA through vae_core.projection on the same data for reference.
 
-    python benchmarks/tsne_choice.py [--repeats 2]
+    python -m benchmarks.tsne_choice [--repeats 2]   (from the repository root)
 
 Import and numba JIT costs are printed separately: they are paid once per process.
 """
