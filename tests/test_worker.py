@@ -24,7 +24,7 @@ from vae_core.checkpoints import CheckpointError, export_torchscript, load_model
 from vae_core.sandbox import RemoteModel, allowlist, fs_protection, landlock
 from vae_core.sandbox.child import inner_message
 from paths import ROOT  # the repository root (tests/paths.py)
-from ts_models import D, SHAPE, TS_WARNINGS, Good, save_ts
+from ts_models import D, SHAPE, TS_WARNINGS, Good, pid_gone, save_ts, set_worker_limits, wait_for
 
 pytestmark = TS_WARNINGS
 _Good, _save = Good, save_ts
@@ -32,8 +32,7 @@ _Good, _save = Good, save_ts
 
 @pytest.fixture(autouse=True)
 def low_limits(monkeypatch):
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "3")
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+    set_worker_limits(monkeypatch, timeout_s=3)
 
 
 def _good(tmp_path: Path, name: str = "good.ts") -> Path:
@@ -42,19 +41,7 @@ def _good(tmp_path: Path, name: str = "good.ts") -> Path:
 
 
 def _pid_gone(pid: int, within: float = 10.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie child of this process counts as gone
-            if open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_for(lambda: pid_gone(pid), within)
 
 
 # --- a good model: same numbers as in-process, the VAE interface ----------------------------------
