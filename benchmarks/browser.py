@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO  # the repository root: the servers' working directory and import root
 
 # Debian's chromium in a container: no sandbox (no user namespaces), /dev/shm is small, no GPU,
 # and nothing phoning home while we time things.

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
-from benchmarks.common import percentile
+from benchmarks.common import load, load_line, percentile, print_figures
 from benchmarks.load import STEP_LOOP
 
 PAGE_S, STEP_S, MAP_S = 120, 20, 600
@@ -132,16 +130,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="slider steps per session")
     ap.add_argument("--pause-ms", type=int, default=150, help="mean pause between a session's steps")
     a = ap.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(load_line())
     rows = []
     for n in [1, *a.sessions]:
         t = time.perf_counter()
         res, peak, jobs = run_class(n, a.steps, a.pause_ms)
         rows += summary(n, res, peak, jobs, a.steps)
-        rows.append((f"{n} session(s): wall time", f"{time.perf_counter() - t:.0f} s (load {os.getloadavg()[0]:.1f})"))
-    w = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{w}}  {v}")
+        rows.append((f"{n} session(s): wall time", f"{time.perf_counter() - t:.0f} s (load {load(1)})"))
+    print_figures(rows, indent="  ")
 
 
 if __name__ == "__main__":

@@ -68,10 +68,13 @@ def print_table(rows: list[tuple[str, str]]) -> None:
         print(f"| {name.ljust(w)} | {val} |")
 
 
-def print_figures(rows: Iterable[tuple[str, str]], width: int) -> None:
-    """Rows as plain lines: the figure padded to `width`, two spaces, the value."""
+def print_figures(rows: Iterable[tuple[str, str]], width: int | None = None, indent: str = "") -> None:
+    """Rows as plain lines: `indent`, the figure padded to `width` (default: the longest), two spaces,
+    the value."""
+    rows = list(rows)
+    width = width if width is not None else max((len(name) for name, _ in rows), default=0)
     for name, value in rows:
-        print(f"{name:{width}}  {value}")
+        print(f"{indent}{name:{width}}  {value}")
 
 
 def run_part(run: Callable[[bool], list[tuple[str, str]]], argv: list[str], width: int = 72) -> None:

@@ -17,7 +17,6 @@ import time
 import warnings
 from pathlib import Path
 
-
 from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
 from benchmarks.common import percentile, print_table
 
@@ -327,7 +326,6 @@ def main() -> None:
     finally:
         server.stop()
     print_table(rows)
-
 
 
 if __name__ == "__main__":

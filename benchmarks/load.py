@@ -14,13 +14,11 @@ browser's own load: they are an upper bound on what 10 people on 10 machines wou
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-
 from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
-from benchmarks.common import percentile
+from benchmarks.common import load, load_line, percentile, print_figures
 
 # In-page loop: step the panel's first slider `steps` times, waiting for each new image; returns ms.
 STEP_LOOP = """async (host, [steps, pauseMs]) => {
@@ -86,7 +84,7 @@ def main() -> None:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(load_line())
     rows = []
     with streamlit_server(REPO / "streamlit_app.py") as srv, sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -108,10 +106,8 @@ def main() -> None:
         for ctx, _ in sessions:
             ctx.close()
         browser.close()
-    rows.append(("load average after", f"{os.getloadavg()[0]:.1f}"))
-    w = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{w}}  {v}")
+    rows.append(("load average after", load(1)))
+    print_figures(rows, indent="  ")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-
 from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
-from benchmarks.common import load, percentile
+from benchmarks.common import load, percentile, print_figures
 from benchmarks.latency import open_explore
 from benchmarks.pad_scale import _pick_data
 from benchmarks.scale_maps import make_digits_npz
 
 MAP = '[data-testid="latent-map"]'
-
 
 
 def sheet_row(name: str, x: np.ndarray) -> tuple[str, str]:
@@ -145,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = payload_rows(args.n, Path(tmp) / name)
         if not args.payload_only:
             rows += app_rows(Path(tmp), name, args.moves)
-    for label, value in rows:
-        print(f"{label:72}  {value}")
+    print_figures(rows, 72)
     print(f"# load {load()} at the end")
     return 0
 

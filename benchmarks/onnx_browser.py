@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
 from benchmarks.common import load, percentile, print_table
 from benchmarks.latency import pad_browser, pad_python, panel_steps

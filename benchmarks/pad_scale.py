@@ -24,12 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-
 from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
-from benchmarks.common import load, percentile
+from benchmarks.common import load, percentile, print_figures
 from benchmarks.latency import open_explore, pad_browser, panel_steps, wait_pad_mode
 from benchmarks.scale_maps import make_digits_npz
-
 
 
 def payload_rows(n: int) -> list[tuple[str, str]]:
@@ -112,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.before is not None:
                 rows += app_rows(args.before.resolve(), Path(tmp), name, args.steps, "before, ")
             rows += app_rows(REPO, Path(tmp), name, args.steps, "after, " if args.before else "")
-    for name, value in rows:
-        print(f"{name:70}  {value}")
+    print_figures(rows, 70)
     print(f"# load {load()} at the end")
     return 0
 

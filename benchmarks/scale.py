@@ -16,11 +16,9 @@ import os
 import platform
 import time
 
-
 from benchmarks.common import load
 
 PARTS = ("train", "maps", "data", "start")
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import load
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, load, print_figures
 
 
 
@@ -158,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     print(f"# {os.cpu_count()} CPUs, load {load()} at start, quick={args.quick}")
-    for name, value in run(args.quick):
-        print(f"{name:60}  {value}")
+    print_figures(run(args.quick), 60)
     print(f"# load {load()} at the end")
     return 0
 

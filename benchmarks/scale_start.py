@@ -18,13 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
-from benchmarks.common import load
+from benchmarks.common import load, print_figures
 
 TIMEOUT_MS = 180_000
 REBUILT = '[data-testid="stImage"] img'  # the Home page's images: the data image and the rebuilt one
-
 
 
 def open_home(page, url: str) -> dict[str, float]:
@@ -110,9 +108,8 @@ def main() -> None:
                     help="also time a first visitor this many seconds after a start (0: skip)")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load {load()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    for name, value in run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts,
-                           args.late):
-        print(f"{name:62}  {value}")
+    print_figures(run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts,
+                      args.late), 62)
     print(f"# load after: {load()}")
 
 

@@ -29,7 +29,6 @@ from explorer.training import TrainingJob, TrainSpec
 from vae_core.config import ModelConfig, TrainConfig
 
 
-
 def run_job(runs: Path, name: str, threads: int | None, epochs: int) -> tuple[float, float]:
     """(median samples/s over epochs 2.., wall seconds) of one Train-page job; threads None: the job's default."""
     saved = os.environ.get("OMP_NUM_THREADS")
