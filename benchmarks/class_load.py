@@ -23,17 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.load import STEP_LOOP, pct  # noqa: E402
-from tests.browser.harness import CHROMIUM_ARGS, REPO, find_chromium, streamlit_server  # noqa: E402
+from benchmarks.browser import CHROMIUM_ARGS, REPO, find_chromium, streamlit_server
+from benchmarks.common import load, load_line, percentile, print_figures
+from benchmarks.load import STEP_LOOP
 
 PAGE_S, STEP_S, MAP_S = 120, 20, 600
 
@@ -128,8 +124,8 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
     done_maps = [m for m in maps if m is not None]
     return [
         (f"{n} session(s): actions served", f"{served} / {actions} ({100 * served / actions:.0f} %)"),
-        (f"{n} session(s): slider step p50 / p90", f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} ms"),
-        (f"{n} session(s): page load p50 / p90", f"{pct(served_loads, .5):.1f} / {pct(served_loads, .9):.1f} s"),
+        (f"{n} session(s): slider step p50 / p90", f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} ms"),
+        (f"{n} session(s): page load p50 / p90", f"{percentile(served_loads, 50):.1f} / {percentile(served_loads, 90):.1f} s"),
         (f"{n} session(s): t-SNE map, slowest", f"{max(done_maps):.0f} s" if done_maps else "none"),
         (f"{n} session(s): jobs run, longest queue wait",
          f"{len(jobs)}, {max(waits):.1f} s" if waits else "0, -"),
@@ -143,17 +139,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="slider steps per session")
     ap.add_argument("--pause-ms", type=int, default=150, help="mean pause between a session's steps")
     a = ap.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(load_line(), flush=True)
     rows = []
     for n in [1, *a.sessions]:
         t = time.perf_counter()
         res, peak, jobs = run_class(n, a.steps, a.pause_ms)
         rows += summary(n, res, peak, jobs, a.steps)
-        rows.append((f"{n} session(s): wall time", f"{time.perf_counter() - t:.0f} s (load {os.getloadavg()[0]:.1f})"))
+        rows.append((f"{n} session(s): wall time", f"{time.perf_counter() - t:.0f} s (load {load(1)})"))
         print(f"  ... {n} session(s) done", flush=True)
-    w = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{w}}  {v}")
+    print_figures(rows, indent="  ")
 
 
 if __name__ == "__main__":

@@ -10,29 +10,21 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.common import random_npy, run_part, time_each
 from vae_core.data.lazy import Images, NpyFile
 
 
-
 def _sequential(read, n: int, step: int = 1000) -> float:
-    t = time.perf_counter()
-    for s in range(0, n, step):
-        read(slice(s, s + step))
-    return time.perf_counter() - t
+    return time_each(read, (slice(s, s + step) for s in range(0, n, step)))
 
 
 def _random(read, n: int, batches: int, rng: np.random.Generator, bs: int = 128) -> float:
-    idx = [rng.choice(n, bs, replace=False) for _ in range(batches)]
-    t = time.perf_counter()
-    for i in idx:
-        read(i)
-    return time.perf_counter() - t
+    return time_each(read, [rng.choice(n, bs, replace=False) for _ in range(batches)])
 
 
 def run(quick: bool) -> list[tuple[str, str]]:
@@ -41,12 +33,7 @@ def run(quick: bool) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="vae-reads-") as tmp:
         p = Path(tmp) / "big.npy"
-        rng = np.random.default_rng(0)
-        mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.uint8, shape=(n, 1, 28, 28))
-        for s in range(0, n, 50_000):
-            mm[s:s + 50_000] = rng.integers(0, 256, size=mm[s:s + 50_000].shape, dtype=np.uint8)
-        mm.flush()
-        del mm
+        mb = random_npy(p, (n, 1, 28, 28))
         with open(p, "rb") as f:
             np.lib.format.read_magic(f)
             np.lib.format.read_array_header_1_0(f)
@@ -59,26 +46,22 @@ def run(quick: bool) -> list[tuple[str, str]]:
             return torch.from_numpy(np.array(mapped[key], dtype=np.float32)).div_(255.0)
 
         readers = {"pread": pread.__getitem__, "memory map": via_map}
-        assert torch.equal(readers["pread"](slice(0, 7)), readers["memory map"](slice(0, 7)))
         seq: dict[str, list[float]] = {k: [] for k in readers}
         rnd: dict[str, list[float]] = {k: [] for k in readers}
         for r in range(3):
             for name, read in readers.items():
                 seq[name].append(_sequential(read, n))
                 rnd[name].append(_random(read, n, batches, np.random.default_rng(r)))
-        mb = p.stat().st_size / 2**20
         for name in readers:
             best_seq, best_rnd = min(seq[name]), min(rnd[name])
             rows.append((f"{n:,} rows ({mb:.0f} MB), {name}: all rows in order, batches of 1,000",
                          f"{best_seq:.3f} s best of 3 ({mb / best_seq:,.0f} MB/s)"))
             rows.append((f"  {name}: {batches:,} random batches of 128 rows",
                          f"{best_rnd:.3f} s best of 3 ({best_rnd / batches * 1e6:,.0f} us a batch)"))
+        rows.append(("same first 7 rows both ways", str(torch.equal(pread[slice(0, 7)], via_map(slice(0, 7))))))
         del mapped
     return rows
 
 
 if __name__ == "__main__":
-    print(f"# load {os.getloadavg()[0]:.2f}, quick={'--quick' in sys.argv}")
-    for name, value in run("--quick" in sys.argv):
-        print(f"{name:72}  {value}")
-    print(f"# load after {os.getloadavg()[0]:.2f}")
+    run_part(run, sys.argv[1:])

@@ -21,12 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import REPO, load_line
+from benchmarks.diagnose_speed import export_conv64
 
-from benchmarks.diagnose_speed import export_conv64  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _cmd(model: Path, budget: float) -> list[str]:
@@ -63,7 +60,7 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
         model = export_conv64(Path(tmp) / "vanilla64.ts")
-        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {a.n} diagnoses, "
+        print(f"{load_line()}; {a.n} diagnoses, "
               f"--budget {a.budget:g}")
         seq, seq_pts = run(a.n, model, a.budget, False, env)
         print(f"  one after another: {seq:.0f} s ({seq / a.n:.1f} s each); {sorted(set(seq_pts))}; "

@@ -34,7 +34,8 @@ from typing import Any, Tuple
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO as ROOT
+
 RUN = ROOT / "runs" / "default"
 OLD_N, OLD_K = 1000, 100  # the fixed settings diagnose used before the time budget
 

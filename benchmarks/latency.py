@@ -12,31 +12,19 @@ background t-SNE takes 1-2 minutes on 2 loaded cores; `--python-path torchscript
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a file: make the repo root importable so the shared harness is found.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.common import percentile, print_table
 
 DEFAULT_SCRIPT = REPO / "tests" / "browser" / "pad_app.py"
 APP_SCRIPT = REPO / "streamlit_app.py"
 
 # The first <img> of an st.image: the demo's slider image.
 FIRST_IMG = """() => document.querySelector('[data-testid="stImage"] img')"""
-
-
-def pct(xs: list[float], q: float) -> float:
-    """q-th percentile (0-100), linear interpolation."""
-    s = sorted(xs)
-    k = (len(s) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def open_page(page, url: str, mode: str) -> float:
@@ -242,7 +230,7 @@ def bench_app(args, rows: list[tuple[str, str]]) -> None:
 
             s = panel_steps(page, args.steps)
             rows.append((f"slider step -> new decode(z) image, browser path (MLP), p50 / p90 ({len(s)} steps)",
-                         f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                         f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
 
             wait_pad_mode(page, "browser")
             per_move, ms = pad_browser(page)
@@ -259,10 +247,10 @@ def bench_app(args, rows: list[tuple[str, str]]) -> None:
                 wait_app_ready(page)
                 s = panel_steps(page, args.steps)
                 rows.append((f"slider step -> new decode(z) image, Python path (TorchScript), p50 / p90 ({len(s)})",
-                             f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                             f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
                 one, rate, moves = pad_python(page, args.steps)
                 rows.append((f"pad click -> new image, Python path (TorchScript, PCA), p50 / p90 ({len(one)})",
-                             f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                             f"{percentile(one, 50):.0f} / {percentile(one, 90):.0f} ms"))
                 rows.append((f"pad drag, Python path (TorchScript, PCA), image updates per second "
                              f"({moves:.0f} moves/s)", f"{rate:.1f} /s"))
 
@@ -277,7 +265,7 @@ def bench_app(args, rows: list[tuple[str, str]]) -> None:
                              f"{time.perf_counter() - t1:.1f} s"))
                 one, rate, moves = pad_python(page, args.steps)
                 rows.append((f"pad click -> new image, Python path (t-SNE, MLP), p50 / p90 ({len(one)})",
-                             f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                             f"{percentile(one, 50):.0f} / {percentile(one, 90):.0f} ms"))
                 rows.append((f"pad drag, Python path (t-SNE, MLP), image updates per second ({moves:.0f} moves/s)",
                              f"{rate:.1f} /s"))
             browser.close()
@@ -302,7 +290,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     if Path(args.script).resolve() == APP_SCRIPT:
         bench_app(args, rows)
-        print_rows(rows)
+        print_table(rows)
         return
 
     from playwright.sync_api import sync_playwright
@@ -322,12 +310,12 @@ def main() -> None:
 
             s = slider_steps(page, args.steps)
             rows.append((f"slider step -> new st.image loaded, p50 / p90 ({len(s)} steps)",
-                         f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                         f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
 
             open_page(page, server.url, "python")
             one, rate, moves = pad_python(page, args.steps)
             rows.append((f"pad click -> new image, Python path, p50 / p90 ({len(one)})",
-                         f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                         f"{percentile(one, 50):.0f} / {percentile(one, 90):.0f} ms"))
             rows.append((f"pad drag, Python path, image updates per second ({moves:.0f} moves/s)", f"{rate:.1f} /s"))
 
             open_page(page, server.url, "browser")
@@ -337,15 +325,7 @@ def main() -> None:
             browser.close()
     finally:
         server.stop()
-    print_rows(rows)
-
-
-def print_rows(rows: list[tuple[str, str]]) -> None:
-    w = max(len(r[0]) for r in rows)
-    print(f"| {'measure'.ljust(w)} | value |")
-    print(f"|{'-' * (w + 2)}|-------|")
-    for name, val in rows:
-        print(f"| {name.ljust(w)} | {val} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,11 @@ browser's own load: they are an upper bound on what 10 people on 10 machines wou
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.browser.harness import REPO, launch_chromium, streamlit_server, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
+from benchmarks.common import load, load_line, percentile, print_figures
 
 # In-page loop: step the panel's first slider `steps` times, waiting for each new image; returns ms.
 STEP_LOOP = """async (host, [steps, pauseMs]) => {
@@ -81,11 +76,6 @@ def run_steps(pages, steps: int, pause_ms: int) -> tuple[list[float], int, float
     return [x for x in flat if x is not None], sum(x is None for x in flat), wall
 
 
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=10)
@@ -94,7 +84,7 @@ def main() -> None:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(load_line())
     rows = []
     with streamlit_server(REPO / "streamlit_app.py") as srv, sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -102,24 +92,22 @@ def main() -> None:
         sessions = [open_session(browser, srv.url)]
         rows.append(("first session open (cold server)", f"{time.perf_counter() - t:.1f} s"))
         lat, to, wall = run_steps([sessions[0][1]], a.steps, a.pause_ms)
-        rows.append(("1 session: step p50 / p90 / max", f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} / {max(lat):.0f} ms"))
+        rows.append(("1 session: step p50 / p90 / max", f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} / {max(lat):.0f} ms"))
         t = time.perf_counter()
         sessions += [open_session(browser, srv.url) for _ in range(a.sessions - 1)]
         rows.append((f"{a.sessions - 1} more sessions open (one after another)",
                      f"{time.perf_counter() - t:.1f} s"))
         lat, to, wall = run_steps([p for _, p in sessions], a.steps, a.pause_ms)
         rows.append((f"{a.sessions} sessions at once: step p50 / p90 / max",
-                     f"{pct(lat, .5):.0f} / {pct(lat, .9):.0f} / {max(lat):.0f} ms"))
+                     f"{percentile(lat, 50):.0f} / {percentile(lat, 90):.0f} / {max(lat):.0f} ms"))
         rows.append((f"{a.sessions} sessions: steps served, timeouts (20 s)", f"{len(lat)}, {to}"))
         rows.append((f"{a.sessions} sessions: server throughput", f"{len(lat) / wall:.1f} steps/s "
                      f"(mean {statistics.mean(lat):.0f} ms)"))
         for ctx, _ in sessions:
             ctx.close()
         browser.close()
-    rows.append(("load average after", f"{os.getloadavg()[0]:.1f}"))
-    w = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{w}}  {v}")
+    rows.append(("load average after", load(1)))
+    print_figures(rows, indent="  ")
 
 
 if __name__ == "__main__":

@@ -20,26 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.latency import open_explore, pct  # noqa: E402
-from benchmarks.pad_scale import _pick_data  # noqa: E402
-from benchmarks.scale_maps import make_digits_npz  # noqa: E402
-from tests.browser.harness import REPO, launch_chromium, streamlit_server, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, launch_chromium, streamlit_server, wait_app_ready
+from benchmarks.common import load, percentile, print_figures
+from benchmarks.latency import open_explore
+from benchmarks.pad_scale import _pick_data
+from benchmarks.scale_maps import make_digits_npz
 
 MAP = '[data-testid="latent-map"]'
-
-
-def _load() -> str:
-    return f"{os.getloadavg()[0]:.2f}"
 
 
 def sheet_row(name: str, x: np.ndarray) -> tuple[str, str]:
@@ -121,18 +114,18 @@ def app_rows(data_dir: Path, name: str, moves: int) -> list[tuple[str, str]]:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         open_explore(page, server.url)
         page.wait_for_selector(f"{MAP}[data-thumbs]", timeout=600_000)
-        load, ms = _load(), hover_ms(page, moves)
+        load_now, ms = load(), hover_ms(page, moves)
         rows = [(f"hover, mnist (5,000): pointer move -> image drawn p50 / p90 ({len(ms)})",
-                 f"{pct(ms, 50):.1f} / {pct(ms, 90):.1f} ms (load {load})")]
+                 f"{percentile(ms, 50):.1f} / {percentile(ms, 90):.1f} ms (load {load_now})")]
         t0 = time.perf_counter()
         _pick_data(page, name)
         page.wait_for_function(f"() => document.querySelector('{MAP}')?.dataset.thumbs === '{n}'", timeout=600_000)
         arrived = time.perf_counter() - t0
         wait_app_ready(page, 600_000)
-        load, ms = _load(), hover_ms(page, moves)
+        load_now, ms = load(), hover_ms(page, moves)
         rows.append((f"hover, {name}: pointer move -> image drawn p50 / p90 ({len(ms)})",
-                     f"{pct(ms, 50):.1f} / {pct(ms, 90):.1f} ms; map and thumbnails in the browser "
-                     f"{arrived:.1f} s after the pick (load {load})"))
+                     f"{percentile(ms, 50):.1f} / {percentile(ms, 90):.1f} ms; map and thumbnails in the browser "
+                     f"{arrived:.1f} s after the pick (load {load_now})"))
         browser.close()
     return rows
 
@@ -143,16 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=100_000, help="images in the large data set")
     ap.add_argument("--payload-only", action="store_true")
     args = ap.parse_args(argv)
-    print(f"# {os.cpu_count()} CPUs, load {_load()} at start")
+    print(f"# {os.cpu_count()} CPUs, load {load()} at start")
     with tempfile.TemporaryDirectory() as tmp:
         name = f"digits_{args.n}.npz"
         make_digits_npz(Path(tmp) / name, args.n)
         rows = payload_rows(args.n, Path(tmp) / name)
         if not args.payload_only:
             rows += app_rows(Path(tmp), name, args.moves)
-    for label, value in rows:
-        print(f"{label:72}  {value}")
-    print(f"# load {_load()} at the end")
+    print_figures(rows, 72)
+    print(f"# load {load()} at the end")
     return 0
 
 

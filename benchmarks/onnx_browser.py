@@ -25,22 +25,15 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.latency import pad_browser, pad_python, panel_steps, pct, print_rows  # noqa: E402
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.common import load, percentile, print_table
+from benchmarks.latency import pad_browser, pad_python, panel_steps
 
 APP = REPO / "streamlit_app.py"
-
-
-def load() -> str:
-    return f"{os.getloadavg()[0]:.1f}"
 
 
 def vanilla_shaped_run(runs: Path) -> Path:
@@ -116,7 +109,7 @@ def bench_conv(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
 
     run = vanilla_shaped_run(tmp / "runs")
     model = load_run(run).model.eval()
-    rows.append(("load before the export", load()))
+    rows.append(("load before the export", load(1)))
     t0 = time.perf_counter()
     graph = onnx_export.export_decoder_onnx(model)
     rows.append(("conv decoder: ONNX export + check with onnxruntime, in the server (cold)",
@@ -136,10 +129,10 @@ def bench_conv(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
         loader = page.get_by_test_id("onnx-runtime")
         rows.append(("browser: onnxruntime-web session created (14 MB .wasm + graph), in the page",
                      f"{int(loader.get_attribute('data-ms')) / 1000:.2f} s"))
-        rows.append(("load before the browser path", load()))
+        rows.append(("load before the browser path", load(1)))
         s = panel_steps(page, args.steps)
         rows.append((f"slider step -> new picture, BROWSER path (ONNX, WebAssembly), p50 / p90 ({len(s)} steps)",
-                     f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                     f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
         wait_attr(page.get_by_test_id("latent-pad"), "data-mode", "browser", 60, "the pad's browser path")
         per_move, _ = pad_browser(page)
         rows.append(("pad drag, browser path: canvas repaints per pointer move (60 moves, 16 ms apart)",
@@ -148,14 +141,14 @@ def bench_conv(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
 
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         open_explore(page, server.url, "python", "sprites")
-        rows.append(("load before the server path", load()))
+        rows.append(("load before the server path", load(1)))
         s = panel_steps(page, args.steps)
         rows.append((f"slider step -> new picture, SERVER path (rerun + PNG), p50 / p90 ({len(s)} steps)",
-                     f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                     f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
         wait_attr(page.get_by_test_id("latent-pad"), "data-mode", "python", 60, "the pad's server path")
         one, rate, moves = pad_python(page, args.steps)
         rows.append((f"pad click -> new picture, server path, p50 / p90 ({len(one)})",
-                     f"{pct(one, 50):.0f} / {pct(one, 90):.0f} ms"))
+                     f"{percentile(one, 50):.0f} / {percentile(one, 90):.0f} ms"))
         rows.append((f"pad drag, server path: picture updates per second ({moves:.0f} moves/s)", f"{rate:.1f} /s"))
         page.close()
         browser.close()
@@ -177,14 +170,14 @@ def bench_mlp(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
         server.start()
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         open_explore(page, server.url, "browser")
-        rows.append(("load before the MLP", load()))
+        rows.append(("load before the MLP", load(1)))
         s = panel_steps(page, args.steps)
         rows.append((f"MLP (runs/default): slider step -> new picture, plain-JS path, p50 / p90 ({len(s)})",
-                     f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms"))
+                     f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms"))
         _, ms = page.evaluate(ONNX_IN_PAGE, ["/app/static/onnxruntime-web/", base64.b64encode(graph).decode(),
                                              model.latent_dim, 40])
         rows.append(("MLP (runs/default) as ONNX: one session.run alone (no drawing), p50 / p90 (40)",
-                     f"{pct(ms, 50):.1f} / {pct(ms, 90):.1f} ms"))
+                     f"{percentile(ms, 50):.1f} / {percentile(ms, 90):.1f} ms"))
         browser.close()
     finally:
         server.stop()
@@ -198,7 +191,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    rows: list[tuple[str, str]] = [("machine", f"{os.cpu_count()} cores, load {load()} at the start")]
+    rows: list[tuple[str, str]] = [("machine", f"{os.cpu_count()} cores, load {load(1)} at the start")]
     tmp = Path(tempfile.mkdtemp(prefix="vae-onnx-bench-"))
     try:
         with sync_playwright() as pw:
@@ -206,8 +199,8 @@ def main() -> None:
             if args.mlp:
                 bench_mlp(args, rows, tmp, pw)
     finally:  # what was measured, even when a later step failed
-        rows.append(("load at the end", load()))
-        print_rows(rows)
+        rows.append(("load at the end", load(1)))
+        print_table(rows)
 
 
 if __name__ == "__main__":

@@ -18,23 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.latency import open_explore, pad_browser, panel_steps, pct, wait_pad_mode  # noqa: E402
-from benchmarks.scale_maps import make_digits_npz  # noqa: E402
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
-
-
-def _load() -> str:
-    return f"{os.getloadavg()[0]:.2f}"
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.common import load, percentile, print_figures
+from benchmarks.latency import open_explore, pad_browser, panel_steps, wait_pad_mode
+from benchmarks.scale_maps import make_digits_npz
 
 
 def payload_rows(n: int) -> list[tuple[str, str]]:
@@ -51,7 +44,7 @@ def payload_rows(n: int) -> list[tuple[str, str]]:
     drawn = first.get("n_drawn", n)
     return [(f"pad scatter payload, {n:,} points",
              f"first draw {b_first / 1e6:.2f} MB ({b_first / n:.1f} B/point of the map; {drawn:,} drawn), "
-             f"built in {build:.2f} s; a rerun {b_rerun} B (load {_load()})")]
+             f"built in {build:.2f} s; a rerun {b_rerun} B (load {load()})")]
 
 
 def _pick_data(page, name: str) -> None:
@@ -84,15 +77,15 @@ def app_rows(repo: Path, data_dir: Path, name: str, steps: int, tag: str) -> lis
                     wait_app_ready(page, 300_000)
                 wait_pad_mode(page, "browser", timeout=300)
                 drawn = time.perf_counter() - t0
-                load = _load()
+                load_now = load()
                 s = panel_steps(page, steps)
                 per_move, ms = pad_browser(page)
                 plane = page.get_by_test_id("latent-pad")
                 rows.append((f"{tag}{data}: slider step p50 / p90 ({len(s)}), pad decode + draw per move",
-                             f"{pct(s, 50):.0f} / {pct(s, 90):.0f} ms, {ms:.2f} ms ({per_move:.2f} draws/move); "
+                             f"{percentile(s, 50):.0f} / {percentile(s, 90):.0f} ms, {ms:.2f} ms ({per_move:.2f} draws/move); "
                              f"pad drawn {drawn:.1f} s after the pick, scatter "
                              f"{plane.get_attribute('data-scatter-drawn') or '?'} of "
-                             f"{plane.get_attribute('data-scatter-total') or '?'} drawn (load {load})"))
+                             f"{plane.get_attribute('data-scatter-total') or '?'} drawn (load {load_now})"))
             browser.close()
     finally:
         server.stop()
@@ -106,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", type=Path, help="also measure the app of this checkout (an older commit's worktree)")
     ap.add_argument("--payload-only", action="store_true")
     args = ap.parse_args(argv)
-    print(f"# {os.cpu_count()} CPUs, load {_load()} at start")
+    print(f"# {os.cpu_count()} CPUs, load {load()} at start")
     rows: list[tuple[str, str]] = []
     for n in (100_000, 1_000_000):
         rows += payload_rows(n)
@@ -117,9 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.before is not None:
                 rows += app_rows(args.before.resolve(), Path(tmp), name, args.steps, "before, ")
             rows += app_rows(REPO, Path(tmp), name, args.steps, "after, " if args.before else "")
-    for name, value in rows:
-        print(f"{name:70}  {value}")
-    print(f"# load {_load()} at the end")
+    print_figures(rows, 70)
+    print(f"# load {load()} at the end")
     return 0
 
 

@@ -16,11 +16,9 @@ import os
 import platform
 import time
 
+from benchmarks.common import load
+
 PARTS = ("train", "maps", "data", "start")
-
-
-def _load() -> str:
-    return "{:.2f}".format(os.getloadavg()[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError:
             rows.append((part, "(not present)", ""))
             continue
-        before = _load()
+        before = load()
         t0 = time.perf_counter()
         for name, value in mod.run(args.quick):
             rows.append((part, name, value))
-        rows.append((part, "part wall time", f"{time.perf_counter() - t0:.1f} s (load {before} -> {_load()})"))
+        rows.append((part, "part wall time", f"{time.perf_counter() - t0:.1f} s (load {before} -> {load()})"))
     width = max(len(r[1]) for r in rows) if rows else 10
     for part, name, value in rows:
         print(f"{part:6} {name:{width}}  {value}")

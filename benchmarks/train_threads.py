@@ -24,15 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from explorer.training import TrainingJob, TrainSpec  # noqa: E402
-from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
-
-
-def _load() -> str:
-    return f"{os.getloadavg()[0]:.2f}"
+from benchmarks.common import load
+from explorer.training import TrainingJob, TrainSpec
+from vae_core.config import ModelConfig, TrainConfig
 
 
 def run_job(runs: Path, name: str, threads: int | None, epochs: int) -> tuple[float, float]:
@@ -71,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-busy", action="store_true", help="no second process keeping a core busy")
     args = ap.parse_args(argv)
-    print(f"# {os.cpu_count()} CPUs, load {_load()} at start; a busy process: {not args.no_busy}")
+    print(f"# {os.cpu_count()} CPUs, load {load()} at start; a busy process: {not args.no_busy}")
     busy = None if args.no_busy else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     variants = {"1 thread (OMP_NUM_THREADS=1)": 1, "2 threads (OMP_NUM_THREADS=2)": 2,
                 "the job's default (OMP_NUM_THREADS unset)": None}
@@ -81,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 order = list(variants) if r % 2 == 0 else list(reversed(variants))
                 for i, name in enumerate(order):
-                    load = _load()
+                    load_now = load()
                     speed, wall = run_job(Path(tmp) / "runs", f"r{r}v{i}", variants[name], args.epochs)
-                    got[name].append((speed, wall, load))
-                    print(f"  round {r + 1}: {name}: {speed:,.0f} samples/s, {wall:.1f} s (load {load})", flush=True)
+                    got[name].append((speed, wall, load_now))
+                    print(f"  round {r + 1}: {name}: {speed:,.0f} samples/s, {wall:.1f} s (load {load_now})", flush=True)
     finally:
         if busy is not None:
             busy.terminate()
@@ -93,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'Train-page job, ' + name:60}  {statistics.median(s for s, _, _ in runs):,.0f} samples/s "
               f"(median of {len(runs)} rounds; wall {', '.join(f'{w:.0f} s' for _, w, _ in runs)}; "
               f"load before each {', '.join(ld for _, _, ld in runs)})")
-    print(f"# load {_load()} at the end")
+    print(f"# load {load()} at the end")
     return 0
 
 

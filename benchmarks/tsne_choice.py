@@ -5,7 +5,7 @@ same perplexity 30, seed 0, n_jobs=2 for both. Prints seconds (best of --repeats
 neighbour preservation@10 (vae_core.map_arrays.neighbour_preservation) and sklearn's
 trustworthiness@10. UMAP and PCA through vae_core.projection on the same data for reference.
 
-    python benchmarks/tsne_choice.py [--repeats 2]
+    python -m benchmarks.tsne_choice [--repeats 2]   (from the repository root)
 
 Import and numba JIT costs are printed separately: they are paid once per process.
 """
@@ -15,18 +15,16 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.manifold import trustworthiness  # noqa: E402
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
 
-from vae_core.map_arrays import neighbour_preservation  # noqa: E402
-from vae_core.projection import Projection  # noqa: E402
+from vae_core.map_arrays import neighbour_preservation
+from vae_core.projection import Projection
 
 PERPLEXITY, SEED, N_JOBS, K = 30, 0, 2, 10
 

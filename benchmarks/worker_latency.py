@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import REPO
 from vae_core import VAE, ModelConfig
 from vae_core.checkpoints import export_torchscript, load_run
 from vae_core.sandbox import RemoteModel
 
-RUN = Path(__file__).resolve().parents[1] / "runs" / "default"
+RUN = REPO / "runs" / "default"
 
 
 def _models(tmp: Path) -> list[tuple[str, Path, tuple[int, int, int]]]:

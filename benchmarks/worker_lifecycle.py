@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import REPO
 from vae_core.checkpoints import export_torchscript, load_run
 from vae_core.sandbox import RemoteModel
 
-RUN = Path(__file__).resolve().parents[1] / "runs" / "default"
+RUN = REPO / "runs" / "default"
 
 
 def _rss_mb(pid: int) -> float:

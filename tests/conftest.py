@@ -7,6 +7,14 @@ one rule for an external program a test needs (node, chromium): on a laptop with
 skips; under CI (`CI=true`) it fails, so a CI image that lost the tool cannot pass by skipping.
 The browser fixtures apply the same rule to chromium (tests/browser/conftest.py).
 
+Helpers the test modules import by name (`tests/` is on `sys.path`): `paths` (ROOT), `settle` (the
+job queue), `sidebar` (AppTest pickers and uploads), `ts_models` (a TorchScript model of the contract,
+the worker limits, waiting for a process to exit), `zips` (zip files from members or a run
+directory); the browser tests add `harness` (wait_until) and start servers and Chromium with
+`benchmarks.browser`, shared with the benchmarks. The order of the tests does not matter: an opt-in
+shuffled run is `python -m pytest --random-order` (pytest-random-order; without the flag the order
+is pytest's own).
+
 Job queue (explorer/jobs.py): a page that needs a queued job's result (an encoding, a report, a
 map) draws its progress and stops; in a browser its progress fragment reruns the page when the job
 ends, but AppTest does not run fragments on a timer. So `AppTest._run` is wrapped: after each run,

@@ -37,8 +37,9 @@ def _images(at: AppTest, caption: str) -> list[str]:
     return [url for el in at.get("image") for url, cap in zip(el.value, el.captions) if caption in cap]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def explore() -> AppTest:
+    """A fresh Explore page for each test (tests change its state, so none shares one)."""
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

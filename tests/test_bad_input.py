@@ -13,7 +13,6 @@ import resource
 import struct
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from vae_core.models import VAE
 
 from sidebar import open_app, upload as _upload
 from paths import ROOT  # the repository root (tests/paths.py)
+from zips import run_zip, zip_bytes
 
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = ROOT / "runs" / "default"
@@ -155,24 +155,16 @@ def test_diagnose_refuses_the_huge_config_as_one_line(tmp_path, capsys):
     one_line(*run_cli(capsys, "diagnose", run, "--data", "mnist"), "parameter count", "VAE_EXPLORER_MAX_PARAMS")
 
 
-def _zip_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
 def _hostile_run_zip(tmp_path: Path) -> bytes:
     """A 2 kB run zip whose config.json says hidden: [1000000]."""
     run = _run_dir(tmp_path, "small")
     _edit_config(run, hidden=[1_000_000], input_shape=[1, 28, 28])
-    return _zip_bytes({f"r/{f}": (run / f).read_bytes() for f in ("config.json", "model.safetensors")})
+    return run_zip(run, "r")
 
 
 def _crc_broken_run_zip(tmp_path: Path) -> bytes:
     run = _run_dir(tmp_path, "crc")
-    raw = bytearray(_zip_bytes({"r/config.json": (run / "config.json").read_bytes(),
+    raw = bytearray(zip_bytes({"r/config.json": (run / "config.json").read_bytes(),
                                 "r/model.safetensors": (run / "model.safetensors").read_bytes()}))
     # flip the stored CRC-32 of the first member in its local header (offset 14) and central directory
     crc_local = struct.unpack_from("<I", raw, 14)[0]
@@ -234,7 +226,7 @@ def test_sidebar_refuses_a_crc_broken_run_zip(app, tmp_path):
 
 def test_sidebar_refuses_a_nested_json_run_zip(app, tmp_path):
     run = _run_dir(tmp_path, "nested")
-    data = _zip_bytes({"r/config.json": b"[" * 100_000 + b"]" * 100_000,
+    data = zip_bytes({"r/config.json": b"[" * 100_000 + b"]" * 100_000,
                        "r/model.safetensors": (run / "model.safetensors").read_bytes()})
     _refused(_upload(app, "upload_model", "nested.zip", data), "not a valid run config")
 

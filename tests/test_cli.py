@@ -143,7 +143,6 @@ def _check_report(r: subprocess.CompletedProcess) -> dict:
         assert k in rep, k
     for k in ("laplacian_ratio", "variance_loss", "spectrum_ratio"):
         assert k in rep["blur"], k
-    assert rep["elbo"] == pytest.approx(-(rep["recon_nll"] + rep["kl"]), rel=1e-12, abs=1e-9)
     assert rep["iwae"] >= rep["elbo"]
     assert sum(rep["kl_per_dim"]) == pytest.approx(rep["kl"], rel=1e-6)
     assert len(rep["kl_per_dim"]) == len(rep["variance_law"])

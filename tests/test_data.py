@@ -101,6 +101,21 @@ def test_sprites_deterministic_by_seed():
 def test_sprites_through_load_dataset():
     d = load_dataset("sprites", n=20, seed=0)
     assert d.shape == (1, 64, 64) and len(d) == 20 and d.factors is not None
+    # values, not only shapes: binary images, factors in dSprites' ranges, labels are the shape factor,
+    # and each point-symmetric sprite (square, ellipse) is centred where its x and y factors put it
+    x = d.x.numpy()[:, 0]
+    assert set(np.unique(x)) == {0.0, 1.0} and (x.sum(axis=(1, 2)) > 0).all()
+    assert tuple(d.factor_sizes) == (3, 6, 40, 32, 32)
+    assert ((d.factors >= 0) & (d.factors < np.array([3, 6, 40, 32, 32]))).all()
+    np.testing.assert_array_equal(d.y, d.factors[:, 0])
+    _, margin = geometry(64)
+    centre = margin + np.linspace(0.0, 1.0, 32) * (64 - 2 * margin)  # pixels, by hand from the factor grid
+    for img, f in zip(x, d.factors):
+        if f[0] == 2:  # the heart is not symmetric about its centre
+            continue
+        rows, cols = np.nonzero(img)
+        assert cols.mean() + 0.5 == pytest.approx(centre[f[3]], abs=0.5)
+        assert rows.mean() + 0.5 == pytest.approx(centre[f[4]], abs=0.5)  # y index 31 is the bottom row
 
 
 def test_square_known_area_and_position():

@@ -121,8 +121,9 @@ def _map_element(at: AppTest) -> dict:
     return json.loads(els[0].proto.json)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def explore() -> AppTest:
+    """A fresh Explore page for each test (tests change its state, so none shares one)."""
     at = AppTest.from_file(EXPLORE, default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

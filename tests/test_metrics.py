@@ -253,12 +253,15 @@ def test_iwae_at_least_elbo_and_rising_with_k_on_a_vae():
     torch.manual_seed(0)
     model = VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,))).eval()
     data = _binary_data(40, factors=False)
+    with torch.inference_mode():  # the closed-form KL over all 40 points, recomputed in float64
+        mu, logvar = model.encode(data.x)
+    kl_ref = kl_divergence(Normal(mu.double(), (0.5 * logvar.double()).exp()), Normal(0.0, 1.0)).sum(1).mean()
     by_k = {}
     for k in (1, 5, 50):
         runs = [log_likelihood_bounds(model, data, k=k, batch_size=16, seed=s) for s in range(3)]
         for b in runs:
             assert b.iwae >= b.elbo
-            assert b.elbo == -(b.recon_nll + b.kl)
+            assert b.kl == pytest.approx(float(kl_ref), rel=1e-5)
         by_k[k] = np.mean([b.iwae for b in runs])
     assert by_k[1] <= by_k[5] + 1e-6 <= by_k[50] + 2e-6
 
@@ -364,7 +367,6 @@ def test_diagnose_report_contract_and_json_round_trip():
     back = json.loads(json.dumps(d, allow_nan=False))
     assert back == d
     assert d["n_points"] == 12  # 20% of 60
-    assert d["elbo"] == -(d["recon_nll"] + d["kl"])
     assert sum(d["kl_per_dim"]) == pytest.approx(d["kl"], abs=1e-12)
     assert len(d["kl_per_dim"]) == len(d["variance_law"]) == 4
     assert d["iwae"] >= d["elbo"] and d["iwae_k"] == 10

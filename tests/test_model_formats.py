@@ -15,7 +15,6 @@ import math
 import subprocess
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from torch import nn
 from vae_core.checkpoints import CheckpointError, load_model, load_model_file
 from vae_core.model_zips import MAX_META_BYTES, parse_meta, read_model_zip, zip_format
 from vae_core.sandbox import formats, proxy
+from zips import write_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("torchscript", "export", "onnx")
@@ -130,13 +130,6 @@ def _onnx(module: nn.Module, example: torch.Tensor, inp: str, outs: list[str], d
     return buf.getvalue()
 
 
-def _zip(path: Path, members: dict[str, bytes | str]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return path
-
-
 def write_model(vae: nn.Module, fmt: str, folder: Path, meta: dict | None = None, dynamic: bool = True) -> Path:
     """vae written in fmt under folder, as a user would (README recipes)."""
     vae = vae.eval()
@@ -151,9 +144,9 @@ def write_model(vae: nn.Module, fmt: str, folder: Path, meta: dict | None = None
             torch.jit.save(torch.jit.script(vae), str(path))
         return path
     if fmt == "export":
-        return _zip(folder / f"{type(vae).__name__}-export.zip",
+        return write_zip(folder / f"{type(vae).__name__}-export.zip",
                     {"encode.pt2": _pt2(Enc(vae), x, dynamic), "decode.pt2": _pt2(Dec(vae), z, dynamic), **extra})
-    return _zip(folder / f"{type(vae).__name__}-onnx.zip",
+    return write_zip(folder / f"{type(vae).__name__}-onnx.zip",
                 {"encode.onnx": _onnx(Enc(vae), x, "x", ["mu", "logvar"], dynamic),
                  "decode.onnx": _onnx(Dec(vae), z, "z", ["mean"], dynamic), **extra})
 
@@ -293,7 +286,7 @@ def test_meta_latent_dim_must_match_the_decoder(tmp_path):
     (b"\xff\xfe", "is not valid JSON"),
 ])
 def test_bad_meta_is_refused_by_name(tmp_path, raw, needle):
-    path = _zip(tmp_path / "model.zip", {"encode.onnx": b"x", "decode.onnx": b"x", "meta.json": raw})
+    path = write_zip(tmp_path / "model.zip", {"encode.onnx": b"x", "decode.onnx": b"x", "meta.json": raw})
     with pytest.raises(CheckpointError) as e:
         read_model_zip(path)
     msg = str(e.value)
@@ -302,7 +295,7 @@ def test_bad_meta_is_refused_by_name(tmp_path, raw, needle):
 
 def test_meta_json_is_read_through_a_cap(tmp_path):
     big = json.dumps({"likelihood": "bernoulli", "pad": "x" * MAX_META_BYTES}).encode()
-    path = _zip(tmp_path / "model.zip", {"encode.pt2": b"x", "decode.pt2": b"x", "meta.json": big})
+    path = write_zip(tmp_path / "model.zip", {"encode.pt2": b"x", "decode.pt2": b"x", "meta.json": big})
     with pytest.raises(CheckpointError, match=r"model\.zip: meta\.json holds [\d,]+ bytes, over 65,536"):
         read_model_zip(path)
 
@@ -321,13 +314,13 @@ def test_good_meta_is_kept():
 ])
 def test_zip_members_are_checked(tmp_path, members, needle):
     with pytest.raises(CheckpointError) as e:
-        load_here(_zip(tmp_path / "model.zip", members))
+        load_here(write_zip(tmp_path / "model.zip", members))
     assert needle in str(e.value)
 
 
 def test_oversize_member_is_refused_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_MAX_FILE_MB", "1")
-    path = _zip(tmp_path / "model.zip", {"encode.pt2": bytes(2 * 2**20), "decode.pt2": b"x"})
+    path = write_zip(tmp_path / "model.zip", {"encode.pt2": bytes(2 * 2**20), "decode.pt2": b"x"})
     assert path.stat().st_size < 2**20  # zeros compress: the declared, unpacked size is what counts
     with pytest.raises(CheckpointError, match=r"model\.zip: encode\.pt2 and decode\.pt2 hold 2\.0 MB unpacked, over "
                                                r"the limit of 1 MB; set VAE_EXPLORER_MAX_FILE_MB"):
@@ -335,9 +328,9 @@ def test_oversize_member_is_refused_before_it_is_read(tmp_path, monkeypatch):
 
 
 def test_zip_format_is_told_by_members(tmp_path):
-    assert zip_format(_zip(tmp_path / "a.zip", {"run/encode.pt2": b""})) == "export"
-    assert zip_format(_zip(tmp_path / "b.zip", {"decode.onnx": b""})) == "onnx"
-    assert zip_format(_zip(tmp_path / "c.zip", {"config.json": b""})) is None
+    assert zip_format(write_zip(tmp_path / "a.zip", {"run/encode.pt2": b""})) == "export"
+    assert zip_format(write_zip(tmp_path / "b.zip", {"decode.onnx": b""})) == "onnx"
+    assert zip_format(write_zip(tmp_path / "c.zip", {"config.json": b""})) is None
     assert zip_format(tmp_path / "c.zip") is None and zip_format(tmp_path / "missing.zip") is None
 
 
@@ -370,7 +363,7 @@ def _onnx_graph(node_domain: str = "", external: bool = False, n_out: int = 1) -
     (b"not a protobuf at all \xff\xff\xff", "decode.onnx is not an ONNX model"),
 ])
 def test_onnx_refusals(tmp_path, decode, needle):
-    path = _zip(tmp_path / "bad.zip", {"encode.onnx": _onnx_graph(n_out=2), "decode.onnx": decode})
+    path = write_zip(tmp_path / "bad.zip", {"encode.onnx": _onnx_graph(n_out=2), "decode.onnx": decode})
     with pytest.raises(CheckpointError) as e:
         load_here(path)
     msg = str(e.value)
@@ -400,10 +393,10 @@ def test_pt2_refusals(tmp_path):
     cases = [
         (_pt2_with_from_file(), "encode.pt2 uses aten::from_file, which reads or writes files"),
         (b"\x00garbage, not a zip", "encode.pt2 is not a torch.export program (not a .pt2 archive)"),
-        (_zip(tmp_path / "inner.zip", {"x": b"y"}).read_bytes(), "encode.pt2 could not be loaded by torch.export.load"),
+        (write_zip(tmp_path / "inner.zip", {"x": b"y"}).read_bytes(), "encode.pt2 could not be loaded by torch.export.load"),
     ]
     for i, (encode, needle) in enumerate(cases):
-        path = _zip(tmp_path / f"bad{i}.zip", {"encode.pt2": encode, "decode.pt2": good_decode})
+        path = write_zip(tmp_path / f"bad{i}.zip", {"encode.pt2": encode, "decode.pt2": good_decode})
         with pytest.raises(CheckpointError) as e:
             load_here(path)
         msg = str(e.value)
@@ -548,7 +541,7 @@ def test_cli_diagnose_export_and_onnx_zips(files):
 
 
 def test_cli_refuses_a_bad_zip_in_one_line(tmp_path):
-    r = _cli("diagnose", _zip(tmp_path / "model.zip", {"encode.pt2": b"x"}), "--data", "digits")
+    r = _cli("diagnose", write_zip(tmp_path / "model.zip", {"encode.pt2": b"x"}), "--data", "digits")
     assert r.returncode != 0 and "Traceback" not in r.stderr and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith(
@@ -563,10 +556,10 @@ def test_needed_data_text_uses_meta_input_shape(tmp_path):
     from explorer.selection import needed_data_text
     from vae_core.model_zips import declared_input_shape
 
-    path = _zip(tmp_path / "m.zip", {"encode.onnx": b"x", "decode.onnx": b"x", "meta.json": b'{"input_shape": [3, 5, 7]}'})
+    path = write_zip(tmp_path / "m.zip", {"encode.onnx": b"x", "decode.onnx": b"x", "meta.json": b'{"input_shape": [3, 5, 7]}'})
     assert declared_input_shape(path) == (3, 5, 7)
     assert "upload data of shape 3 x 5 x 7 (C x H x W)" in needed_data_text(str(path))
-    assert declared_input_shape(_zip(tmp_path / "n.zip", {"encode.onnx": b"x", "decode.onnx": b"x"})) is None
+    assert declared_input_shape(write_zip(tmp_path / "n.zip", {"encode.onnx": b"x", "decode.onnx": b"x"})) is None
 
 
 def test_app_upload_of_model_zips(tmp_path, monkeypatch):
@@ -583,7 +576,7 @@ def test_app_upload_of_model_zips(tmp_path, monkeypatch):
     at = upload(open_app(), "upload_model", "mine.zip", path.read_bytes())
     assert not at.exception and not text(at.error), text(at.error)
     assert at.session_state["model_src"].endswith("mine.zip") and at.session_state["data_src"] == "mnist"
-    bad = _zip(tmp_path / "bad.zip", {"encode.pt2": b"x"})
+    bad = write_zip(tmp_path / "bad.zip", {"encode.pt2": b"x"})
     at = upload(at, "upload_model", "bad.zip", bad.read_bytes())
     assert "Upload refused" in text(at.error) and "bad.zip: decode.pt2 is missing" in text(at.error)
     assert at.session_state["model_src"].endswith("mine.zip")

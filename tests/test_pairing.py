@@ -3,8 +3,6 @@ model first, data first, an upload of each, a model with no fitting data, and th
 the active pair after page switches. Never a deadlock, never a lost upload."""
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from vae_core.models import VAE
 
 from sidebar import npy_bytes as _npy, open_app as _app, text as _text, upload
 from paths import ROOT  # the repository root (tests/paths.py)
+from zips import run_zip
 
 HOME = str(ROOT / "streamlit_app.py")
 DEFAULT = str(ROOT / "runs" / "default")
@@ -35,11 +34,7 @@ def _run_zip(tmp_path: Path, side: int, name: str) -> bytes:
     torch.manual_seed(side)
     run = save_run(tmp_path / name, VAE(ModelConfig(input_shape=(1, side, side), latent_dim=2, hidden=(16,))),
                    TrainConfig(epochs=1), [{"epoch": 1}], dataset="digits")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for f in ("config.json", "model.safetensors"):
-            z.write(run / f, f"{name}/{f}")
-    return buf.getvalue()
+    return run_zip(run, name)
 
 
 def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import io
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sidebar import open_app, text, upload
+from zips import zip_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "runs" / "default"
 RUN = {f"my run/{n}": (DEFAULT / n).read_bytes() for n in ("config.json", "model.safetensors", "history.csv")}
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _npz_with_text() -> bytes:
@@ -37,18 +29,18 @@ def _npz_with_text() -> bytes:
 
 # (uploader, the file's name as uploaded, its bytes, what the message must name)
 CASES = {
-    "50 MB config.json": ("upload_model", "my run.zip", lambda: _zip({**RUN, "my run/config.json": b" " * (50 << 20)}),
+    "50 MB config.json": ("upload_model", "my run.zip", lambda: zip_bytes({**RUN, "my run/config.json": b" " * (50 << 20)}),
                           ["my run.zip", "my run/config.json", "52,428,800 bytes"]),
-    "config.json not JSON": ("upload_model", "my run.zip", lambda: _zip({**RUN, "my run/config.json": b"{nope"}),
+    "config.json not JSON": ("upload_model", "my run.zip", lambda: zip_bytes({**RUN, "my run/config.json": b"{nope"}),
                              ["my run.zip", "my run/config.json", "not a valid run config"]),
     "pickled weights": ("upload_model", "my run.zip",
-                        lambda: _zip({**RUN, "my run/model.safetensors": b"\x80\x04\x95garbage" * 10}),
+                        lambda: zip_bytes({**RUN, "my run/model.safetensors": b"\x80\x04\x95garbage" * 10}),
                         ["my run.zip", "my run/model.safetensors", "pickle"]),
     "history.csv with text": ("upload_model", "my run.zip",
-                              lambda: _zip({**RUN, "my run/history.csv": b"epoch,loss,kl\n1,2,3\n2,3,n/a\n"}),
+                              lambda: zip_bytes({**RUN, "my run/history.csv": b"epoch,loss,kl\n1,2,3\n2,3,n/a\n"}),
                               ["my run.zip", "history.csv row 2", "column kl", "'n/a'"]),
     "epoch_codes.npz not a zip": ("upload_model", "my run.zip",
-                                  lambda: _zip({**RUN, "my run/epoch_codes.npz": b"PK not a zip"}),
+                                  lambda: zip_bytes({**RUN, "my run/epoch_codes.npz": b"PK not a zip"}),
                                   ["my run.zip", "epoch_codes.npz"]),
     "npz of text": ("upload_data", "my data.npz", _npz_with_text, ["my data.npz"]),
     "TorchScript that is not": ("upload_model", "my model.ts", lambda: b"\x00not a model" * 100, ["my model.ts"]),

@@ -24,7 +24,7 @@ from vae_core.checkpoints import CheckpointError, export_torchscript, load_model
 from vae_core.sandbox import RemoteModel, allowlist, fs_protection, landlock
 from vae_core.sandbox.child import inner_message
 from paths import ROOT  # the repository root (tests/paths.py)
-from ts_models import D, SHAPE, TS_WARNINGS, Good, save_ts
+from ts_models import D, SHAPE, TS_WARNINGS, Good, pid_gone, save_ts, set_worker_limits, wait_for
 
 pytestmark = TS_WARNINGS
 _Good, _save = Good, save_ts
@@ -32,8 +32,7 @@ _Good, _save = Good, save_ts
 
 @pytest.fixture(autouse=True)
 def low_limits(monkeypatch):
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "3")
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+    set_worker_limits(monkeypatch, timeout_s=3)
 
 
 def _good(tmp_path: Path, name: str = "good.ts") -> Path:
@@ -42,19 +41,7 @@ def _good(tmp_path: Path, name: str = "good.ts") -> Path:
 
 
 def _pid_gone(pid: int, within: float = 10.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie child of this process counts as gone
-            if open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_for(lambda: pid_gone(pid), within)
 
 
 # --- a good model: same numbers as in-process, the VAE interface ----------------------------------
@@ -117,7 +104,8 @@ def test_worker_exits_when_the_server_dies(tmp_path):
         from vae_core.sandbox import RemoteModel
         m = RemoteModel({str(path)!r})
         threading.Thread(target=m.encode, args=(torch.zeros(1, 1, 8, 8),), daemon=True).start()
-        time.sleep(0.5)
+        while not (m._lock.locked() and m._worker is not None):  # the call holds the model, its worker is up
+            time.sleep(0.01)
         print(m._worker.proc.pid, flush=True)
         os._exit(0)
     """)
@@ -154,8 +142,10 @@ def test_endless_model_is_stopped_and_others_go_on(tmp_path):
 
     th = threading.Thread(target=call)
     th.start()
-    time.sleep(0.5)
-    assert th.is_alive()
+    deadline = time.monotonic() + 60
+    while not (hang._lock.locked() and hang._worker is not None):  # the endless call holds its worker
+        assert th.is_alive() and time.monotonic() < deadline, result
+        time.sleep(0.01)
     t0 = time.monotonic()
     with torch.inference_mode():
         assert good.decode(torch.zeros(2, D)).shape == (2, *SHAPE)  # answers while the other hangs

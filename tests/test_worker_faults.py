@@ -22,7 +22,7 @@ from vae_core.sandbox import RemoteModel
 from vae_core.sandbox.proxy import sweep_stale_scratch
 
 from paths import ROOT  # the repository root (tests/paths.py)
-from ts_models import D, SHAPE, TS_WARNINGS, Good, save_ts
+from ts_models import D, SHAPE, TS_WARNINGS, Good, pid_gone, save_ts, set_worker_limits, wait_for
 
 pytestmark = TS_WARNINGS
 _Good, _save = Good, save_ts
@@ -30,26 +30,19 @@ _Good, _save = Good, save_ts
 
 @pytest.fixture(autouse=True)
 def low_limits(monkeypatch):
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", "30")
-    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+    set_worker_limits(monkeypatch, timeout_s=30)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")  # a zombie has exited
+def _page_with(model: Path, page: str):
+    """An AppTest of `page` (repository-relative) with `model` and the digits picked, run once."""
+    from streamlit.testing.v1 import AppTest
 
-
-def _wait_for(cond, within: float = 60.0) -> bool:
-    """Poll cond until it holds or the deadline passes (no fixed sleep: returns as soon as it holds)."""
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
+    at = AppTest.from_file(str(ROOT / page), default_timeout=300)
+    for key in ("model_src", "pick_model"):
+        at.session_state[key] = str(model)
+    for key in ("data_src", "pick_data"):
+        at.session_state[key] = "digits"
+    return at.run()
 
 
 def _start_time(pid: int | str) -> int:
@@ -84,8 +77,8 @@ def test_scratch_is_removed_when_the_parent_is_killed(tmp_path):
         assert os.path.isdir(scratch) and os.path.exists(os.path.join(scratch, "io"))
         parent.kill()
         parent.wait(30)
-        assert _wait_for(lambda: _gone(worker)), "the worker outlived its parent"
-        assert _wait_for(lambda: not os.path.exists(scratch)), f"{scratch} outlived its parent"
+        assert wait_for(lambda: pid_gone(worker)), "the worker outlived its parent"
+        assert wait_for(lambda: not os.path.exists(scratch)), f"{scratch} outlived its parent"
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -202,15 +195,7 @@ def test_diagnose_stops_on_nan_with_one_sentence(tmp_path):
 
 def test_diagnose_page_shows_the_sentence(tmp_path):
     """The Diagnose page of such a model shows the sentence instead of a report."""
-    from streamlit.testing.v1 import AppTest
-
-    path = _save(_NaNDecode(), tmp_path / "nan.ts")
-    at = AppTest.from_file(str(ROOT / "app_pages" / "3_Diagnose.py"), default_timeout=300)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(path)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
-    at.run()
+    at = _page_with(_save(_NaNDecode(), tmp_path / "nan.ts"), "app_pages/3_Diagnose.py")
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(e.value for e in at.error)
     assert "the model's decode returned NaN/Inf in the image" in errors, errors
@@ -303,15 +288,7 @@ def test_interactive_limit_is_a_validated_setting(monkeypatch):
 @pytest.mark.parametrize("page", ["app_pages/1_Explore.py", "streamlit_app.py"])
 def test_explore_and_home_show_the_sentence(tmp_path, page):
     """Encoding the data set with a model that gives Inf past the probe: the page says why, no traceback."""
-    from streamlit.testing.v1 import AppTest
-
-    path = _save(_InfEncode(), tmp_path / "inf.ts")
-    at = AppTest.from_file(str(ROOT / page), default_timeout=300)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(path)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
-    at.run()
+    at = _page_with(_save(_InfEncode(), tmp_path / "inf.ts"), page)
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(e.value for e in at.error)
     assert "inf.ts on digits cannot be shown" in errors and "encode returned NaN/Inf in logvar" in errors, errors

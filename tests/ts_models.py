@@ -3,6 +3,7 @@ Bernoulli, 1x8x8 images (the digits dataset's shape), D = 3. Subclasses override
 misbehave (hang, NaN, huge allocations)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,31 @@ class Good(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)[0])
+
+
+def set_worker_limits(monkeypatch, timeout_s: float, memory_mb: int = 1024) -> None:
+    """The worker's batch time limit and memory limit, through the environment (what an operator sets)."""
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_TIMEOUT_S", str(timeout_s))
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", str(memory_mb))
+
+
+def pid_gone(pid: int) -> bool:
+    """The process has exited: no /proc entry, or a zombie (read from /proc/PID/stat, proc(5))."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def wait_for(cond, within: float = 60.0) -> bool:
+    """Poll cond until it holds or the deadline passes (no fixed sleep: returns as soon as it holds)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
 
 
 def save_ts(module: nn.Module, path: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import StreamlitServer, find_chromium, launch_chromium
+from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
+from harness import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -76,16 +77,6 @@ def torchscript_file(reference, tmp_path_factory) -> Path:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-def wait_until(fn, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(every)
-
 
 def open_explore(page, url: str, query: str = ""):
     """Load /Explore and wait for the script's run, the slider panel and the pad; returns the pad plane."""

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 
-from harness import REPO
+from benchmarks.browser import REPO
 
 ASSETS = REPO / "explorer" / "components" / "assets"
 # Top level only: a definition starting in column 0 (nested ones are indented).

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 

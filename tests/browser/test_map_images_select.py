@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.path import Path as Polygon
 
-from harness import wait_app_ready
+from benchmarks.browser import wait_app_ready
 from map_select_app import hand_made
 
 APP = Path(__file__).with_name("map_select_app.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import wait_app_ready
+from benchmarks.browser import wait_app_ready
 
 APP = Path(__file__).with_name("map_app.py")
 MAP = '[data-testid="latent-map"]'

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 

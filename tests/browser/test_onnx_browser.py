@@ -6,13 +6,13 @@ for MNIST's shape, and a temporary ONNX cache. Each test opens a fresh browser c
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
+from harness import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -63,16 +63,6 @@ def model(conv_run):
     from vae_core.checkpoints import load_run
 
     return load_run(conv_run[1]).model.eval()
-
-
-def wait_until(fn, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(every)
 
 
 def open_explore(page, url: str, mode: str | None = "browser"):

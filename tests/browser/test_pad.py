@@ -27,7 +27,7 @@ def app_url(streamlit_server) -> str:
 
 def open_app(page, url: str, mode: str = "python"):
     """Load the demo and return the pad's plane locator once the pad has drawn."""
-    from harness import wait_app_ready
+    from benchmarks.browser import wait_app_ready
 
     page.goto(f"{url}/?mode={mode}")
     wait_app_ready(page)

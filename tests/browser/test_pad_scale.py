@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import wait_app_ready
+from benchmarks.browser import wait_app_ready
 
 pytestmark = pytest.mark.browser
 

@@ -2,13 +2,12 @@
 browser (the bug: every second switch showed a pair other than the one the page used)."""
 from __future__ import annotations
 
-import io
-import zipfile
 
 import pytest
 import torch
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
+from zips import run_zip
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +32,7 @@ def run_zip_8x8(tmp_path_factory):
     run = save_run(tmp / "r8", VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,))),
                    TrainConfig(epochs=1), [{"epoch": 1}], dataset="digits")
     path = tmp / "r8.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        for f in ("config.json", "model.safetensors"):
-            z.write(run / f, f"r8/{f}")
+    path.write_bytes(run_zip(run, "r8"))
     return path
 
 

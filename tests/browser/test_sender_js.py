@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from harness import REPO
+from benchmarks.browser import REPO
 
 SCRIPT = r"""
 const sent = [];

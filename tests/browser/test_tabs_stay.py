@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from harness import REPO, wait_app_ready
+from benchmarks.browser import REPO, wait_app_ready
 
 pytestmark = pytest.mark.browser
 
