@@ -14,7 +14,7 @@ import streamlit as st
 from vae_core.export import file_stem
 from vae_core.metrics import collapse as vocab, theory
 
-from . import cache, figures, images, state, widgets
+from . import cache, disentanglement_ui, figures, images, state, widgets
 
 AUTO = "auto"  # k chosen by the time budget (lowered before the points), the page's default
 K_CHOICES = (AUTO, 10, 100, 1000)
@@ -343,6 +343,7 @@ def mig_ui(rep: dict) -> None:
                "tells a lot about the factor. Disentangled: one bright cell per row (MIG near 1).")
     st.plotly_chart(figures.mig_heatmap_figure(np.array(rep["mig_matrix"]), rep["mig_factor_names"]),
                     key="diag_mig")
+    disentanglement_ui.scores_ui(rep)  # InfoMEC and DCI beside MIG
 
 
 THEORY_INTRO = (
