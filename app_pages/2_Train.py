@@ -20,8 +20,9 @@ if not train_ui.training_allowed():
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Settings")
+    sweep_ui.option_ui()
     train_ui.form_ui(running=train_ui.running())
-    sweep_ui.train_sweep_ui(train_ui._spec_from_form, running=train_ui.running())
+    sweep_ui.progress_ui()
 with right:
     st.subheader("Progress")
     train_ui.job_ui()

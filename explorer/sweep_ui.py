@@ -106,28 +106,38 @@ def sweeps() -> dict[str, SweepJob]:
 
 
 # ------------------------------------------------------------------------------------- Train page
-def train_sweep_ui(spec_from_form, running: bool) -> None:
-    """The Train page's "β sweep" option: the form's settings, once per β, one run after another."""
+def option_ui() -> None:
+    """The Train page's "β sweep" option, above the form: on, the form's Train button queues one run
+    per β (train_ui's submit calls `start_from_form`). Outside the form, so it applies at once."""
     ss = st.session_state
     ss.setdefault(SWEEP_BETAS, DEFAULT_BETAS)
-    st.toggle("β sweep", key=SWEEP_ON, help="Train the settings above once per β (identical but for β, same "
+    st.toggle("β sweep", key=SWEEP_ON, help="Train the settings below once per β (identical but for β, same "
               "seed), one run after another, into runs/sweep-NAME/beta-<β>/. Compare then draws how the "
               "latent dimensions collapse as β rises.")
     if ss.get(SWEEP_ON):
-        st.text_input("β values (comma-separated)", key=SWEEP_BETAS)
-        if st.button("Start the β sweep", icon=":material/stacked_line_chart:", disabled=running):
-            try:
-                betas = vsweep.parse_betas(ss[SWEEP_BETAS])
-                spec = spec_from_form()
-                spec = replace(spec, name=spec.name if spec.name.startswith("sweep-") else f"sweep-{spec.name}")
-                spec.check(state.RUNS_DIR)
-                job = SweepJob(spec, betas, state.RUNS_DIR).start()
-            except (ValueError, OSError) as e:
-                st.error(f"Not started: {e}")
-            else:
-                sweeps()[job.id] = job
-                ss[SWEEP_JOB] = job.id
-    job = sweeps().get(ss.get(SWEEP_JOB) or "")
+        st.text_input("β values (comma-separated)", key=SWEEP_BETAS,
+                      help="The form's β is replaced by each of these in turn.")
+
+
+def requested() -> bool:
+    return bool(st.session_state.get(SWEEP_ON))
+
+
+def start_from_form(spec: training.TrainSpec) -> None:
+    """Queue the sweep of the form's spec (ValueError when the betas or the name are not usable)."""
+    if training.limits().public:
+        raise ValueError("training is turned off on this server (VAE_EXPLORER_PUBLIC is set)")
+    betas = vsweep.parse_betas(st.session_state.get(SWEEP_BETAS, DEFAULT_BETAS))
+    spec = replace(spec, name=spec.name if spec.name.startswith("sweep-") else f"sweep-{spec.name}")
+    spec.check(state.RUNS_DIR)
+    job = SweepJob(spec, betas, state.RUNS_DIR).start()
+    sweeps()[job.id] = job
+    st.session_state[SWEEP_JOB] = job.id
+
+
+def progress_ui() -> None:
+    """This session's sweep, if any: each β's status, the share done, cancel."""
+    job = sweeps().get(st.session_state.get(SWEEP_JOB) or "")
     if job is not None:
         _sweep_progress(job.id)
 
@@ -256,5 +266,5 @@ def compare_sweep_ui() -> None:
         st.markdown(order_words(c))
 
 
-__all__ = ["SweepJob", "active_figure", "compare_sweep_ui", "kl_beta_figure", "order_table", "order_words",
-           "train_sweep_ui"]
+__all__ = ["SweepJob", "active_figure", "compare_sweep_ui", "kl_beta_figure", "option_ui", "order_table",
+           "order_words", "progress_ui", "requested", "start_from_form"]

@@ -76,20 +76,23 @@ def test_train_page_queues_a_beta_sweep(runs_dir):
     from explorer import sweep_ui
 
     at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
-    at.selectbox(key="tr_data").set_value("planted")
-    at.text_input(key="tr_name").set_value("one")
-    at.number_input(key="tr_epochs").set_value(1)
-    _ok(at.run())
     at.toggle(key=sweep_ui.SWEEP_ON).set_value(True)
     _ok(at.run())
-    at.text_input(key=sweep_ui.SWEEP_BETAS).set_value("0.5, 2")
+    at.text_input(key=sweep_ui.SWEEP_BETAS).set_value("2, 0.5")
+    at.selectbox(key="tr_data").set_value("planted")
     _ok(at.run())
-    next(b for b in at.button if b.label == "Start the β sweep").click()
+    at.text_input(key="tr_name").set_value("one")
+    at.number_input(key="tr_epochs").set_value(1)
+    at.number_input(key="tr_latent_dim").set_value(2)
+    at.text_input(key="tr_hidden").set_value("8")
+    next(b for b in at.button if b.label == "Train").click()  # the form's button: a sweep, the option being on
     _ok(at.run())
+    assert not at.error, [e.value for e in at.error]
     job = sweep_ui.sweeps()[at.session_state[sweep_ui.SWEEP_JOB]]
     job._thread.join(timeout=300)
     assert job.finished and job.status == {0.5: "done", 2.0: "done"}, (job.status, job.message)
     out = runs_dir / "sweep-one"
+    assert job.out == out, job.out
     doc = json.loads((out / "sweep.json").read_text())
     assert [(r["dir"], r["status"]) for r in doc["runs"]] == [("beta-0.5", "done"), ("beta-2", "done")]
     betas = [json.loads((out / r["dir"] / "config.json").read_text())["train"]["beta"] for r in doc["runs"]]
