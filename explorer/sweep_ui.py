@@ -30,10 +30,6 @@ from vae_core.metrics.collapse import KL_THRESHOLD
 
 from . import jobs, state, training, widgets
 
-SWEEP_JOB = "sweep_job"  # str: this session's sweep job id (read here only)
-SWEEP_PICK = "sweep_pick"  # str: the sweep Compare draws
-SWEEP_ON = "sweep_on"  # bool: the Train page's "β sweep" option
-SWEEP_BETAS = "sweep_betas"  # str: its betas
 DEFAULT_BETAS = "0.25,0.5,1,2,4,8"
 FINAL = ("done", "stopped", "failed", "cancelled")
 
@@ -110,34 +106,34 @@ def option_ui() -> None:
     """The Train page's "β sweep" option, above the form: on, the form's Train button queues one run
     per β (train_ui's submit calls `start_from_form`). Outside the form, so it applies at once."""
     ss = st.session_state
-    ss.setdefault(SWEEP_BETAS, DEFAULT_BETAS)
-    st.toggle("β sweep", key=SWEEP_ON, help="Train the settings below once per β (identical but for β, same "
+    ss.setdefault(state.SWEEP_BETAS, DEFAULT_BETAS)
+    st.toggle("β sweep", key=state.SWEEP_ON, help="Train the settings below once per β (identical but for β, same "
               "seed), one run after another, into runs/sweep-NAME/beta-<β>/. Compare then draws how the "
               "latent dimensions collapse as β rises.")
-    if ss.get(SWEEP_ON):
-        st.text_input("β values (comma-separated)", key=SWEEP_BETAS,
+    if ss.get(state.SWEEP_ON):
+        st.text_input("β values (comma-separated)", key=state.SWEEP_BETAS,
                       help="The form's β is replaced by each of these in turn.")
 
 
 def requested() -> bool:
-    return bool(st.session_state.get(SWEEP_ON))
+    return bool(st.session_state.get(state.SWEEP_ON))
 
 
 def start_from_form(spec: training.TrainSpec) -> None:
     """Queue the sweep of the form's spec (ValueError when the betas or the name are not usable)."""
     if training.limits().public:
         raise ValueError("training is turned off on this server (VAE_EXPLORER_PUBLIC is set)")
-    betas = vsweep.parse_betas(st.session_state.get(SWEEP_BETAS, DEFAULT_BETAS))
+    betas = vsweep.parse_betas(st.session_state.get(state.SWEEP_BETAS, DEFAULT_BETAS))
     spec = replace(spec, name=spec.name if spec.name.startswith("sweep-") else f"sweep-{spec.name}")
     spec.check(state.RUNS_DIR)
     job = SweepJob(spec, betas, state.RUNS_DIR).start()
     sweeps()[job.id] = job
-    st.session_state[SWEEP_JOB] = job.id
+    st.session_state[state.SWEEP_JOB] = job.id
 
 
 def progress_ui() -> None:
     """This session's sweep, if any: each β's status, the share done, cancel."""
-    job = sweeps().get(st.session_state.get(SWEEP_JOB) or "")
+    job = sweeps().get(st.session_state.get(state.SWEEP_JOB) or "")
     if job is not None:
         _sweep_progress(job.id)
 
@@ -234,7 +230,7 @@ def compare_sweep_ui() -> None:
                 icon=":material/info:")
         return
     names = [p.name for p in found]
-    pick = st.selectbox("β sweep", names, key=SWEEP_PICK)
+    pick = st.selectbox("β sweep", names, key=state.SWEEP_PICK)
     path = state.RUNS_DIR / pick
     runs = vsweep.finished_runs(path)
     if len(runs) < 2:

@@ -76,9 +76,9 @@ def test_train_page_queues_a_beta_sweep(runs_dir):
     from explorer import sweep_ui
 
     at = _ok(AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run())
-    at.toggle(key=sweep_ui.SWEEP_ON).set_value(True)
+    at.toggle(key=state.SWEEP_ON).set_value(True)
     _ok(at.run())
-    at.text_input(key=sweep_ui.SWEEP_BETAS).set_value("2, 0.5")
+    at.text_input(key=state.SWEEP_BETAS).set_value("2, 0.5")
     at.selectbox(key="tr_data").set_value("planted")
     _ok(at.run())
     at.text_input(key="tr_name").set_value("one")
@@ -88,7 +88,7 @@ def test_train_page_queues_a_beta_sweep(runs_dir):
     next(b for b in at.button if b.label == "Train").click()  # the form's button: a sweep, the option being on
     _ok(at.run())
     assert not at.error, [e.value for e in at.error]
-    job = sweep_ui.sweeps()[at.session_state[sweep_ui.SWEEP_JOB]]
+    job = sweep_ui.sweeps()[at.session_state[state.SWEEP_JOB]]
     job._thread.join(timeout=300)
     assert job.finished and job.status == {0.5: "done", 2.0: "done"}, (job.status, job.message)
     out = runs_dir / "sweep-one"
