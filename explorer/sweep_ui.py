@@ -172,6 +172,11 @@ def sweep_job(path: Path) -> jobs.Job:
     return jobs.queue().submit(key, "the β sweep's measurements", work)
 
 
+def _beta_axis(betas: Sequence[float]) -> dict[str, Any]:
+    """A log β axis ticked at the sweep's βs only."""
+    return dict(type="log", title="β", tickvals=list(betas), ticktext=[f"{b:g}" for b in betas])
+
+
 def kl_beta_figure(c: dict[str, Any]) -> go.Figure:
     """Each latent's KL (nats) against β, log x; the collapse threshold as a dashed line."""
     fig = go.Figure()
@@ -183,7 +188,7 @@ def kl_beta_figure(c: dict[str, Any]) -> go.Figure:
                                       + ("" if cb is None else f"<br>collapsed from β = {cb:g}") + "<extra></extra>")
     fig.add_hline(y=c["threshold"], line_dash="dash", line_color="grey",
                   annotation_text=f"collapse threshold {c['threshold']:g} nats")
-    fig.update_layout(xaxis=dict(type="log", title="β"), yaxis=dict(type="log", title="KL per latent (nats)"),
+    fig.update_layout(xaxis=_beta_axis(c["betas"]), yaxis=dict(type="log", title="KL per latent (nats)"),
                       height=380, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
@@ -195,7 +200,7 @@ def active_figure(c: dict[str, Any]) -> go.Figure:
     if c["active_predicted"] is not None:
         fig.add_scatter(x=c["betas"], y=c["active_predicted"], mode="lines+markers", line_dash="dot",
                         name="predicted: #{λᵢ > β σ²}")
-    fig.update_layout(xaxis=dict(type="log", title="β"), yaxis=dict(title="active latents", rangemode="tozero"),
+    fig.update_layout(xaxis=_beta_axis(c["betas"]), yaxis=dict(title="active latents", rangemode="tozero"),
                       height=300, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
