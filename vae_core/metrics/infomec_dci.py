@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_POINTS = 600  # points the scores use (a seeded sample beyond): k-NN MI and forests grow with N
-RESAMPLES = 5  # half-samples for the standard errors
+MAX_POINTS = 400  # points the scores use (a seeded sample beyond): k-NN MI and forests grow with N
+RESAMPLES = 4  # half-samples for the standard errors
 N_NEIGHBORS = 10  # Hsu et al.'s k for the k-NN mutual information
 RANGE_FRACTION = 1 / 20  # InfoMEC's pruning: a latent whose range is below this share of the largest
 N_TREES = 30  # the DCI forest
