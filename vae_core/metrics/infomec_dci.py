@@ -40,6 +40,7 @@ RESAMPLES = 4  # half-samples for the standard errors
 N_NEIGHBORS = 10  # Hsu et al.'s k for the k-NN mutual information
 RANGE_FRACTION = 1 / 20  # InfoMEC's pruning: a latent whose range is below this share of the largest
 N_TREES = 30  # the DCI forest
+MIN_POINTS = 20  # fewer points (or half-samples): no score (None), rather than estimator noise
 KEYS = ("infom", "infoc", "infoe", "dci_d", "dci_c", "dci_i")
 
 
@@ -134,8 +135,8 @@ def nmi_matrix(codes: np.ndarray, factors: np.ndarray, seed: int = 0) -> np.ndar
     out = np.zeros((factors.shape[1], z.shape[1]))
     for k in range(factors.shape[1]):
         h = mutual_info_score(factors[:, k], factors[:, k])
-        if h <= 1e-12:
-            continue
+        if h <= 1e-12 or np.bincount(factors[:, k]).max() < 2:
+            continue  # constant, or every value seen once: no neighbour within a class to measure
         mi = mutual_info_classif(z, factors[:, k], discrete_features=False, n_neighbors=N_NEIGHBORS,
                                  random_state=seed)
         out[k] = mi / h
@@ -209,17 +210,20 @@ def disentanglement(codes: Any, factors: Any, *, max_points: int = MAX_POINTS, r
     fac = np.asarray(factors)
     if z.ndim != 2 or fac.ndim != 2 or len(z) != len(fac):
         raise ValueError(f"codes (N, D) and factors (N, K) must have the same N, got {z.shape} and {fac.shape}")
-    if len(z) < 4:
-        raise ValueError(f"disentanglement scores need at least 4 points, got {len(z)}")
     rng = np.random.default_rng(seed)
     if len(z) > max_points:
         idx = np.sort(rng.choice(len(z), max_points, replace=False))
         z, fac = z[idx], fac[idx]
     f, skipped = _factor_codes(fac)
+    n = len(z)
+    if n < MIN_POINTS:
+        none = {k: None for k in KEYS}
+        return Disentanglement(scores=none, se=dict(none), nmi=np.zeros((fac.shape[1], z.shape[1])),
+                               active=np.zeros(z.shape[1], bool), importance=np.zeros((z.shape[1], fac.shape[1])),
+                               n_points=n, resamples=0, skipped=skipped)
     scores, nmi, active, r = _scores(z, f, seed)
     reps: dict[str, list[float]] = {k: [] for k in KEYS}
-    n = len(z)
-    for b in range(resamples):
+    for b in range(resamples if n // 2 >= MIN_POINTS else 0):
         half = np.sort(rng.choice(n, n // 2, replace=False))
         s, *_ = _scores(z[half], _factor_codes(fac[half])[0], seed + 1 + b)
         for k in KEYS:
