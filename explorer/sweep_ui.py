@@ -124,6 +124,11 @@ def start_from_form(spec: training.TrainSpec) -> None:
     if training.limits().public:
         raise ValueError("training is turned off on this server (VAE_EXPLORER_PUBLIC is set)")
     betas = vsweep.parse_betas(st.session_state.get(state.SWEEP_BETAS, DEFAULT_BETAS))
+    busy = sum(not j.poll().finished for j in list(training.registry().jobs.values())) + \
+        sum(not j.finished for j in list(sweeps().values()))
+    if busy >= training.MAX_RUNNING:  # a sweep trains one run at a time: it takes one of the slots
+        raise ValueError(f"{busy} trainings are running on this server already (the limit is {training.MAX_RUNNING}, "
+                         "one per core); try again when one has finished")
     spec = replace(spec, name=spec.name if spec.name.startswith("sweep-") else f"sweep-{spec.name}")
     spec.check(state.RUNS_DIR)
     job = SweepJob(spec, betas, state.RUNS_DIR).start()
