@@ -14,7 +14,6 @@ beside the spectrum's order.
 """
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_core import sweep as vsweep
-from vae_core.metrics.collapse import KL_THRESHOLD
 
 from . import jobs, state, training, widgets
 

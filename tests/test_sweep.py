@@ -5,7 +5,6 @@ order, smallest eigenvalue first, at the βs the linear theory predicts (λ_i / 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
