@@ -1,7 +1,7 @@
 """Train: choose the settings, train in the background, watch the curves and KL per dimension live."""
 import streamlit as st
 
-from explorer import sidebar, train_ui
+from explorer import sidebar, sweep_ui, train_ui
 
 sidebar.open_page("Train", need_model=False, need_data=False)
 
@@ -20,7 +20,9 @@ if not train_ui.training_allowed():
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Settings")
+    sweep_ui.option_ui()
     train_ui.form_ui(running=train_ui.running())
+    sweep_ui.progress_ui()
 with right:
     st.subheader("Progress")
     train_ui.job_ui()

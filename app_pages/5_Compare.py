@@ -1,7 +1,7 @@
 """Compare: two or more runs on the same data, side by side (a beta sweep is the typical case)."""
 import streamlit as st
 
-from explorer import compare_ui, sidebar
+from explorer import compare_ui, sidebar, sweep_ui
 
 m, d, _, _ = sidebar.open_page("Compare", need_model=False)
 compare_ui.active_dataset_ui(d)
@@ -10,6 +10,8 @@ st.title("Compare runs")
 st.caption("Pick two or more runs: each is scored on the same held-out points of the active data set "
            "(chosen in the sidebar). Runs are sorted by beta where their config says it, so a beta sweep "
            "reads from top to bottom.")
+with st.expander("β sweep: how the latents collapse as β rises", icon=":material/stacked_line_chart:"):
+    sweep_ui.compare_sweep_ui()
 srcs = compare_ui.picker_ui(m, d)
 opts = compare_ui.settings_ui()
 entries = compare_ui.load_ui(srcs, d, m.src)

@@ -20,7 +20,7 @@ from vae_core.limits import limits
 from vae_core.metrics import Report, collapse as vocab, theory
 from vae_core.metrics.pipeline.options import AUTO, DiagnoseOptions, option_field
 
-from . import cache, figures, images, state, widgets
+from . import cache, disentanglement_ui, figures, images, state, widgets
 
 OPTIONS = DiagnoseOptions()  # the declared defaults: points and k chosen by the time budget, seed 0
 N_POINTS = 1000  # evaluation points of the Blurriness page's images (held-out split)
@@ -348,6 +348,7 @@ def mig_ui(rep: Report) -> None:
                "tells a lot about the factor. Disentangled: one bright cell per row (MIG near 1).")
     st.plotly_chart(figures.mig_heatmap_figure(np.asarray(rep.mig_detail.mi_matrix, float), list(rep.factor_names)),
                     key="diag_mig")
+    disentanglement_ui.scores_ui(rep)  # InfoMEC and DCI beside MIG
 
 
 THEORY_INTRO = (

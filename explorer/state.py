@@ -44,12 +44,16 @@ TRAIN_ERROR = "train_form_error"  # str | None: why the last submit did not star
 TRAIN_FIELD = "tr_"  # + a config field's name: the Train form's control of that option
 TRAIN_REPLAY_RUN = "train_replay_run"  # str: the "Run to replay" picker (a run directory)
 TRAIN_REPLAY_OPENED_FOR = "train_replay_opened_for"  # str: the finished job whose run the picker was moved to
+SWEEP_ON = "sweep_on"  # bool: the "β sweep" option (explorer/sweep_ui.py): the form's Train queues one run per β
+SWEEP_BETAS = "sweep_betas"  # str: the sweep's βs, comma-separated
+SWEEP_JOB = "sweep_job"  # str: this session's β sweep job id
 
 # The Compare page's own keys
 COMPARE_RUNS = "cmp_runs"  # list[str]: the runs picked for comparison
 COMPARE_POINTS = "cmp_n"  # int: Compare's evaluation points (a declared diagnose option, `diagnose_ui.option_ui`)
 COMPARE_K = "cmp_k"  # int: Compare's IWAE k
 COMPARE_SEED = "cmp_seed"  # int: Compare's seed
+SWEEP_PICK = "sweep_pick"  # str: the β sweep (a directory name under runs/) Compare draws
 
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)

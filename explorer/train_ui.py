@@ -21,7 +21,7 @@ from vae_core.epoch_codes import FILE_NAME as EPOCH_CODES
 from vae_core.errors import sentence
 from vae_core.limits import limits
 
-from . import cache, epochs_ui, figures, selection, state, training
+from . import cache, epochs_ui, figures, selection, state, sweep_ui, training
 from .messages import for_user
 
 
@@ -134,6 +134,11 @@ def _on_submit() -> None:
     ss = st.session_state
     try:
         spec = _spec_from_form()
+        if sweep_ui.requested():  # the "β sweep" option: one run per β, one after another
+            sweep_ui.start_from_form(spec)
+            ss[state.TRAIN_ERROR] = None
+            ss[state.TRAIN_FIELD + "name"] = _suggest_name()
+            return
         spec.check(state.RUNS_DIR)
         job = training.registry().start(spec, state.RUNS_DIR)
     except Exception as e:  # ModelConfig/TrainConfig/DataError/LimitError name the field; anything else too

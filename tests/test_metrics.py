@@ -377,6 +377,11 @@ def test_diagnose_report_contract_and_json_round_trip():
         == set(d["blur"]["samples"])
     assert d["blur"]["laplacian_ratio"] == d["blur"]["reconstructions"]["laplacian_ratio"]
     assert len(d["mig_matrix"]) == 2 and len(d["mig_matrix"][0]) == 4
+    # InfoMEC and DCI beside MIG (tests/test_infomec_dci.py checks their values)
+    for k in ("infom", "infoc", "infoe", "dci_d", "dci_c", "dci_i"):
+        assert d[k] is None or -1e-9 <= d[k] <= 1 + 1e-9, (k, d[k])
+        assert f"{k}_se" in d
+    assert len(d["disentanglement_detail"]["nmi"]) == 2 and d["points"]["disentanglement"] == 12
     assert not any("grey" in n for n in d["notes"])  # binary data: no Bernoulli warning
     assert "2 of 4 dimensions carry no information" in rep.summary
     table = rep.format_table()
@@ -389,7 +394,7 @@ def test_diagnose_subsets_notes_grey_data_and_no_factors():
     data = Dataset(x=torch.rand(100, 1, 8, 8, generator=_gen(0)), name="grey")
     rep = diagnose(model, data, n_points=15, iwae_k=5)
     d = rep.to_dict()
-    assert d["n_points"] == 15 and d["mig"] is None
+    assert d["n_points"] == 15 and d["mig"] is None and d["infom"] is None and d["dci_d_se"] is None
     assert any("grey" in n for n in d["notes"])
     json.dumps(d, allow_nan=False)
 

@@ -37,13 +37,15 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _add_config_options(t: argparse.ArgumentParser) -> None:
+def _add_config_options(t: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One option per ModelConfig/TrainConfig field a user sets, from the field's declaration.
 
     The option's dest is the field's name, its default the field's default and its help the
     field's; the kind follows the default: a bool is a flag, a tuple comma-separated integers.
     """
     for f in option_fields():
+        if f.name in skip:
+            continue
         kw: dict[str, Any] = dict(dest=f.name, default=f.default, help=f.metadata["help"])
         if isinstance(f.default, bool):  # a flag that turns a default-off field on (--no-X for a default-on one)
             kw["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
@@ -101,6 +103,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, None if distributed.job_rank() else f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _add_train_options(t: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """train's options; for sweep, --beta takes a list and --out names the sweep directory."""
+    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites, planted) or a path to .npz/.npy/.csv/"
+                   "a folder or .zip of images")
+    t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
+    _add_config_options(t, skip=("beta",) if sweep else ())  # --latent-dim, --hidden, --epochs, ...: one per field
+    if sweep:
+        t.add_argument("--beta", required=True, help="comma-separated KL weights (the runs' only difference), "
+                       "e.g. 0.25,0.5,1,2,4,8")
+    if sweep:
+        t.add_argument("--out", required=True, help="sweep directory to write: OUT/beta-<value>/ per run, OUT/sweep.json")
+        t.add_argument("--overwrite", action="store_true", help="replace the sweep's existing run directories")
+    else:
+        t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
+        t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    _add_device_option(t)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--progress-jsonl", metavar="PATH", default=None,
+                   help="append one JSON object per line to PATH as training goes: 'start', a 'step' line at most "
+                   "every 0.5 s, one 'epoch' line per epoch (the history.csv row, kl_dim_j included), 'saved' at the "
+                   "end; for the app or any script that watches a run" + (" (a sweep: each run's lines in turn)" if sweep else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m vae_core", description="Train and diagnose Variational Autoencoders.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -112,18 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "Started by torchrun (torchrun --nproc-per-node N -m vae_core train ...), the N processes train "
                        "one model with DistributedDataParallel: each takes its share of every epoch and batch-size / N "
                        "items per step; rank 0 evaluates, prints and writes the run.")
-    t.add_argument("--data", default="mnist", help="dataset id (digits, mnist, sprites, planted) or a path to .npz/.npy/.csv/"
-                   "a folder or .zip of images")
-    t.add_argument("--n", type=int, default=None, help="use at most this many items (sprites: how many to generate)")
-    _add_config_options(t)  # --latent-dim, --hidden, --epochs, ...: one per config field
-    t.add_argument("--out", required=True, help="run directory to write (must not exist unless --overwrite)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    _add_device_option(t)
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--progress-jsonl", metavar="PATH", default=None,
-                   help="append one JSON object per line to PATH as training goes: 'start', a 'step' line at most "
-                   "every 0.5 s, one 'epoch' line per epoch (the history.csv row, kl_dim_j included), 'saved' at the "
-                   "end; for the app or any script that watches a run")
+    _add_train_options(t)
+
+    s = sub.add_parser("sweep", help="train one run per beta (a beta sweep) into OUT/beta-<value>/",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train runs identical but for beta (same data, options and seed), one after "
+                       "another, each a normal run directory OUT/beta-<value>/, and OUT/sweep.json naming the runs "
+                       "and betas (rewritten as each run finishes). Compare draws a sweep's collapse cascade.")
+    _add_train_options(s, sweep=True)
 
     d = sub.add_parser("diagnose", help="report collapse, MI, IWAE, variance law, blur and MIG",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -343,6 +364,40 @@ def _train_data(a: argparse.Namespace, group: distributed.Single):
     return mcfg, tcfg, train, ev
 
 
+def _sweep(a: argparse.Namespace) -> int:
+    """Train one run per beta, one after another, into OUT/beta-<value>/, keeping OUT/sweep.json current."""
+    from . import data as data_ids
+    from .sweep import beta_dirname, parse_betas, write_sweep_json
+
+    if distributed.job_rank() is not None:
+        raise ValueError("sweep runs its trainings one after another in one process; start it without torchrun")
+    betas = parse_betas(a.beta)
+    out = Path(a.out)
+    for b in betas:  # every run's directory checked before the first one trains
+        p = out / beta_dirname(b)
+        if p.exists() and not a.overwrite:
+            raise ValueError(f"{p} exists; pass --overwrite to replace the sweep's runs, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = a.data if a.data in data_ids.BUILTIN else str(Path(a.data).resolve())
+    status: dict[float, str] = {b: "pending" for b in betas}
+    write_sweep_json(out, betas, status, dataset=dataset)
+    for i, b in enumerate(betas):
+        print(f"sweep: beta = {b:g} ({i + 1} of {len(betas)})", file=sys.stderr)
+        status[b] = "running"
+        write_sweep_json(out, betas, status, dataset=dataset)
+        try:
+            _train(argparse.Namespace(**{**vars(a), "beta": b, "out": str(out / beta_dirname(b))}))
+        except BaseException:
+            status[b] = "failed"
+            write_sweep_json(out, betas, status, dataset=dataset)
+            raise
+        stopped = json.loads((out / beta_dirname(b) / "config.json").read_text()).get("stopped_reason")
+        status[b] = "stopped" if stopped else "done"
+        write_sweep_json(out, betas, status, dataset=dataset)
+    print(f"saved sweep {out}: {len(betas)} runs (betas {', '.join(f'{b:g}' for b in betas)})", file=sys.stderr)
+    return 0
+
+
 def _diagnose(a: argparse.Namespace) -> int:
     from .checkpoints import eval_split, load_model
     from .data import check_fits, load_dataset
@@ -391,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .limits import limits
 
         limits()  # every VAE_EXPLORER_* setting checked before any work: a bad one is one sentence, exit 2
-        return _train(args) if args.command == "train" else _diagnose(args)
+        return {"train": _train, "sweep": _sweep}.get(args.command, _diagnose)(args)
     except distributed.Stopped:  # another rank failed and said why
         return 0
     except KeyboardInterrupt:

@@ -57,6 +57,7 @@ from ..collapse import TRAVERSAL, CollapseStats, collapse_stats, decoder_sensiti
 from .options import checked
 from .heldout import EVAL_FRACTION, eval_points, point_order, some_points, training_pool
 from ..iwae import STORE_BUDGET, PointBounds, point_bounds, row_limit
+from ..infomec_dci import disentanglement
 from ..mig import MIGResult, mig_core
 from ..mutual_info import MutualInfo, mutual_info_core
 from .report_card import MI_CEILING_MARGIN, Report
@@ -145,6 +146,7 @@ class _Parts:
     kl_points: torch.Tensor  # (n_encoder,) closed-form KL per encoder point, float64
     points: dict[str, int]  # points each figure used
     cuts: dict[str, dict[str, Any]]  # what the budget cut as the work went, and why
+    disentanglement: Any = None  # infomec_dci.Disentanglement where the data has factors
 
 
 def _plan(model: Any, held_out: Dataset, ev: Dataset, track: _Tracker, *, auto_n: bool, auto_k: bool,
@@ -366,12 +368,14 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
     track.step("aggregate", 0.0)
     agg = aggregate_core(mu, logvar, z)
     track.lap("aggregate")
-    mig_res = None
+    mig_res = dis = None
     if ev.factors is not None:
         track.step("mig", 0.0)
         if importing is not None:
             importing.join()  # an import error, if any, is raised again by mig_core's own import
         mig_res = mig_core(mu, ev.factors[:n_enc])
+        # InfoMEC and DCI beside MIG (on at most infomec_dci.MAX_POINTS of the points)
+        dis = disentanglement(mu, ev.factors[:n_enc], seed=gen.initial_seed() % 2**32)
         track.lap("mig")
     if bounded and plan.auto_k:
         _rechoose_k(plan, track, clock, int(mu.shape[1]))
@@ -393,7 +397,9 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
               "sensitivity_images": 1 + int(mu.shape[1]) * len(TRAVERSAL)}
     if ev.factors is not None:
         points["mig"] = n_enc
-    return _Parts(pts, col, mi, agg, blur, mig_res, int(mu.shape[1]), kl_points, points, cuts)
+    if dis is not None:
+        points["disentanglement"] = dis.n_points
+    return _Parts(pts, col, mi, agg, blur, mig_res, int(mu.shape[1]), kl_points, points, cuts, dis)
 
 
 def _budget_note(plan: _Plan, parts: _Parts, budget_s: float | None, auto_n: bool, auto_k: bool, seconds: float,
@@ -614,7 +620,7 @@ def _report(model: Any, data: Dataset, plan: _Plan, parts: _Parts, s: Scored, no
         iwae_se=s.own.iwae_se, mutual_info_se=mi.se, gaussian_scale=s.scale, gaussian_scale_source=s.source,
         gaussian_scale_calibrated=pts.calibrated_scale, calibrated=s.beside, train_n=train_n,
         likelihood=str(getattr(model, "likelihood", "bernoulli")), latent_dim=parts.latent_dim, collapse=col,
-        mutual_info_detail=mi, aggregate=parts.agg, blur_detail=blur, mig_detail=parts.mig,
+        mutual_info_detail=mi, aggregate=parts.agg, blur_detail=blur, mig_detail=parts.mig, disentanglement_detail=parts.disentanglement,
         factor_names=tuple(plan.ev.factor_names), notes=notes, timings={**timings, "total": sum(timings.values())},
         budget_s=budget_s, chosen_by="budget" if choice is not None else "given",
         n_points_chosen_by="budget" if auto_n else "given", iwae_k_chosen_by="budget" if auto_k else "given",

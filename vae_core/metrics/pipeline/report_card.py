@@ -82,6 +82,7 @@ class Report:
     aggregate: AggregateStats
     blur_detail: BlurStats
     mig_detail: MIGResult | None = None
+    disentanglement_detail: Any = None  # infomec_dci.Disentanglement: InfoMEC and DCI, where factors exist
     factor_names: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per part
@@ -221,7 +222,22 @@ class Report:
         if self.mig_detail is not None:
             out.update(mig_matrix=self.mig_detail.mi_matrix, mig_factor_names=list(self.factor_names),
                        mig_factor_entropy=self.mig_detail.entropies, mig_gaps=self.mig_detail.gaps)
+        from .infomec_dci import KEYS as DIS_KEYS
+
+        if self.disentanglement_detail is not None:
+            out.update(self.disentanglement_detail.to_dict())
+        else:
+            out.update({k: None for k in DIS_KEYS}, **{f"{k}_se": None for k in DIS_KEYS})
         return _jsonable(out)
+
+    def _disentanglement_lines(self, pm: Callable[[float, float], str]) -> list[str]:
+        """InfoM, InfoC, InfoE and DCI beside MIG, where the data has factors (± half-sample SE)."""
+        d = self.disentanglement_detail
+        if d is None:
+            return []
+        names = {"infom": "InfoM", "infoc": "InfoC", "infoe": "InfoE", "dci_d": "DCI disentanglement",
+                 "dci_c": "DCI completeness", "dci_i": "DCI informativeness"}
+        return [f"  {names[k]:<31s}{'n/a' if d.scores[k] is None else pm(d.scores[k], d.se[k])}" for k in names]
 
     def _scale_lines(self, pm: Callable[[float, float], str]) -> list[str]:
         """Table lines saying which Gaussian scale the figures used, and the calibrated ones beside."""
@@ -257,6 +273,7 @@ class Report:
                  f"  Active units (Var mu > {ACTIVE_THRESHOLD})   {self.active_units:10d} / {self.latent_dim}",
                  f"  Collapsed dims (KL < {KL_THRESHOLD})     {_dims(self.collapsed_dims)}",
                  f"  MIG                            {num(self.mig)}",
+                 *self._disentanglement_lines(pm),
                  "  (± one standard error over the evaluation points)",
                  *self._scale_lines(pm),
                  "",
