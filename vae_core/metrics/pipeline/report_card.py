@@ -222,7 +222,7 @@ class Report:
         if self.mig_detail is not None:
             out.update(mig_matrix=self.mig_detail.mi_matrix, mig_factor_names=list(self.factor_names),
                        mig_factor_entropy=self.mig_detail.entropies, mig_gaps=self.mig_detail.gaps)
-        from .infomec_dci import KEYS as DIS_KEYS
+        from ..infomec_dci import KEYS as DIS_KEYS
 
         if self.disentanglement_detail is not None:
             out.update(self.disentanglement_detail.to_dict())
