@@ -125,8 +125,8 @@ def _decode_ui(e, enc, mask: np.ndarray | None) -> None:
         return
     z = enc.mu[mask].mean(0, keepdims=True)
     img = cache.decode(e.model, z, scale=max(1, DECODE_PX // e.model.input_shape[-1]))
-    st.image(images.grid(img, ncol=1, pad=0), caption=f"{e.label}: the decoded mean code of the "
-             f"{int(mask.sum()):,} selected points")
+    st.image(images.grid(img, ncol=1, pad=0), width=2 * DECODE_PX, caption=f"{e.label}: the decoded mean code of "
+             f"the {int(mask.sum()):,} selected points")
 
 
 def linked_maps_ui(entries: list, d: cache.Source, data) -> None:

@@ -150,7 +150,7 @@ def test_compare_shows_a_row_per_run_with_its_report(runs_dir):
     for path, elbo in zip((b1, b4), df["ELBO"]):
         report = diagnose(load_model(path), data, n_points=1000, iwae_k=100, seed=0)
         assert elbo == pytest.approx(report.elbo, rel=1e-6)
-    assert len(at.get("plotly_chart")) == 2  # KL per dim, curves
+    assert len(at.get("plotly_chart")) == 4  # KL per dim, curves, the two linked maps
     captions = " ".join(c.value for c in at.caption)
     assert "same 8 codes" in captions
     assert len([i for el in at.get("image") for i in el.captions if "prior samples" in i]) == 2
