@@ -75,8 +75,9 @@ def linked_figure(coords: np.ndarray, labels: np.ndarray | None, class_names: Se
             tr.name = f"{tr.name}: {int(picked.sum()):,} / {len(rows):,}"
     # a new selection (either side) replaces what the chart holds; zoom and pan stay (uirevision)
     fig.update_layout(dragmode="lasso", clickmode="event+select", selectionrevision=f"sel{revision}",
-                      margin=dict(l=0, r=0, t=30, b=0),  # the legend in rows above: the map keeps the width
-                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=11)))
+                      margin=dict(l=0, r=0, t=30, b=0),  # t: the modebar's band
+                      # the legend in rows under the map (above, the modebar covers it): the map keeps the width
+                      legend=dict(orientation="h", x=0, y=-0.08, yanchor="top", font=dict(size=11)))
     return fig
 
 
