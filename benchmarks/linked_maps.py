@@ -43,7 +43,8 @@ def main() -> None:
     t_fit, fit = best(lambda: procrustes_align(a, b), args.repeat)
     groups = lm.trace_rows(labels, n)
     mask = a[:, 0] < 0
-    points = [{"curve_number": c, "point_index": int(i)} for c, g in enumerate(groups) for i in np.flatnonzero(mask[g])]
+    points = [{"curve_number": c, "point_index": int(i)}
+              for c, g in enumerate(groups) for i in np.flatnonzero(mask[g])]
     t_rows, got = best(lambda: lm.rows_of_points(points, groups, n), args.repeat)
     assert (got == mask).all()
     t_fig, fig = best(lambda: lm.linked_figure(a, labels, None, mask, 1), args.repeat)

@@ -32,8 +32,9 @@ from .messages import for_user
 
 EXPLAIN = ("Each dot is one held-out image's code (its mean mu), drawn after every epoch of training in "
            "the same 2-D view: each epoch's codes are turned onto the final ones (an orthogonal Procrustes fit: "
-           "rotation, mirror and shift, no scaling), then shown on the PCA of the final codes; press play to watch the clusters form, and read "
-           "on the right which dimensions the model starts using and which fade to 0 (collapse).")
+           "rotation, mirror and shift, no scaling), then shown on the PCA of the final codes; press play to "
+           "watch the clusters form, and read on the right which dimensions the model starts using and which "
+           "fade to 0 (collapse).")
 HOW_TO_RECORD = (f"This run has no recorded training, so it cannot replay its map forming. Train with "
                  f"{option('record_codes')}, e.g. `python -m vae_core train --record-codes 500 ...`, or the "
                  "Train form's **Record codes (points)** (on by default), and the new run replays here.")

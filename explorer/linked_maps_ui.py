@@ -22,16 +22,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from . import cache, figures, images, widgets
+from . import cache, figures, images, state, widgets
 
-# This section's own session-state keys (no other module reads them)
-SEL = "cmp_link_sel"  # np.ndarray (N,) bool | None: the selected rows, shared by both maps
-SEL_FROM = "cmp_link_from"  # int | None: the side (0 left, 1 right) the last selection was made on
-SEL_REV = "cmp_link_rev"  # int: bumped on every new selection, so both charts take it (plotly's selectionrevision)
-CHART = "cmp_link_map_"  # + "0" / "1": the two charts' selection state
-PICK = "cmp_link_pick_"  # + "0" / "1": which run each side shows
-METHOD = "cmp_link_method"
-ALIGN = "cmp_link_align"
 METHODS = ("pca", "tsne", "umap")
 DECODE_PX = 84  # the mean code's image is drawn about this wide
 
@@ -84,31 +76,32 @@ def linked_figure(coords: np.ndarray, labels: np.ndarray | None, class_names: Se
 def _on_select(side: int, groups: list[np.ndarray], n: int) -> None:
     """A chart's selection changed: it becomes the selection of both."""
     ss = st.session_state
-    sel = (ss.get(f"{CHART}{side}") or {}).get("selection") or {}
+    sel = (ss.get(f"{state.LINK_CHART}{side}") or {}).get("selection") or {}
     mask = rows_of_points(sel.get("points") or [], groups, n)
-    ss[SEL] = mask if mask.any() else None
-    ss[SEL_FROM] = side if mask.any() else None
-    ss[SEL_REV] = ss.get(SEL_REV, 0) + 1
+    ss[state.LINK_SEL] = mask if mask.any() else None
+    ss[state.LINK_FROM] = side if mask.any() else None
+    ss[state.LINK_REV] = ss.get(state.LINK_REV, 0) + 1
 
 
 def _clear() -> None:
     ss = st.session_state
-    ss[SEL], ss[SEL_FROM] = None, None
-    ss[SEL_REV] = ss.get(SEL_REV, 0) + 1
+    ss[state.LINK_SEL], ss[state.LINK_FROM] = None, None
+    ss[state.LINK_REV] = ss.get(state.LINK_REV, 0) + 1
 
 
 def _pick_ui(entries: list) -> tuple[Any, Any, str, bool]:
     """(left entry, right entry, method, align) from the section's controls."""
     labels = [e.label for e in entries]
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
-    left = c1.selectbox("Left map", range(len(entries)), index=0, format_func=labels.__getitem__, key=f"{PICK}0")
+    left = c1.selectbox("Left map", range(len(entries)), index=0, format_func=labels.__getitem__,
+                        key=f"{state.LINK_PICK}0")
     right = c2.selectbox("Right map", range(len(entries)), index=len(entries) - 1, format_func=labels.__getitem__,
-                         key=f"{PICK}1", help="Runs are sorted by beta: by default the smallest on the left and "
-                         "the largest on the right")
-    method = c3.selectbox("Map", METHODS, format_func=cache.MAP_NAMES.get, key=METHOD,
+                         key=f"{state.LINK_PICK}1", help="Runs are sorted by beta: by default the smallest on the "
+                         "left and the largest on the right")
+    method = c3.selectbox("Map", METHODS, format_func=cache.MAP_NAMES.get, key=state.LINK_METHOD,
                           help="PCA at once; t-SNE and UMAP are computed on the server's queue (as on Explore, and "
                                "shared with it)")
-    align = c4.checkbox("Align right to left", value=True, key=ALIGN,
+    align = c4.checkbox("Align right to left", value=True, key=state.LINK_ALIGN,
                         help="Turn, mirror, shift and scale the right map onto the left one (orthogonal Procrustes, "
                              "least squares over every point): only what a map is free to choose is removed")
     return entries[left], entries[right], method, align
@@ -117,8 +110,8 @@ def _pick_ui(entries: list) -> tuple[Any, Any, str, bool]:
 def _alignment_words(fit, method: str) -> str:
     turn = float(np.degrees(np.arctan2(fit.rotation[0, 1], fit.rotation[0, 0])))
     how = f"{'mirrored, then ' if fit.reflects else ''}turned by {turn:.0f}°, scaled by {fit.scale:.3g} and shifted"
-    return (f"The right map is aligned to the left one by an orthogonal Procrustes fit of the two {cache.MAP_NAMES[method]}"
-            f" maps (scipy): {how}. Residual (Procrustes disparity, 0 = the same shape, 1 = nothing in common): "
+    return (f"The right map is aligned to the left one by an orthogonal Procrustes fit of the two "
+            f"{cache.MAP_NAMES[method]} maps (scipy): {how}. Residual (Procrustes disparity, 0 = the same shape, 1 = nothing in common): "
             f"{fit.disparity:.3f}.")
 
 
@@ -151,25 +144,24 @@ def linked_maps_ui(entries: list, d: cache.Source, data) -> None:
     n, ss = len(data), st.session_state
     labels, names = data.y, data.meta.get("classes")
     groups = trace_rows(labels, n)
-    mask = ss.get(SEL)
+    mask = ss.get(state.LINK_SEL)
     if mask is not None and len(mask) != n:  # the data changed under a kept selection
-        mask = ss[SEL] = None
-    rev = ss.get(SEL_REV, 0)
+        mask = ss[state.LINK_SEL] = None
+    rev = ss.get(state.LINK_REV, 0)
     cols = st.columns(2)
     for side, (col, e, xy, enc) in enumerate(zip(cols, pair, coords, encs)):
         with col:
             st.markdown(f"**{e.label}**" + (f" (beta {e.beta:g})" if e.beta is not None else ""))
-            st.plotly_chart(linked_figure(xy, labels, names, mask, rev), key=f"{CHART}{side}",
+            st.plotly_chart(linked_figure(xy, labels, names, mask, rev), key=f"{state.LINK_CHART}{side}",
                             on_select=partial(_on_select, side, groups, n), selection_mode=("points", "box", "lasso"),
                             config={"scrollZoom": True})
             _decode_ui(e, enc, mask)
-    picked = 0 if mask is None else int(mask.sum())
+    picked, side_from = 0 if mask is None else int(mask.sum()), ss.get(state.LINK_FROM)
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.caption(("Draw a lasso or a box on either map (a click picks one point): the same points light up on the "
                 "other, the legends count them, and each run decodes their mean code. Hover is not linked."
                 if mask is None else f"Selected {picked:,} of {n:,} points"
-                + (f", on the {'left' if ss.get(SEL_FROM) == 0 else 'right'} map." if ss.get(SEL_FROM) is not None
-                   else ".")))
+                + (f", on the {'left' if side_from == 0 else 'right'} map." if side_from is not None else ".")))
     c2.button("Clear selection", key="cmp_link_clear", on_click=_clear, disabled=mask is None)
     if fit is not None:
         st.caption(_alignment_words(fit, method))

@@ -206,8 +206,8 @@ def test_compare_draws_two_linked_maps_the_right_one_aligned(two_runs):
     mask = np.zeros(n, dtype=bool)
     mask[np.flatnonzero(data.y == 3)[:20]] = True
     mask[:15] = True
-    at.session_state[lm.SEL] = mask
-    at.session_state[lm.SEL_FROM] = 0
+    at.session_state[state.LINK_SEL] = mask
+    at.session_state[state.LINK_FROM] = 0
     settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
     for spec in [json.loads(c.proto.spec) for c in at.get("plotly_chart")][-2:]:
@@ -221,7 +221,7 @@ def test_compare_draws_two_linked_maps_the_right_one_aligned(two_runs):
     assert len(caps) == 2 and all(f"the {int(mask.sum())} selected points" in c for c in caps)
     assert any(f"Selected {int(mask.sum())} of {n:,} points, on the left map" in c.value for c in at.caption)
     # Unticking the alignment draws the right map as computed
-    at.checkbox(key=lm.ALIGN).uncheck()
+    at.checkbox(key=state.LINK_ALIGN).uncheck()
     settle(at.run())
     got = _points([json.loads(c.proto.spec) for c in at.get("plotly_chart")][-1], n)
     np.testing.assert_allclose(np.abs(got), np.abs(right), atol=2e-4)
