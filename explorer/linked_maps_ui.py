@@ -124,6 +124,33 @@ def _decode_ui(e, enc, mask: np.ndarray | None) -> None:
              f"the {int(mask.sum()):,} selected points")
 
 
+def maps_ui(titles: Sequence[str], coords: Sequence[np.ndarray], labels: np.ndarray | None,
+            names: Sequence[str] | None) -> tuple[list, np.ndarray | None]:
+    """Two maps of the same N points side by side with one selection, the count and a Clear button under
+    them; returns the two columns (for what each side adds under its map) and the selection mask."""
+    n, ss = len(coords[0]), st.session_state
+    groups = trace_rows(labels, n)
+    mask = ss.get(state.LINK_SEL)
+    if mask is not None and len(mask) != n:  # the data changed under a kept selection
+        mask = ss[state.LINK_SEL] = None
+    rev = ss.get(state.LINK_REV, 0)
+    cols = st.columns(2)
+    for side, (col, title, xy) in enumerate(zip(cols, titles, coords)):
+        with col:
+            st.markdown(title)
+            st.plotly_chart(linked_figure(xy, labels, names, mask, rev), key=f"{state.LINK_CHART}{side}",
+                            on_select=partial(_on_select, side, groups, n), selection_mode=("points", "box", "lasso"),
+                            config={"scrollZoom": True})
+    picked, side_from = 0 if mask is None else int(mask.sum()), ss.get(state.LINK_FROM)
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(("Draw a lasso or a box on either map (a click picks one point): the same points light up on the "
+                "other, the legends count them, and each run decodes their mean code. Hover is not linked."
+                if mask is None else f"Selected {picked:,} of {n:,} points"
+                + (f", on the {'left' if side_from == 0 else 'right'} map." if side_from is not None else ".")))
+    c2.button("Clear selection", key="cmp_link_clear", on_click=_clear, disabled=mask is None)
+    return cols, mask
+
+
 def linked_maps_ui(entries: list, d: cache.Source, data) -> None:
     """The section: two runs' maps side by side, one selection, each side's decode of its mean code."""
     left, right, method, align = _pick_ui(entries)
@@ -141,28 +168,11 @@ def linked_maps_ui(entries: list, d: cache.Source, data) -> None:
 
         fit = procrustes_align(coords[0], coords[1])
         coords[1] = fit.aligned
-    n, ss = len(data), st.session_state
-    labels, names = data.y, data.meta.get("classes")
-    groups = trace_rows(labels, n)
-    mask = ss.get(state.LINK_SEL)
-    if mask is not None and len(mask) != n:  # the data changed under a kept selection
-        mask = ss[state.LINK_SEL] = None
-    rev = ss.get(state.LINK_REV, 0)
-    cols = st.columns(2)
-    for side, (col, e, xy, enc) in enumerate(zip(cols, pair, coords, encs)):
+    titles = [f"**{e.label}**" + (f" (beta {e.beta:g})" if e.beta is not None else "") for e in pair]
+    cols, mask = maps_ui(titles, coords, data.y, data.meta.get("classes"))
+    for col, e, enc in zip(cols, pair, encs):
         with col:
-            st.markdown(f"**{e.label}**" + (f" (beta {e.beta:g})" if e.beta is not None else ""))
-            st.plotly_chart(linked_figure(xy, labels, names, mask, rev), key=f"{state.LINK_CHART}{side}",
-                            on_select=partial(_on_select, side, groups, n), selection_mode=("points", "box", "lasso"),
-                            config={"scrollZoom": True})
             _decode_ui(e, enc, mask)
-    picked, side_from = 0 if mask is None else int(mask.sum()), ss.get(state.LINK_FROM)
-    c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    c1.caption(("Draw a lasso or a box on either map (a click picks one point): the same points light up on the "
-                "other, the legends count them, and each run decodes their mean code. Hover is not linked."
-                if mask is None else f"Selected {picked:,} of {n:,} points"
-                + (f", on the {'left' if side_from == 0 else 'right'} map." if side_from is not None else ".")))
-    c2.button("Clear selection", key="cmp_link_clear", on_click=_clear, disabled=mask is None)
     if fit is not None:
         st.caption(_alignment_words(fit, method))
     else:

@@ -20,11 +20,12 @@ pytestmark = pytest.mark.browser
 
 CHARTS = '[data-testid="stPlotlyChart"]'
 LEFT, RIGHT = 2, 3  # Compare's charts: KL per dimension, training curves, then the two linked maps
+N = 5000  # mnist as shipped
 
 # the figure as the browser holds it: per trace its rows (customdata), x, y, selected points and legend name
 READ = """(el) => {
     const gd = el.querySelector('.js-plotly-plot');
-    return gd._fullData.map(t => ({rows: Array.from(t.customdata || []), x: Array.from(t.x), y: Array.from(t.y),
+    return gd._fullData.map(t => ({type: t.type, rows: Array.from(t.customdata || []), x: Array.from(t.x), y: Array.from(t.y),
         sel: t.selectedpoints == null ? null : Array.from(t.selectedpoints), name: t.name}));
 }"""
 # plotly's own report of a box selection, in data units: {x: [x0, x1], y: [y0, y1]}
@@ -106,7 +107,7 @@ def _check_other(page, other: int, want: set[int], labels: dict[int, int]) -> No
         assert re.fullmatch(rf"label {v}: {k:,} / {len(t['rows']):,}", t["name"]), t["name"]
 
 
-SAID = r"Selected ([0-9,]+) of 5,000 points, on the {} map"
+SAID = r"Selected ([0-9,]+) of [0-9,]+ points, on the {} map"
 
 
 def _said(page, side: str) -> None:
@@ -131,7 +132,7 @@ def test_a_box_on_either_map_selects_the_same_rows_on_the_other(page, streamlit_
     wait_app_ready(page, 300_000)
     left = _figure(page, LEFT)
     labels = {int(r): int(t["name"].split()[1].rstrip(":")) for t in left for r in t["rows"]}
-    assert len(labels) == 5000 and all(t["sel"] is None for t in left)
+    assert len(labels) == N and all(t["sel"] is None for t in left)
 
     lo, hi = _box(page, LEFT, (0.15, 0.5), (0.3, 0.7))
     _said(page, "left")
@@ -151,3 +152,22 @@ def test_a_box_on_either_map_selects_the_same_rows_on_the_other(page, streamlit_
     assert _selected(_figure(page, RIGHT)) == got2
     assert _count(page) == len(got2)
     assert len(page.get_by_text(f"the decoded mean code of the {len(got2):,} selected points").all()) == 2
+
+
+def test_at_100000_points_a_box_on_one_map_selects_the_same_rows_on_the_other(page, streamlit_server):
+    """The same, on the section's maps alone (tests/browser/linked_scale_app.py) at 100,000 points."""
+    srv = streamlit_server(REPO / "tests" / "browser" / "linked_scale_app.py")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{srv.url}/?n=100000", timeout=120_000)
+    page.get_by_text("Draw a lasso or a box on either map").wait_for(timeout=300_000)
+    wait_app_ready(page, 300_000)
+    left = _figure(page, 0)
+    labels = {int(r): int(t["name"].split()[1].rstrip(":")) for t in left for r in t["rows"]}
+    assert len(labels) == 100_000 and all(t["type"] == "scattergl" for t in left)
+    lo, hi = _box(page, 0, (0.4, 0.6), (0.3, 0.7))
+    _said(page, "left")
+    got = _selected(_figure(page, 1))
+    _check_box(got, _figure(page, 0), lo, hi, _pixel(page, 0))
+    assert 1000 < len(got) < 90_000
+    _check_other(page, 1, got, labels)
+    assert _count(page) == len(got)
