@@ -111,7 +111,8 @@ def _alignment_words(fit, method: str) -> str:
     turn = float(np.degrees(np.arctan2(fit.rotation[0, 1], fit.rotation[0, 0])))
     how = f"{'mirrored, then ' if fit.reflects else ''}turned by {turn:.0f}°, scaled by {fit.scale:.3g} and shifted"
     return (f"The right map is aligned to the left one by an orthogonal Procrustes fit of the two "
-            f"{cache.MAP_NAMES[method]} maps (scipy): {how}. Residual (Procrustes disparity, 0 = the same shape, 1 = nothing in common): "
+            f"{cache.MAP_NAMES[method]} maps (scipy): {how}. Residual (Procrustes disparity, 0 = the same shape, "
+            "1 = nothing in common): "
             f"{fit.disparity:.3f}.")
 
 
