@@ -39,8 +39,11 @@ HOW_TO_RECORD = (f"This run has no recorded training, so it cannot replay its ma
                  f"{option('record_codes')}, e.g. `python -m vae_core train --record-codes 500 ...`, or the "
                  "Train form's **Record codes (points)** (on by default), and the new run replays here.")
 MAX_LABEL_TRACES = 20  # more distinct labels than this: one trace coloured by a colour scale
-FRAME_MS = 300  # per epoch while playing: 30 epochs replay in about 9 s
-STEPS = 4  # frames per epoch while playing: STEPS - 1 interpolated between two epochs, then the epoch itself
+FRAME_MS = 450  # per epoch while playing: 30 epochs replay in about 14 s
+# frames per epoch while playing: STEPS - 1 interpolated between two epochs, then the epoch itself. Every frame
+# redraws the figure (below), heatmap included: at 75 ms a frame the heatmap was blank 12 times in 16 looks
+# during play (headless Chromium), at 150 ms 3 in 16, as often as at the old 300 ms (2 in 16)
+STEPS = 3
 
 
 def frame_steps(e_count: int, steps: int = STEPS) -> list[tuple[int, float]]:
@@ -88,7 +91,7 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
     single = len(groups) == 1 and labels is not None
     d = kl.shape[1]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.14,
-                        subplot_titles=("codes (aligned to the last epoch, its PCA)", "KL per dimension (nats)"))
+                        subplot_titles=("codes (the last epoch's frame)", "KL per dimension (nats)"))
 
     def at(e: int, t: float) -> tuple[np.ndarray, float]:
         """The points (S, 2) and the epoch line's x of frame (e, t): linear between epochs e - 1 and e."""

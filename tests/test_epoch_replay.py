@@ -209,9 +209,11 @@ def test_train_page_replays_one_frame_per_epoch_matching_reencoding(recorded, tm
     r, _ = orthogonal_procrustes(mu_first - mu_first.mean(0), mu_last - mean)
     first_aligned = (mu_first - mu_first.mean(0)) @ r + mean
     np.testing.assert_allclose(got_first, ((first_aligned - mean) @ axes.T) * signs, rtol=1e-4, atol=1e-4)
-    # An in-between frame is the straight line between its two epochs: halfway from epoch 0 to 1 ...
-    half = _frame_points(spec["frames"][STEPS // 2], s)
-    np.testing.assert_allclose(half, (got_first + _frame_points(by_name["1"], s)) / 2, rtol=1e-4, atol=1e-4)
+    # An in-between frame is on the straight line between its two epochs: the first after epoch 0 is 1/STEPS
+    # of the way to epoch 1
+    step = _frame_points(spec["frames"][1], s)
+    t = 1 / STEPS
+    np.testing.assert_allclose(step, (1 - t) * got_first + t * _frame_points(by_name["1"], s), rtol=1e-4, atol=1e-4)
     # Coloured by the sample's labels, from the run's own split.
     ev = eval_points(load_dataset("digits"), None, *eval_split(recorded))
     for tr in by_name[str(EPOCHS)]["data"]:
