@@ -41,8 +41,10 @@ HOW_TO_RECORD = (f"This run has no recorded training, so it cannot replay its ma
 MAX_LABEL_TRACES = 20  # more distinct labels than this: one trace coloured by a colour scale
 FRAME_MS = 450  # per epoch while playing: 30 epochs replay in about 14 s
 # frames per epoch while playing: STEPS - 1 interpolated between two epochs, then the epoch itself. Every frame
-# redraws the figure (below), heatmap included: at 75 ms a frame the heatmap was blank 12 times in 16 looks
-# during play (headless Chromium), at 150 ms 3 in 16, as often as at the old 300 ms (2 in 16)
+# redraws the figure (below), heatmap included, and the heatmap can be caught blank between two draws: in 16 looks
+# during play (headless Chromium, a loaded 2-core machine) it was blank 12 times at 75 ms a frame, 3 and 6 times
+# at 150 ms, twice at the old 300 ms (one frame an epoch). A figure that moved only the points without a redraw
+# would avoid it, but plotly's fast path (redraw=False) leaves the heatmap blank throughout.
 STEPS = 3
 
 
