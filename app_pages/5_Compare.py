@@ -1,10 +1,10 @@
 """Compare: two or more runs on the same data, side by side (a beta sweep is the typical case)."""
 import streamlit as st
 
-from explorer import compare_ui, sidebar, sweep_ui
+from explorer import compare_ui, linked_maps_ui, sidebar, sweep_ui
 
 m, d, _, _ = sidebar.open_page("Compare", need_model=False)
-compare_ui.active_dataset_ui(d)
+data = compare_ui.active_dataset_ui(d)
 
 st.title("Compare runs")
 st.caption("Pick two or more runs: each is scored on the same held-out points of the active data set "
@@ -35,3 +35,6 @@ with left:
 with right:
     st.subheader("Prior samples")
     compare_ui.samples_ui(entries, opts.seed)
+
+st.subheader("Two maps, one selection")
+linked_maps_ui.linked_maps_ui(entries, d, data)

@@ -1,11 +1,15 @@
 """The latent space learning, replayed: a run's recorded codes (epoch_codes.npz) as an animated map.
 
 `train --record-codes N` (the Train form's "Record codes") keeps the codes of N held-out points
-before training and after every epoch (vae_core.epoch_codes). Here every epoch is drawn in one
-fixed basis, the PCA of the final epoch's codes, so what moves is the codes, not the axes; the
-KL per dimension of the same points sits beside it, a line marking the epoch shown. One plotly
-figure holds both, with plotly's own animation frames, play/pause buttons and epoch slider: the
-browser plays it, no rerun per frame.
+before training and after every epoch (vae_core.epoch_codes). Here every epoch stays in one frame:
+its codes are first aligned to the final epoch's by an orthogonal Procrustes fit in the latent
+space (`vae_core.map_align.align_epochs`: rotation/reflection and shift, no scale), so a turn or
+mirror of the latent space during training does not read as motion, then drawn in one fixed basis,
+the PCA of the final epoch's codes, so what moves is the codes, not the axes. Between two epochs the
+figure plays ``STEPS`` frames interpolated linearly, so the points glide rather than jump. The KL
+per dimension of the same points sits beside it, a line marking the epoch shown. One plotly figure
+holds both, with plotly's own animation frames, play/pause buttons and epoch slider: the browser
+plays it, no rerun per frame.
 """
 from __future__ import annotations
 
@@ -21,18 +25,38 @@ from vae_core.checkpoints import eval_split, is_run_dir
 from vae_core.config import option
 from vae_core.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, project_epochs
 from vae_core.errors import sentence
+from vae_core.map_align import align_epochs
 
 from . import cache, figures
 from .messages import for_user
 
 EXPLAIN = ("Each dot is one held-out image's code (its mean mu), drawn after every epoch of training in "
-           "the same 2-D view (the PCA of the final codes): press play to watch the clusters form, and read "
-           "on the right which dimensions the model starts using and which fade to 0 (collapse).")
+           "the same 2-D view: each epoch's codes are turned onto the final ones (an orthogonal Procrustes fit: "
+           "rotation, mirror and shift, no scaling), then shown on the PCA of the final codes; press play to "
+           "watch the clusters form, and read on the right which dimensions the model starts using and which "
+           "fade to 0 (collapse).")
 HOW_TO_RECORD = (f"This run has no recorded training, so it cannot replay its map forming. Train with "
                  f"{option('record_codes')}, e.g. `python -m vae_core train --record-codes 500 ...`, or the "
                  "Train form's **Record codes (points)** (on by default), and the new run replays here.")
 MAX_LABEL_TRACES = 20  # more distinct labels than this: one trace coloured by a colour scale
-FRAME_MS = 300  # per epoch while playing: 30 epochs replay in about 9 s
+FRAME_MS = 450  # per epoch while playing: 30 epochs replay in about 14 s
+# frames per epoch while playing: STEPS - 1 interpolated between two epochs, then the epoch itself. Every frame
+# redraws the figure (below), heatmap included, and the heatmap can be caught blank between two draws: in 16 looks
+# during play (headless Chromium, a loaded 2-core machine) it was blank 12 times at 75 ms a frame, 3 and 6 times
+# at 150 ms, twice at the old 300 ms (one frame an epoch). A figure that moved only the points without a redraw
+# would avoid it, but plotly's fast path (redraw=False) leaves the heatmap blank throughout.
+STEPS = 3
+
+
+def frame_steps(e_count: int, steps: int = STEPS) -> list[tuple[int, float]]:
+    """(epoch index e, t in (0, 1]) of every animation frame: frame (e, t) shows
+    (1 - t) * coords[e - 1] + t * coords[e]; (0, 1.0) first, each epoch's own frame at t = 1."""
+    return [(0, 1.0)] + [(e, k / steps) for e in range(1, e_count) for k in range(1, steps + 1)]
+
+
+def frame_name(epochs: Sequence[int], e: int, t: float) -> str:
+    """An epoch's own frame is named by its number (the slider's steps); a frame between two is not."""
+    return str(epochs[e]) if t == 1.0 else f"{epochs[e - 1]}-{epochs[e]} {t:.2f}"
 
 
 def _axis_range(values: np.ndarray) -> list[float]:
@@ -69,33 +93,44 @@ def replay_figure(coords: np.ndarray, epochs: Sequence[int], kl_per_dim: np.ndar
     single = len(groups) == 1 and labels is not None
     d = kl.shape[1]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.14,
-                        subplot_titles=("codes (PCA of the last epoch)", "KL per dimension (nats)"))
+                        subplot_titles=("codes (the last epoch's frame)", "KL per dimension (nats)"))
 
-    def scatters(e: int) -> list[go.Scatter]:
+    def at(e: int, t: float) -> tuple[np.ndarray, float]:
+        """The points (S, 2) and the epoch line's x of frame (e, t): linear between epochs e - 1 and e."""
+        if t == 1.0:
+            return coords[e], float(epochs[e])
+        return (1 - t) * coords[e - 1] + t * coords[e], (1 - t) * epochs[e - 1] + t * epochs[e]
+
+    def scatters(xy: np.ndarray) -> list[go.Scatter]:
         out = []
         for name, idx, colour in groups:
             marker = dict(size=5, opacity=0.8, color=colour or figures.PALETTE[0])
             if single:
                 marker.update(color=labels.astype(float), colorscale="Turbo", showscale=False)
-            out.append(go.Scatter(x=coords[e, idx, 0], y=coords[e, idx, 1], mode="markers", name=name,
+            out.append(go.Scatter(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=name,
                                   marker=marker, customdata=idx, legendgroup=name,
                                   hovertemplate=f"{name}, point %{{customdata}}<extra></extra>"))
         return out
 
-    def line(e: int) -> go.Scatter:
-        return go.Scatter(x=[epochs[e], epochs[e]], y=[-0.5, d - 0.5], mode="lines", showlegend=False,
+    def line(x: float) -> go.Scatter:
+        return go.Scatter(x=[x, x], y=[-0.5, d - 0.5], mode="lines", showlegend=False,
                           line=dict(color="white", width=2), hoverinfo="skip", name="epoch shown")
 
-    for tr in scatters(e_count - 1):
+    for tr in scatters(coords[e_count - 1]):
         fig.add_trace(tr, row=1, col=1)
     fig.add_trace(figures.kl_heatmap_figure(kl.T, epochs).data[0], row=1, col=2)
-    fig.add_trace(line(e_count - 1), row=1, col=2)
+    fig.add_trace(line(epochs[-1]), row=1, col=2)
     n_sc = len(groups)
     moving = list(range(n_sc)) + [n_sc + 1]  # the scatters and the line; the heatmap stays
-    fig.frames = [go.Frame(data=[*scatters(e), line(e)], traces=moving, name=str(ep))
-                  for e, ep in enumerate(epochs)]
+    frames = []
+    for e, t in frame_steps(e_count):
+        xy, x = at(e, t)
+        frames.append(go.Frame(data=[*scatters(xy.astype(np.float32)), line(x)], traces=moving,
+                               name=frame_name(epochs, e, t)))
+    fig.frames = frames
     # redraw=True: plotly's scatter-only fast path (redraw=False) blanks the heatmap of the other subplot
-    step = dict(frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0), mode="immediate")
+    # one epoch per FRAME_MS while playing, in STEPS frames (the in-between ones interpolated)
+    step = dict(frame=dict(duration=FRAME_MS // STEPS, redraw=True), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
         height=height, margin=dict(l=0, r=0, t=70, b=0),
         legend=dict(orientation="h", x=0, y=1.1, yanchor="bottom", font=dict(size=11)),
@@ -151,7 +186,7 @@ def replay_ui(run_dir: str | Path | None, key: str) -> None:
         st.info(HOW_TO_RECORD, icon=":material/movie:")
         return
     st.caption(EXPLAIN)
-    coords = project_epochs(codes.mu, fixed_pca_basis(codes.mu[-1]))
+    coords = project_epochs(align_epochs(codes.mu), fixed_pca_basis(codes.mu[-1]))
     labels = _labels(p, codes)
     st.plotly_chart(replay_figure(coords, codes.epochs, codes.kl_per_dim, labels), key=key)
     s, e = codes.indices.size, len(codes)

@@ -54,6 +54,14 @@ COMPARE_POINTS = "cmp_n"  # int: Compare's evaluation points (a declared diagnos
 COMPARE_K = "cmp_k"  # int: Compare's IWAE k
 COMPARE_SEED = "cmp_seed"  # int: Compare's seed
 SWEEP_PICK = "sweep_pick"  # str: the β sweep (a directory name under runs/) Compare draws
+# Compare's two linked maps (explorer/linked_maps_ui.py)
+LINK_SEL = "cmp_link_sel"  # np.ndarray (N,) bool | None: the selected rows, shared by both maps
+LINK_FROM = "cmp_link_from"  # int | None: the side (0 left, 1 right) the last selection was made on
+LINK_REV = "cmp_link_rev"  # int: bumped on every new selection, so both charts take it (plotly's selectionrevision)
+LINK_CHART = "cmp_link_map_"  # + "0" / "1": the two charts' selection state
+LINK_PICK = "cmp_link_pick_"  # + "0" / "1": which run each side shows
+LINK_METHOD = "cmp_link_method"  # the linked maps' method (pca, tsne, umap)
+LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)

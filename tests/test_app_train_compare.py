@@ -107,7 +107,10 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     assert not _train_button(at).disabled
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 3, "loss curves and the KL heatmap stay shown, with the replay of the recorded codes"
-    assert [f["name"] for f in charts[2]["frames"]] == ["0", "1", "2"], "the replay: one frame per epoch from 0"
+    from explorer.epochs_ui import STEPS
+
+    names = [f["name"] for f in charts[2]["frames"]]  # one frame per epoch from 0, STEPS - 1 between each two
+    assert names[::STEPS] == ["0", "1", "2"] and len(names) == 1 + 2 * STEPS, "the replay: one frame per epoch"
     # issue 20, item 3: the "Run to replay" picker stays after a training, on the run just saved,
     # and any other run can be replayed there
     assert at.selectbox(key="train_replay_run").value == str(runs_dir / "apptest")
@@ -150,7 +153,7 @@ def test_compare_shows_a_row_per_run_with_its_report(runs_dir):
     for path, elbo in zip((b1, b4), df["ELBO"]):
         report = diagnose(load_model(path), data, n_points=1000, iwae_k=100, seed=0)
         assert elbo == pytest.approx(report.elbo, rel=1e-6)
-    assert len(at.get("plotly_chart")) == 2  # KL per dim, curves
+    assert len(at.get("plotly_chart")) == 4  # KL per dim, curves, the two linked maps
     captions = " ".join(c.value for c in at.caption)
     assert "same 8 codes" in captions
     assert len([i for el in at.get("image") for i in el.captions if "prior samples" in i]) == 2

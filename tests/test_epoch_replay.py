@@ -177,7 +177,13 @@ def test_train_page_replays_one_frame_per_epoch_matching_reencoding(recorded, tm
     at, specs = _train_page(runs, monkeypatch)
     spec = specs[0]
     codes = load_epoch_codes(recorded)
-    assert [f["name"] for f in spec["frames"]] == [str(e) for e in range(EPOCHS + 1)]  # one frame per epoch
+    # one frame per epoch, named by it, with STEPS - 1 interpolated frames before each epoch after the first
+    from explorer.epochs_ui import STEPS
+
+    names = [f["name"] for f in spec["frames"]]
+    assert len(names) == 1 + EPOCHS * STEPS
+    assert names[::STEPS] == [str(e) for e in range(EPOCHS + 1)]
+    by_name = {f["name"]: f for f in spec["frames"]}
     assert [st["label"] for st in spec["layout"]["sliders"][0]["steps"]] == [str(e) for e in range(EPOCHS + 1)]
     assert [b["label"] for b in spec["layout"]["updatemenus"][0]["buttons"]] == ["Play", "Pause"]
     # Independent reference: re-encode the sample with the saved model and with the seed's initial
@@ -192,14 +198,25 @@ def test_train_page_replays_one_frame_per_epoch_matching_reencoding(recorded, tm
     mean = mu_last.mean(0)
     axes = np.linalg.svd(mu_last - mean, full_matrices=False)[2][:2]  # (2, D)
     s = codes.indices.size
-    got_last, got_first = _frame_points(spec["frames"][-1], s), _frame_points(spec["frames"][0], s)
+    got_last, got_first = _frame_points(by_name[str(EPOCHS)], s), _frame_points(by_name["0"], s)
     ref_last = (mu_last - mean) @ axes.T
     signs = np.sign((got_last * ref_last).sum(0))
     np.testing.assert_allclose(got_last, ref_last * signs, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(got_first, ((mu_first - mean) @ axes.T) * signs, rtol=1e-4, atol=1e-4)
+    # The first epoch is first turned onto the last (scipy's orthogonal Procrustes: rotation/reflection and
+    # shift, no scale), then projected on the same axes.
+    from scipy.linalg import orthogonal_procrustes
+
+    r, _ = orthogonal_procrustes(mu_first - mu_first.mean(0), mu_last - mean)
+    first_aligned = (mu_first - mu_first.mean(0)) @ r + mean
+    np.testing.assert_allclose(got_first, ((first_aligned - mean) @ axes.T) * signs, rtol=1e-4, atol=1e-4)
+    # An in-between frame is on the straight line between its two epochs: the first after epoch 0 is 1/STEPS
+    # of the way to epoch 1
+    step = _frame_points(spec["frames"][1], s)
+    t = 1 / STEPS
+    np.testing.assert_allclose(step, (1 - t) * got_first + t * _frame_points(by_name["1"], s), rtol=1e-4, atol=1e-4)
     # Coloured by the sample's labels, from the run's own split.
     ev = eval_points(load_dataset("digits"), None, *eval_split(recorded))
-    for tr in spec["frames"][-1]["data"]:
+    for tr in by_name[str(EPOCHS)]["data"]:
         if tr.get("mode") == "markers":
             idx = _arr(tr["customdata"]).astype(int)
             assert {f"label {v}" for v in ev.y[codes.indices[idx]]} == {tr["name"]}
