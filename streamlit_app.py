@@ -25,7 +25,7 @@ def home() -> None:
     import numpy as np  # after the first paint: the imports below bring torch (seconds on a cold start)
 
     from explorer import cache, figures, images, selection, sidebar
-    from vae_core import export
+    from vae_core.maps import export
 
     m, d, mdl, data = sidebar.open_page("Home")
     enc = sidebar.encoded_ui(m, d, note=" The picture draws when every image has its code.")

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from vae_core import VAE, ModelConfig
-from vae_core.checkpoints import export_torchscript, load_run
+from vae_core.runs.model_files import export_torchscript
+from vae_core.runs.run_load import load_run
 from vae_core.sandbox import RemoteModel
 
 RUN = Path(__file__).resolve().parents[1] / "runs" / "default"

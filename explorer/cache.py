@@ -18,11 +18,12 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from vae_core import checkpoints, data as vdata, devices, metrics
+from vae_core import data as vdata, devices, metrics
+from vae_core.runs import run_load
 from vae_core.metrics.report import eval_points
 from vae_core.models import VAE
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
-    from vae_core.projection import Projection
+    from vae_core.maps.projection import Projection
 
 from . import images, jobs
 from .model_leases import Leases
@@ -43,7 +44,7 @@ _HASH_UP_TO = 256 * 2**20  # bytes: a larger file (an .npy read in batches) is k
 def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
     if size > _HASH_UP_TO:  # hashing would read it whole (a server-side data file, never an upload)
         return f"{size:x}-{mtime_ns:x}"
-    return checkpoints.fingerprint(path)
+    return run_load.fingerprint(path)
 
 
 def source(src: str) -> Source:
@@ -62,7 +63,7 @@ def model(m: Source, input_shape: tuple[int, int, int] | None):
     A run's model sits on the GPU when there is one; a user's model file runs in its sandboxed
     worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
     """
-    out = checkpoints.load_model(m.src, input_shape)
+    out = run_load.load_model(m.src, input_shape)
     if callable(getattr(out, "close", None)):  # a user's model in its worker: stopped when no session holds m
         _leases().add(m, out)
     if isinstance(out, VAE):
@@ -270,7 +271,7 @@ MAP_PARAMS = {"pca": {}, "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 1
 
 
 MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}  # the methods' own names, for people
-# What a map job is doing, from its Progress event (vae_core.projection's phases)
+# What a map job is doing, from its Progress event (vae_core.maps.projection's phases)
 MAP_PHASES = {"early_exaggeration": "t-SNE's first phase (early exaggeration), iteration {done} of {total}",
               "embedding": "t-SNE's main phase, iteration {done} of {total}",
               "umap_graph": "UMAP's nearest-neighbour graph and initial layout (it reports no progress "
@@ -293,7 +294,7 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
     labels = dataset(d).y
 
     def fit(job: Job) -> Projection:
-        from vae_core.projection import Projection
+        from vae_core.maps.projection import Projection
 
         return Projection(method, dims, seed=0, progress=lambda p: job.report(map_phase(p), p.fraction),
                           n_jobs=jobs.workers(), **MAP_PARAMS[method]).fit(enc.mu, labels)
@@ -303,7 +304,7 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
 
 @st.cache_resource(max_entries=32)
 def _pca_job(m: Source, d: Source, dims: int) -> Job:
-    from vae_core.projection import Projection
+    from vae_core.maps.projection import Projection
 
     job = Job(key=("map", m, d, "pca", dims), what="the PCA map", phase="done", progress=1.0,
               result=Projection("pca", dims).fit(encoded(m, d).mu))
@@ -330,7 +331,7 @@ def run_choices() -> list[str]:
     """Run directories under runs/ (complete ones only: a half-written run is never listed)."""
     from .state import RUNS_DIR
 
-    return [str(p) for p in checkpoints.list_runs(RUNS_DIR)]
+    return [str(p) for p in run_load.list_runs(RUNS_DIR)]
 
 
 _transform_lock = threading.Lock()  # openTSNE's transform re-centres the shared map in place
@@ -346,9 +347,9 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
 
 # --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
 
-def split_of(m: Source) -> checkpoints.EvalSplit:
+def split_of(m: Source) -> run_load.EvalSplit:
     """(split seed, eval fraction, n, dataset) the model was trained with, so reports use its held-out points."""
-    return checkpoints.eval_split(m.src)
+    return run_load.eval_split(m.src)
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,7 @@ class BlurImages:
     sharpness_ratio: np.ndarray  # (N,) Laplacian variance recon / original; NaN where the original is flat
 
 
-def _blur_images(mdl, data: vdata.Dataset, split: checkpoints.EvalSplit, n_points: int, seed: int,
+def _blur_images(mdl, data: vdata.Dataset, split: run_load.EvalSplit, n_points: int, seed: int,
                  n_samples: int) -> BlurImages:
     ev = eval_points(data, n_points, *split)
     dev = devices.model_device(mdl)
@@ -422,7 +423,7 @@ def spectrum_job(d: Source) -> Job:
 def training_objective(m: Source) -> tuple[float | None, float]:
     """(beta, free bits) a run was trained with, from its config.json; (None, 0) for a model that is not
     a run (its objective is unknown)."""
-    train = checkpoints.run_config(m.src).get("train")
+    train = run_load.run_config(m.src).get("train")
     if not isinstance(train, dict):
         return None, 0.0
     try:
@@ -473,7 +474,7 @@ def _onnx_decoder(mdl) -> tuple[dict | None, str | None]:
     kept on disk by the model's content, so a restart does not export again); a user's model only by its
     sandbox worker (`model.decoder_onnx()`), never in this process. Built once per model; shared by all
     sessions: read-only."""
-    from vae_core.model_files import CheckpointError
+    from vae_core.errors import CheckpointError
     from vae_core.onnx_export import MAX_ONNX_BYTES, OnnxExportError, decoder_onnx
 
     from .components.browser_decoder import onnx_decoder_payload

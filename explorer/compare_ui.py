@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from vae_core.checkpoints import read_history as _history, run_config as _config  # {} / [] when absent
+from vae_core.runs.run_load import read_history as _history, run_config as _config# {} / [] when absent
 from vae_core.metrics import collapse as vocab
 
 from . import cache, figures, images, selection, state, widgets

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from vae_core.export import file_stem
+from vae_core.maps.export import file_stem
 from vae_core.metrics import collapse as vocab, theory
 
 from . import cache, figures, images, state, widgets

@@ -1,7 +1,7 @@
 """The latent space learning, replayed: a run's recorded codes (epoch_codes.npz) as an animated map.
 
 `train --record-codes N` (the Train form's "Record codes") keeps the codes of N held-out points
-before training and after every epoch (vae_core.epoch_codes). Here every epoch is drawn in one
+before training and after every epoch (vae_core.runs.epoch_codes). Here every epoch is drawn in one
 fixed basis, the PCA of the final epoch's codes, so what moves is the codes, not the axes; the
 KL per dimension of the same points sits beside it, a line marking the epoch shown. One plotly
 figure holds both, with plotly's own animation frames, play/pause buttons and epoch slider: the
@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from vae_core.checkpoints import eval_split, is_run_dir
+from vae_core.runs.run_load import eval_split, is_run_dir
 from vae_core.config import option
-from vae_core.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, project_epochs
+from vae_core.runs.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, project_epochs
 from vae_core.errors import sentence
 
 from . import cache, figures

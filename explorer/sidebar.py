@@ -8,7 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import checkpoints, data as vdata
+from vae_core import data as vdata
+from vae_core.runs import checkpoints, model_files
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
@@ -72,7 +73,7 @@ def _on_upload(kind: str) -> None:
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
             path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
         elif kind == "model":  # a zip of torch.export or ONNX programs, or TorchScript; loads in a worker only
-            checkpoints.load_model_file(path)  # refuses pickles and anything else, never unpickles
+            model_files.load_model_file(path)  # refuses pickles and anything else, never unpickles
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept

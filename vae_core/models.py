@@ -8,12 +8,15 @@ attributes `latent_dim`, `likelihood`, `input_shape`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from . import losses
-from .config import ModelConfig
+
+if TYPE_CHECKING:  # annotations only: config imports this module (count_params) to check a config
+    from .config import ModelConfig
 
 
 def _mlp(sizes: list[int]) -> list[nn.Module]:

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .config import ModelConfig, TrainConfig
-from .limits import LimitError
-from .model_files import PICKLE_HELP, CheckpointError, load_model_file, looks_like_pickle
-from .models import VAE, meta_state
+from ..config import ModelConfig, TrainConfig
+from ..errors import CheckpointError
+from ..limits import LimitError
+from ..models import VAE, meta_state
+from .model_files import PICKLE_HELP, load_model_file, looks_like_pickle
 
 if TYPE_CHECKING:
-    from .sandbox import RemoteModel
+    from ..sandbox import RemoteModel
 
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few kB

@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .checkpoints import is_run_dir
 
 # TensorBoard's projector reads sprite images up to 8192 x 8192 pixels.
 MAX_SPRITE_SIDE = 8192
@@ -99,6 +98,8 @@ def projector_zip(mu: np.ndarray, images: Any, metadata: dict[str, Sequence]) ->
 def run_zip(run_dir: str | Path) -> bytes:
     """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
     p = Path(run_dir)
+    from ..runs.run_load import is_run_dir  # here: reading a run imports torch, the rest of this module does not
+
     if not is_run_dir(p):
         raise ValueError(f"{p} is not a complete run directory")
     out = io.BytesIO()
