@@ -15,18 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
-import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from vae_core import data as vdata, devices, metrics
+from vae_core import data as vdata
 from vae_core.runs import run_load
-from vae_core.metrics.report import eval_points
-from vae_core.models import VAE
+
+from . import jobs
+from .model_leases import Leases
+
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
     from vae_core.maps.projection import Projection
 
-from . import images, jobs
-from .model_leases import Leases
+# torch and what imports it (vae_core.devices, .metrics, .models, explorer.images) are imported in the
+# functions that use them: the sidebar and Home's picture from disk draw before torch loads (~2 s).
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def model(m: Source, input_shape: tuple[int, int, int] | None):
     A run's model sits on the GPU when there is one; a user's model file runs in its sandboxed
     worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
     """
+    from vae_core import devices
+    from vae_core.models import VAE
+
     out = run_load.load_model(m.src, input_shape)
     if callable(getattr(out, "close", None)):  # a user's model in its worker: stopped when no session holds m
         _leases().add(m, out)
@@ -102,6 +106,9 @@ def dataset(d: Source) -> vdata.Dataset:
 
 def model_for(m: Source, d: Source):
     """The model that fits dataset d: raises DataError/CheckpointError with a clear message if not."""
+    import torch
+    from vae_core import devices
+
     data = dataset(d)
     shape = None
     if not Path(m.src).is_dir():  # a model file may store no input shape: the data gives it
@@ -157,6 +164,9 @@ def encode_all(mdl, data: vdata.Dataset, progress=None) -> Encoded:
     report uses (docs: one scale everywhere): its declared or trained s, or, when it declares none, the
     calibrated s with s^2 = the mean squared error over every point and pixel (Rybkin et al. 2021).
     """
+    import torch
+    from vae_core import devices
+
     from vae_core.metrics.gaussian_scale import calibrated_scale, decoder_scale, gaussian_log_px
 
     scale, source, _ = decoder_scale(mdl)
@@ -256,6 +266,10 @@ def encoded(m: Source, d: Source) -> Encoded:
 
 def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:
     """z (B, D) -> uint8 images (B, H, W[, 3]), upscaled by `scale` (nearest)."""
+    import torch
+    from vae_core import devices
+    from . import images
+
     with torch.inference_mode():
         z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, mdl.latent_dim)
         x = mdl.decode(z.to(devices.model_device(mdl))).cpu()
@@ -364,6 +378,12 @@ class BlurImages:
 
 def _blur_images(mdl, data: vdata.Dataset, split: run_load.EvalSplit, n_points: int, seed: int,
                  n_samples: int) -> BlurImages:
+    import torch
+    from vae_core import devices
+    from vae_core import metrics
+    from vae_core.metrics.report import eval_points
+    from . import images
+
     ev = eval_points(data, n_points, *split)
     dev = devices.model_device(mdl)
     with torch.inference_mode():
@@ -396,6 +416,8 @@ def report_job(m: Source, d: Source, iwae_k: int | str = 100, seed: int = 0, bud
     n_points / iwae_k = "auto" are chosen to fit budget_s seconds (counted from when the job starts).
     The model and data are resolved here, in the page's script, so their errors show on the page.
     """
+    from vae_core import metrics
+
     mdl, data, split = model_for(m, d), dataset(d), split_of(m)
 
     def work(job: Job) -> dict:
@@ -474,6 +496,8 @@ def _onnx_decoder(mdl) -> tuple[dict | None, str | None]:
     kept on disk by the model's content, so a restart does not export again); a user's model only by its
     sandbox worker (`model.decoder_onnx()`), never in this process. Built once per model; shared by all
     sessions: read-only."""
+    from vae_core.models import VAE
+
     from vae_core.errors import CheckpointError
     from vae_core.onnx_export import MAX_ONNX_BYTES, OnnxExportError, decoder_onnx
 

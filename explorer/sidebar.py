@@ -9,7 +9,6 @@ from pathlib import Path
 import streamlit as st
 
 from vae_core import data as vdata
-from vae_core.runs import checkpoints, model_files
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
@@ -67,6 +66,8 @@ def _on_upload(kind: str) -> None:
     if kind == "model" and limits().public:
         st.session_state[state.PICK_ERROR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
         return
+    from vae_core.runs import checkpoints, model_files  # here: they import torch; the sidebar draws without it
+
     path = None
     try:
         path = _save_upload(upload, kind)

