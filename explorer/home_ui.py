@@ -102,7 +102,7 @@ def picture_ui(m: cache.Source, d: cache.Source) -> None:
 
 
 def _run_zip(src: str) -> bytes:
-    from vae_core.maps.export import run_zip
+    from vae_core.runs.checkpoints import run_zip  # imports torch: only when the button is pressed
 
     return run_zip(src)
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core.runs.model_files import export_torchscript
 from vae_core.runs.run_load import load_run
-from vae_core.maps.export import run_zip
+from vae_core.runs.checkpoints import run_zip
 
 from sidebar import npy_bytes as _npy, open_app as _app, text, upload as _upload
 from paths import ROOT  # the repository root (tests/paths.py)

@@ -20,7 +20,7 @@ from vae_core.runs.run_load import eval_split, load_model, load_run, read_config
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.runs.epoch_codes import FILE_NAME, CodeRecorder, load_epoch_codes
-from vae_core.maps.export import run_zip
+from vae_core.runs.checkpoints import run_zip
 from vae_core.metrics.heldout import eval_points
 from vae_core.models import VAE
 from paths import ROOT as REPO  # the repository root (tests/paths.py)

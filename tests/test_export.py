@@ -13,9 +13,9 @@ from PIL import Image
 
 from vae_core import ModelConfig, TrainConfig, VAE
 from vae_core.errors import CheckpointError
-from vae_core.runs.checkpoints import extract_run_zip, is_run_zip, save_run
+from vae_core.runs.checkpoints import extract_run_zip, is_run_zip, run_zip, save_run
 from vae_core.runs.run_load import list_runs, load_run
-from vae_core.maps.export import codes_csv, projector_zip, run_zip, sprite_image
+from vae_core.maps.export import codes_csv, projector_zip, sprite_image
 
 
 def test_codes_csv_reads_back_with_pandas():

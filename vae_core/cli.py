@@ -340,7 +340,7 @@ def _train_data(a: argparse.Namespace, group: distributed.Single):
 
 
 def _diagnose(a: argparse.Namespace) -> int:
-    from .runs.checkpoints import eval_split, load_model
+    from .runs.run_load import eval_split, load_model
     from .data import check_fits, load_dataset
     from .metrics.report import AUTO, diagnose
     from .models import VAE

@@ -5,7 +5,8 @@
 - `tsne_umap`: the t-SNE (openTSNE) and UMAP fits, imported only when asked for.
 - `map_plane`: the decoded grid over a map's plane, and the density behind it.
 - `latent_tools`: nearest neighbours in code space, a selection's summary, attribute vectors.
-- `export`: codes as CSV, the TensorBoard projector zip, a run directory as a zip.
+- `export`: codes as CSV and the TensorBoard projector zip.
 
-Imports nothing here: a page that builds a PCA map loads numpy and scipy only.
+Imports nothing here: a page that builds a PCA map loads numpy and scipy only. Below `runs`: nothing
+here imports it (runs/epoch_codes uses map_arrays' PCA for the replay).
 """

@@ -1,5 +1,5 @@
-"""Exports as bytes: latent codes with map coordinates (CSV), TensorBoard projector files, a run
-as a zip. Pure functions of arrays and paths; the app offers them as downloads."""
+"""Exports as bytes: latent codes with map coordinates (CSV) and TensorBoard projector files. Pure
+functions of arrays; the app offers them as downloads (a run as a zip: `vae_core.runs.checkpoints.run_zip`)."""
 from __future__ import annotations
 
 import io
@@ -94,17 +94,3 @@ def projector_zip(mu: np.ndarray, images: Any, metadata: dict[str, Sequence]) ->
         z.writestr("projector_config.pbtxt", "\n".join(cfg + ["}"]) + "\n")
     return out.getvalue()
 
-
-def run_zip(run_dir: str | Path) -> bytes:
-    """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
-    p = Path(run_dir)
-    from ..runs.run_load import is_run_dir  # here: reading a run imports torch, the rest of this module does not
-
-    if not is_run_dir(p):
-        raise ValueError(f"{p} is not a complete run directory")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(p.iterdir()):
-            if f.is_file():
-                z.write(f, f"{p.name}/{f.name}")
-    return out.getvalue()

@@ -15,6 +15,7 @@ import datetime as dt
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -251,6 +252,19 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
 
 # The last is optional: epoch_codes.FILE_NAME (not imported here: it pulls in scipy, which start-up avoids)
 RUN_FILES = ("config.json", "model.safetensors", "history.csv", "epoch_codes.npz")
+
+
+def run_zip(run_dir: str | Path) -> bytes:
+    """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
+    p = Path(run_dir)
+    if not is_run_dir(p):
+        raise ValueError(f"{p} is not a complete run directory")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(p.iterdir()):
+            if f.is_file():
+                z.write(f, f"{p.name}/{f.name}")
+    return out.getvalue()
 
 
 def is_run_zip(path: str | Path) -> bool:
