@@ -174,7 +174,7 @@ class ScriptedVAE(TorchScriptInterface):
     The contract: docs/contracts.md, "Bring your own model".
 
     For modules scripted in this process (tests, notebooks): the app and the CLI load a user's
-    file through `checkpoints.load_torchscript`, which runs it in a child worker
+    file through `vae_core.runs.model_files.load_torchscript`, which runs it in a child worker
     (`vae_core.sandbox.RemoteModel`, same interface) and never in the server.
 
     The module needs `encode(x) -> (mu, logvar)` and `decode(z) -> mean`; optional attributes
