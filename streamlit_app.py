@@ -13,14 +13,16 @@ import streamlit as st
 
 if __name__ == "__main__":  # a session's script run
     from explorer.navigation import HOME, PAGES
+    from explorer.startup import page_run
 
     # The favicon, set before the navigation: without it Streamlit makes the page's Material icon the
     # favicon, fetched from fonts.gstatic.com (nothing on an offline server may come from outside). An
     # emoji is drawn by the browser itself (a data: URL), and every page inherits it.
     st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="wide")
     try:
-        st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME)
-                       for p in PAGES]).run()
+        with page_run():  # the server's warm-up waits for it (explorer/startup.py)
+            st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME)
+                           for p in PAGES]).run()
     except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
         logging.getLogger("explorer").exception("page failed")
         from explorer.messages import for_user

@@ -7,8 +7,9 @@ the app's modules (about 2.7 s on a 2-core machine, the bulk of a cold start) an
 the Home page reads for the default pair (the shipped run on its data: loading, the fit check,
 encoding every image), so the first visitor finds them ready and nobody encodes them again.
 
-The thread waits `WARM_AFTER_S` first and steps aside if a visitor's script has begun importing
-torch by then: on 2 cores, warming while the first browser loads the page and connects slowed that
+The thread waits `WARM_AFTER_S` first, then for every page run in progress to finish (`page_run`,
+which the entry script wraps around each run: Home draws without torch, from disk, and importing torch
+beside it would slow it), and steps aside if a visitor's script has begun importing torch by then: on 2 cores, warming while the first browser loads the page and connects slowed that
 first page by about 1.4 s (GIL contention; `python -m benchmarks.scale_start`), so a visitor who
 comes at once is served exactly as without warming, and anyone later finds the work done.
 
@@ -22,11 +23,35 @@ import logging
 import sys
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 log = logging.getLogger("explorer")
 
 WARM_AFTER_S = 3.0  # seconds after the server is up: a browser opened with the server has connected by then
+PAGES_WAIT_S = 30.0  # at most this long for page runs in progress before warming anyway
+
+_pages = threading.Condition()
+_running = 0  # page runs in progress in this server
+
+
+@contextmanager
+def page_run():
+    """Around one script run of a session (the entry script's navigation): the warm-up waits for it."""
+    global _running
+    with _pages:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _pages:
+            _running -= 1
+            _pages.notify_all()
+
+
+def wait_for_pages(timeout: float) -> bool:
+    """Wait until no page run is in progress (at most timeout seconds); True when none is."""
+    with _pages:
+        return _pages.wait_for(lambda: _running == 0, timeout=timeout)
 
 
 def visitor_started() -> bool:
@@ -38,6 +63,7 @@ def warm_default_pair(after: float = 0.0) -> None:
     """After `after` seconds, import the app's heavy modules and encode the default pair into the
     shared caches, unless a session's script is already importing torch (it does the work then)."""
     time.sleep(after)
+    wait_for_pages(PAGES_WAIT_S)
     if visitor_started():
         log.info("a visitor came first: the start-up warm-up is left to the page")
         return

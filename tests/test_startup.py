@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import threading
 
+import pytest
 import streamlit as st
 from streamlit.web.server.app_discovery import discover_asgi_app
 
@@ -80,3 +81,24 @@ def test_the_lifespan_serves_at_once_and_warms_in_a_thread(monkeypatch):
     assert len(warm) == 1 and warm[0].daemon
     release.set()
     warm[0].join(10)
+
+
+def test_the_warm_up_waits_for_page_runs_in_progress(monkeypatch):
+    """Home draws without torch; the warm-up (which imports torch) starts only when no page runs."""
+    assert startup.wait_for_pages(0)  # nothing running
+    with startup.page_run():
+        with startup.page_run():  # two sessions at once
+            assert not startup.wait_for_pages(0)
+        assert not startup.wait_for_pages(0)
+    assert startup.wait_for_pages(0)
+    with pytest.raises(RuntimeError):  # a page that fails still ends its run
+        with startup.page_run():
+            raise RuntimeError("page failed")
+    assert startup.wait_for_pages(0)
+
+    calls, seen_running = [], []
+    monkeypatch.setattr(cache, "encoded", lambda m, d: calls.append(m.src))
+    monkeypatch.setattr(startup, "visitor_started", lambda: False)
+    monkeypatch.setattr(startup, "wait_for_pages", lambda timeout: seen_running.append(timeout) or True)
+    startup.warm_default_pair()
+    assert seen_running == [startup.PAGES_WAIT_S] and calls == [str(state.DEFAULT_RUN)]
