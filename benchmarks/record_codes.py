@@ -1,4 +1,4 @@
-"""What recording the latent space learning costs (`train --record-codes N`, vae_core.epoch_codes).
+"""What recording the latent space learning costs (`train --record-codes N`, vae_core.runs.epoch_codes).
 
 Trains the shipped run's architecture (784-400-16 MLP, Bernoulli) on mnist's training split for
 `--epochs` epochs twice from the same seed, without and with a CodeRecorder of N held-out points
@@ -20,7 +20,7 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.epoch_codes import CodeRecorder, epoch_sample
+from vae_core.runs.epoch_codes import CodeRecorder, epoch_sample
 from vae_core.models import VAE
 from vae_core.progress import fan_out
 from vae_core.train import fit

@@ -27,7 +27,7 @@ def mem():
     return out
 base = mem()
 import torch
-from vae_core.checkpoints import load_model
+from vae_core.runs.run_load import load_model
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
 model = load_model("runs/default").eval()

@@ -67,8 +67,8 @@ def upload_to_pca_map(path: Path) -> tuple[float, dict[str, float]]:
 def tsne_sample_vs_all(mu: np.ndarray, labels: np.ndarray, n_fit: int, subset: int, seed: int = 0) -> list:
     """(figure, value) rows: t-SNE fitted on n_fit points + transform vs openTSNE on every point; time and
     10-NN preservation on a random `subset` of the points (neighbours found within that subset)."""
-    from vae_core.map_arrays import neighbour_preservation
-    from vae_core.projection import Projection
+    from vae_core.maps.map_arrays import neighbour_preservation
+    from vae_core.maps.projection import Projection
 
     jobs = max(1, (os.cpu_count() or 2) - 1)
     rows, sub = [], np.random.default_rng(seed).choice(len(mu), min(subset, len(mu)), replace=False)
@@ -126,7 +126,7 @@ def run(quick: bool) -> list[tuple[str, str]]:
         n_fit = 1_000 if quick else 10_000
         load_now = load()
         t0 = time.perf_counter()
-        from vae_core.projection import Projection
+        from vae_core.maps.projection import Projection
 
         p = Projection("tsne", 2, seed=0, max_fit_points=n_fit, n_jobs=max(1, (os.cpu_count() or 2) - 1),
                        progress=_phase_timer(phases := {})).fit(mu, labels)

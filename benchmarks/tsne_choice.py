@@ -1,9 +1,9 @@
-"""Which t-SNE library for vae_core.projection: sklearn.manifold.TSNE vs openTSNE, side by side.
+"""Which t-SNE library for vae_core.maps.projection: sklearn.manifold.TSNE vs openTSNE, side by side.
 
 Same ~1,800 latent-like points (sklearn's 8x8 digits, PCA-whitened to 20-D, like a VAE's mu),
 same perplexity 30, seed 0, n_jobs=2 for both. Prints seconds (best of --repeats) and map quality:
-neighbour preservation@10 (vae_core.map_arrays.neighbour_preservation) and sklearn's
-trustworthiness@10. UMAP and PCA through vae_core.projection on the same data for reference.
+neighbour preservation@10 (vae_core.maps.map_arrays.neighbour_preservation) and sklearn's
+trustworthiness@10. UMAP and PCA through vae_core.maps.projection on the same data for reference.
 
     python -m benchmarks.tsne_choice [--repeats 2]   (from the repository root)
 
@@ -23,8 +23,8 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
-from vae_core.map_arrays import neighbour_preservation
-from vae_core.projection import Projection
+from vae_core.maps.map_arrays import neighbour_preservation
+from vae_core.maps.projection import Projection
 
 PERPLEXITY, SEED, N_JOBS, K = 30, 0, 2, 10
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import REPO
-from vae_core.checkpoints import export_torchscript, load_run
+from vae_core.runs.model_files import export_torchscript
+from vae_core.runs.run_load import load_run
 from vae_core.sandbox import RemoteModel
 
 RUN = REPO / "runs" / "default"

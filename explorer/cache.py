@@ -16,18 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
-import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from vae_core import checkpoints, data as vdata, devices, metrics
-from vae_core.metrics.pipeline.heldout import eval_points
-from vae_core.metrics.pipeline.options import DiagnoseOptions
-from vae_core.models import VAE
-if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
-    from vae_core.projection import Projection
+from vae_core import data as vdata
+from vae_core.runs import run_load
 
-from . import images, jobs
+from . import jobs
 from .model_leases import Leases
+
+if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
+    from vae_core.maps.projection import Projection
+    from vae_core.metrics import Report
+    from vae_core.metrics.pipeline.options import DiagnoseOptions
+
+# torch and what imports it (vae_core.devices, .metrics, .models, explorer.images) are imported in the
+# functions that use them: the sidebar and Home's picture from disk draw before torch loads (~2 s).
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ _HASH_UP_TO = 256 * 2**20  # bytes: a larger file (an .npy read in batches) is k
 def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
     if size > _HASH_UP_TO:  # hashing would read it whole (a server-side data file, never an upload)
         return f"{size:x}-{mtime_ns:x}"
-    return checkpoints.fingerprint(path)
+    return run_load.fingerprint(path)
 
 
 def source(src: str) -> Source:
@@ -64,7 +67,10 @@ def model(m: Source, input_shape: tuple[int, int, int] | None):
     A run's model sits on the GPU when there is one; a user's model file runs in its sandboxed
     worker on the CPU. Callers move inputs to `devices.model_device(model)` and results back.
     """
-    out = checkpoints.load_model(m.src, input_shape)
+    from vae_core import devices
+    from vae_core.models import VAE
+
+    out = run_load.load_model(m.src, input_shape)
     if callable(getattr(out, "close", None)):  # a user's model in its worker: stopped when no session holds m
         _leases().add(m, out)
     if isinstance(out, VAE):
@@ -147,6 +153,9 @@ def dataset(d: Source) -> vdata.Dataset:
 
 def model_for(m: Source, d: Source):
     """The model that fits dataset d: raises DataError/CheckpointError with a clear message if not."""
+    import torch
+    from vae_core import devices
+
     data = dataset(d)
     shape = None
     if not Path(m.src).is_dir():  # a model file may store no input shape: the data gives it
@@ -209,6 +218,9 @@ def encode_all(mdl, data: vdata.Dataset, progress=None, partial=None) -> Encoded
     calibrated s with s^2 = the mean squared error over every point and pixel (Rybkin et al. 2021; in
     a partial result, over the points so far).
     """
+    import torch
+    from vae_core import devices
+
     from vae_core.metrics.gaussian_scale import calibrated_scale, decoder_scale, gaussian_log_px
 
     scale, source, _ = decoder_scale(mdl)
@@ -318,6 +330,10 @@ def encoded(m: Source, d: Source) -> Encoded:
 
 def decode(mdl, z: np.ndarray | list, scale: int = 1) -> np.ndarray:
     """z (B, D) -> uint8 images (B, H, W[, 3]), upscaled by `scale` (nearest)."""
+    import torch
+    from vae_core import devices
+    from . import images
+
     with torch.inference_mode():
         z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, mdl.latent_dim)
         x = mdl.decode(z.to(devices.model_device(mdl))).cpu()
@@ -333,7 +349,7 @@ MAP_PARAMS = {"pca": {}, "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 1
 
 
 MAP_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}  # the methods' own names, for people
-# What a map job is doing, from its Progress event (vae_core.projection's phases)
+# What a map job is doing, from its Progress event (vae_core.maps.projection's phases)
 MAP_PHASES = {"early_exaggeration": "t-SNE's first phase (early exaggeration), iteration {done} of {total}",
               "embedding": "t-SNE's main phase, iteration {done} of {total}",
               "umap_graph": "UMAP's nearest-neighbour graph and initial layout (it reports no progress "
@@ -356,7 +372,7 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
     labels = dataset(d).y
 
     def fit(job: Job) -> Projection:
-        from vae_core.projection import Projection
+        from vae_core.maps.projection import Projection
 
         return Projection(method, dims, seed=0, progress=lambda p: job.report(map_phase(p), p.fraction),
                           n_jobs=jobs.workers(), **MAP_PARAMS[method]).fit(enc.mu, labels)
@@ -366,7 +382,7 @@ def map_job(m: Source, d: Source, method: str, dims: int) -> Job:
 
 @st.cache_resource(max_entries=32)
 def _pca_job(m: Source, d: Source, dims: int) -> Job:
-    from vae_core.projection import Projection
+    from vae_core.maps.projection import Projection
 
     job = Job(key=("map", m, d, "pca", dims), what="the PCA map", phase="done", progress=1.0,
               result=Projection("pca", dims).fit(encoded(m, d).mu))
@@ -393,7 +409,7 @@ def run_choices() -> list[str]:
     """Run directories under runs/ (complete ones only: a half-written run is never listed)."""
     from .state import RUNS_DIR
 
-    return [str(p) for p in checkpoints.list_runs(RUNS_DIR)]
+    return [str(p) for p in run_load.list_runs(RUNS_DIR)]
 
 
 _transform_lock = threading.Lock()  # openTSNE's transform re-centres the shared map in place
@@ -409,9 +425,9 @@ def posterior_on_map(m: Source, d: Source, method: str, dims: int, idx: int, _pr
 
 # --- diagnose report and blurriness images (Diagnose and Blurriness pages) ---------------------
 
-def split_of(m: Source) -> checkpoints.EvalSplit:
+def split_of(m: Source) -> run_load.EvalSplit:
     """(split seed, eval fraction, n, dataset) the model was trained with, so reports use its held-out points."""
-    return checkpoints.eval_split(m.src)
+    return run_load.eval_split(m.src)
 
 
 @dataclass(frozen=True)
@@ -424,8 +440,14 @@ class BlurImages:
     sharpness_ratio: np.ndarray  # (N,) Laplacian variance recon / original; NaN where the original is flat
 
 
-def _blur_images(mdl, data: vdata.Dataset, split: checkpoints.EvalSplit, n_points: int, seed: int,
+def _blur_images(mdl, data: vdata.Dataset, split: run_load.EvalSplit, n_points: int, seed: int,
                  n_samples: int) -> BlurImages:
+    import torch
+    from vae_core import devices
+    from vae_core import metrics
+    from vae_core.metrics.pipeline.heldout import eval_points
+    from . import images
+
     ev = eval_points(data, n_points, *split)
     dev = devices.model_device(mdl)
     with torch.inference_mode():
@@ -459,6 +481,8 @@ def report_job(m: Source, d: Source, opts: DiagnoseOptions) -> Job:
     split is the run's (`split_of`) unless opts.split_seed says another. The model and data are resolved
     here, in the page's script, so their errors show on the page.
     """
+    from vae_core import metrics
+
     mdl, data, split = model_for(m, d), dataset(d), split_of(m)
 
     def work(job: Job) -> metrics.Report:
@@ -486,7 +510,7 @@ def spectrum_job(d: Source) -> Job:
 def training_objective(m: Source) -> tuple[float | None, float]:
     """(beta, free bits) a run was trained with, from its config.json; (None, 0) for a model that is not
     a run (its objective is unknown)."""
-    train = checkpoints.run_config(m.src).get("train")
+    train = run_load.run_config(m.src).get("train")
     if not isinstance(train, dict):
         return None, 0.0
     try:
@@ -537,7 +561,9 @@ def _onnx_decoder(mdl) -> tuple[dict | None, str | None]:
     kept on disk by the model's content, so a restart does not export again); a user's model only by its
     sandbox worker (`model.decoder_onnx()`), never in this process. Built once per model; shared by all
     sessions: read-only."""
-    from vae_core.model_files import CheckpointError
+    from vae_core.models import VAE
+
+    from vae_core.errors import CheckpointError
     from vae_core.onnx_export import MAX_ONNX_BYTES, OnnxExportError, decoder_onnx
 
     from .components.browser_decoder import onnx_decoder_payload

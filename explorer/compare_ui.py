@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from vae_core.checkpoints import read_history as _history, run_config as _config  # {} / [] when absent
+from vae_core.runs.run_load import read_history as _history, run_config as _config  # {} / [] when absent
 from vae_core.metrics import Report, collapse as vocab
 from vae_core.metrics.pipeline.budget import TARGET_K, TARGET_POINTS
 from vae_core.metrics.pipeline.options import DiagnoseOptions

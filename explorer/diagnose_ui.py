@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from vae_core.export import file_stem
+from vae_core.maps.export import file_stem
 from vae_core.limits import limits
 from vae_core.metrics import Report, collapse as vocab, theory
 from vae_core.metrics.pipeline.options import AUTO, DiagnoseOptions, option_field

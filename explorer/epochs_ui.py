@@ -1,9 +1,9 @@
 """The latent space learning, replayed: a run's recorded codes (epoch_codes.npz) as an animated map.
 
 `train --record-codes N` (the Train form's "Record codes") keeps the codes of N held-out points
-before training and after every epoch (vae_core.epoch_codes). Here every epoch stays in one frame:
+before training and after every epoch (vae_core.runs.epoch_codes). Here every epoch stays in one frame:
 its codes are first aligned to the final epoch's by an orthogonal Procrustes fit in the latent
-space (`vae_core.map_align.align_epochs`: rotation/reflection and shift, no scale), so a turn or
+space (`vae_core.maps.map_align.align_epochs`: rotation/reflection and shift, no scale), so a turn or
 mirror of the latent space during training does not read as motion, then drawn in one fixed basis,
 the PCA of the final epoch's codes, so what moves is the codes, not the axes. Between two epochs the
 figure plays ``STEPS`` frames interpolated linearly, so the points glide rather than jump. The KL
@@ -21,11 +21,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from vae_core.checkpoints import eval_split, is_run_dir
+from vae_core.runs.run_load import eval_split, is_run_dir
 from vae_core.config import option
-from vae_core.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, project_epochs
+from vae_core.runs.epoch_codes import EpochCodes, fixed_pca_basis, load_epoch_codes, project_epochs
 from vae_core.errors import sentence
-from vae_core.map_align import align_epochs
+from vae_core.maps.map_align import align_epochs
 
 from . import cache, figures
 from .messages import for_user

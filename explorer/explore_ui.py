@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_core import map_plane
-from vae_core.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thumbnail_sheet
+from vae_core.maps import map_plane
+from vae_core.maps.map_plane import THUMB_BUDGET, density_grid, thumbnail_layout, thumbnail_sheet
 from vae_core.metrics.collapse import KL_THRESHOLD  # the one KL-per-dimension threshold (nats)
 
 from . import cache, figures, images, state, widgets
@@ -439,7 +439,7 @@ def sliders_ui(mdl, m: cache.Source, data_src: cache.Source, enc, order: np.ndar
 
 def export_ui(proj, data, enc) -> None:
     """Downloads of the codes with their map coordinates, and TensorBoard projector files."""
-    from vae_core import export
+    from vae_core.maps import export
 
     extra = {"kl": enc.kl, "recon_err": enc.recon_err}
     c1, c2 = st.columns(2)

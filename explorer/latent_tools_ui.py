@@ -3,7 +3,7 @@
 strength slider decoded live on the latent sliders' paths: `strength_decoder` folds the vector into an
 MLP decoder's first layer so the browser decodes every step; other decoders answer here per step).
 
-The arithmetic is `vae_core.latent_tools` (numpy, tested against brute force); this module draws it.
+The arithmetic is `vae_core.maps.latent_tools` (numpy, tested against brute force); this module draws it.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from vae_core import latent_tools as lt, map_plane
+from vae_core.maps import latent_tools as lt, map_plane
 
 from . import cache, images, state, widgets
 from .components.sliders import latent_sliders, slider_state

@@ -4,7 +4,7 @@ A box, a lasso or a click on either map selects rows of the data; both maps then
 selection (plotly's `selectedpoints`, the points outside it greyed), each legend entry counts the
 selected points of its label ("47 / 412"), and under each map its own run decodes the mean code of
 the selection (`cache.decode`: a user's model decodes in its sandboxed worker). The right map is
-aligned to the left one by an orthogonal Procrustes fit (`vae_core.map_align`, scipy) when the box
+aligned to the left one by an orthogonal Procrustes fit (`vae_core.maps.map_align`, scipy) when the box
 says so: PCA, t-SNE and UMAP maps are all free to turn and mirror, so the fit removes only what
 means nothing; its residual is said under the maps.
 
@@ -165,7 +165,7 @@ def linked_maps_ui(entries: list, d: cache.Source, data) -> None:
     coords = [np.asarray(p.embedding_, dtype=np.float64) for p in projs]
     fit = None
     if align:
-        from vae_core.map_align import procrustes_align
+        from vae_core.maps.map_align import procrustes_align
 
         fit = procrustes_align(coords[0], coords[1])
         coords[1] = fit.aligned

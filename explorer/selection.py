@@ -12,7 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import checkpoints, data as vdata, model_zips
+from vae_core import data as vdata
+from vae_core.runs import model_zips, run_load
 from vae_core.errors import sentence
 
 from . import cache, state
@@ -42,7 +43,7 @@ def data_shape(src: str) -> tuple[int, int, int]:
 def _declared_shape(model_src: str) -> tuple[int, int, int] | None:
     """(C, H, W) a model says it takes without being loaded: a run's config.json, a model zip's meta.json."""
     if Path(model_src).is_dir():
-        return checkpoints.run_input_shape(model_src)
+        return run_load.run_input_shape(model_src)
     return model_zips.declared_input_shape(model_src)
 
 
@@ -79,9 +80,9 @@ def _model_candidates(data_src: str) -> list[str]:
     ss = st.session_state
     shape = data_shape(data_src)
     uploads = list(reversed(list(ss[state.UPLOADED_MODELS].values())))
-    runs = [r for r in cache.run_choices() if checkpoints.run_input_shape(r) == shape]
+    runs = [r for r in cache.run_choices() if run_load.run_input_shape(r) == shape]
     runs.sort(key=lambda r: Path(r) != state.DEFAULT_RUN)  # the shipped run first
-    return [m for m in uploads if not Path(m).is_dir() or checkpoints.run_input_shape(m) == shape] + runs
+    return [m for m in uploads if not Path(m).is_dir() or run_load.run_input_shape(m) == shape] + runs
 
 
 def _set(model_src: str, data_src: str | None, note: str | None, error: str | None) -> None:
@@ -143,7 +144,7 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
                 _set(model_src, cand, note, None)
                 return True
             first_why = first_why or why
-        if Path(model_src).is_dir() and checkpoints.run_input_shape(model_src) is None:
+        if Path(model_src).is_dir() and run_load.run_input_shape(model_src) is None:
             ss[state.PICK_ERROR] = f"{kept}: {label(model_src)} cannot be loaded. {first_why or ''}".strip()
             return False
         if not Path(model_src).is_dir():  # TorchScript: does it load at all (on no particular data)?
@@ -171,7 +172,7 @@ def select(model_src: str | None = None, data_src: str | None = None) -> bool:
                         f"({_shape(data_shape(data_src))}).")
                 _set(cand, data_src, note, None)
                 return True
-        takes = checkpoints.run_input_shape(old_m) if old_m and Path(old_m).is_dir() else None
+        takes = run_load.run_input_shape(old_m) if old_m and Path(old_m).is_dir() else None
         active = f"; {label(old_m)} takes {_shape(takes)}" if takes else ""
         ss[state.PICK_ERROR] = (f"{kept}: no model here takes {label(data_src)} "
                                 f"({_shape(data_shape(data_src))} images{active}). Train one on it (Train page: it "

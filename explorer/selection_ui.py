@@ -3,14 +3,14 @@
 Its size and label mix, its mean code decoded, its KL per dimension against the rest, exports
 (indices and codes as CSV, images as .npz) and "keep as" a named selection in
 `state.SAVED_SELECTIONS`, where the attribute vectors find it. The arithmetic is
-`vae_core.latent_tools` (tested against numpy); this module draws it.
+`vae_core.maps.latent_tools` (tested against numpy); this module draws it.
 """
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from vae_core import export, latent_tools as lt
+from vae_core.maps import export, latent_tools as lt
 from vae_core.data.lazy import Images, batch_rows
 from vae_core.limits import check_bytes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import checkpoints, data as vdata
+from vae_core import data as vdata
 from vae_core.errors import sentence
 from vae_core.limits import check_bytes, limits
 
@@ -66,13 +66,15 @@ def _on_upload(kind: str) -> None:
     if kind == "model" and limits().public:
         st.session_state[state.PICK_ERROR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
         return
+    from vae_core.runs import checkpoints, model_files  # here: they import torch; the sidebar draws without it
+
     path = None
     try:
         path = _save_upload(upload, kind)
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
             path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
         elif kind == "model":  # a zip of torch.export or ONNX programs, or TorchScript; loads in a worker only
-            checkpoints.load_model_file(path)  # refuses pickles and anything else, never unpickles
+            model_files.load_model_file(path)  # refuses pickles and anything else, never unpickles
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept

@@ -2,15 +2,15 @@
 
 `streamlit run streamlit_app.py` finds the `st.App` the entry script defines when imported as a
 module and serves it; the App's lifespan (`warm`) starts one background thread as soon as the
-server is up. While the first browser loads the page and connects, that thread imports torch and
-the app's modules (about 2.7 s on a 2-core machine, the bulk of a cold start) and fills the caches
-the Home page reads for the default pair (the shipped run on its data: loading, the fit check,
-encoding every image), so the first visitor finds them ready and nobody encodes them again.
+server is up. That thread imports torch and the app's modules (about 2.7 s on a 2-core machine) and
+fills the caches Explore and the other pages read for the default pair (the shipped run on its data:
+loading, the fit check, encoding every image), so nobody encodes them again.
 
-The thread waits `WARM_AFTER_S` first and steps aside if a visitor's script has begun importing
-torch by then: on 2 cores, warming while the first browser loads the page and connects slowed that
-first page by about 1.4 s (GIL contention; `python -m benchmarks.scale_start`), so a visitor who
-comes at once is served exactly as without warming, and anyone later finds the work done.
+Home draws without torch (its picture is on disk, `explorer/home_ui.py`), and importing torch beside
+it slowed it (GIL contention on 2 cores). So the thread waits until the first visitor's page run has
+ended (`page_run`, which the entry script wraps around each run), or `WARM_AFTER_S` when nobody
+comes, and steps aside if a visitor's script has begun importing torch by then (that page does the
+work itself).
 
 This module imports only the standard library and Streamlit; a failure in the thread (no default
 run, say) is logged and changes nothing: the pages then do the same work themselves.
@@ -21,12 +21,36 @@ import importlib
 import logging
 import sys
 import threading
-import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 log = logging.getLogger("explorer")
 
-WARM_AFTER_S = 3.0  # seconds after the server is up: a browser opened with the server has connected by then
+WARM_AFTER_S = 10.0  # at most this long after the server is up, waiting for the first page run to end
+
+_pages = threading.Condition()
+_running = 0  # page runs in progress in this server
+_ended = 0  # page runs ended
+
+
+@contextmanager
+def page_run():
+    """Around one script run of a session (the entry script's navigation): the warm-up waits for it."""
+    global _running, _ended
+    with _pages:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _pages:
+            _running -= 1
+            _ended += 1
+            _pages.notify_all()
+
+
+def wait_for_pages(timeout: float) -> bool:
+    """Wait until a page run has ended and none is in progress (at most timeout seconds); True then."""
+    with _pages:
+        return _pages.wait_for(lambda: _ended > 0 and _running == 0, timeout=timeout)
 
 
 def visitor_started() -> bool:
@@ -35,9 +59,9 @@ def visitor_started() -> bool:
 
 
 def warm_default_pair(after: float = 0.0) -> None:
-    """After `after` seconds, import the app's heavy modules and encode the default pair into the
+    """When the first page run has ended (at most `after` seconds), import the app's heavy modules and encode the default pair into the
     shared caches, unless a session's script is already importing torch (it does the work then)."""
-    time.sleep(after)
+    wait_for_pages(after)
     if visitor_started():
         log.info("a visitor came first: the start-up warm-up is left to the page")
         return

@@ -160,7 +160,7 @@ def _sweep_progress(job_id: str) -> None:
 # ------------------------------------------------------------------------------------ Compare page
 def sweep_job(path: Path) -> jobs.Job:
     """measure_sweep + cascade on the job queue, keyed by the sweep and its runs' fingerprints."""
-    from vae_core.run_load import fingerprint
+    from vae_core.runs.run_load import fingerprint
 
     runs = vsweep.finished_runs(path)
     key = ("beta_sweep", str(path), tuple((b, fingerprint(p)) for b, p in runs))

@@ -17,7 +17,7 @@ import streamlit as st
 
 from vae_core import data as vdata
 from vae_core.config import ModelConfig, TrainConfig, configs_from_options, ints_text, option, option_fields, parse_ints
-from vae_core.epoch_codes import FILE_NAME as EPOCH_CODES
+from vae_core.runs.epoch_codes import FILE_NAME as EPOCH_CODES
 from vae_core.errors import sentence
 from vae_core.limits import limits
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import streamlit as st
 
-from vae_core.checkpoints import is_run_dir, remove_stale_lock, run_config
+from vae_core.runs.checkpoints import remove_stale_lock
+from vae_core.runs.run_load import is_run_dir, run_config
 from vae_core.cli import config_argv
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.limits import limits

@@ -134,7 +134,7 @@ PLANTED = (1, 4, 6)  # dims whose encoder output is zeroed: mu_j = 0, logvar_j =
 def collapsed_run(tmp_path_factory) -> Path:
     """A tiny digits VAE (8 dims) trained briefly with beta = 1, then dims PLANTED collapsed by hand."""
     from vae_core import VAE, ModelConfig, TrainConfig
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.data import load_dataset
     from vae_core.train import fit
 
@@ -154,7 +154,7 @@ def collapsed_run(tmp_path_factory) -> Path:
 
 
 def test_verdict_table_flags_planted_collapse(collapsed_run: Path):
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
     from vae_core.data import load_dataset
 
     at = AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT)

@@ -26,7 +26,7 @@ def test_score_text():
 @pytest.fixture
 def sprites_run(tmp_path, monkeypatch) -> Path:
     from vae_core import VAE, ModelConfig, TrainConfig
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.data import load_dataset
     from vae_core.train import fit
 

@@ -25,7 +25,7 @@ SCALE = 0.1  # the run's declared Gaussian scale s: sigma^2 = 0.01
 def _run(tmp_path_factory, likelihood: str) -> Path:
     """A tiny MLP VAE (6 latents) trained for a few epochs on 2,000 planted points."""
     from vae_core import VAE, ModelConfig, TrainConfig
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.data import load_dataset
     from vae_core.train import fit
 
@@ -86,7 +86,7 @@ def test_theory_panel_on_a_gaussian_run_on_planted_data(tmp_path_factory):
 
     # the model's count: closed-form KL per dimension of the saved encoder on the run's 400 held-out
     # points (the report's points), counted at the project's 0.01 nats; the diamonds are those KLs
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     model = load_run(run).model.eval()
     ev = load_dataset("planted", n=2000, seed=0).split(0.2, 0)[1]

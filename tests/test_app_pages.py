@@ -80,7 +80,7 @@ def test_explore_slider_panel_ignores_stale_vector(explore: AppTest):
 
 
 def test_explore_sliders_sorted_by_kl_one_per_dim(explore: AppTest):
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     d = load_run(ROOT / "runs" / "default").model.latent_dim
     rows = _sliders(explore)["meta"]["dims"]
@@ -101,7 +101,7 @@ def test_explore_selecting_a_point_shows_it(explore: AppTest):
     # the sliders now hold the point's code: z equals its encoded mean
     import torch
 
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
     from vae_core.data import load_dataset
 
     model = load_run(ROOT / "runs" / "default").model
@@ -125,7 +125,8 @@ def test_explore_reset_and_random_buttons(explore: AppTest):
 
 def test_explore_slider_panel_python_path(tmp_path):
     """A TorchScript model has no in-browser decoder: each vector comes to Python, the PNG goes back."""
-    from vae_core.checkpoints import export_torchscript, load_run
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.runs.run_load import load_run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -155,7 +156,7 @@ def test_explore_decode_toggle_switches_to_server_path():
     import torch
     from PIL import Image
 
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     assert _sliders(at)["image"] is None
@@ -213,7 +214,7 @@ def test_pad_walks_the_plane_through_the_selected_points_full_code():
     import torch
     from PIL import Image
 
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
     from vae_core.data import load_dataset
 
     model = load_run(ROOT / "runs" / "default").model

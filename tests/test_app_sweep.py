@@ -41,7 +41,7 @@ def _ok(at: AppTest) -> AppTest:
 def _kl_by_hand(run: Path) -> np.ndarray:
     """KL per latent on the run's held-out points (all of them: fewer than measure_run's cap), by torch."""
     from vae_core.data import load_dataset
-    from vae_core.run_load import eval_split, load_run
+    from vae_core.runs.run_load import eval_split, load_run
 
     r, split = load_run(run), eval_split(run)
     _, ev = load_dataset(split.dataset, n=split.n, seed=split.seed).split(split.eval_fraction, split.seed)

@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 from settle import settle
 
 from explorer import state
-from vae_core.checkpoints import load_model, save_run
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.run_load import load_model
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.metrics import diagnose

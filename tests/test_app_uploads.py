@@ -11,8 +11,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae_core.checkpoints import export_torchscript, load_run
-from vae_core.export import run_zip
+from vae_core.runs.model_files import export_torchscript
+from vae_core.runs.run_load import load_run
+from vae_core.runs.checkpoints import run_zip
 
 from sidebar import npy_bytes as _npy, open_app as _app, text, upload as _upload
 from paths import ROOT  # the repository root (tests/paths.py)
@@ -105,7 +106,7 @@ def test_refusal_gives_way_once_the_missing_model_is_trained(tmp_path, monkeypat
     import shutil
 
     from explorer import state
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.config import ModelConfig, TrainConfig
     from vae_core.models import VAE
 

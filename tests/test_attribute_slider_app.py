@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import state
 from explorer.latent_tools_ui import strength_decoder
-from vae_core.checkpoints import load_run
+from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
 from paths import ROOT  # the repository root (tests/paths.py)

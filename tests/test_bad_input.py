@@ -21,7 +21,8 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from vae_core import cli
-from vae_core.checkpoints import CheckpointError, load_run
+from vae_core.errors import CheckpointError
+from vae_core.runs.run_load import load_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
@@ -94,7 +95,7 @@ def test_diagnose_options_refused(capsys):
 
 def _run_dir(tmp_path: Path, name: str = "r", **model) -> Path:
     """A real small run directory (config.json + model.safetensors + history.csv)."""
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
 
     cfg = ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,), **model)
     return save_run(tmp_path / name, VAE(cfg), TrainConfig(epochs=1), [{"epoch": 1}], dataset="digits")
@@ -177,7 +178,7 @@ def _crc_broken_run_zip(tmp_path: Path) -> bytes:
 
 
 def test_extract_run_zip_refuses_lies(tmp_path):
-    from vae_core.checkpoints import extract_run_zip
+    from vae_core.runs.checkpoints import extract_run_zip
 
     bomb = tmp_path / "bomb.zip"
     bomb.write_bytes(_hostile_run_zip(tmp_path))

@@ -61,7 +61,8 @@ def digits_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 
 @pytest.fixture(scope="module")
 def digits_ts(digits_run) -> Path:
-    from vae_core.checkpoints import export_torchscript, load_run
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.runs.run_load import load_run
 
     run, _ = digits_run
     return export_torchscript(load_run(run).model, run.parent / "digits.ts")
@@ -70,7 +71,7 @@ def digits_ts(digits_run) -> Path:
 # ------------------------------------------------------------------------------------------- train
 
 def test_train_end_to_end(digits_run):
-    from vae_core.checkpoints import is_run_dir, load_run
+    from vae_core.runs.run_load import is_run_dir, load_run
 
     out, r = digits_run
     assert r.returncode == 0, r.stderr
@@ -269,7 +270,7 @@ def test_shipped_default_run_on_mnist():
     difference, SE = sqrt(2 * sd^2 / 200) from the per-point spread sd computed below (treating
     the subsets as independent, which overstates SE a little since they overlap).
     """
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
     from vae_core.data import load_dataset
     from vae_core.metrics.pipeline.report import diagnose
 

@@ -303,7 +303,8 @@ def test_decode_toggle_enabled_for_the_default_mlp_run():
 
 
 def _upload_torchscript(tmp_path, monkeypatch) -> AppTest:
-    from vae_core.checkpoints import export_torchscript, load_run
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.runs.run_load import load_run
 
     monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
     with warnings.catch_warnings():
@@ -326,7 +327,7 @@ def test_decode_toggle_on_for_torchscript_exported_by_its_worker(tmp_path, monke
 
 
 def test_decode_toggle_off_and_disabled_when_the_worker_cannot_export(tmp_path, monkeypatch):
-    from vae_core.model_files import CheckpointError
+    from vae_core.errors import CheckpointError
     from vae_core.sandbox.proxy import RemoteModel
 
     def refuse(self):

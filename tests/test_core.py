@@ -20,10 +20,12 @@ from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_core import ModelConfig, TrainConfig, VAE
-from vae_core import checkpoints as ck
+from vae_core.runs import checkpoints as ck, run_load
 from vae_core import losses
-from vae_core.checkpoints import (CheckpointError, export_torchscript, list_runs, load_model, load_run,
-                                  save_run)
+from vae_core.errors import CheckpointError
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.model_files import export_torchscript
+from vae_core.runs.run_load import list_runs, load_model, load_run
 from vae_core.data import Dataset
 from vae_core.train import fit
 
@@ -360,7 +362,7 @@ def test_save_load_round_trip(tmp_path):
 def test_config_json_and_history_csv_contents(tmp_path):
     p = _save(tmp_path)
     cfg = json.loads((p / "config.json").read_text())
-    assert cfg["format_version"] == ck.FORMAT_VERSION
+    assert cfg["format_version"] == run_load.FORMAT_VERSION
     assert ModelConfig.from_dict(cfg["model"]) == _tiny_model(1).cfg
     assert TrainConfig.from_dict(cfg["train"]) == TrainConfig(epochs=1, seed=3)
     assert cfg["dataset"] == "digits" and cfg["seed"] == 3
@@ -559,5 +561,5 @@ def test_missing_path_is_file_not_found(tmp_path):
 
 def test_fingerprint_changes_with_weights(tmp_path):
     a, b = _save(tmp_path, "a", model=_tiny_model(1)), _save(tmp_path, "b", model=_tiny_model(2))
-    assert ck.fingerprint(a) != ck.fingerprint(b)
-    assert ck.fingerprint(a) == ck.fingerprint(a)
+    assert run_load.fingerprint(a) != run_load.fingerprint(b)
+    assert run_load.fingerprint(a) == run_load.fingerprint(a)

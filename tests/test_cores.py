@@ -12,7 +12,7 @@ import torch
 
 from paths import ROOT
 from vae_core import cores
-from vae_core.checkpoints import save_run
+from vae_core.runs.checkpoints import save_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 

@@ -135,7 +135,7 @@ def _model() -> VAE:
 
 
 def test_recorder_on_lazy_sample_matches_in_memory(tmp_path, tiny_threshold):
-    from vae_core.epoch_codes import CodeRecorder
+    from vae_core.runs.epoch_codes import CodeRecorder
 
     np.save(tmp_path / "big.npy", _images(1000, seed=4))
     data = load_dataset(tmp_path / "big.npy")
@@ -321,7 +321,7 @@ def test_projector_sprite_from_lazy_images(tmp_path, tiny_threshold):
     from PIL import Image
 
     from explorer import images
-    from vae_core.export import projector_zip
+    from vae_core.maps.export import projector_zip
 
     a = _images(400, seed=8)[:, :, :8, :8].copy()  # 400 8x8 images: 20 x 20 of them, no shrinking
     a = np.repeat(a, 60, axis=0)[:400]
@@ -339,7 +339,7 @@ def test_projector_sprite_from_lazy_images(tmp_path, tiny_threshold):
 
 
 def test_thumbnail_sheet_from_the_first_rows_only():
-    from vae_core.map_plane import thumbnail_sheet
+    from vae_core.maps.map_plane import thumbnail_sheet
 
     x = np.arange(10 * 4 * 4, dtype=np.uint8).reshape(10, 4, 4)
     # 10 images of 4 x 4 within 80 pixels, never below 4 px a side: the first 5 at full size,

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from vae_core import ModelConfig, TrainConfig, VAE, devices
-from vae_core.checkpoints import load_model, save_run
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.run_load import load_model
 from vae_core.cli import main
 from vae_core.data import load_dataset
 from vae_core.train import fit

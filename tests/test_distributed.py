@@ -97,7 +97,7 @@ def test_torchrun_matches_a_single_process_held_out_elbo(runs):
 
 
 def test_the_distributed_run_saved_the_weights_rank_zero_evaluated(runs):
-    from vae_core.checkpoints import load_model
+    from vae_core.runs.run_load import load_model
     from vae_core.data import load_dataset
 
     _, ddp, _ = runs

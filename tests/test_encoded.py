@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from explorer import cache, jobs
-from vae_core.checkpoints import save_run
+from vae_core.runs.checkpoints import save_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset
 from vae_core.models import VAE
@@ -89,7 +89,7 @@ def test_encodings_are_kept_on_disk_and_read_back_without_the_model(tmp_path, mo
     for key in ("mu", "logvar", "kl", "recon_err", "kl_per_dim"):
         np.testing.assert_array_equal(getattr(again.result, key), getattr(first.result, key))
     # the model's own numbers, recomputed here: the file holds this model's encodings, not another's
-    from vae_core.checkpoints import load_model
+    from vae_core.runs.run_load import load_model
     with torch.no_grad():
         mu, _ = load_model(run).eval().encode(cache.dataset(d).x)
     np.testing.assert_allclose(again.result.mu, mu.numpy(), atol=1e-5)
@@ -150,6 +150,10 @@ def test_home_draws_from_the_first_codes_while_a_slow_model_encodes(monkeypatch)
     monkeypatch.setattr(cache, "encode_all", slow)
     monkeypatch.setattr(cache, "_load_encoded", lambda path: None)  # as if never encoded on this server
     monkeypatch.setattr(cache, "_save_encoded", lambda path, enc: None)
+    from explorer import home_ui
+
+    monkeypatch.setattr(home_ui, "load_picture", lambda path: None)  # nor Home's picture drawn before
+    monkeypatch.setattr(home_ui, "save_picture", lambda path, pic: None)
     monkeypatch.setattr(jobs, "_queues", {})
     try:
         with unsettled():

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from vae_core import cli
-from vae_core.checkpoints import eval_split, extract_run_zip, load_model, load_run, read_config, save_run
+from vae_core.runs.checkpoints import extract_run_zip, save_run
+from vae_core.runs.run_load import eval_split, load_model, load_run, read_config
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.epoch_codes import FILE_NAME, CodeRecorder, load_epoch_codes
-from vae_core.export import run_zip
+from vae_core.runs.epoch_codes import FILE_NAME, CodeRecorder, load_epoch_codes
+from vae_core.runs.checkpoints import run_zip
 from vae_core.metrics.pipeline.heldout import eval_points
 from vae_core.models import VAE
 from paths import ROOT as REPO  # the repository root (tests/paths.py)
@@ -249,7 +250,7 @@ def test_the_option_bound_is_the_files_sample_limit():
     """config.py cannot import epoch_codes (a cycle through checkpoints): its bound is written twice."""
     from dataclasses import fields
 
-    from vae_core.epoch_codes import MAX_SAMPLE
+    from vae_core.runs.epoch_codes import MAX_SAMPLE
 
     f = next(f for f in fields(TrainConfig) if f.name == "record_codes")
     assert f.metadata["hi"] == MAX_SAMPLE and f.metadata["lo"] == 0
@@ -260,7 +261,7 @@ def test_the_option_bound_is_the_files_sample_limit():
 def test_kl_heatmap_has_one_log_scale_for_every_run(recorded, tmp_path, monkeypatch):
     """Issue 20, item 5: a collapsed run (every dimension < 0.12 nats) is drawn dark, not as bright
     as a run using its dimensions: the colour range is the same for both runs, on a log scale."""
-    from vae_core.epoch_codes import EpochCodes
+    from vae_core.runs.epoch_codes import EpochCodes
 
     runs = tmp_path / "runs"
     shutil.copytree(recorded, runs / "a-used")

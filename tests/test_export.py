@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 
 from vae_core import ModelConfig, TrainConfig, VAE
-from vae_core.checkpoints import CheckpointError, extract_run_zip, is_run_zip, list_runs, load_run, save_run
-from vae_core.export import codes_csv, projector_zip, run_zip, sprite_image
+from vae_core.errors import CheckpointError
+from vae_core.runs.checkpoints import extract_run_zip, is_run_zip, run_zip, save_run
+from vae_core.runs.run_load import list_runs, load_run
+from vae_core.maps.export import codes_csv, projector_zip, sprite_image
 
 
 def test_codes_csv_reads_back_with_pandas():
@@ -119,7 +121,7 @@ def test_run_zip_refusals_leave_nothing(tiny_run: Path, tmp_path: Path):
 
 def test_download_names_keep_the_extension_at_the_end():
     """Issue 20, item 7: an uploaded 'blobs20k.npz' gave 'codes_blobs20k.npz_umap2d.csv'."""
-    from vae_core.export import file_stem
+    from vae_core.maps.export import file_stem
 
     assert f"codes_{file_stem('blobs20k.npz')}_umap2d.csv" == "codes_blobs20k_umap2d.csv"
     assert file_stem("/srv/uploads/my data.tar.gz") == "my_data"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from vae_core import cli
-from vae_core.checkpoints import CheckpointError, load_run, read_history
+from vae_core.errors import CheckpointError
+from vae_core.runs.run_load import load_run, read_history
 
 
 @pytest.fixture(scope="module")

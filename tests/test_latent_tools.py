@@ -1,4 +1,4 @@
-"""vae_core.latent_tools, map_plane and epoch_codes against independent references: brute-force
+"""vae_core.maps.latent_tools, map_plane and epoch_codes against independent references: brute-force
 numpy neighbours, numpy means, torch.distributions KL, numpy SVD, hand-made arrays with known answers."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vae_core.epoch_codes import (FILE_NAME, MAX_SAMPLE, EpochCodes, epoch_sample, fixed_pca_basis,
+from vae_core.runs.epoch_codes import (FILE_NAME, MAX_SAMPLE, EpochCodes, epoch_sample, fixed_pca_basis,
                                   load_epoch_codes, project_epochs)
-from vae_core.latent_tools import (CodeNeighbours, apply_vector, attribute_vector, group_mean, label_agreement,
+from vae_core.maps.latent_tools import (CodeNeighbours, apply_vector, attribute_vector, group_mean, label_agreement,
                                    nearest_codes, selection_csv, selection_npz, selection_summary, vector_json,
                                    vector_strip)
-from vae_core.map_plane import density_grid, grid_points, manifold_grid
-from vae_core.projection import Projection
+from vae_core.maps.map_plane import density_grid, grid_points, manifold_grid
+from vae_core.maps.projection import Projection
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae_core.checkpoints import load_run
+from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from paths import ROOT  # the repository root (tests/paths.py)
 

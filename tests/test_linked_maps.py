@@ -1,5 +1,5 @@
 """Issue 22, item 3: two runs' maps with one selection (explorer/linked_maps_ui.py), and the alignment of
-one map to another (vae_core/map_align.py).
+one map to another (vae_core/maps/map_align.py).
 
 The alignment is checked against hand-made point sets (a known rotation, reflection, scale and shift
 must come back exactly) and against scipy.spatial.procrustes (its disparity and its standardised
@@ -21,10 +21,11 @@ from streamlit.testing.v1 import AppTest
 from settle import settle
 
 from explorer import linked_maps_ui as lm, state
-from vae_core.checkpoints import load_model, save_run
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.run_load import load_model
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset
-from vae_core.map_align import align_epochs, procrustes_align
+from vae_core.maps.map_align import align_epochs, procrustes_align
 from vae_core.models import VAE
 from vae_core.train import fit
 from paths import ROOT

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import figures
 from explorer.components.latent_map import MapLayer, decode_rows, encode_rows, map_data
-from vae_core.map_plane import density_grid, thumbnail_layout, thumbnail_sheet
+from vae_core.maps.map_plane import density_grid, thumbnail_layout, thumbnail_sheet
 from paths import ROOT  # the repository root (tests/paths.py)
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
@@ -211,7 +211,7 @@ def test_kept_selections_are_emptied_when_the_pair_changes(tmp_path, monkeypatch
 
 def test_the_images_export_holds_the_selected_images_as_uint8():
     from explorer.selection_ui import _uint8_nchw
-    from vae_core.latent_tools import selection_npz
+    from vae_core.maps.latent_tools import selection_npz
 
     x = np.random.default_rng(3).random((10, 1, 4, 5)).astype(np.float32)
     rows = np.array([2, 7, 9])

@@ -24,8 +24,10 @@ import pytest
 import torch
 from torch import nn
 
-from vae_core.checkpoints import CheckpointError, load_model, load_model_file
-from vae_core.model_zips import MAX_META_BYTES, parse_meta, read_model_zip, zip_format
+from vae_core.errors import CheckpointError
+from vae_core.runs.model_files import load_model_file
+from vae_core.runs.run_load import load_model
+from vae_core.runs.model_zips import MAX_META_BYTES, parse_meta, read_model_zip, zip_format
 from vae_core.sandbox import formats, proxy
 from zips import write_zip
 
@@ -554,7 +556,7 @@ def test_cli_refuses_a_bad_zip_in_one_line(tmp_path):
 
 def test_needed_data_text_uses_meta_input_shape(tmp_path):
     from explorer.selection import needed_data_text
-    from vae_core.model_zips import declared_input_shape
+    from vae_core.runs.model_zips import declared_input_shape
 
     path = write_zip(tmp_path / "m.zip", {"encode.onnx": b"x", "decode.onnx": b"x", "meta.json": b'{"input_shape": [3, 5, 7]}'})
     assert declared_input_shape(path) == (3, 5, 7)
@@ -566,8 +568,8 @@ def test_app_upload_of_model_zips(tmp_path, monkeypatch):
     """The sidebar takes a torch.export zip of the shipped run's model (it becomes active on mnist), and refuses
     a zip that lacks a member with the reason, keeping the active model."""
     from sidebar import open_app, text, upload
-    from vae_core.checkpoints import load_run
-    from vae_core.model_files import _ScriptableVAE
+    from vae_core.runs.run_load import load_run
+    from vae_core.runs.model_files import _ScriptableVAE
 
     monkeypatch.setenv("VAE_EXPLORER_UPLOADS", str(tmp_path / "uploads"))
     vae = _ScriptableVAE(load_run(ROOT / "runs" / "default").model).eval()

@@ -102,7 +102,7 @@ def test_letting_go_never_waits_for_a_call_in_flight():
 
 def test_a_real_worker_is_stopped_and_restarts_on_use(tmp_path, monkeypatch):
     from vae_core import VAE, ModelConfig
-    from vae_core.checkpoints import export_torchscript, load_torchscript
+    from vae_core.runs.model_files import export_torchscript, load_torchscript
 
     monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
     torch.manual_seed(0)
@@ -136,7 +136,8 @@ def test_app_session_releases_an_uploaded_models_worker(tmp_path):
 
     from explorer import cache
     from sidebar import open_app, upload
-    from vae_core.checkpoints import export_torchscript, load_run
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.runs.run_load import load_run
 
     ts = export_torchscript(load_run(ROOT / "runs" / "default").model, tmp_path / "mine.ts").read_bytes()
     at = upload(open_app(), "upload_model", "mine.ts", ts)

@@ -18,9 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import state
 from vae_core import onnx_export
-from vae_core.checkpoints import export_torchscript, save_run
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.model_files import export_torchscript
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.model_files import CheckpointError
+from vae_core.errors import CheckpointError
 from vae_core.models import VAE
 from vae_core.sandbox.proxy import RemoteModel
 

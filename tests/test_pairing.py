@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae_core.checkpoints import save_run
+from vae_core.runs.checkpoints import save_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 

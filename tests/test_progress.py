@@ -10,7 +10,7 @@ from vae_core import VAE, ModelConfig, TrainConfig
 from vae_core.data import Dataset
 from vae_core.metrics import DiagnoseCancelled, diagnose
 from vae_core.progress import Progress, Spans, fan_out
-from vae_core.projection import Projection
+from vae_core.maps.projection import Projection
 from vae_core.train import fit
 
 SHAPE = (1, 8, 8)

@@ -1,12 +1,12 @@
-"""vae_core.projection against independent references: numpy SVD, hand-made maps, brute-force kNN."""
+"""vae_core.maps.projection against independent references: numpy SVD, hand-made maps, brute-force kNN."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vae_core.map_arrays import LocalInverse, neighbour_preservation, stratified_sample
+from vae_core.maps.map_arrays import LocalInverse, neighbour_preservation, stratified_sample
 from vae_core.progress import Progress
-from vae_core.projection import Projection
+from vae_core.maps.projection import Projection
 
 N_PER_BLOB = 50
 

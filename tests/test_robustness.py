@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from vae_core import ModelConfig, TrainConfig, VAE
-from vae_core.checkpoints import fingerprint, list_runs, load_run, save_run
+from vae_core.runs.checkpoints import save_run
+from vae_core.runs.run_load import fingerprint, list_runs, load_run
 from paths import ROOT  # the repository root (tests/paths.py)
 
 

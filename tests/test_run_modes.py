@@ -19,7 +19,9 @@ import pytest
 
 from explorer.training import TrainingJob, TrainSpec
 from vae_core import cli
-from vae_core.checkpoints import export_torchscript, extract_run_zip, is_run_dir, load_run
+from vae_core.runs.checkpoints import extract_run_zip
+from vae_core.runs.model_files import export_torchscript
+from vae_core.runs.run_load import is_run_dir, load_run
 from vae_core.config import ModelConfig, TrainConfig
 
 RUN_FILES = {"config.json", "model.safetensors", "history.csv", "epoch_codes.npz"}

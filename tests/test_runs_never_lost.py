@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_core import checkpoints as ck
-from vae_core.checkpoints import list_runs, load_run
+from vae_core.runs import checkpoints as ck
+from vae_core.runs.run_load import list_runs, load_run
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 from paths import ROOT  # the repository root (tests/paths.py)
@@ -157,7 +157,7 @@ def test_run_lock_refuses_a_second_holder_and_is_reentrant(tmp_path):
     with ck.run_lock(out):
         with ck.run_lock(out):  # the same process may take it again (CLI, then save_run)
             pass
-        code = ("import sys; from vae_core import checkpoints as ck\n"
+        code = ("import sys; from vae_core.runs import checkpoints as ck\n"
                 "try:\n    ck.run_lock(sys.argv[1]).__enter__()\nexcept FileExistsError as e:\n"
                 "    print(e); sys.exit(3)\n")
         other = subprocess.run([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)},

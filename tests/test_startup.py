@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import threading
 
+import pytest
 import streamlit as st
 from streamlit.web.server.app_discovery import discover_asgi_app
 
@@ -80,3 +81,26 @@ def test_the_lifespan_serves_at_once_and_warms_in_a_thread(monkeypatch):
     assert len(warm) == 1 and warm[0].daemon
     release.set()
     warm[0].join(10)
+
+
+def test_the_warm_up_waits_for_a_page_run_to_end(monkeypatch):
+    """Home draws without torch; the warm-up (which imports torch) starts when a page run has ended."""
+    monkeypatch.setattr(startup, "_ended", 0)
+    assert not startup.wait_for_pages(0)  # no page has run yet
+    with startup.page_run():
+        with startup.page_run():  # two sessions at once
+            assert not startup.wait_for_pages(0)
+        assert not startup.wait_for_pages(0)  # one has ended, the other still runs
+    assert startup.wait_for_pages(0)
+    with pytest.raises(RuntimeError):  # a page that fails still ends its run
+        with startup.page_run():
+            assert not startup.wait_for_pages(0)
+            raise RuntimeError("page failed")
+    assert startup.wait_for_pages(0)
+
+    waits, calls = [], []
+    monkeypatch.setattr(cache, "encoded", lambda m, d: calls.append(m.src))
+    monkeypatch.setattr(startup, "visitor_started", lambda: False)
+    monkeypatch.setattr(startup, "wait_for_pages", lambda timeout: waits.append(timeout) or True)
+    startup.warm_default_pair(startup.WARM_AFTER_S)
+    assert waits == [startup.WARM_AFTER_S] and calls == [str(state.DEFAULT_RUN)]

@@ -11,7 +11,7 @@ import pytest
 
 from explorer.training import Registry, TrainingJob, TrainSpec
 from vae_core import cli
-from vae_core.checkpoints import list_runs, load_run
+from vae_core.runs.run_load import list_runs, load_run
 from vae_core.config import ModelConfig, TrainConfig
 
 TIMEOUT = 180  # a subprocess imports torch (seconds on a busy 2-core machine) before its first step

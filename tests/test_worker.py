@@ -20,7 +20,9 @@ import pytest
 import torch
 
 from vae_core import VAE, ModelConfig
-from vae_core.checkpoints import CheckpointError, export_torchscript, load_model, load_torchscript
+from vae_core.errors import CheckpointError
+from vae_core.runs.model_files import export_torchscript, load_torchscript
+from vae_core.runs.run_load import load_model
 from vae_core.sandbox import RemoteModel, allowlist, fs_protection, landlock
 from vae_core.sandbox.child import inner_message
 from paths import ROOT  # the repository root (tests/paths.py)

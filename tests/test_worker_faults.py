@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_core.checkpoints import CheckpointError, load_torchscript
+from vae_core.errors import CheckpointError
+from vae_core.runs.model_files import load_torchscript
 from vae_core.sandbox import RemoteModel
 from vae_core.sandbox.proxy import sweep_stale_scratch
 

@@ -285,7 +285,7 @@ def _train_checks(a: argparse.Namespace, group: distributed.Single,
                   held: contextlib.ExitStack) -> tuple[torch.device, Path | None]:
     """Everything that can be checked before the data is loaded: the options (bounds included; the model's
     size is checked again with the data's shape), the device and, on rank 0 only, --out, locked in `held`."""
-    from .checkpoints import check_out, run_lock
+    from .runs.checkpoints import check_out, run_lock
 
     if a.n is not None and a.n < 1:
         raise ValueError(f"--n must be >= 1, got {a.n}")
@@ -303,7 +303,7 @@ def _train_checks(a: argparse.Namespace, group: distributed.Single,
 def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgress | None", device: torch.device,
                 group: distributed.Single) -> int:
     from . import data as data_ids
-    from .checkpoints import save_run
+    from .runs.checkpoints import save_run
     from .models import VAE
     from .train import fit
 
@@ -338,9 +338,9 @@ def _train_into(a: argparse.Namespace, out: Path | None, progress: "_JsonlProgre
 
 
 def _code_recorder(model: torch.nn.Module, ev: Any, tcfg: TrainConfig) -> Any:
-    """The recorder of --record-codes held-out points (vae_core.epoch_codes), with epoch 0 (the initial
+    """The recorder of --record-codes held-out points (vae_core.runs.epoch_codes), with epoch 0 (the initial
     weights) recorded; None when it is off or nothing is held out."""
-    from .epoch_codes import CodeRecorder, epoch_sample
+    from .runs.epoch_codes import CodeRecorder, epoch_sample
 
     if tcfg.record_codes == 0:
         return None
@@ -399,7 +399,7 @@ def _sweep(a: argparse.Namespace) -> int:
 
 
 def _diagnose(a: argparse.Namespace) -> int:
-    from .checkpoints import eval_split, load_model
+    from .runs.run_load import eval_split, load_model
     from .data import check_fits, load_dataset
     from .metrics.pipeline.options import DiagnoseOptions, option_fields
     from .metrics.pipeline.report import diagnose

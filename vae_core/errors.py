@@ -1,8 +1,17 @@
-"""One sentence for any exception, for the CLI's stderr and the app's error boxes (never a traceback)."""
+"""The library's own error for unloadable models and runs, and one sentence for any exception.
+
+`sentence` gives the CLI's stderr and the app's error boxes one line (never a traceback). The
+other errors live with what they guard and are ValueErrors too: `vae_core.data.DataError`
+(a data set that cannot be read) and `vae_core.limits.LimitError` (a size over a limit).
+"""
 from __future__ import annotations
 
 import csv
 import zipfile
+
+
+class CheckpointError(ValueError):
+    """A model file or run directory that cannot be loaded; the message says what to do."""
 
 
 def sentence(e: BaseException) -> str:

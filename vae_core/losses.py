@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +20,17 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     KL_j = 0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)
     """
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
+
+
+def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Mean over the rows of KL(q(z|x) || N(0, I)) per dimension, in float64: (M, D) -> (D,) nats.
+
+    Closed form per point and dimension (docs/science.md, "ELBO and its terms"; `kl_per_dim`):
+    KL_j(x) = 0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1); summed over j it is the point's KL.
+    """
+    t = kl_per_dim(torch.as_tensor(np.asarray(mu, dtype=np.float64)),
+                   torch.as_tensor(np.asarray(logvar, dtype=np.float64)))
+    return t.mean(dim=0).numpy()
 
 
 def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

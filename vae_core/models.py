@@ -8,12 +8,15 @@ attributes `latent_dim`, `likelihood`, `input_shape`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from . import losses
-from .config import ModelConfig
+
+if TYPE_CHECKING:  # annotations only: config imports this module (count_params) to check a config
+    from .config import ModelConfig
 
 
 def _mlp(sizes: list[int]) -> list[nn.Module]:
@@ -171,7 +174,7 @@ class ScriptedVAE(TorchScriptInterface):
     The contract: docs/contracts.md, "Bring your own model".
 
     For modules scripted in this process (tests, notebooks): the app and the CLI load a user's
-    file through `checkpoints.load_torchscript`, which runs it in a child worker
+    file through `vae_core.runs.model_files.load_torchscript`, which runs it in a child worker
     (`vae_core.sandbox.RemoteModel`, same interface) and never in the server.
 
     The module needs `encode(x) -> (mu, logvar)` and `decode(z) -> mean`; optional attributes

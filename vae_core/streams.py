@@ -1,6 +1,6 @@
 """Bounded reads from files that strangers give: never more bytes than asked for, in chunks.
 
-Shared by the data loaders (`vae_core.data.files`) and the run-zip upload (`vae_core.checkpoints`).
+Shared by the data loaders (`vae_core.data.files`) and the run-zip upload (`vae_core.runs.checkpoints`).
 """
 from __future__ import annotations
 

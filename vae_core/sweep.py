@@ -96,7 +96,7 @@ def list_sweeps(root: str | Path = "runs") -> list[Path]:
 
 def finished_runs(out: str | Path) -> list[tuple[float, Path]]:
     """(β, run directory) of the sweep's runs that were saved, by β."""
-    from .run_load import is_run_dir
+    from .runs.run_load import is_run_dir
 
     doc = read_sweep(out)
     runs = [(float(r["beta"]), Path(out) / r["dir"]) for r in doc["runs"]]
@@ -131,7 +131,7 @@ def measure_run(run: str | Path, *, max_points: int = MAX_POINTS, batch_size: in
     from .metrics._common import encode_all
     from .metrics.collapse import collapse_stats
     from .metrics.theory import data_spectrum
-    from .run_load import eval_split, load_run
+    from .runs.run_load import eval_split, load_run
 
     r = load_run(run)
     model = r.model if hasattr(r, "model") else r

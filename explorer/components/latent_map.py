@@ -18,7 +18,7 @@ The browser reports what it holds under state key "cache" ({"plotly": version, "
 point's customdata (its row).
 
 Layers held by content id like the figure (`MapLayer`): the thumbnails, every point's image in one
-PNG sprite sheet (`vae_core.map_plane.thumbnail_sheet`), so hovering a point shows its image with
+PNG sprite sheet (`vae_core.maps.map_plane.thumbnail_sheet`), so hovering a point shows its image with
 no server round trip and the "thumbnails" view draws images in place of dots once at most
 `THUMBS_IN_VIEW` points are in view; and the density contour. A box or lasso selection (plotly's
 own tools and `plotly_selected`) comes back under "selection" as {rows, n, map, seq}: rows is the
@@ -42,7 +42,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from vae_core.map_plane import ThumbnailSheet
+from vae_core.maps.map_plane import ThumbnailSheet
 
 from .base import _joined, asset_css, held, noop
 

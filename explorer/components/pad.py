@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from vae_core.map_arrays import stratified_sample
+from vae_core.maps.map_arrays import stratified_sample
 
 from .. import figures
 
@@ -45,7 +45,7 @@ def _b64(a: np.ndarray) -> str:
 
 def drawn_sample(n: int, strata: np.ndarray | None, cap: int = MAX_DRAWN, seed: int = 0) -> np.ndarray:
     """Sorted indices of the points the pad draws: all n up to `cap`, else `cap` of them, each label
-    (stratum) in its share (`vae_core.map_arrays.stratified_sample`), thinned to `cap` when there are
+    (stratum) in its share (`vae_core.maps.map_arrays.stratified_sample`), thinned to `cap` when there are
     more labels than `cap`."""
     pick = stratified_sample(n, cap, strata, seed)
     if pick.size > cap:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer import figures
 from explorer.components.latent_map import MapLayer, latent_map, selected_rows, thumbs_payload
-from vae_core.map_plane import thumbnail_sheet
+from vae_core.maps.map_plane import thumbnail_sheet
 
 
 def hand_made(n: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -45,10 +45,11 @@ def app_url(streamlit_server, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def reference():
     """The shipped model and the PCA map the app builds (explorer/cache.py: encoded + _pca_job)."""
-    from vae_core import checkpoints, data as vdata
-    from vae_core.projection import Projection
+    from vae_core import data as vdata
+    from vae_core.runs import run_load
+    from vae_core.maps.projection import Projection
 
-    model = checkpoints.load_run(RUN).model.eval()
+    model = run_load.load_run(RUN).model.eval()
     data = vdata.load_dataset("mnist", n=None, seed=0)
     with torch.inference_mode():
         mu = torch.cat([model.encode(data.x[i:i + 1000])[0] for i in range(0, len(data), 1000)]).float().numpy()
@@ -69,7 +70,7 @@ def small_data_file(reference, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def torchscript_file(reference, tmp_path_factory) -> Path:
-    from vae_core.checkpoints import export_torchscript
+    from vae_core.runs.model_files import export_torchscript
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script/save deprecation notices

@@ -38,9 +38,10 @@ def _wait(fn, timeout: float, what: str):
 def reference():
     """decode(start + s * (mean(label 1) - mean(label 0))) of the shipped run, in torch: start is
     mean(label 0), or the code mu of point `point` when given."""
-    from vae_core import checkpoints, data as vdata
+    from vae_core import data as vdata
+    from vae_core.runs import run_load
 
-    model = checkpoints.load_run(REPO / "runs" / "default").model.eval()
+    model = run_load.load_run(REPO / "runs" / "default").model.eval()
     data = vdata.load_dataset("mnist", n=None, seed=0)
     with torch.inference_mode():
         mu = torch.cat([model.encode(data.x[i:i + 1000])[0] for i in range(0, len(data), 1000)]).double()

@@ -19,7 +19,7 @@ BETAS = (1.0, 4.0, 16.0)
 def app(streamlit_server, tmp_path_factory):
     """The app on a runs folder holding runs/sweep-planted (one run per β, sweep.json) and a default run."""
     from vae_core import VAE, ModelConfig, TrainConfig
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.data import load_dataset
     from vae_core.sweep import beta_dirname, write_sweep_json
     from vae_core.train import fit

@@ -19,7 +19,7 @@ def app(streamlit_server, tmp_path_factory):
     """The app on a runs folder whose default run is a VAE with no hidden layer (linear encoder, a
     linear decoder under the sigmoid), Gaussian s = 0.1, trained on 2,000 planted points."""
     from vae_core import VAE, ModelConfig, TrainConfig
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.data import load_dataset
     from vae_core.train import fit
 

@@ -24,7 +24,7 @@ CANVAS_PIXELS = "c => [c.width, c.height, Array.from(c.getContext('2d').getImage
 @pytest.fixture(scope="module")
 def conv_run(tmp_path_factory):
     """runs/default of a temporary runs folder: a conv VAE (1x28x28, two stride-2 convs, latent 4), untrained."""
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.config import ModelConfig, TrainConfig
     from vae_core.models import VAE
 
@@ -60,7 +60,7 @@ def app_url(streamlit_server, conv_run, tmp_path_factory, browser) -> str:
 
 @pytest.fixture(scope="module")
 def model(conv_run):
-    from vae_core.checkpoints import load_run
+    from vae_core.runs.run_load import load_run
 
     return load_run(conv_run[1]).model.eval()
 
@@ -127,7 +127,7 @@ def test_slider_step_decodes_conv_model_in_browser_as_torch(page, app_url, model
 
 def test_pad_decodes_conv_model_in_browser_as_torch(page, app_url, model):
     from vae_core import data as vdata
-    from vae_core.projection import Projection
+    from vae_core.maps.projection import Projection
 
     data = vdata.load_dataset("mnist", n=None, seed=0)
     with torch.inference_mode():  # the PCA map the app builds, from torch's own codes

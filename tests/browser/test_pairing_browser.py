@@ -23,7 +23,7 @@ def app_url(streamlit_server, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def run_zip_8x8(tmp_path_factory):
     """A zipped run of a small 8x8 MLP VAE (random weights): uploading it switches the data to digits."""
-    from vae_core.checkpoints import save_run
+    from vae_core.runs.checkpoints import save_run
     from vae_core.config import ModelConfig, TrainConfig
     from vae_core.models import VAE
 

@@ -51,7 +51,7 @@ def _wait_for(cond, within: float) -> bool:
 
 def test_closing_the_tab_stops_the_uploaded_models_worker(browser, streamlit_server, tmp_path):
     from vae_core import VAE, ModelConfig
-    from vae_core.checkpoints import export_torchscript
+    from vae_core.runs.model_files import export_torchscript
 
     torch.manual_seed(0)
     ts = export_torchscript(VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,))).eval(),

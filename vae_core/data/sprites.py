@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import Dataset, DataError, _check_bytes
+from .dataset import Dataset
+from .errors import DataError, _check_bytes
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
 SHAPES = ("square", "ellipse", "heart")

@@ -175,7 +175,7 @@ def _load_format(fmt: str, data: bytes, name: str, req: dict):
         module = formats.load_onnx(data, name, max_bytes, int(req["threads"]))
     else:
         raise ValueError(f"{name}: unknown model format {fmt[:20]!r}")
-    meta = req.get("meta") or {}  # checked by the server (vae_core.model_zips.parse_meta)
+    meta = req.get("meta") or {}  # checked by the server (vae_core.runs.model_zips.parse_meta)
     latent = meta.get("latent_dim")
     if latent is not None and module.latent_dim is not None and latent != module.latent_dim:
         raise ValueError(f"{name}: meta.json says latent_dim {latent}, but decode takes z of {module.latent_dim} "

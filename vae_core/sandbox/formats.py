@@ -1,7 +1,7 @@
 """The worker's loaders for model zips of today's formats: `torch.export` programs and ONNX graphs.
 
 Runs only in the sandbox worker (`child.py`), after its filesystem is closed; the server reads
-nothing here (it checked the zip's members and meta.json in `vae_core.model_zips`). Each program
+nothing here (it checked the zip's members and meta.json in `vae_core.runs.model_zips`). Each program
 is checked before it runs:
 - a `torch.export` program's graph (`ep.graph_module`, every nested graph too) holds only `aten`
   operations that pass the TorchScript allow-list (`allowlist.why_denied`), the getitem and
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..model_zips import read_member_capped
+from ..runs.model_zips import read_member_capped
 from . import allowlist
 
 ONNX_DOMAINS = ("", "ai.onnx")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ..model_files import CheckpointError
+from ..errors import CheckpointError
 from ..limits import ENV, limits
 from ..models import TorchScriptInterface
 

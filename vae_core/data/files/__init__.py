@@ -32,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ...limits import LimitError
-from .. import Dataset, DataError, DataLimitError
+from ..dataset import Dataset
+from ..errors import DataError, DataLimitError
 from .arrays import load_npy, load_npz
 from .csv_table import load_csv
 from .images import IMAGE_SUFFIXES, load_folder, load_zip

@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from ...streams import READ_CHUNK, read_up_to
-from .. import DataError, _check_bytes
+from ..errors import DataError, _check_bytes
 from ...limits import limits
 from ..lazy import NpyFile
 from .validate import Loaded, check_file_bytes, class_labels, open_regular, show, validate_array, validate_mapped

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...limits import ENV, limits
-from .. import DataError, _check, _check_bytes
+from ..errors import DataError, _check, _check_bytes
 from .validate import Loaded, class_labels, open_regular, short, validate_array
 
 _LABEL_COLUMNS = ("label", "y")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from ...limits import limits
-from .. import DataError, _check, _check_bytes
+from ..errors import DataError, _check, _check_bytes
 from .validate import Loaded, check_file_bytes, open_regular, short, show, validate_array
 from .zips import open_zip, read_member
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from .. import DataError, _check_bytes
+from ..errors import DataError, _check_bytes
 from ..lazy import Images, NpyFile
 
 logger = logging.getLogger(__name__)

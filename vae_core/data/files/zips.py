@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ...limits import limits
 from ...streams import read_zip_member
-from .. import DataError, _check
+from ..errors import DataError, _check
 from .validate import open_regular, short
 
 

@@ -1,7 +1,7 @@
 """Which points a diagnose report scores: the run's own held-out split, rebuilt as training made it.
 
 `train` (the CLI and the app) splits `load_dataset(data, n=--n, seed)` with `.split(eval_fraction,
-seed)`; a report on any other points would score training points as "held out". `checkpoints.eval_split`
+seed)`; a report on any other points would score training points as "held out". `runs.run_load.eval_split`
 reads the run's seed, eval fraction, --n and dataset from config.json, in the order `eval_points` takes
 them.
 """
@@ -44,7 +44,7 @@ def eval_points(data: Dataset, n_points: int | None, split_seed: int = 0,
 
     The run's split is `training_pool(data, split_seed, train_n, train_dataset).split(eval_fraction,
     split_seed)[1]`: split_seed, eval_fraction, train_n and train_dataset must be the run's (what
-    `checkpoints.eval_split` reads from config.json, in that order, so `*eval_split(run)` passes
+    `runs.run_load.eval_split` reads from config.json, in that order, so `*eval_split(run)` passes
     them all), or the "held-out" points include training points. The Monte Carlo seed is separate.
     """
     ev = training_pool(data, split_seed, train_n, train_dataset).split(eval_fraction, split_seed)[1]

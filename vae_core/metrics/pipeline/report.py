@@ -529,7 +529,7 @@ def diagnose(model: Any, data: Dataset, *, n_points: int | None | str = TARGET_P
     """Run every diagnostic of `model` on the evaluation split of `data` and return one Report.
 
     split_seed/eval_fraction/train_n/train_dataset rebuild the held-out points (use the run's:
-    `checkpoints.eval_split`); seed drives only the Monte Carlo samples, so two seeds score the
+    `runs.run_load.eval_split`); seed drives only the Monte Carlo samples, so two seeds score the
     same points.
 
     Time budget: n_points and/or iwae_k = AUTO ("auto") fit `budget_s` seconds for the whole call

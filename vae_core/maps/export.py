@@ -1,5 +1,5 @@
-"""Exports as bytes: latent codes with map coordinates (CSV), TensorBoard projector files, a run
-as a zip. Pure functions of arrays and paths; the app offers them as downloads."""
+"""Exports as bytes: latent codes with map coordinates (CSV) and TensorBoard projector files. Pure
+functions of arrays; the app offers them as downloads (a run as a zip: `vae_core.runs.checkpoints.run_zip`)."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .checkpoints import is_run_dir
 
 # TensorBoard's projector reads sprite images up to 8192 x 8192 pixels.
 MAX_SPRITE_SIDE = 8192
@@ -95,15 +94,3 @@ def projector_zip(mu: np.ndarray, images: Any, metadata: dict[str, Sequence]) ->
         z.writestr("projector_config.pbtxt", "\n".join(cfg + ["}"]) + "\n")
     return out.getvalue()
 
-
-def run_zip(run_dir: str | Path) -> bytes:
-    """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
-    p = Path(run_dir)
-    if not is_run_dir(p):
-        raise ValueError(f"{p} is not a complete run directory")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(p.iterdir()):
-            if f.is_file():
-                z.write(f, f"{p.name}/{f.name}")
-    return out.getvalue()

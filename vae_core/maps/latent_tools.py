@@ -1,6 +1,6 @@
 """Tools over a set of latent codes for the Explore map: nearest codes, selections and their
 exports, attribute vectors (Latent Space Cartography). The map plane's layers (the decoded
-manifold, density) are in `vae_core.map_plane`.
+manifold, density) are in `vae_core.maps.map_plane`.
 
 Plain arrays in, plain arrays out: mu and logvar (N, D) are the encoder's means and log variances
 (q(z|x) = N(mu, diag exp(logvar))), labels (N,) are optional class labels (ints or strings), a
@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
+from ..losses import mean_kl_per_dim
 from .export import codes_csv
-from .losses import kl_per_dim
 from .map_arrays import as_codes
 
 
@@ -107,16 +106,6 @@ def _check_mask(mask: Any, n: int, name: str = "mask") -> np.ndarray:
     return m
 
 
-def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Mean over the rows of KL(q(z|x) || N(0, I)) per dimension, in float64: (M, D) -> (D,) nats.
-
-    Closed form per point and dimension (docs/science.md, "ELBO and its terms"; `vae_core.losses.kl_per_dim`):
-    KL_j(x) = 0.5 * (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1); summed over j it is the point's KL.
-    """
-    t = kl_per_dim(torch.as_tensor(np.asarray(mu, dtype=np.float64)),
-                   torch.as_tensor(np.asarray(logvar, dtype=np.float64)))
-    return t.mean(dim=0).numpy()
-
 
 def selection_summary(mu: Any, logvar: Any, labels: Any | None, mask: Any) -> SelectionSummary:
     """Size, label mix, mean code and KL per dimension of the points where mask is True, against the rest.
@@ -156,7 +145,7 @@ def selection_csv(indices: Any, mu: Any, logvar: Any, labels: Any | None = None)
 
     mu, logvar (N, D) and labels (N,) cover every point; indices (n,) pick the rows, in that order.
     sigma_j = exp(0.5 * logvar_j). The columns are those of the whole-data export
-    (`vae_core.export.codes_csv`), whose writer this is.
+    (`vae_core.maps.export.codes_csv`), whose writer this is.
     """
     mu = np.asarray(mu)
     idx = _check_indices(indices, mu.shape[0])

@@ -20,9 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .limits import limits
-from .model_files import CheckpointError
-from .streams import read_zip_member
+from ..errors import CheckpointError
+from ..limits import limits
+from ..streams import read_zip_member
 
 FORMATS = {  # format -> (its members, what writes them)
     "export": (("encode.pt2", "decode.pt2"), "a torch.export model zip holds encode.pt2 and decode.pt2 "
@@ -68,7 +68,7 @@ def zip_format(path: str | Path) -> str | None:
     Never raises: a zip that cannot be read, or has more members than VAE_EXPLORER_MAX_FILES
     (counted before its directory is parsed), is None here and refused by whoever reads it next.
     """
-    from .data.files.zips import open_zip
+    from ..data.files.zips import open_zip
 
     try:
         if not zipfile.is_zipfile(path):
@@ -131,8 +131,8 @@ def read_model_zip(path: str | Path) -> ModelZip:
 
     Raises CheckpointError (one sentence naming the file or member and the fix).
     """
-    from .data import DataError
-    from .data.files.zips import open_zip
+    from ..data import DataError
+    from ..data.files.zips import open_zip
 
     p = Path(path)
     fmt = zip_format(p)

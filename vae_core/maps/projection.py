@@ -10,7 +10,7 @@ it; the decoder needs a latent code for that point, so every map here has an ``i
   guess, so every inverse also returns how far the point is from encoded data (1 ~ among the
   data, >> 1 off-manifold) for the app to warn with.
 
-t-SNE and UMAP come from openTSNE and umap-learn (`vae_core.tsne_umap`, which says why openTSNE:
+t-SNE and UMAP come from openTSNE and umap-learn (`vae_core.maps.tsne_umap`, which says why openTSNE:
 measured against scikit-learn's TSNE, the same maps in 0.30x the time, a ``transform`` that places new
 points into a finished map, and callbacks that report progress and can stop a fit).
 
@@ -21,8 +21,8 @@ umap-learn's ``UMAP.transform``), in chunks with progress. ``fitted_`` says whic
 fitted (True) and which placed (False), so a map can say so.
 
 Imports: the app builds a PCA map the moment a page opens, so that path imports numpy and
-``scipy.spatial`` only, never scikit-learn (`vae_core.map_arrays` says why and how); openTSNE and
-umap-learn are imported inside their fits (`vae_core.tsne_umap`).
+``scipy.spatial`` only, never scikit-learn (`vae_core.maps.map_arrays` says why and how); openTSNE and
+umap-learn are imported inside their fits (`vae_core.maps.tsne_umap`).
 
 Progress (`vae_core.progress`): ``progress`` receives a ``Progress`` event per step of the fit,
 ``what`` naming the phase: "early_exaggeration" and "embedding" (the two t-SNE optimisation phases;
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .map_arrays import PCA, LocalInverse, as_codes, stratified_sample
-from .progress import Progress, ProgressFn, Spans, report
+from ..progress import Progress, ProgressFn, Spans, report
 from .tsne_umap import EARLY_EXAGGERATION_ITER, TRANSFORM_ITER, fit_tsne, fit_umap, tsne_place
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class Projection:
         return np.asarray(self._tsne)  # the TSNEEmbedding (n_fit, k) is kept for transform
 
     def _fit_umap(self, x: np.ndarray) -> np.ndarray:
-        # umap-learn's own stages and epochs (vae_core.tsne_umap.fit_umap); it cannot be interrupted
+        # umap-learn's own stages and epochs (vae_core.maps.tsne_umap.fit_umap); it cannot be interrupted
         self._umap = fit_umap(x, n_components=self.n_components, n_neighbors=self.n_neighbors,
                               min_dist=self.min_dist, seed=self.seed,
                               event=self._report if self.progress is not None else None)

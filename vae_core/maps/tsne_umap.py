@@ -1,4 +1,4 @@
-"""The t-SNE and UMAP fits behind `vae_core.projection.Projection`: openTSNE and umap-learn,
+"""The t-SNE and UMAP fits behind `vae_core.maps.projection.Projection`: openTSNE and umap-learn,
 each imported inside its function (they import scikit-learn, ~1.5 s cold, and UMAP's numba JIT
 takes ~10 s more on the first fit in a process), so a PCA map never pays for them.
 

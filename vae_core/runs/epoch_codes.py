@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from .disk_modes import follow_umask
-from .latent_tools import mean_kl_per_dim
-from .limits import check_bytes
-from .map_arrays import PCA, as_codes, stratified_sample
+from ..limits import check_bytes
+from ..losses import mean_kl_per_dim
+from ..maps.map_arrays import PCA, as_codes, stratified_sample
 
 FILE_NAME = "epoch_codes.npz"
 MAX_SAMPLE = 1_000  # points followed through training: enough to see clusters form, ~4 kB per dim per epoch
@@ -52,7 +52,7 @@ def epoch_sample(pool: int | np.ndarray, labels: Any | None = None, seed: int | 
 
     pool: the held-out points, as their row indices in the dataset (an array), or a count n for
     range(n). labels (len(pool),), aligned with pool, make the draw proportional per label
-    (`vae_core.map_arrays.stratified_sample`; with more labels than ``size`` the stratified draw
+    (`vae_core.maps.map_arrays.stratified_sample`; with more labels than ``size`` the stratified draw
     is thinned at random to ``size``).
     """
     rows = np.arange(pool) if isinstance(pool, (int, np.integer)) else np.asarray(pool, dtype=np.int64)
@@ -88,7 +88,7 @@ class EpochCodes:
 
         kl_per_dim: given (e.g. the evaluation split's, as the trainer computes it), or else the
         mean over the sample of the closed-form KL_j from mu and logvar (S, D)
-        (`vae_core.latent_tools.mean_kl_per_dim`). Epochs must increase; codes must be finite.
+        (`vae_core.losses.mean_kl_per_dim`). Epochs must increase; codes must be finite.
         """
         s = self.indices.size
         mu = as_codes("mu", mu)
@@ -181,7 +181,7 @@ class CodeRecorder:
         """Encode the sample with the model's weights as they are now, as epoch `epoch`."""
         import torch
 
-        from .data.lazy import batches
+        from ..data.lazy import batches
 
         was_training = self.model.training
         self.model.eval()
@@ -212,8 +212,8 @@ def load_epoch_codes(run_dir: str | Path) -> EpochCodes | None:
     before its data is read); shapes that disagree; values that are not finite.
     """
     # Imported here: vae_core.data pulls in the dataset machinery, which a run without the file never needs.
-    from .data.files.arrays import npy_header, read_npy_data
-    from .data.files.zips import member_errors, open_zip
+    from ..data.files.arrays import npy_header, read_npy_data
+    from ..data.files.zips import member_errors, open_zip
 
     path = Path(run_dir) / FILE_NAME
     if not path.is_file():
@@ -242,7 +242,7 @@ def _check_header(what: str, shape: tuple[int, ...], dtype: np.dtype, axes: str,
 
     Raises DataError (the zip reader's error context passes those through as they are).
     """
-    from .data import DataError, _check
+    from ..data.errors import DataError, _check
 
     if len(shape) != len(axes) or dtype.kind not in kinds:
         kind = "integers" if "i" in kinds else "floats"
@@ -260,7 +260,7 @@ def _check_header(what: str, shape: tuple[int, ...], dtype: np.dtype, axes: str,
 def fixed_pca_basis(final_mu: Any) -> tuple[np.ndarray, np.ndarray]:
     """The 2-D PCA basis of the final epoch's codes (S, D): mean (D,) and components (2, D), float64.
 
-    Principal axes by numpy SVD of the centred codes (`vae_core.map_arrays.PCA`, scikit-learn's
+    Principal axes by numpy SVD of the centred codes (`vae_core.maps.map_arrays.PCA`, scikit-learn's
     sign convention: each axis's largest loading positive). Rows are orthonormal; with D = 1 (or
     one point) the missing axis is a row of zeros, so its coordinate is 0.
     """

@@ -3,9 +3,8 @@ both atomic; `run_lock`, `check_out` and `remove_stale_lock` around them.
 
 A run directory (docs/contracts.md, "Run directory") holds `config.json`, `model.safetensors` and `history.csv`.
 It is written into a temporary hidden sibling directory and renamed (or swapped) into place, so a
-crash never leaves a half-written run. This module is also the one import point for the whole run
-and model-file API: what `run_load` (reading runs) and `model_files` (TorchScript, pickle
-refusal) define is re-exported here, so `from vae_core.checkpoints import load_run` keeps working.
+crash never leaves a half-written run. Reading runs is `vae_core.runs.run_load`; model files
+(TorchScript, zips, pickle refusal) are `vae_core.runs.model_files`.
 """
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ import datetime as dt
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -29,16 +29,14 @@ from typing import Any, Callable, Sequence
 import torch
 from safetensors.torch import save_file
 
-from . import limits
-from .config import TrainConfig
+from .. import limits
+from ..config import TrainConfig
 from .disk_modes import follow_umask
-from .errors import sentence
-from .limits import LimitError
-from .model_files import PICKLE_HELP, CheckpointError, export_torchscript, load_model_file, load_torchscript
-from .models import VAE
-from .run_load import (FORMAT_VERSION, EvalSplit, Run, aside_path, eval_split, fingerprint, is_run_dir, list_runs,
-                       load_model, load_run, read_config, read_history, recover_aside, run_config, run_input_shape)
-from .streams import read_zip_member
+from ..errors import CheckpointError, sentence
+from ..limits import LimitError
+from ..models import VAE
+from .run_load import FORMAT_VERSION, aside_path, is_run_dir, load_run, recover_aside
+from ..streams import read_zip_member
 
 HISTORY_COLUMNS = ["epoch", "loss", "recon_nll", "kl", "beta", "eval_elbo", "seconds", "samples_per_s"]
 
@@ -256,6 +254,19 @@ def save_run(out: str | Path, model: VAE, train_cfg: TrainConfig, history: list[
 RUN_FILES = ("config.json", "model.safetensors", "history.csv", "epoch_codes.npz")
 
 
+def run_zip(run_dir: str | Path) -> bytes:
+    """A run directory as a zip whose top folder is the run's name (re-uploadable to the app)."""
+    p = Path(run_dir)
+    if not is_run_dir(p):
+        raise ValueError(f"{p} is not a complete run directory")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(p.iterdir()):
+            if f.is_file():
+                z.write(f, f"{p.name}/{f.name}")
+    return out.getvalue()
+
+
 def is_run_zip(path: str | Path) -> bool:
     """True for a zip holding a run directory (config.json + model.safetensors), not TorchScript."""
     p = Path(path)
@@ -334,11 +345,3 @@ def extract_run_zip(path: str | Path, dest: str | Path) -> Path:
         raise
     return out
 
-
-__all__ = [
-    "FORMAT_VERSION", "HISTORY_COLUMNS", "PICKLE_HELP", "RUN_FILES", "CheckpointError", "EvalSplit", "Run",
-    "check_out", "eval_split", "export_torchscript", "extract_run_zip", "fingerprint", "is_run_dir", "is_run_zip",
-    "list_runs", "load_model", "load_model_file", "load_run", "load_torchscript", "read_config", "read_history",
-    "remove_stale_lock",
-    "run_config", "run_input_shape", "run_lock", "save_run",
-]

@@ -1,8 +1,8 @@
 """Model files: a user's model file (TorchScript, or a zip of torch.export or ONNX programs; run in a
 child worker), ours exported as TorchScript, and a pickle checkpoint refused with how to convert it.
 
-`CheckpointError` is the one error for a model file or run directory that cannot be loaded; the
-run directories themselves are read in `run_load` and written in `checkpoints`.
+`vae_core.errors.CheckpointError` is the one error for a model file or run directory that cannot be loaded;
+the run directories themselves are read in `run_load` and written in `checkpoints`.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .models import VAE
+from ..errors import CheckpointError
+from ..models import VAE
 
 if TYPE_CHECKING:
-    from .sandbox import RemoteModel
+    from ..sandbox import RemoteModel
 
 PICKLE_HELP = (
     "Convert it without pickle: save the weights with safetensors.torch.save_file(model.state_dict(), ...) "
@@ -26,10 +27,6 @@ PICKLE_HELP = (
     "torch.jit.save(torch.jit.script(model), 'model.ts') (deprecated upstream), following the contract "
     "(encode(x) -> (mu, logvar), decode(z) -> mean)."
 )
-
-
-class CheckpointError(ValueError):
-    """A model file or run directory that cannot be loaded; the message says what to do."""
 
 
 def looks_like_pickle(path: Path) -> bool:
@@ -62,7 +59,7 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
     its filesystem is closed; every method is checked against the operation allow-list before
     any runs. With `input_shape` the model is also probed on zeros of that shape.
     """
-    from .sandbox import RemoteModel
+    from ..sandbox import RemoteModel
 
     p = Path(path)
     if not p.is_file():
@@ -81,7 +78,7 @@ def load_model_file(path: str | Path, input_shape: tuple[int, int, int] | None =
     optional meta.json, or a TorchScript file. Nothing of it runs in this process.
     """
     from .model_zips import read_model_zip, zip_format
-    from .sandbox import RemoteModel
+    from ..sandbox import RemoteModel
 
     p = Path(path)
     if not p.is_file():

@@ -1,4 +1,4 @@
-"""Plain-array pieces of the latent maps (`vae_core.projection`): input checks, a stratified
+"""Plain-array pieces of the latent maps (`vae_core.maps.projection`): input checks, a stratified
 sample, PCA by SVD, the local inverse of a map, and neighbour preservation (a map's quality).
 
 Imports: the app builds a PCA map the moment a page opens, so that path imports numpy and
@@ -13,7 +13,7 @@ neighbours on the map (2-D/3-D: the local inverse and distance-from-data) come f
 dimensions. ``neighbour_preservation`` also searches the latent codes (16-D and more, where a k-d
 tree degrades to slower than brute force), so it keeps scikit-learn's ``NearestNeighbors``,
 imported when called; openTSNE and umap-learn (which import scikit-learn themselves) are
-imported inside their fits (`vae_core.tsne_umap`).
+imported inside their fits (`vae_core.maps.tsne_umap`).
 """
 from __future__ import annotations
 

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError, safe_open
-
-from .config import ModelConfig, TrainConfig
-from .limits import LimitError
-from .model_files import PICKLE_HELP, CheckpointError, load_model_file, looks_like_pickle
-from .models import VAE, meta_state
+from ..config import ModelConfig, TrainConfig
+from ..errors import CheckpointError
+from ..limits import LimitError
 
 if TYPE_CHECKING:
-    from .sandbox import RemoteModel
+    import torch
+
+    from ..models import VAE
+    from ..sandbox import RemoteModel
 
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few kB
@@ -142,6 +141,12 @@ def load_run(path: str | Path) -> Run:
     VAE_EXPLORER_MAX_PARAMS, and every tensor's shape in the safetensors header against the model
     the config describes. Non-finite weights are refused.
     """
+    import torch  # here: reading names, configs and lists of runs (the sidebar) needs no torch
+    from safetensors import SafetensorError, safe_open
+
+    from ..models import VAE, meta_state
+    from .model_files import PICKLE_HELP, looks_like_pickle
+
     p = Path(path)
     recover_aside(p)
     if not p.is_dir():
@@ -196,6 +201,8 @@ def _check_shapes(weights: Path, found: dict[str, tuple[tuple[int, ...], str]],
 def load_model(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "VAE | RemoteModel":
     """A run directory, a TorchScript file or a zip of torch.export / ONNX programs -> a model with
     encode/decode/nll, in eval mode (a user's file runs in a sandbox worker)."""
+    from .model_files import load_model_file
+
     p = Path(path)
     if p.is_dir():
         return load_run(p).model
