@@ -409,20 +409,22 @@ def _diagnose(a: argparse.Namespace) -> int:
 
     opts = DiagnoseOptions(**{f.name: getattr(a, f.name) for f in option_fields()})  # checked once more
     device = devices.resolve(a.device)
-    model = load_model(a.model)
-    if isinstance(model, VAE):  # a run's model; a model file runs in its sandboxed worker, on the CPU
-        model.to(device)
-    elif device.type == "cuda":
-        log.warning("a model file runs in a sandboxed worker process on the CPU; --device cuda applies "
-                    "to run directories")
-    data = load_dataset(a.data)
-    if getattr(model, "input_shape", None) is None:
-        model.set_input_shape(data.shape)
-    check_fits(data, model.input_shape)
-    split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
     # one of the machine's heavy-job slots (vae_core/cores.py): several diagnoses at once take turns
-    # instead of thrashing; the budget counts from here
+    # instead of thrashing. The slot covers loading the model too (a user's model starts its worker and
+    # imports torch there: seconds of CPU that slowed the pilot of the diagnosis holding the slot, which
+    # then cut its points to a handful); the budget counts from diagnose()
     with cores.core_slot("this diagnosis", say=lambda text: print(f"note: {text}", file=sys.stderr, flush=True)):
+        model = load_model(a.model)
+        if isinstance(model, VAE):  # a run's model; a model file runs in its sandboxed worker, on the CPU
+            model.to(device)
+        elif device.type == "cuda":
+            log.warning("a model file runs in a sandboxed worker process on the CPU; --device cuda applies "
+                        "to run directories")
+        data = load_dataset(a.data)
+        if getattr(model, "input_shape", None) is None:
+            model.set_input_shape(data.shape)
+        check_fits(data, model.input_shape)
+        split = eval_split(a.model)  # the run's seed, eval fraction, --n and dataset: its exact split
         bar = _diagnose_bar(disable=True if a.quiet else False if a.progress else None)
         try:
             report = diagnose(model, data, **opts.kwargs(run_split_seed=split.seed),
