@@ -85,3 +85,16 @@ def _apptest_waits_for_jobs():
     app_test.AppTest._run = run
     yield
     app_test.AppTest._run = original
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs dir for the app. explorer.state reads the variable at import; the test process
+    may have imported it already, so the attribute is pointed there too."""
+    from explorer import state
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(runs))
+    monkeypatch.setattr(state, "RUNS_DIR", runs)
+    return runs

@@ -24,15 +24,6 @@ TINY = ["--data", "planted", "--n", "200", "--hidden", "8", "--latent-dim", "3",
         "--quiet"]
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(runs))
-    monkeypatch.setattr(state, "RUNS_DIR", runs)
-    return runs
-
-
 def _ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at

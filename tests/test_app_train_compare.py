@@ -27,17 +27,6 @@ COMPARE = str(ROOT / "app_pages" / "5_Compare.py")
 TIMEOUT = 120
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    """An empty runs dir for the app. explorer.state reads the variable at import; the test process
-    may have imported it already, so the attribute is pointed there too."""
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(runs))
-    monkeypatch.setattr(state, "RUNS_DIR", runs)
-    return runs
-
-
 def _ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
+
+from linear_vae import fit_linear_vae
 
 from vae_core import sweep
 from vae_core.data.planted import OFFSET, PLANTED_SPECTRUM, SCALE, make_planted
@@ -62,28 +63,8 @@ LATENT, STEPS, LR = 6, 600, 3e-2
 
 
 def _fit_linear_vae(x: torch.Tensor, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, logvar) of a linear VAE (as tests/test_theory.py: closed-form expected reconstruction of a
-    linear Gaussian decoder with variance SIGMA2, full batch, Adam), the same seed at every beta."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        enc, dec = nn.Linear(x.shape[1], 2 * LATENT).double(), nn.Linear(LATENT, x.shape[1]).double()
-        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
-        for _ in range(STEPS):
-            mu, lv = enc(x).chunk(2, 1)
-            rec = (((x - dec(mu)) ** 2).sum(1) + lv.exp() @ (dec.weight ** 2).sum(0)) / (2 * SIGMA2)
-            loss = (rec + beta * 0.5 * (mu ** 2 + lv.exp() - lv - 1).sum(1)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        with torch.no_grad():
-            mu, lv = enc(x).chunk(2, 1)
-        return mu.numpy(), lv.numpy()
-    finally:
-        torch.set_num_threads(threads)
+    """(mu, logvar) of a linear VAE (tests/linear_vae.py), the same seed at every beta."""
+    return fit_linear_vae(x, SIGMA2, beta, LATENT, STEPS, LR)
 
 
 def test_linear_vae_beta_sweep_collapses_in_the_spectrum_order():

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
+
+from linear_vae import fit_linear_vae
 
 from vae_core.data import BUILTIN, load_dataset
 from vae_core.data.planted import NOISE, OFFSET, PLANTED_SPECTRUM, SCALE, SPECTRUM, directions, make_planted
@@ -123,37 +124,10 @@ LATENT, STEPS, LR = 8, 600, 3e-2  # cosine decay; measured on 7 draws: within 1.
 
 
 def _train_linear_vae(x: torch.Tensor, sigma2: float, beta: float = 1.0) -> np.ndarray:
-    """KL per dimension (nats, mean over points) of a linear VAE (nn.Linear encoder to (mu, logvar),
-    nn.Linear decoder, fixed Gaussian variance sigma2) trained full-batch with Adam on x (N, P).
-
-    The ELBO's reconstruction term is taken in closed form for a linear decoder,
-    E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_j sigma_j^2 ||W_j||^2: the same objective without
-    Monte Carlo noise, so Adam converges in a few hundred steps."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread (two contend on a busy machine, measured 5x slower)
-    try:
-        return _fit(x, sigma2, beta)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(x: torch.Tensor, sigma2: float, beta: float) -> np.ndarray:
-    torch.manual_seed(0)
-    enc, dec = nn.Linear(x.shape[1], 2 * LATENT).double(), nn.Linear(LATENT, x.shape[1]).double()
-    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)  # a small last step: Adam settles
-    for _ in range(STEPS):
-        mu, lv = enc(x).chunk(2, 1)
-        rec = (((x - dec(mu)) ** 2).sum(1) + lv.exp() @ (dec.weight ** 2).sum(0)) / (2 * sigma2)
-        kl = 0.5 * (mu ** 2 + lv.exp() - lv - 1).sum(1)
-        loss = (rec + beta * kl).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    with torch.no_grad():
-        mu, lv = enc(x).chunk(2, 1)
-        return (0.5 * (mu ** 2 + lv.exp() - lv - 1)).mean(0).numpy()
+    """KL per dimension (nats, mean over points) of a linear VAE trained to its optimum on x (N, P)
+    (tests/linear_vae.py)."""
+    mu, lv = fit_linear_vae(x, sigma2, beta, LATENT, STEPS, LR)
+    return (0.5 * (mu ** 2 + np.exp(lv) - lv - 1)).mean(0)
 
 
 @pytest.mark.parametrize("beta, want", [(1.0, 4), (4.0, 3)])
