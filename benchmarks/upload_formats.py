@@ -156,10 +156,18 @@ HOME_DONE = """label => { const a = document.querySelector('[data-testid="stApp"
     return t.includes('Model: ' + label) && t.includes('rebuilt image') && t.includes('Data: sprites')
       && m.querySelectorAll('[data-testid="stImage"] img').length >= 2; }"""
 
-EXPLORE_DONE = """n => { const a = document.querySelector('[data-testid="stApp"]');
-    const p = document.querySelector('[data-testid="latent-sliders"]');
-    return a && a.getAttribute('data-test-script-state') === 'notRunning' && p && p.getAttribute('data-mode')
-      && p.querySelectorAll('input[type=range]').length === n; }"""
+def wait_explore(page, n: int, timeout: float) -> None:
+    """Until Explore's script ended with the slider panel drawn for a model of n dimensions (Playwright's
+    locators: the panel is a component, which document.querySelector does not reach)."""
+    panel, app = page.get_by_test_id("latent-sliders"), page.locator('[data-testid="stApp"]')
+    deadline = time.monotonic() + timeout
+    while True:
+        if (app.get_attribute("data-test-script-state") == "notRunning" and panel.count()
+                and panel.get_attribute("data-mode") and panel.locator("input[type=range]").count() == n):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for Explore with the uploaded model")
+        time.sleep(0.1)
 
 
 def job_log(path: Path) -> list[dict]:
@@ -352,7 +360,7 @@ def main() -> None:
                 page.get_by_test_id("latent-sliders").wait_for(timeout=300_000)
                 n0 = len(job_log(joblog))
                 t1 = set_model_file(page, files[key])
-                wait_js(page, EXPLORE_DONE, LATENT, 600, "Explore with the uploaded model")
+                wait_explore(page, LATENT, 600)
                 enc = encode_jobs(job_log(joblog)[n0:])
                 rows.append((f"{NAMES[key]} after the restart: upload on Explore -> sliders drawn (encode jobs run)",
                              f"{time.perf_counter() - t1:.1f} s ({len(enc)})"))
@@ -369,7 +377,7 @@ def main() -> None:
                     page.get_by_test_id("latent-sliders").wait_for(timeout=300_000)
                     path = files.get("ts") or write_formats(vae, ["ts"], tmp / "models")["ts"]
                     set_model_file(page, path)
-                    wait_js(page, EXPLORE_DONE, LATENT, 600, "Explore with the uploaded model")
+                    wait_explore(page, LATENT, 600)
                     keep = (ctx, page)
                 rows.append(("load before Diagnose", load()))
                 diagnose(keep[1], rows)
