@@ -288,7 +288,9 @@ def diagnose(page, rows: list, away_after: float = 20.0) -> None:
     page.wait_for_function(REPORT, timeout=900_000, polling=250)
     took = time.perf_counter() - t0
     wait_app_ready(page, 300_000)
-    budget_words = next((line for line in main_text(page).splitlines() if "time budget" in line), "")
+    text = " ".join(main_text(page).split())
+    at = text.find("s time budget")  # the settings caption: points, k and the time taken
+    budget_words = text[max(0, text.rfind(".", 0, at) + 1):text.find(".", at) + 1].strip() if at >= 0 else ""
     rows.append(("TorchScript: Diagnose, default 60 s budget: page opened -> report shown (left once for Explore)",
                  f"{took:.1f} s"))
     rows.append((f"Diagnose progress when leaving at {left:.0f} s -> on coming back at {back_at:.0f} s",
