@@ -14,7 +14,8 @@ attributes `likelihood`, `latent_dim`), a zip of `torch.export` programs and a z
 `meta.json`: gaussian, input_shape, latent_dim).
 
 One `streamlit run streamlit_app.py` on 127.0.0.1 with temporary VAE_EXPLORER_CACHE / _UPLOADS / _ONNX_CACHE /
-_JOB_LOG (the repo's runs/: a new session starts on runs/default and mnist). For each format, in a fresh browser context (a new session):
+_JOB_LOG (the repo's runs/: a new session starts on runs/default and mnist). For each format, in a fresh
+browser context (a new session):
 - upload -> interactive Home: `sprites` picked in the sidebar's data picker, then the model set on the model
   uploader's input; timed from `set_input_files` to the Home page's script ended with the model's images shown
   (its name on the page, "rebuilt image", sprites); the encoding job's own run time from the job log;
