@@ -270,7 +270,8 @@ PROGRESS = """() => { const p = document.querySelector('[data-testid="stMain"] [
     const b = p.querySelector('[role="progressbar"]');
     return (b && b.getAttribute('aria-valuenow') !== null ? b.getAttribute('aria-valuenow') + '%: ' : '')
       + p.innerText.replace(/\\s+/g, ' ').slice(0, 160); }"""
-REPORT = """() => (document.querySelector('[data-testid="stMain"]')?.innerText || '').includes('Information per dimension')"""
+REPORT = """() => (document.querySelector('[data-testid="stMain"]')?.innerText || '')
+    .includes('Information per dimension')"""
 
 
 def diagnose(page, rows: list, away_after: float = 20.0) -> None:
