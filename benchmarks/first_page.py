@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
 
 TIMEOUT_MS = 180_000
 STEPS = ("health", "title", "sidebar", "images", "interactive")

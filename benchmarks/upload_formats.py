@@ -9,7 +9,7 @@ Linear to 512x2x2, four ConvTranspose2d + BatchNorm2d + LeakyReLU, a fifth ConvT
 LeakyReLU and a Conv2d to one channel, sigmoid). Random weights, batch-norm running statistics away from
 (0, 1) so eval mode matters, and the decoder's weights scaled 4x so nearby codes give different pictures (a
 step that changes no pixel sends no new PNG on the server path). Written, in eval mode, as a user would
-(`tests/test_model_formats.write_model`, the guide's recipes): TorchScript (`torch.jit.script` + `save`,
+(`benchmarks/model_formats.write_model`, the guide's recipes): TorchScript (`torch.jit.script` + `save`,
 attributes `likelihood`, `latent_dim`), a zip of `torch.export` programs and a zip of ONNX graphs (each with
 `meta.json`: gaussian, input_shape, latent_dim).
 
@@ -39,16 +39,15 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from benchmarks.latency import pad_browser, pad_python, panel_steps, pct, print_rows  # noqa: E402
-from benchmarks.onnx_browser import load, wait_attr  # noqa: E402
-from tests.browser.harness import REPO, StreamlitServer, launch_chromium, wait_app_ready  # noqa: E402
+from benchmarks.browser import REPO, StreamlitServer, launch_chromium, wait_app_ready
+from benchmarks.common import load, percentile as pct, print_table as print_rows
+from benchmarks.latency import pad_browser, pad_python, panel_steps
+from benchmarks.model_formats import write_model
+from benchmarks.onnx_browser import wait_attr
 
 APP = REPO / "streamlit_app.py"
 FORMATS = {"ts": "torchscript", "export": "export", "onnx": "onnx"}
@@ -60,7 +59,7 @@ CANVAS_PIXELS = "c => [c.width, c.height, Array.from(c.getContext('2d').getImage
 class VanillaVAE(nn.Module):
     """PyTorch-VAE's VanillaVAE for 64x64 one-channel images, latent 10, sigmoid mean (see the module docstring)."""
 
-    shape, latent = (1, 64, 64), LATENT  # what tests/test_model_formats.write_model reads
+    shape, latent = (1, 64, 64), LATENT  # what benchmarks/model_formats.write_model reads
 
     def __init__(self):
         super().__init__()
@@ -110,7 +109,6 @@ def vanilla_vae() -> VanillaVAE:
 
 
 def write_formats(vae, keys: list[str], folder: Path) -> dict[str, Path]:
-    from tests.test_model_formats import write_model
 
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"likelihood": "gaussian", "input_shape": [1, 64, 64], "latent_dim": LATENT}
