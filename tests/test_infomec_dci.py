@@ -81,3 +81,22 @@ def test_bad_input():
         disentanglement(np.zeros((10, 2)), np.zeros((9, 1), int))
     few = disentanglement(np.arange(10.0).reshape(5, 2), np.array([[0], [1], [0], [1], [0]]))
     assert few.n_points == 5 and all(v is None for v in few.scores.values())  # below MIN_POINTS: no score
+
+
+def test_a_time_budget_stops_the_half_samples_and_says_how_many_ran():
+    """diagnose's clock refuses after two half-samples: the scores stay, the SE comes from the two that
+    ran, and `resamples` says 2; refused at once, there is no SE (one half-sample cannot give one)."""
+    f = _factors(200, seed=5)
+    asked = []
+
+    def two(seconds: float) -> bool:
+        asked.append(seconds)
+        return len(asked) <= 2
+
+    full = disentanglement(f.astype(float), f, resamples=4)
+    r = disentanglement(f.astype(float), f, resamples=4, go_on=two)
+    assert r.resamples == 2 and len(asked) == 3 and all(s > 0 for s in asked)
+    assert r.scores == full.scores  # the scores themselves never depend on the budget
+    assert all(r.se[k] is not None for k in r.se)
+    none = disentanglement(f.astype(float), f, resamples=4, go_on=lambda s: False)
+    assert none.resamples == 0 and all(v is None for v in none.se.values()) and none.scores == full.scores

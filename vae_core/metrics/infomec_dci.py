@@ -30,8 +30,9 @@ neighbour, which inflates k-NN mutual information.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -203,9 +204,13 @@ def _scores(codes: np.ndarray, factors: np.ndarray, seed: int) -> tuple[dict[str
 
 
 def disentanglement(codes: Any, factors: Any, *, max_points: int = MAX_POINTS, resamples: int = RESAMPLES,
-                    seed: int = 0) -> Disentanglement:
+                    seed: int = 0, go_on: Callable[[float], bool] | None = None) -> Disentanglement:
     """InfoM, InfoC, InfoE and DCI (D, C, I) of latent means `codes` (N, D) against integer factors
-    (N, K), each with its half-sample standard error; at most max_points points (seeded sample)."""
+    (N, K), each with its half-sample standard error; at most max_points points (seeded sample).
+
+    go_on(seconds), when given (diagnose's time budget), is asked before each half-sample with the
+    time the full scores took: a refusal stops the resampling there (`resamples` says how many ran;
+    under 2, no standard errors)."""
     z = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes, dtype=np.float64)
     fac = np.asarray(factors)
     if z.ndim != 2 or fac.ndim != 2 or len(z) != len(fac):
@@ -221,9 +226,15 @@ def disentanglement(codes: Any, factors: Any, *, max_points: int = MAX_POINTS, r
         return Disentanglement(scores=none, se=dict(none), nmi=np.zeros((fac.shape[1], z.shape[1])),
                                active=np.zeros(z.shape[1], bool), importance=np.zeros((z.shape[1], fac.shape[1])),
                                n_points=n, resamples=0, skipped=skipped)
+    t0 = time.perf_counter()
     scores, nmi, active, r = _scores(z, f, seed)
+    took = time.perf_counter() - t0  # a half-sample takes at most about this
     reps: dict[str, list[float]] = {k: [] for k in KEYS}
+    done = 0
     for b in range(resamples if n // 2 >= MIN_POINTS else 0):
+        if go_on is not None and not go_on(took):
+            break
+        done += 1
         half = np.sort(rng.choice(n, n // 2, replace=False))
         s, *_ = _scores(z[half], _factor_codes(fac[half])[0], seed + 1 + b)
         for k in KEYS:
@@ -232,7 +243,7 @@ def disentanglement(codes: Any, factors: Any, *, max_points: int = MAX_POINTS, r
     se = {k: (float(np.sqrt(np.mean((np.array(v) - np.mean(v)) ** 2))) if len(v) >= 2 and scores[k] is not None
               else None) for k, v in reps.items()}
     return Disentanglement(scores=scores, se=se, nmi=nmi, active=active, importance=r, n_points=n,
-                           resamples=resamples, skipped=skipped)
+                           resamples=done, skipped=skipped)
 
 
 __all__ = ["Disentanglement", "KEYS", "dci_from_importance", "dci_importance", "disentanglement", "infoe",

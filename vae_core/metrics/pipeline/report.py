@@ -375,7 +375,8 @@ def _parts(model: Any, plan: _Plan, gen: torch.Generator, track: _Tracker, batch
             importing.join()  # an import error, if any, is raised again by mig_core's own import
         mig_res = mig_core(mu, ev.factors[:n_enc])
         # InfoMEC and DCI beside MIG (on at most infomec_dci.MAX_POINTS of the points)
-        dis = disentanglement(mu, ev.factors[:n_enc], seed=gen.initial_seed() % 2**32)
+        dis = disentanglement(mu, ev.factors[:n_enc], seed=gen.initial_seed() % 2**32,
+                              go_on=clock.go_on if bounded else None)  # half-samples only while they fit
         track.lap("mig")
     if bounded and plan.auto_k:
         _rechoose_k(plan, track, clock, int(mu.shape[1]))
