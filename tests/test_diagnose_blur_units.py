@@ -60,17 +60,23 @@ def test_mutual_info_spectrum_and_mig_figures():
 
 
 def test_verdicts_cover_every_case():
-    from explorer.diagnose_ui import verdicts
+    from types import SimpleNamespace
 
-    rep = {"latent_dim": 5, "collapse": {"low_kl_dims": [0, 1], "active_dims": [1, 2, 3], "prior_like_dims": [0, 4],
-                                         "decoder_ignored_dims": [3]}}
+    from explorer.diagnose_ui import verdicts
+    from vae_core.metrics.collapse import CollapseStats
+
+    # hand-made flags: dims 0, 1 below the KL threshold; 1, 2, 3 with moving means; 0, 4 prior-wide;
+    # the decoder reacts to dim 3 at 0.5% of the strongest (under the 1% of "ignored")
+    b = lambda *on: np.isin(np.arange(5), on)  # noqa: E731
+    stats = CollapseStats(kl_per_dim=np.array([0.001, 0.002, 1.0, 1.0, 0.5]), activity=np.ones(5),
+                          mean_sigma2=np.ones(5), active=b(1, 2, 3), low_kl=b(0, 1), prior_like=b(0, 4),
+                          sensitivity=np.array([0.0, 0.0, 1.0, 0.005, 0.5]))
     # the three classes of vae_core.metrics.collapse.classify_dims, each verdict led by its class
-    assert verdicts(rep) == ["collapsed: copies the prior",
-                             "collapsed: no information, though its means still move and its spread is narrower "
-                             "than the prior",
-                             "active", "active: the decoder ignores it",
-                             "partly collapsed: carries information, but its means barely move and its spread "
-                             "is as wide as the prior"]
+    assert verdicts(SimpleNamespace(collapse=stats)) == [
+        "collapsed: copies the prior",
+        "collapsed: no information, though its means still move and its spread is narrower than the prior",
+        "active", "active: the decoder ignores it",
+        "partly collapsed: carries information, but its means barely move and its spread is as wide as the prior"]
 
 
 def test_laplacian_variance_per_image():
