@@ -160,6 +160,16 @@ HOME_DONE = """label => { const a = document.querySelector('[data-testid="stApp"
     return t.includes('Model: ' + label) && t.includes('rebuilt image') && t.includes('Data: sprites')
       && m.querySelectorAll('[data-testid="stImage"] img').length >= 2; }"""
 
+def explore_session(browser, url: str):
+    """A new browser context (a new Streamlit session) with Explore drawn on the active pair."""
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = ctx.new_page()
+    page.goto(f"{url}/Explore")
+    wait_app_ready(page, 300_000)
+    page.get_by_test_id("latent-sliders").wait_for(timeout=300_000)
+    return ctx, page
+
+
 def wait_explore(page, n: int, timeout: float) -> None:
     """Until Explore's script ended with the slider panel drawn for a model of n dimensions (Playwright's
     locators: the panel is a component, which document.querySelector does not reach)."""
@@ -360,11 +370,7 @@ def main() -> None:
             rows.append(("server restarted on the same cache folders -> health", f"{time.perf_counter() - t0:.1f} s"))
             keep = None
             for key in keys:
-                ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-                page = ctx.new_page()
-                page.goto(f"{server.url}/Explore")
-                wait_app_ready(page, 300_000)
-                page.get_by_test_id("latent-sliders").wait_for(timeout=300_000)
+                ctx, page = explore_session(browser, server.url)
                 n0 = len(job_log(joblog))
                 t1 = set_model_file(page, files[key])
                 wait_explore(page, LATENT, 600)
@@ -377,11 +383,7 @@ def main() -> None:
                     ctx.close()
             if args.diagnose:
                 if keep is None:
-                    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-                    page = ctx.new_page()
-                    page.goto(f"{server.url}/Explore")
-                    wait_app_ready(page, 300_000)
-                    page.get_by_test_id("latent-sliders").wait_for(timeout=300_000)
+                    ctx, page = explore_session(browser, server.url)
                     path = files.get("ts") or write_formats(vae, ["ts"], tmp / "models")["ts"]
                     set_model_file(page, path)
                     wait_explore(page, LATENT, 600)

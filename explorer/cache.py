@@ -26,7 +26,6 @@ from .model_leases import Leases
 
 if TYPE_CHECKING:  # imported where a map is made: scipy (0.6 s) is not on the app's start
     from vae_core.maps.projection import Projection
-    from vae_core.metrics import Report
     from vae_core.metrics.pipeline.options import DiagnoseOptions
 
 # torch and what imports it (vae_core.devices, .metrics, .models, explorer.images) are imported in the
@@ -283,17 +282,22 @@ def _load_encoded(path: Path) -> Encoded | None:
         return None
 
 
-def _save_encoded(path: Path, enc: Encoded) -> None:
-    """Written to a temporary file, then renamed: a reader never sees half a file."""
+def save_npz(path: Path, **arrays) -> None:
+    """Plain arrays written to a temporary file, then renamed: a reader never sees half a file. A full or
+    read-only disk only costs the next visit the work again, so an OSError leaves nothing behind."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, mu=enc.mu, logvar=enc.logvar, kl=enc.kl, recon_err=enc.recon_err, kl_per_dim=enc.kl_per_dim,
-                     scale=np.array([] if enc.scale is None else enc.scale, dtype=np.float64),
-                     scale_source=np.array(enc.scale_source or ""))
+            np.savez(f, **arrays)
         os.replace(tmp, path)
-    except OSError:  # a full or read-only disk only costs the next visit an encoding
+    except OSError:
         tmp.unlink(missing_ok=True)
+
+
+def _save_encoded(path: Path, enc: Encoded) -> None:
+    save_npz(path, mu=enc.mu, logvar=enc.logvar, kl=enc.kl, recon_err=enc.recon_err, kl_per_dim=enc.kl_per_dim,
+             scale=np.array([] if enc.scale is None else enc.scale, dtype=np.float64),
+             scale_source=np.array(enc.scale_source or ""))
 
 
 def encoded_job(m: Source, d: Source) -> Job:

@@ -8,8 +8,6 @@ loads the model and encodes the data (`sidebar.encoded_ui`), then writes the fil
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +47,8 @@ def load_picture(path: Path) -> Picture | None:
 
 
 def save_picture(path: Path, pic: Picture) -> None:
-    """Written to a temporary file, then renamed: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, image=pic.image, rebuilt=pic.rebuilt, mu=pic.mu, sigma=pic.sigma, facts=np.array(pic.facts))
-        os.replace(tmp, path)
-    except OSError:  # a full or read-only disk only costs the next start a model load
-        tmp.unlink(missing_ok=True)
+    """`cache.save_npz`: a reader never sees half a file; a full disk only costs the next start a model load."""
+    cache.save_npz(path, image=pic.image, rebuilt=pic.rebuilt, mu=pic.mu, sigma=pic.sigma, facts=np.array(pic.facts))
 
 
 def make_picture(m: cache.Source, mdl, data, enc: cache.Encoded) -> Picture:
