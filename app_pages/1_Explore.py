@@ -64,7 +64,7 @@ with t4:
     tools.attribute_vector_ui(mdl, m, d, data, enc, sel)
 with t5:
     tools.manifold_ui(mdl, pad_proj, ui.pad_bounds(m, d, pad_proj))
-with st.expander("Export"):
+with st.expander("Export", key="xp_export"):
     ui.export_ui(proj, data, enc)
 share.session_ui(m, d, data, enc)
 share.write_url()  # the address bar holds the view as it is now

@@ -8,7 +8,7 @@ sidebar.open_page("Train", need_model=False, need_data=False)
 st.title("Train a VAE")
 st.caption("Training runs in its own process: the other pages (and other people) stay usable while it "
            "runs. The finished run is saved under runs/ and appears in the model picker everywhere.")
-with st.expander("What beta, KL annealing and free bits do", icon=":material/school:"):
+with st.expander("What beta, KL annealing and free bits do", icon=":material/school:", key="xp_train_theory"):
     st.markdown(train_ui.EXPLAINER)
 
 if not train_ui.training_allowed():

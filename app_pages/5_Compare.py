@@ -10,7 +10,7 @@ st.title("Compare runs")
 st.caption("Pick two or more runs: each is scored on the same held-out points of the active data set "
            "(chosen in the sidebar). Runs are sorted by beta where their config says it, so a beta sweep "
            "reads from top to bottom.")
-with st.expander("β sweep: how the latents collapse as β rises", icon=":material/stacked_line_chart:"):
+with st.expander("β sweep: how the latents collapse as β rises", icon=":material/stacked_line_chart:", key="xp_sweep"):
     sweep_ui.compare_sweep_ui()
 srcs = compare_ui.picker_ui(m, d)
 opts = compare_ui.settings_ui()

@@ -72,7 +72,7 @@ def picker_ui(m: cache.Source, d: cache.Source) -> list[str]:
 def settings_ui() -> DiagnoseOptions:
     """The evaluation's points, k and seed (controls from the options' declaration, Compare's defaults
     `OPTIONS`); returns the options every run's report is made with."""
-    with st.expander("Evaluation settings"):
+    with st.expander("Evaluation settings", key="xp_cmp_settings"):
         c1, c2, c3 = st.columns(3)
         n = diagnose_ui.option_ui("n_points", state.COMPARE_POINTS, default=OPTIONS.n_points, where=c1, choose=False)
         k = diagnose_ui.option_ui("iwae_k", state.COMPARE_K, default=OPTIONS.iwae_k, where=c2, choose=False)

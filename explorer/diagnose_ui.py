@@ -165,7 +165,7 @@ def notes_ui(rep: Report) -> None:
     below its pictures and verdicts, and the summary says they are there."""
     if not rep.notes:
         return
-    with st.expander(f"Notes on this report ({len(rep.notes)})", icon=":material/info:"):
+    with st.expander(f"Notes on this report ({len(rep.notes)})", icon=":material/info:", key="xp_report_notes"):
         for note in rep.notes:
             st.markdown(f"- {note}")
 
@@ -242,7 +242,7 @@ def collapse_ui(rep: Report) -> pd.DataFrame:
         "E sigma^2": st.column_config.NumberColumn(format="%.3f"),
         "sensitivity": st.column_config.NumberColumn(format="%.4f", help="mean |pixel change| when z_j sweeps "
                                                      "[-2, 2], the others at their data mean")})
-    with st.expander("Why can the three rules disagree?"):
+    with st.expander("Why can the three rules disagree?", key="xp_rules"):
         st.markdown(WHY_DISAGREE)
     return table
 

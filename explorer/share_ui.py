@@ -230,7 +230,7 @@ def _on_session_upload(m, d, data, enc) -> None:
 
 def session_ui(m, d, data, enc) -> None:
     """Save the session (the view, kept selections, the attribute vector) as one JSON file, or load one."""
-    with st.expander("Save or load this session"):
+    with st.expander("Save or load this session", key="xp_session"):
         st.caption("One JSON file: the map's view, the selected point and the pinned code, the open tab, the "
                    "kept selections (their rows) and the attribute vector's groups and strength. It loads only "
                    "on the same run and data.")
@@ -278,7 +278,7 @@ def filter_ui(data, enc) -> tuple[np.ndarray | None, bool]:
     c0, c1 = st.columns([1, 4])
     c0.number_input("Find point", 0, n - 1, value=None, key=state.FIND_POINT, on_change=_on_find, args=(enc,),
                     placeholder="row number", help="Select the point of this row: the map rings it")
-    with c1.expander("Find and filter", expanded=active):
+    with c1.expander("Find and filter", expanded=active, key="xp_filter"):
         c2, c3 = st.columns(2)
         labels = factor = None
         if data.y is not None:

@@ -121,7 +121,8 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
             st.error(messages.for_user(ss[state.PICK_ERROR]))
         if ss.get(state.PAIR_NOTE):
             st.info(ss[state.PAIR_NOTE], icon=":material/sync_alt:")
-        with st.expander("Upload a model or data", expanded=ss[state.DATA_SRC] is None):
+        with st.expander("Upload a model or data", expanded=ss[state.DATA_SRC] is None,
+                         key="xp_upload"):
             if limits().public:
                 st.caption("Model uploads are turned off on this server; data uploads are checked and kept "
                            "to your session.")

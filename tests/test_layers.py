@@ -79,6 +79,18 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(g for g in groups.values() if len(g) > 1)
 
 
+def wings(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between wings: each module counts as its top-level subpackage (`vae_core.runs.x` as
+    `vae_core.runs`), a top-level module as itself. Two wings importing each other, through any of
+    their modules, is a cycle here even when no module-level loop exists."""
+    def wing(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+    out: dict[str, set[str]] = {}
+    for a, targets in edges.items():
+        out.setdefault(wing(a), set()).update(wing(b) for b in targets if wing(b) != wing(a))
+    return out
+
+
 def offending_imports(paths: list[Path], banned: tuple[str, ...]) -> list[str]:
     """'file:line module' for each import of a banned top-level package in paths."""
     out = []
@@ -130,12 +142,32 @@ def test_scanner_skips_type_checking_imports_and_names_from_a_package_init(tmp_p
     assert cycles(edges) == [["pkg", "pkg.a", "pkg.b"]]
 
 
+def test_wings_collapse_module_edges_into_a_cycle_between_packages(tmp_path):
+    """runs -> sandbox in one module and sandbox -> runs in another: no module loop, a wing loop."""
+    root = _tree(tmp_path, {
+        "pkg/__init__.py": "", "pkg/runs/__init__.py": "", "pkg/sandbox/__init__.py": "",
+        "pkg/runs/files.py": "def load():\n    from ..sandbox.proxy import Remote\n",
+        "pkg/runs/zips.py": "def read(): pass\n",
+        "pkg/sandbox/proxy.py": "class Remote: pass\n",
+        "pkg/sandbox/formats.py": "from ..runs.zips import read\n",
+    })
+    edges = graph(root, "pkg")
+    assert cycles(edges) == []
+    assert cycles(wings(edges)) == [["pkg.runs", "pkg.sandbox"]]
+
+
 # ------------------------------------------------------------------------------- the repository
 
 
 def test_vae_core_has_no_import_cycles():
     found = cycles(graph())
     assert not found, f"import cycles in vae_core (each group imports itself round a loop): {found}"
+
+
+def test_vae_cores_wings_import_one_way():
+    """runs/, maps/, metrics/, data/, sandbox/ and the top-level modules: no two import each other."""
+    found = cycles(wings(graph()))
+    assert not found, f"wings of vae_core that import each other (through any of their modules): {found}"
 
 
 def test_the_library_never_imports_the_app_streamlit_or_plotly():

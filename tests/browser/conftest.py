@@ -7,6 +7,33 @@ from pathlib import Path
 
 import pytest
 
+# what the page showed when a browser test failed: printed with the failure, so a CI log says more than
+# "Timeout exceeded" (the script's state, each expander open or shut, the alerts and exceptions shown)
+_PAGE_STATE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const text = (sel) => [...document.querySelectorAll(sel)].map((e) => e.innerText.trim().slice(0, 300));
+  return {script: app ? app.getAttribute('data-test-script-state') : 'no app',
+          expanders: [...document.querySelectorAll('details')].map(
+              (d) => (d.querySelector('summary') || d).innerText.trim().slice(0, 60) + (d.open ? ' (open)' : ' (shut)')),
+          alerts: text('[data-testid="stAlert"]'), exceptions: text('[data-testid="stException"]'),
+          status: text('[data-testid="stStatusWidget"]'), progress: text('[data-testid="stProgress"]')};
+}"""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and page is not None:
+        try:
+            state = page.evaluate(_PAGE_STATE_JS)
+            lines = [f"url: {page.url}"] + [f"{k}: {v}" for k, v in state.items()]
+            lines += ["console (last 15 errors and warnings):", *getattr(page, "_console_errors", [])[-15:]]
+        except Exception as e:  # the page itself may be gone (a crashed tab): say so
+            lines = [f"the page could not be read: {e!r}"]
+        report.sections.append(("page when the test failed", "\n".join(lines)))
+    return report
+
 from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
 
 
@@ -65,5 +92,10 @@ def page(browser) -> Iterator:
     """A fresh browser context and page per test (no shared session state)."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     p = context.new_page()
+    # the browser's own errors, printed with a failure (a frontend that could not process a message
+    # shows only "Error" in its status otherwise)
+    p._console_errors = []
+    p.on("console", lambda m: m.type in ("error", "warning") and p._console_errors.append(f"{m.type}: {m.text}"[:500]))
+    p.on("pageerror", lambda e: p._console_errors.append(f"pageerror: {e}"[:500]))
     yield p
     context.close()

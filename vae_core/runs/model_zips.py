@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError
 from ..limits import limits
-from ..streams import read_zip_member
+from ..streams import read_zip_member, zip_members
 
 FORMATS = {  # format -> (its members, what writes them)
     "export": (("encode.pt2", "decode.pt2"), "a torch.export model zip holds encode.pt2 and decode.pt2 "
@@ -44,22 +44,6 @@ class ModelZip:
     path: Path
     format: str  # "export" or "onnx"
     meta: dict = field(default_factory=dict)  # the validated meta.json (only the keys it gave)
-
-
-def _members(z: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """The zip's files by base name, at its top or in one folder (a zipped directory)."""
-    out: dict[str, zipfile.ZipInfo] = {}
-    for info in z.infolist():
-        if info.is_dir():
-            continue
-        parts = info.filename.replace("\\", "/").strip("/").split("/")
-        if len(parts) > 2 or parts[-1] in ("", ".", ".."):
-            continue
-        name = parts[-1]
-        if name in out:  # two folders, or one file twice: which one is meant is unclear
-            return {**out, name: None}  # type: ignore[dict-item]
-        out[name] = info
-    return out
 
 
 def zip_format(path: str | Path) -> str | None:
@@ -145,7 +129,7 @@ def read_model_zip(path: str | Path) -> ModelZip:
     max_bytes = limits().max_file_mb * 2**20
     try:
         with open_zip(p) as z:  # counts the members before the directory is parsed
-            members = _members(z)
+            members = zip_members(z)
             for m in (*wanted, META):
                 if m in members and members[m] is None:
                     raise CheckpointError(f"{p.name} holds more than one {m}; {help_}")
@@ -184,20 +168,3 @@ def declared_input_shape(path: str | Path) -> tuple[int, int, int] | None:
     except (CheckpointError, OSError):
         return None
     return tuple(shape) if shape else None
-
-
-def read_member_capped(data: bytes, name: str, member: str, max_bytes: int) -> bytes:
-    """One member of a model zip held in memory (the worker's copy), read through a capped stream."""
-    import io
-
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        info = _members(z).get(member)
-        if info is None:
-            raise ValueError(f"{name}: {member} is missing or given twice; make the zip again with one of each")
-        if info.file_size > max_bytes:
-            raise ValueError(f"{name}: {member} holds {info.file_size / 2**20:,.0f} MB unpacked, over the limit of "
-                             f"{max_bytes / 2**20:,.0f} MB; set VAE_EXPLORER_MAX_FILE_MB to raise it")
-        try:
-            return read_zip_member(z, info)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as e:
-            raise ValueError(f"{name}: {member} is corrupt ({e}); make the zip again") from None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..runs.model_zips import read_member_capped
+from ..streams import read_member_capped
 from . import allowlist
 
 ONNX_DOMAINS = ("", "ai.onnx")
