@@ -22,6 +22,10 @@ function reportStatus(s, status) {
   s.setStateValue("status", status);
 }
 
+function errorLine(e) {
+  return String(e && e.message ? e.message : e).split("\n")[0];
+}
+
 function updateLoader(s, d) {
   s.data = d;
   if (!d.id) return;
@@ -34,17 +38,28 @@ function updateLoader(s, d) {
     const id = d.id, t0 = performance.now();
     reportStatus(s, { id, state: "loading" });
     createOnnxSession(id, d.onnx, d.ort_base, d.latent_dim).then(
-      () => reportStatus(s, { id, state: "ready", ms: Math.round(performance.now() - t0) }),
-      (e) => reportStatus(s, { id, state: "error", reason: String(e && e.message ? e.message : e).split("\n")[0] }),
+      () => {
+        const ms = Math.round(performance.now() - t0);
+        const entry = ONNX.sessions.get(id);
+        if (entry) entry.ms = ms; // for a later element of this session (below)
+        reportStatus(s, { id, state: "ready", ms });
+      },
+      (e) => reportStatus(s, { id, state: "error", reason: errorLine(e) }),
     );
   } else if (!d.onnx && s.loading !== d.id && ONNX.sessions.has(d.id)) {
-    // A new element for a session this page already holds (the page was drawn anew): show its state.
+    // A new element for a session this page already holds (the page was drawn anew, or a run stopped
+    // before reaching the loader while its session loaded). Report the session's state when it settles,
+    // as the first element would have: that element may be gone before its report, and Python, still
+    // holding "loading", would then keep the server path for good.
     s.loading = d.id;
     s.host.dataset.loads = String(ONNX.loads || 0);
     s.host.dataset.decoderId = d.id;
-    const entry = ONNX.sessions.get(d.id);
+    const id = d.id, entry = ONNX.sessions.get(id);
     s.host.dataset.state = entry.session ? "ready" : "loading";
-    entry.promise.then(() => { s.host.dataset.state = "ready"; }, () => {});
+    entry.promise.then(
+      () => reportStatus(s, entry.ms === undefined ? { id, state: "ready" } : { id, state: "ready", ms: entry.ms }),
+      (e) => reportStatus(s, { id, state: "error", reason: errorLine(e) }),
+    );
   } else if (!d.onnx && s.loading !== d.id && !ONNX.sessions.has(d.id)) {
     // Python believes this page holds the decoder, but it does not (a new element for an old session):
     // say so, and the bytes come again.
