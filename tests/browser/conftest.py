@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
+
 # what the page showed when a browser test failed: printed with the failure, so a CI log says more than
 # "Timeout exceeded" (the script's state, each expander open or shut, the alerts and exceptions shown)
 _PAGE_STATE_JS = """() => {
@@ -33,8 +35,6 @@ def pytest_runtest_makereport(item, call):
             lines = [f"the page could not be read: {e!r}"]
         report.sections.append(("page when the test failed", "\n".join(lines)))
     return report
-
-from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
 
 
 @pytest.fixture(scope="session")

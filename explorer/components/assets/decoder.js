@@ -123,12 +123,13 @@ function b64ToBytes(b64) {
 }
 
 // The session of decoder `id`, created once per page from base64 ONNX bytes; resolves to the store's
-// entry {id, session, queue} after one trial decode of z = 0 (so a graph the runtime cannot run fails
-// here, not at the first slider step).
+// entry {id, session, queue, ms} after one trial decode of z = 0 (so a graph the runtime cannot run fails
+// here, not at the first slider step); ms: how long the session took to make.
 function createOnnxSession(id, b64, base, latentDim) {
   const held = ONNX.sessions.get(id);
   if (held) return held.promise;
-  const entry = { id, session: null, queue: Promise.resolve(), promise: null };
+  const entry = { id, session: null, queue: Promise.resolve(), promise: null, ms: undefined };
+  const t0 = performance.now();
   entry.promise = (async () => {
     const ort = await loadOrt(base);
     const session = await ort.InferenceSession.create(b64ToBytes(b64), {
@@ -137,6 +138,7 @@ function createOnnxSession(id, b64, base, latentDim) {
     const z = new ort.Tensor("float32", new Float32Array(latentDim), [1, latentDim]);
     await session.run({ [session.inputNames[0]]: z });
     entry.session = session;
+    entry.ms = Math.round(performance.now() - t0);
     return entry;
   })();
   entry.promise.catch(() => ONNX.sessions.delete(id)); // failed: a new page (or new bytes) tries again

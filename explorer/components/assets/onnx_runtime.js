@@ -22,8 +22,14 @@ function reportStatus(s, status) {
   s.setStateValue("status", status);
 }
 
-function errorLine(e) {
-  return String(e && e.message ? e.message : e).split("\n")[0];
+// Report to Python how the session of decoder `id` ends: ready (with the time it took to make), or an
+// error (its first line). Every element that shows the session does this, not only the one that asked
+// for it: that one may be gone before the session is made.
+function reportEnd(s, id, promise) {
+  promise.then(
+    (entry) => reportStatus(s, { id, state: "ready", ms: entry.ms }),
+    (e) => reportStatus(s, { id, state: "error", reason: String(e && e.message ? e.message : e).split("\n")[0] }),
+  );
 }
 
 function updateLoader(s, d) {
@@ -35,31 +41,18 @@ function updateLoader(s, d) {
     // again by a rerun that came before this element's status reached Python find the session held
     if (!ONNX.sessions.has(d.id)) ONNX.loads = (ONNX.loads || 0) + 1;
     s.host.dataset.loads = String(ONNX.loads || 0);
-    const id = d.id, t0 = performance.now();
-    reportStatus(s, { id, state: "loading" });
-    createOnnxSession(id, d.onnx, d.ort_base, d.latent_dim).then(
-      () => {
-        const ms = Math.round(performance.now() - t0);
-        const entry = ONNX.sessions.get(id);
-        if (entry) entry.ms = ms; // for a later element of this session (below)
-        reportStatus(s, { id, state: "ready", ms });
-      },
-      (e) => reportStatus(s, { id, state: "error", reason: errorLine(e) }),
-    );
+    reportStatus(s, { id: d.id, state: "loading" });
+    reportEnd(s, d.id, createOnnxSession(d.id, d.onnx, d.ort_base, d.latent_dim));
   } else if (!d.onnx && s.loading !== d.id && ONNX.sessions.has(d.id)) {
     // A new element for a session this page already holds (the page was drawn anew, or a run stopped
-    // before reaching the loader while its session loaded). Report the session's state when it settles,
-    // as the first element would have: that element may be gone before its report, and Python, still
-    // holding "loading", would then keep the server path for good.
+    // before reaching the loader while its session loaded): it reports the session's end too, or
+    // Python, still holding "loading", would keep the server path for good.
     s.loading = d.id;
     s.host.dataset.loads = String(ONNX.loads || 0);
     s.host.dataset.decoderId = d.id;
-    const id = d.id, entry = ONNX.sessions.get(id);
+    const entry = ONNX.sessions.get(d.id);
     s.host.dataset.state = entry.session ? "ready" : "loading";
-    entry.promise.then(
-      () => reportStatus(s, entry.ms === undefined ? { id, state: "ready" } : { id, state: "ready", ms: entry.ms }),
-      (e) => reportStatus(s, { id, state: "error", reason: errorLine(e) }),
-    );
+    reportEnd(s, d.id, entry.promise);
   } else if (!d.onnx && s.loading !== d.id && !ONNX.sessions.has(d.id)) {
     // Python believes this page holds the decoder, but it does not (a new element for an old session):
     // say so, and the bytes come again.
