@@ -236,9 +236,13 @@ def session_ui(m, d, data, enc) -> None:
                    "on the same run and data.")
         c1, c2 = st.columns(2)
         run, dat = st.session_state[state.LINK_BASE]["run"], st.session_state[state.LINK_BASE]["data"]
+        # The file's bytes, not a callable: Streamlit gives a deferred download a new id on every run and
+        # drops the old one when any session's run ends, so a click while this page reran (a job ending,
+        # the decoder's session becoming ready) found nothing and downloaded nothing. Bytes keep one id
+        # (their hash) from run to run. A session is small (its kept rows as ints), so making it each run is cheap.
         c1.download_button("Save session (JSON)", on_click="ignore", mime="application/json", key="session_save",
                            file_name=f"session_{run}_{dat}.json".replace(":", "-").replace("/", "-"),
-                           data=lambda fields=_session_fields(m, d, data, enc): view_link.session_json(**fields))
+                           data=view_link.session_json(**_session_fields(m, d, data, enc)).encode())
         c2.file_uploader("Load a session (JSON)", type=["json"], key=state.SESSION_UPLOAD,
                          on_change=_on_session_upload, args=(m, d, data, enc),
                          help=f"A file saved here, at most {view_link.SESSION_MAX_BYTES // 2**20} MB; only JSON is read")
