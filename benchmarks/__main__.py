@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = {"__init__", "__main__", "common", "browser", "model_formats"}  # helpers, not benchmarks
+SHARED = {"__init__", "__main__", "common", "browser", "model_formats", "st_client"}  # helpers, not benchmarks
 
 
 def summary(doc: str) -> str:

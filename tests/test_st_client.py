@@ -1,0 +1,52 @@
+"""The class benchmark's browserless session (`benchmarks/st_client.py`) does what a browser's does on
+the server: it opens pages, finds a widget by its key, and a slider step through it comes back as a
+new decoded image for the code it sent. A client that silently measured nothing would pass any load.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from urllib.parse import parse_qs
+
+import pytest
+
+from benchmarks.browser import REPO, streamlit_server
+from benchmarks.st_client import Session
+
+IMAGE = re.compile(rb'"image": ?"(data:image/[a-z]+;base64,[A-Za-z0-9+/=]+)"')
+
+
+def _images(s: Session) -> list[bytes]:
+    return [m.group(1) for t in s.texts for m in IMAGE.finditer(t)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = {"VAE_EXPLORER_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    with streamlit_server(REPO / "streamlit_app.py", env=env) as srv:
+        yield srv
+
+
+def test_a_protocol_session_opens_pages_and_steps_a_slider(server):
+    async def script():
+        async with Session(server.url) as s:
+            assert await s.load("Explore", "decode=server") is not None
+            assert await s.wait_for("latent_sliders", 120)
+            explore = s.page_hash
+            z = [float(x) for x in parse_qs(s.query)["z"][0].split(",")]
+            assert len(z) == 16  # the shipped model's latent size, from the address the app set
+            got = []
+            for k, v in enumerate((2.5, -2.5)):
+                z[0] = v
+                value = json.dumps({"z": {"values": z, "version": 1, "final": False, "seq": k + 1}})
+                assert await s.set("latent_sliders", 60, json_value=value) is not None
+                got.append(_images(s))
+            assert await s.set("no_such_widget", 5, json_value="{}") is None
+            assert await s.load("Diagnose") is not None
+            return explore, s.page_hash, got
+
+    explore, diagnose, (first, second) = asyncio.run(script())
+    assert explore and diagnose and explore != diagnose  # two pages, each run as itself
+    assert len(first) == 1 and len(second) == 1  # each step's run sent one new image
+    assert first[0] != second[0]  # for the code it was sent: z0 = 2.5 and -2.5 decode differently
