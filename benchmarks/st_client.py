@@ -52,9 +52,12 @@ class Session:
         self.query = ""
         self.ids: dict[str, str] = {}        # widget key -> its element id
         self.fragment: dict[str, str] = {}   # widget key -> the fragment it was drawn in ("" for none)
-        self.runs_done = 0                   # script_finished messages seen (any status)
-        self.last_status: int | None = None
-        self.texts: list[bytes] = []         # raw deltas of the current run, for `seen`
+        self.texts: list[bytes] = []         # raw deltas since the last request was sent
+        self.answer: list[bytes] = []        # raw deltas of the run that answered the last request
+        self._runs = 0                       # runs started (new_session messages)
+        self._run_texts: list[bytes] = []    # deltas of the run whose messages arrive now
+        # (the run's number, its fragments, its status, its deltas) for each run that ended
+        self._finished: list[tuple[int, tuple[str, ...], int, list[bytes]]] = []
         self._done = asyncio.Event()
         self._reader: asyncio.Task | None = None
         self._auto: dict[str, asyncio.Task] = {}
@@ -68,8 +71,7 @@ class Session:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        for t in self._auto.values():
-            t.cancel()
+        self._stop_polling()
         if self._reader:
             self._reader.cancel()
         await self.ws.close()
@@ -79,11 +81,17 @@ class Session:
             msg = ForwardMsg()
             msg.ParseFromString(raw)
             kind = msg.WhichOneof("type")
-            if kind == "navigation":  # an st.navigation app: the page this run drew
+            if kind == "new_session":  # a run starts; its deltas follow, in order, until script_finished
+                self._runs += 1
+                self._run_texts = []
+                if not msg.metadata.run.fragment_ids:  # a full run: it says again which fragments poll
+                    self._stop_polling()
+            elif kind == "navigation":  # an st.navigation app: the page this run drew
                 self.page_hash = msg.navigation.page_script_hash or self.page_hash
             elif kind == "delta":
                 body = msg.delta.SerializeToString()
                 self.texts.append(body)
+                self._run_texts.append(body)
                 for m in _ID.finditer(body):
                     self.ids[m.group(1).decode()] = m.group(0).decode()
                     self.fragment[m.group(1).decode()] = msg.delta.fragment_id
@@ -99,9 +107,19 @@ class Session:
                     if t:
                         t.cancel()
             elif kind == "script_finished":
-                self.runs_done += 1
-                self.last_status = msg.script_finished
+                self._finished.append((self._runs, tuple(msg.metadata.run.fragment_ids), msg.script_finished,
+                                       self._run_texts))
                 self._done.set()
+
+    def _stop_polling(self) -> None:
+        for t in self._auto.values():
+            t.cancel()
+        self._auto.clear()
+
+    @property
+    def polling(self) -> bool:
+        """Whether a fragment of the page reruns itself (a job in progress)."""
+        return bool(self._auto)
 
     async def _tick(self, fragment_id: str, interval: float) -> None:
         while True:
@@ -127,13 +145,28 @@ class Session:
         await self.ws.send(m.SerializeToString())
 
     async def _run(self, timeout: float, until: bytes | None = None, **send: Any) -> bool:
-        """Send one rerun; True when a run finished successfully (and, with `until`, once a delta
-        holding those bytes arrived), False past `timeout` seconds."""
+        """Send one rerun; True once a run that answers it finished successfully (and, with `until`, a
+        delta holding those bytes arrived since), False past `timeout` seconds. A run answers only if
+        it started after the request was sent (one already running does not hold its widget values);
+        a fragment request is answered by a run of that fragment or a full run (Streamlit folds a
+        fragment's rerun into a pending full one), a full request only by a full run. Other runs (a
+        polling fragment's ticks) end in between and answer nothing."""
+        want = send.get("fragment_id", "")
         deadline = time.monotonic() + timeout
-        self.texts = []
+        self.texts, self.answer = [], []
+        self._finished.clear()
         self._done.clear()
+        sent_after = self._runs
         await self._send(**send)
         while True:
+            for number, fragments, status, texts in self._finished:
+                if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                    raise RunFailed("the app's script did not compile")
+                if number > sent_after and status in FINISHED and (not fragments or want in fragments):
+                    self.answer = texts
+                    if until is None or any(until in t for t in self.texts):
+                        return True
+            self._finished.clear()
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -142,16 +175,10 @@ class Session:
             except asyncio.TimeoutError:
                 return False
             self._done.clear()
-            if self.last_status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
-                raise RunFailed("the app's script did not compile")
-            if self.last_status in FINISHED and (until is None or any(until in t for t in self.texts)):
-                return True
 
     async def load(self, page: str, query: str = "", timeout: float = 120) -> float | None:
         """Open `page` as a new address would; seconds to the run's end, None past `timeout`."""
-        for t in self._auto.values():
-            t.cancel()
-        self._auto.clear()
+        self._stop_polling()
         self.page, self.page_hash, self.query = page, "", query
         self.ids.clear()
         self.fragment.clear()
@@ -159,10 +186,11 @@ class Session:
         ok = await self._run(timeout, page_name=page)
         return time.perf_counter() - t0 if ok else None
 
-    async def wait_for(self, key: str, timeout: float) -> bool:
-        """Wait until the page has drawn widget `key` (a job's fragment reruns the page when it ends)."""
+    async def wait_for(self, key: str, timeout: float, settled: bool = False) -> bool:
+        """Wait until the page has drawn widget `key` (a job's fragment reruns the page when it ends),
+        and with `settled` until no fragment polls a job any more."""
         deadline = time.monotonic() + timeout
-        while key not in self.ids:
+        while key not in self.ids or (settled and self.polling):
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.1)

@@ -19,7 +19,8 @@ IMAGE = re.compile(rb'"image": ?"(data:image/[a-z]+;base64,[A-Za-z0-9+/=]+)"')
 
 
 def _images(s: Session) -> list[bytes]:
-    return [m.group(1) for t in s.texts for m in IMAGE.finditer(t)]
+    """The images the run that answered the last request sent (not those of a polling fragment's runs)."""
+    return [m.group(1) for t in s.answer for m in IMAGE.finditer(t)]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_a_protocol_session_opens_pages_and_steps_a_slider(server):
     async def script():
         async with Session(server.url) as s:
             assert await s.load("Explore", "decode=server") is not None
-            assert await s.wait_for("latent_sliders", 120)
+            assert await s.wait_for("latent_sliders", 120, settled=True)  # the data's encoding has ended
             explore = s.page_hash
             z = [float(x) for x in parse_qs(s.query)["z"][0].split(",")]
             assert len(z) == 16  # the shipped model's latent size, from the address the app set
@@ -42,6 +43,7 @@ def test_a_protocol_session_opens_pages_and_steps_a_slider(server):
                 z[0] = v
                 value = json.dumps({"z": {"values": z, "version": 1, "final": False, "seq": k + 1}})
                 assert await s.set("latent_sliders", 60, json_value=value) is not None
+                assert f'"ack": {k + 1}'.encode() in b"".join(s.answer)  # the run that took this step
                 got.append(_images(s))
             assert await s.set("no_such_widget", 5, json_value="{}") is None
             assert await s.load("Diagnose") is not None
