@@ -80,8 +80,9 @@ async def script(browser, url: str, steps: int, pause_ms: int) -> dict:
             lat = await host.evaluate(f"(host, a) => ({STEP_LOOP})(host, a)", [steps, pause_ms])
             out["steps"] = [x for x in lat if x is not None]
             out["step_timeouts"] = sum(x is None for x in lat)
-        except Exception:
+        except Exception as e:
             out["step_timeouts"] = steps
+            out["why"] = f"the step loop failed: {str(e).splitlines()[0][:120]}"
         out["loads"].append(await timed_load(page, f"{url}/Diagnose"))
         out["loads"].append(await timed_load(page, f"{url}/Explore"))
         t0 = time.perf_counter()
@@ -103,6 +104,7 @@ async def protocol_script(url: str, steps: int, pause_ms: int) -> dict:
         out["loads"].append(await s.load("Explore", "decode=server", timeout=PAGE_S))
         if not await s.wait_for("latent_sliders", PAGE_S):
             out["step_timeouts"] = steps
+            out["why"] = "the slider panel was never drawn"
             steps = 0
         z = [float(x) for x in parse_qs(s.query).get("z", ["0"])[0].split(",")]
         v = z[0]
@@ -176,6 +178,9 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
         (f"{n} session(s): the Chromium tab: served, step p50, page loads",
          f"{tab_served} / {tab_actions}, {percentile(tab['steps'], 50):.0f} ms, "
          + ", ".join(f"{x:.1f}" for x in tab_loads) + " s"),
+        (f"{n} session(s): sessions whose steps could not start",
+         "; ".join(f"{sum(r.get('why') == w for r in results)} x {w}"
+                   for w in sorted({r["why"] for r in results if r.get("why")})) or "none"),
         (f"{n} session(s): jobs run, longest queue wait",
          f"{len(jobs)}, {max(waits):.1f} s" if waits else "0, -"),
         (f"{n} session(s): server peak memory", f"{peak:.0f} MB"),

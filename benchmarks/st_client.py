@@ -12,7 +12,8 @@ waits for, and nothing it draws:
 - a widget change is `rerun_script` with that widget's state (by the key it was given in the app,
   matched to the `$$ID-...-key` id the server sent), in its fragment when it lives in one;
 - `auto_rerun` messages (an `st.fragment(run_every=...)`: job progress) are answered as the
-  browser answers them, a fragment rerun each interval, until `stop_auto_rerun` or the next page;
+  browser answers them, a fragment rerun each interval, until `stop_auto_rerun`, a full run that
+  ends without drawing that fragment, or the next page;
 - the query string the app sets (`page_info_changed`) goes back with each rerun, as the address
   bar's does.
 
@@ -60,7 +61,8 @@ class Session:
         self._finished: list[tuple[int, tuple[str, ...], int, list[bytes]]] = []
         self._done = asyncio.Event()
         self._reader: asyncio.Task | None = None
-        self._auto: dict[str, asyncio.Task] = {}
+        self._auto: dict[str, asyncio.Task] = {}  # polling fragment -> its ticking task
+        self._named: set[str] | None = None  # fragments the full run now going said poll
 
     async def __aenter__(self) -> "Session":
         import websockets
@@ -84,8 +86,8 @@ class Session:
             if kind == "new_session":  # a run starts; its deltas follow, in order, until script_finished
                 self._runs += 1
                 self._run_texts = []
-                if not msg.metadata.run.fragment_ids:  # a full run: it says again which fragments poll
-                    self._stop_polling()
+                # a full run says again which fragments poll; those it did not name stop when it ends
+                self._named = set() if not msg.metadata.run.fragment_ids else None
             elif kind == "navigation":  # an st.navigation app: the page this run drew
                 self.page_hash = msg.navigation.page_script_hash or self.page_hash
             elif kind == "delta":
@@ -99,6 +101,8 @@ class Session:
                 self.query = msg.page_info_changed.query_string
             elif kind == "auto_rerun":
                 fid = msg.auto_rerun.fragment_id
+                if self._named is not None:
+                    self._named.add(fid)
                 if fid not in self._auto:
                     self._auto[fid] = asyncio.create_task(self._tick(fid, msg.auto_rerun.interval))
             elif kind == "stop_auto_rerun":
@@ -107,6 +111,10 @@ class Session:
                     if t:
                         t.cancel()
             elif kind == "script_finished":
+                if self._named is not None and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                    for fid in set(self._auto) - self._named:  # its fragment is no longer on the page
+                        self._auto.pop(fid).cancel()
+                self._named = None
                 self._finished.append((self._runs, tuple(msg.metadata.run.fragment_ids), msg.script_finished,
                                        self._run_texts))
                 self._done.set()
