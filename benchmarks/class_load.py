@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import random
+from collections import Counter
 import tempfile
 import time
 from pathlib import Path
@@ -167,8 +168,9 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
     waits = [j["waited_s"] for j in jobs]
     done_maps = [r["map_s"] for r in results if r["map_s"] is not None]
     served, actions = _served(results, steps)
-    tab_served, tab_actions = _served([r for r in results if r["browser"]], steps)
     tab = next(r for r in results if r["browser"])
+    tab_served, tab_actions = _served([tab], steps)
+    whys = Counter(r["why"] for r in results if r.get("why"))
     tab_loads = [x for x in tab["loads"] if x is not None]
     return [
         (f"{n} session(s): actions served", f"{served} / {actions} ({100 * served / actions:.0f} %)"),
@@ -179,8 +181,7 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
          f"{tab_served} / {tab_actions}, {percentile(tab['steps'], 50):.0f} ms, "
          + ", ".join(f"{x:.1f}" for x in tab_loads) + " s"),
         (f"{n} session(s): sessions whose steps could not start",
-         "; ".join(f"{sum(r.get('why') == w for r in results)} x {w}"
-                   for w in sorted({r["why"] for r in results if r.get("why")})) or "none"),
+         "; ".join(f"{c} x {w}" for w, c in sorted(whys.items())) or "none"),
         (f"{n} session(s): jobs run, longest queue wait",
          f"{len(jobs)}, {max(waits):.1f} s" if waits else "0, -"),
         (f"{n} session(s): server peak memory", f"{peak:.0f} MB"),

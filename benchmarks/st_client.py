@@ -38,7 +38,7 @@ FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_S
 
 
 class RunFailed(RuntimeError):
-    """A run ended with a compile error or did not end in time."""
+    """A run ended with a compile error (a run that does not end in time is a False/None, not this)."""
 
 
 class Session:
@@ -106,23 +106,24 @@ class Session:
                 if fid not in self._auto:
                     self._auto[fid] = asyncio.create_task(self._tick(fid, msg.auto_rerun.interval))
             elif kind == "stop_auto_rerun":
-                for fid in msg.stop_auto_rerun.fragment_ids or list(self._auto):
-                    t = self._auto.pop(fid, None)
-                    if t:
-                        t.cancel()
+                self._stop(msg.stop_auto_rerun.fragment_ids or list(self._auto))
             elif kind == "script_finished":
                 if self._named is not None and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
-                    for fid in set(self._auto) - self._named:  # its fragment is no longer on the page
-                        self._auto.pop(fid).cancel()
+                    self._stop(set(self._auto) - self._named)  # their fragments are no longer on the page
                 self._named = None
                 self._finished.append((self._runs, tuple(msg.metadata.run.fragment_ids), msg.script_finished,
                                        self._run_texts))
                 self._done.set()
 
+    def _stop(self, fragment_ids) -> None:
+        """Stop the polling of these fragments (those not polling are ignored)."""
+        for fid in list(fragment_ids):
+            t = self._auto.pop(fid, None)
+            if t:
+                t.cancel()
+
     def _stop_polling(self) -> None:
-        for t in self._auto.values():
-            t.cancel()
-        self._auto.clear()
+        self._stop(list(self._auto))
 
     @property
     def polling(self) -> bool:
