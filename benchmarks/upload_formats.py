@@ -359,8 +359,9 @@ def main() -> None:
                 page = ctx.new_page()
                 rows.append((f"{NAMES[key]}: load before", load()))
                 took, enc = upload_to_home(page, server.url, files[key], joblog)
-                rows.append((f"{NAMES[key]}: upload -> interactive Home (sprites, 5,000 encoded; encode job ran)",
-                             f"{took:.1f} s ({', '.join(f'{s:.1f}' for s in enc) or 'none'} s)"))
+                ran = (f"the encoding job took {', '.join(f'{s:.1f}' for s in enc)} s" if enc
+                       else "drawn from the first codes; the encoding goes on")
+                rows.append((f"{NAMES[key]}: upload -> interactive Home (sprites, 5,000 images)", f"{took:.1f} s ({ran})"))
                 explore_paths(page, key, args.steps, vae, rows)
                 ctx.close()
 

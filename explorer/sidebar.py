@@ -66,7 +66,7 @@ def _on_upload(kind: str) -> None:
     if kind == "model" and limits().public:
         st.session_state[state.PICK_ERROR] = "Model uploads are turned off on this server (VAE_EXPLORER_PUBLIC is set)."
         return
-    from vae_core.runs import checkpoints, model_files  # here: they import torch; the sidebar draws without it
+    from vae_core.runs import checkpoints  # here: it imports torch; the sidebar draws without it
 
     path = None
     try:
@@ -74,7 +74,9 @@ def _on_upload(kind: str) -> None:
         if kind == "model" and checkpoints.is_run_zip(path):  # a zipped run directory
             path = checkpoints.extract_run_zip(path, cache.uploads_dir() / "runs")
         elif kind == "model":  # a zip of torch.export or ONNX programs, or TorchScript; loads in a worker only
-            model_files.load_model_file(path)  # refuses pickles and anything else, never unpickles
+            # refuses pickles and anything else, never unpickles; the pairing that follows takes the loaded
+            # model over (cache.check_model_file), so no second worker starts
+            cache.check_model_file(cache.source(str(path)))
         else:
             vdata.load_dataset(str(path))  # every data check of the CLI
     except Exception as e:  # the app's edge: a stranger's file may raise anything; the state is kept

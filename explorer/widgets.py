@@ -39,17 +39,19 @@ def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None, p
     (a fragment polling once a second, rerunning the page when the job ends) and the page stops here,
     so the script ends at once and a page switch never waits for the work. With `partial`, a job that
     already has a usable result so far (`job.partial`: an encoding's first chunks) returns that under
-    its progress bar instead of stopping; the page is drawn again, whole, when the job ends. A failed
-    job: its sentence as an error, and the page stops. `words` names the job's phases for people."""
+    its progress bar instead of stopping; a page that had none yet is drawn again as soon as one comes,
+    and, whole, when the job ends. A failed job: its sentence as an error, and the page stops. `words`
+    names the job's phases for people."""
     if not job.done.is_set():
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         if get_script_run_ctx() is None:  # bare mode (a script run outside Streamlit): nothing polls, wait
             job.done.wait()
         else:
-            _job_progress(job, note, words or {})
-            so_far = job.partial
-            if partial and so_far is not None:
+            so_far = job.partial if partial else None
+            # without a result so far yet, the page is drawn again as soon as the first one comes
+            _job_progress(job, note, words or {}, await_partial=partial and so_far is None)
+            if so_far is not None:
                 return so_far
             st.stop()
     if job.error is not None:
@@ -62,11 +64,11 @@ def job_result_ui(job, *, note: str = "", words: dict[str, str] | None = None, p
 
 
 @st.fragment(run_every=1.0)
-def _job_progress(job, note: str, words: dict[str, str]) -> None:
+def _job_progress(job, note: str, words: dict[str, str], await_partial: bool = False) -> None:
     from . import jobs
 
-    if job.done.is_set():
-        st.rerun()  # the whole page, now with the result
+    if job.done.is_set() or (await_partial and job.partial is not None):
+        st.rerun()  # the whole page, now with the result (or the first part of it)
     st.progress(job.progress, text=jobs.status_text(job, words) + note)
 
 

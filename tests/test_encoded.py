@@ -172,3 +172,37 @@ def test_home_draws_from_the_first_codes_while_a_slow_model_encodes(monkeypatch)
     settle(at)
     assert not at.exception and not at.get("progress")
     assert "so far over the first" not in " ".join(m.value for m in at.markdown)
+
+
+def test_a_page_waiting_for_first_codes_is_drawn_again_when_they_come(monkeypatch):
+    """Old code: Home's progress fragment redrew the page only when the whole encoding had ended, so a page
+    that ran before the first chunk showed a bar until every image was encoded (upload -> Home took the
+    whole encoding). Now the fragment redraws the page as soon as a first result comes, once: a page
+    already drawn from partial codes is not redrawn every second, only at the end."""
+    from explorer import widgets
+
+    class Rerun(Exception):
+        pass
+
+    def rerun():
+        raise Rerun
+
+    monkeypatch.setattr(widgets.st, "rerun", rerun)
+    monkeypatch.setattr(widgets.st, "progress", lambda *a, **k: None)
+    monkeypatch.setattr(jobs, "status_text", lambda job, words=None: "")
+    poll = widgets._job_progress.__wrapped__  # one tick of the fragment, without Streamlit's scheduling
+
+    def reruns(job, await_partial) -> bool:
+        try:
+            poll(job, "", {}, await_partial=await_partial)
+        except Rerun:
+            return True
+        return False
+
+    job = jobs.Job(key=("encode", "m", "d"), what="the encoding of the data")
+    assert not reruns(job, await_partial=True)  # nothing yet: the bar only
+    job.partial = object()
+    assert reruns(job, await_partial=True)  # the first chunk came: the page is drawn from it
+    assert not reruns(job, await_partial=False)  # drawn from it already: no redraw each tick
+    job.done.set()
+    assert reruns(job, await_partial=False)  # the end: drawn whole

@@ -204,3 +204,39 @@ def test_app_session_frees_an_uploaded_data_sets_memory():
     gc.collect()
     assert ref() is None, "the session ended: the upload's arrays are freed"
     assert not any(d in k for q in jobs._queues.values() for k in q.jobs)
+
+
+def test_an_uploaded_models_check_and_its_pairing_share_one_worker(tmp_path, monkeypatch):
+    """Old code: the upload's check loaded the file in a worker and dropped it, then the pairing started one
+    worker per data shape it tried (a 64x64 TorchScript upload tried 28x28 and 8x8 first: three more
+    workers, 1.3 s each). Now the check's model is taken over: a shape that does not fit is refused on its
+    worker, which stays usable, and the shape that fits uses it too; no other worker starts."""
+    from vae_core import VAE, ModelConfig
+    from vae_core.runs.model_files import export_torchscript
+    from vae_core.sandbox import proxy
+    from explorer import cache
+
+    monkeypatch.setenv("VAE_EXPLORER_WORKER_MEMORY_MB", "1024")
+    torch.manual_seed(0)
+    vae = VAE(ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,))).eval()
+    src = cache.source(str(export_torchscript(vae, tmp_path / "m.ts")))
+    starts = []
+    real = proxy.RemoteModel._new_worker
+    monkeypatch.setattr(proxy.RemoteModel, "_new_worker", lambda self, **kw: starts.append(1) or real(self, **kw))
+    cache.model.clear()
+    cache.check_model_file(src)
+    assert len(starts) == 1
+    with pytest.raises(Exception):
+        cache.model(src, (1, 28, 28))  # a linear encoder of 8x8 images: 784 inputs do not fit
+    m = cache.model(src, (1, 8, 8))
+    try:
+        assert len(starts) == 1, "the check's worker served the refused shape and the pairing"
+        assert m.input_shape == (1, 8, 8) and m.latent_dim == 2
+        x = torch.rand(3, 1, 8, 8)
+        with torch.inference_mode():
+            want = vae.encode(x)[0]  # the same weights, in this process: the reference
+            np.testing.assert_allclose(m.encode(x)[0].numpy(), want.numpy(), atol=1e-6)
+        assert cache.model(src, (1, 8, 8)) is m  # cached as before
+    finally:
+        m.close()
+        cache.model.clear()

@@ -11,6 +11,7 @@ nothing else in the trainer knows about ranks.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from typing import Callable, Mapping, TypeVar
@@ -20,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 T = TypeVar("T")
+CLOSE_WAIT_S = 60  # how long a leaving rank waits for the others (a rank that died never comes)
 log = logging.getLogger(__name__)
 
 
@@ -140,8 +142,20 @@ class Torchrun(Single):
         raise Stopped(f"rank {first} failed")
 
     def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        if not dist.is_initialized():
+            return
+        # Every rank reaches this point before any tears its group down: a rank that destroyed its group
+        # and exited while another was still leaving its last collective was seen to abort that rank
+        # (SIGABRT, "terminate called without an active exception") after the run was written. A rank
+        # that never comes (it died) is waited for CLOSE_WAIT_S at most, then this one leaves anyway.
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=CLOSE_WAIT_S))
+            else:
+                dist.barrier()
+        except RuntimeError as e:  # a rank that never came: nothing left to agree on
+            log.warning("leaving the process group without every rank: %s", str(e).splitlines()[0] if str(e) else e)
+        dist.destroy_process_group()
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> Single:

@@ -489,6 +489,16 @@ class RemoteModel(TorchScriptInterface):
             raise CheckpointError(f"{self.name}: decode(z) must give values in [0, 1] for a Bernoulli decoder; "
                                   f"got [{lo:.4g}, {hi:.4g}]")
 
+    def try_input_shape(self, shape: tuple[int, int, int]) -> None:
+        """`set_input_shape`, leaving the model as it was where the shape does not fit (it raises then):
+        one worker can be tried on several data shapes."""
+        before = self._input_shape, self._latent_dim
+        try:
+            self.set_input_shape(shape)
+        except Exception:
+            self._input_shape, self._latent_dim = before
+            raise
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) -> (mu, logvar), each (B, D), computed in the worker."""
         b = int(x.shape[0]) if x.dim() else 0
