@@ -51,6 +51,9 @@ def save_picture(path: Path, pic: Picture) -> None:
     cache.save_npz(path, image=pic.image, rebuilt=pic.rebuilt, mu=pic.mu, sigma=pic.sigma, facts=np.array(pic.facts))
 
 
+FILE_KINDS = {"torchscript": "TorchScript model", "export": "torch.export programs", "onnx": "ONNX graphs"}
+
+
 def make_picture(m: cache.Source, mdl, data, enc: cache.Encoded) -> Picture:
     """Home's picture from the loaded model, its data and their encoding (imports torch)."""
     from . import images
@@ -58,7 +61,8 @@ def make_picture(m: cache.Source, mdl, data, enc: cache.Encoded) -> Picture:
     n_enc = len(enc.mu)  # fewer than len(data) while a slow model still encodes (enc.total: all of them)
     idx = int(np.argmin(enc.recon_err[: min(n_enc, 200)]))  # a well reconstructed example
     cfg = getattr(mdl, "cfg", None)
-    arch = f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg else "TorchScript model"
+    arch = (f"{cfg.arch.upper()} {cfg.input_shape} -> {cfg.hidden} -> {cfg.latent_dim}" if cfg
+            else FILE_KINDS.get(getattr(mdl, "format", ""), "a model file"))
     facts = (f"- Model: **{selection.label(m.src)}** ({arch}, {mdl.likelihood} decoder)\n"
              f"- Data: **{data.name}**, {len(data):,} images of {'x'.join(map(str, data.shape))}\n"
              f"- Mean KL {enc.kl.mean():.1f} nats, mean reconstruction error {enc.recon_err.mean():.1f} nats "

@@ -520,7 +520,14 @@ def test_app_upload_of_model_zips(tmp_path, monkeypatch):
     at = upload(open_app(), "upload_model", "mine.zip", path.read_bytes())
     assert not at.exception and not text(at.error), text(at.error)
     assert at.session_state["model_src"].endswith("mine.zip") and at.session_state["data_src"] == "mnist"
+    facts = " ".join(m.value for m in at.markdown)  # Home named an ONNX or torch.export zip "TorchScript model"
+    assert "(torch.export programs, bernoulli decoder)" in facts and "TorchScript" not in facts, facts
     bad = write_zip(tmp_path / "bad.zip", {"encode.pt2": b"x"})
     at = upload(at, "upload_model", "bad.zip", bad.read_bytes())
     assert "Upload refused" in text(at.error) and "bad.zip: decode.pt2 is missing" in text(at.error)
+    assert at.session_state["model_src"].endswith("mine.zip")
+    # cut short on its way (half of a good zip): said so, not "not a TorchScript file" with a recipe
+    raw = path.read_bytes()
+    at = upload(at, "upload_model", "half.zip", raw[: len(raw) // 2])
+    assert "Upload refused" in text(at.error) and "half.zip is a damaged zip" in text(at.error), text(at.error)
     assert at.session_state["model_src"].endswith("mine.zip")

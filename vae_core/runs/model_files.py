@@ -50,6 +50,12 @@ def _is_torchscript(path: Path) -> bool:
     return any("/code/" in n or n.startswith("code/") for n in names) and any(n.endswith("constants.pkl") for n in names)
 
 
+def _starts_like_a_zip(path: Path) -> bool:
+    """The file begins with a zip's first local header (b"PK\\x03\\x04"), whatever its end holds."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> "RemoteModel":
     """A user's TorchScript model behind the VAE interface, run in a child worker.
 
@@ -68,6 +74,9 @@ def load_torchscript(path: str | Path, input_shape: tuple[int, int, int] | None 
         if looks_like_pickle(p):
             raise CheckpointError(f"{p} is a pickle checkpoint (torch.save), which is never unpickled "
                                   f"because it can run arbitrary code. {PICKLE_HELP}")
+        if not zipfile.is_zipfile(p) and _starts_like_a_zip(p):
+            raise CheckpointError(f"{p} is a damaged zip (its end is missing or broken: cut short while copying or "
+                                  "uploading?); write it again, or upload it again")
         raise CheckpointError(f"{p} is not a TorchScript file (torch.jit.save) nor a run directory. {PICKLE_HELP}")
     return RemoteModel(p, input_shape).eval()
 
