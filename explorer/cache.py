@@ -105,25 +105,30 @@ def check_model_file(m: Source) -> None:
 
 
 def _take_checked(m: Source, shape: tuple[int, int, int]):
-    """The model `check_model_file` loaded for m, given `shape`; None when there is none (or it declares
-    another shape: loading says why). A shape it cannot take raises, and it waits for the next one."""
+    """The model `check_model_file` loaded for m, given `shape`; None when there is none, or when it declares
+    another shape (loading says why). A shape it cannot take raises, and it waits for the next one."""
     lock, checked = _checked()
     with lock:
         out = checked.pop(m, None)
     if out is None:
         return None
-    try:
-        if out.input_shape is None:
+    if out.input_shape is None:  # a file that declares no shape: probed on this one in its worker
+        try:
             out.try_input_shape(shape)
-        elif tuple(out.input_shape) != tuple(shape):
-            raise ValueError("declared shape differs")
-    except Exception:
-        with lock:
-            checked.setdefault(m, out)
-        if out.input_shape is not None:
-            return None  # load_model(m, shape) refuses it with the meta.json sentence
-        raise
-    return out
+            return out
+        except Exception:
+            _put_back(m, out)
+            raise
+    if tuple(out.input_shape) == tuple(shape):  # a zip's meta.json declares it
+        return out
+    _put_back(m, out)
+    return None
+
+
+def _put_back(m: Source, out) -> None:
+    lock, checked = _checked()
+    with lock:
+        checked.setdefault(m, out)
 
 
 @st.cache_resource
