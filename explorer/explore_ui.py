@@ -166,17 +166,21 @@ def _on_map_click(enc) -> None:
         select_point(c["index"], enc)
 
 
-def select_point(idx: int, enc) -> None:
-    """Make point idx the selected one (map, pad, sliders and panels follow)."""
+def select_point(idx: int, enc, *, from_box: bool = False) -> None:
+    """Make point idx the selected one (map, pad, sliders and panels follow); the "Point" box shows it,
+    drawn anew unless the box itself chose it (`state.point_box_key`)."""
     st.session_state[state.SELECTED] = int(idx)
-    st.session_state[state.POINT_PICK] = int(idx)
+    if not from_box:
+        state.renew_point_box(int(idx))
     state.set_z(enc.mu[idx].tolist())
 
 
-def _on_point_pick(enc) -> None:
-    v = st.session_state.get(state.POINT_PICK)
+def _on_point_pick(enc, key: str) -> None:
+    if key != state.point_box_key():  # a box another control has replaced since: its value is stale
+        return
+    v = st.session_state.get(state.point_box_key())
     if v is not None:
-        select_point(int(v), enc)
+        select_point(int(v), enc, from_box=True)
     else:  # the box emptied: no point selected (the map's marker and the point's panel go)
         st.session_state[state.SELECTED] = None
 
@@ -360,8 +364,9 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> 
     page's selected point; None: the box to pick one)."""
     st.subheader("The selected point")
     c0, _ = st.columns([1, 3])
-    c0.number_input("Point", 0, len(data) - 1, value=None, key=state.POINT_PICK, on_change=_on_point_pick,
-                    args=(enc,), placeholder="click the map or type a number",
+    key = state.point_box_key()
+    c0.number_input("Point", 0, len(data) - 1, value=None, key=key, on_change=_on_point_pick,
+                    args=(enc, key), placeholder="click the map or type a number",
                     help="Click a point on the map, or type its number")
     if idx is None:
         st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "

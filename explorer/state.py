@@ -64,7 +64,8 @@ LINK_METHOD = "cmp_link_method"  # the linked maps' method (pca, tsne, umap)
 LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 
 # The Explore page's own keys
-POINT_PICK = "point_pick"  # int | None: the "Point" number input (mirrors SELECTED)
+POINT_PICK = "point_pick"  # + POINT_BOX version: the "Point" number input (shows SELECTED; see point_box_key)
+POINT_BOX = "point_box_version"  # int: bumped when anything but the box itself selects a point
 PAD = "pad"  # the drag pad's component state
 MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
 PAD_SEL = "pad_sel"  # (map key, int | None): the map and selection the pad's marker was last moved to
@@ -115,6 +116,7 @@ def init() -> None:
         SELECTED: None,
         Z: None,
         Z_VERSION: 0,
+        POINT_BOX: 0,
         MAP_METHOD: "pca",
         MAP_DIMS: 2,
         MAP_COLOR: "label",
@@ -134,6 +136,21 @@ def first_value(key: str, value) -> None:
     """Give the widget of session-state name `key` its first value (kept once the session has one):
     the way a control built from a declaration (`diagnose_ui.option_ui`) starts at its default."""
     st.session_state.setdefault(key, value)
+
+
+def point_box_key() -> str:
+    """The "Point" box's key now. Another control that selects a point (the map, "Find point", a link, a
+    new pair) gives the box a new key holding the point (`renew_point_box`), instead of writing the point
+    into the old box: a rerun the browser sent before that write reached it (the map's own report, say)
+    carries the old box's old value and undid the selection. The old key's stale value now changes
+    nothing (the sliders' Z_VERSION does the same for the code)."""
+    return f"{POINT_PICK}{st.session_state.get(POINT_BOX, 0)}"
+
+
+def renew_point_box(point: int | None) -> None:
+    """A new "Point" box, holding `point` (the old one's state goes when a run no longer draws it)."""
+    st.session_state[POINT_BOX] = st.session_state.get(POINT_BOX, 0) + 1
+    st.session_state[point_box_key()] = point
 
 
 def set_z(z: list[float]) -> None:

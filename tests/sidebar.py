@@ -32,3 +32,11 @@ def npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, a)
     return buf.getvalue()
+
+
+def point_box(at: AppTest):
+    """Explore's "Point" box. Its key carries a version (`state.point_box_key`: another control that
+    selects a point gives the box a new key), so it is found by its label."""
+    boxes = [b for b in at.number_input if b.label == "Point"]
+    assert len(boxes) == 1, [b.label for b in at.number_input]
+    return boxes[0]

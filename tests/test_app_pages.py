@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import point_box
 
 
 TIMEOUT = 120
@@ -92,7 +93,7 @@ def test_explore_sliders_sorted_by_kl_one_per_dim(explore: AppTest):
 
 
 def test_explore_selecting_a_point_shows_it(explore: AppTest):
-    explore.number_input(key="point_pick").set_value(7).run()
+    point_box(explore).set_value(7).run()
     assert not explore.exception
     assert explore.session_state["selected_point"] == 7
     assert _images(explore, "original #7")
@@ -186,9 +187,30 @@ def test_explore_interpolation_and_prior_tabs(explore: AppTest):
     assert _images(explore, "samples from the prior") != before
 
 
+def test_a_rerun_the_browser_sent_before_a_selection_reached_it_keeps_the_selection(explore: AppTest):
+    """The browser reruns the page on its own (the map reports what it holds once it is drawn), sending
+    the widget values it knows. One sent after "Find point" chose 42, but before the page showing 42
+    arrived, still holds the "Point" box empty: it cleared the selection, and a later one put the sliders
+    back on the point's code after a random draw (2 browser runs in 5 here, from a cold cache)."""
+    explore.number_input(key="find_point").set_value(42)
+    sent = explore._tree.get_widget_states()  # what the browser sends for that change
+    explore.run()
+    assert explore.session_state["selected_point"] == 42
+    explore._run(sent)  # the same values again: a rerun crossing the page that shows 42
+    assert not explore.exception, [e.value for e in explore.exception]
+    assert explore.session_state["selected_point"] == 42
+    assert point_box(explore).value == 42
+    assert _images(explore, "original #42")
+    # the box itself still selects, and emptied, selects nothing
+    point_box(explore).set_value(7).run()
+    assert explore.session_state["selected_point"] == 7 and point_box(explore).value == 7
+    point_box(explore).set_value(None).run()
+    assert explore.session_state["selected_point"] is None
+
+
 def test_picker_refuses_mismatch_and_keeps_state():
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
-    at.number_input(key="point_pick").set_value(3).run()
+    point_box(at).set_value(3).run()
     at.selectbox(key="pick_data").set_value("digits").run()  # 8x8 digits cannot feed a 28x28 model
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(e.value for e in at.error)
@@ -224,7 +246,7 @@ def test_pad_walks_the_plane_through_the_selected_points_full_code():
         mu = model.encode(data.x[idx:idx + 1])[0][0].double().numpy()  # the point's full code (D,)
         want = model.decode(torch.tensor(mu, dtype=torch.float32)[None])[0, 0].numpy()
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
-    at.number_input(key="point_pick").set_value(idx).run()
+    point_box(at).set_value(idx).run()
     assert not at.exception, [e.value for e in at.exception]
     pad = _pad(at)
     x, y = pad["pos"] if isinstance(pad.get("pos"), list) else (pad["pos"]["x"], pad["pos"]["y"])
@@ -234,7 +256,7 @@ def test_pad_walks_the_plane_through_the_selected_points_full_code():
     # the server path (a fresh session: AppTest runs no JS, which would report the moved marker)
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     at.toggle(key="browser_decode").set_value(False).run()
-    at.number_input(key="point_pick").set_value(idx).run()
+    point_box(at).set_value(idx).run()
     assert not at.exception, [e.value for e in at.exception]
     pad = _pad(at)
     png = np.asarray(Image.open(io.BytesIO(base64.b64decode(pad["image"].split(",", 1)[1]))), dtype=np.float32)

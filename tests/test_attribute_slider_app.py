@@ -24,6 +24,7 @@ from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import point_box
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -74,7 +75,7 @@ def _run_payload(decoder: dict, s: float) -> np.ndarray:
 
 def test_browser_path_decodes_point_plus_strength_times_vector(explore, reference):
     model, mu, y = reference
-    explore.number_input(key="point_pick").set_value(3).run()
+    point_box(explore).set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()
     data = _panel(explore)
@@ -98,7 +99,7 @@ def test_browser_path_decodes_point_plus_strength_times_vector(explore, referenc
 def test_server_path_answers_each_strength_with_its_image(explore, reference):
     model, mu, y = reference
     explore.toggle(key=state.BROWSER_DECODE).set_value(False).run()
-    explore.number_input(key="point_pick").set_value(3).run()
+    point_box(explore).set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()
     pngs = {}
@@ -123,7 +124,7 @@ def test_saved_selections_are_groups(explore, reference):
     assert "selection bad" not in names, "rows outside the data never form a group"
     explore.selectbox(key="vec_group_a").set_value("selection left").run()
     explore.selectbox(key="vec_group_b").set_value("selection right").run()
-    explore.number_input(key="point_pick").set_value(11).run()
+    point_box(explore).set_value(11).run()
     _move(explore, 1.0)
     explore.button(key="vec_to_sliders").click().run()
     assert not explore.exception, [e.value for e in explore.exception]
@@ -185,7 +186,7 @@ def test_another_point_sends_the_first_layer_alone(reference):
 
 
 def test_explore_sends_the_first_layer_alone_for_another_point(explore, reference):
-    explore.number_input(key="point_pick").set_value(3).run()
+    point_box(explore).set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()
     first = _panel(explore)
@@ -193,7 +194,7 @@ def test_explore_sends_the_first_layer_alone_for_another_point(explore, referenc
     # The panel's JS reports what it holds, the model's id included.
     explore.session_state[state.ATTR_SLIDER] = {"cache": {
         "meta": first["meta_id"], "decoder": first["decoder_id"], "base": first["decoder"]["base_id"]}}
-    explore.number_input(key="point_pick").set_value(11).run()
+    point_box(explore).set_value(11).run()
     assert not explore.exception, [e.value for e in explore.exception]
     second = _panel(explore)
     assert second["decoder_id"] != first["decoder_id"]

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import point_box
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -38,7 +39,7 @@ def _captions(at: AppTest, prefix: str = "#") -> list[str]:
 
 def test_neighbours_are_the_nearest_codes_and_select(explore: AppTest, reference):
     mu, y = reference
-    explore.number_input(key="point_pick").set_value(7).run()
+    point_box(explore).set_value(7).run()
     explore.number_input(key="neighbours_k").set_value(5).run()
     assert not explore.exception, [e.value for e in explore.exception]
     dist = np.linalg.norm(mu - mu[7], axis=1)
@@ -57,7 +58,7 @@ def test_neighbours_are_the_nearest_codes_and_select(explore: AppTest, reference
 
 def test_attribute_vector_moves_the_selected_code(explore: AppTest, reference):
     mu, y = reference
-    explore.number_input(key="point_pick").set_value(3).run()
+    point_box(explore).set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()
     # the strength panel (a components-v2 slider) reports its value as the latent sliders do

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from explorer import figures
 from explorer.components.latent_map import map_data, plotly_js
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import point_box
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -90,7 +91,7 @@ def test_explore_sends_the_map_once_and_a_selection_only_its_overlay():
     again = _map_element(at)
     assert "figure" not in again and "plotly_js" not in again
     # Selecting a point sends only its ring and cloud (the browser test clicks the real map).
-    at.number_input(key="point_pick").set_value(42).run()
+    point_box(at).set_value(42).run()
     assert not at.exception, [e.value for e in at.exception]
     after = _map_element(at)
     cloud, ring = json.loads(after["overlay"])["data"]

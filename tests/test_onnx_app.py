@@ -24,6 +24,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.errors import CheckpointError
 from vae_core.models import VAE
 from vae_core.sandbox.proxy import RemoteModel
+from sidebar import point_box
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -197,7 +198,7 @@ def test_strength_slider_gets_point_and_vector_for_the_graph(tmp_path):
     loader = _component(at, "vae_onnx_runtime")
     graph = base64.b64decode(loader["onnx"])
     at = _explore(run, {"id": loader["id"], "state": "ready"}, at)
-    at.number_input(key="point_pick").set_value(3).run()
+    point_box(at).set_value(3).run()
     at.selectbox(key="vec_group_a").set_value("label 1").run()
     at.selectbox(key="vec_group_b").set_value("label 7").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -216,6 +217,6 @@ def test_strength_slider_gets_point_and_vector_for_the_graph(tmp_path):
             want = model.decode(torch.as_tensor(mu[3] + s * v, dtype=torch.float32)[None]).double().numpy()
         assert np.abs(_onnx_decode(graph, z) - want).max() < 1e-5
     # Another point: a new reference (so the browser repaints), the same session.
-    at.number_input(key="point_pick").set_value(11).run()
+    point_box(at).set_value(11).run()
     again = _component(at, "vae_strength_sliders")
     assert again["decoder_id"] == loader["id"] and again["decoder"]["affine"]["key"] != affine["key"]

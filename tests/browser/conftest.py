@@ -18,7 +18,13 @@ _PAGE_STATE_JS = """() => {
           expanders: [...document.querySelectorAll('details')].map(
               (d) => (d.querySelector('summary') || d).innerText.trim().slice(0, 60) + (d.open ? ' (open)' : ' (shut)')),
           alerts: text('[data-testid="stAlert"]'), exceptions: text('[data-testid="stException"]'),
-          status: text('[data-testid="stStatusWidget"]'), progress: text('[data-testid="stProgress"]')};
+          status: text('[data-testid="stStatusWidget"]'), progress: text('[data-testid="stProgress"]'),
+          focus: document.activeElement ? document.activeElement.tagName + ' ' +
+                 (document.activeElement.getAttribute('aria-label') || document.activeElement.id || '') : 'none',
+          multiselects: [...document.querySelectorAll('[data-testid="stMultiSelect"]')].map(
+              (e) => e.innerText.trim().replace(/\s+/g, ' ').slice(0, 80) + ' | typed: ' +
+                     JSON.stringify((e.querySelector('input') || {}).value)),
+          options_listed: text('[role="option"]')};
 }"""
 
 
@@ -34,6 +40,8 @@ def pytest_runtest_makereport(item, call):
         except Exception as e:  # the page itself may be gone (a crashed tab): say so
             lines = [f"the page could not be read: {e!r}"]
         report.sections.append(("page when the test failed", "\n".join(lines)))
+        if os.environ.get("BROWSER_TEST_SHOTS"):  # a folder: the failed page's screenshot goes there too
+            page.screenshot(path=os.path.join(os.environ["BROWSER_TEST_SHOTS"], item.name + ".png"), full_page=True)
     return report
 
 
