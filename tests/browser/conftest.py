@@ -22,7 +22,7 @@ _PAGE_STATE_JS = """() => {
           focus: document.activeElement ? document.activeElement.tagName + ' ' +
                  (document.activeElement.getAttribute('aria-label') || document.activeElement.id || '') : 'none',
           multiselects: [...document.querySelectorAll('[data-testid="stMultiSelect"]')].map(
-              (e) => e.innerText.trim().replace(/\s+/g, ' ').slice(0, 80) + ' | typed: ' +
+              (e) => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 80) + ' | typed: ' +
                      JSON.stringify((e.querySelector('input') || {}).value)),
           options_listed: text('[role="option"]')};
 }"""
