@@ -33,8 +33,10 @@ if __name__ == "__main__":  # a session's script run
 else:  # imported by `streamlit run` to find the server: warm it while the first visitor connects
     import sys
 
+    from explorer import stale_reruns
     from explorer.startup import settings_error, warm
 
+    stale_reruns.install()  # a page switch is never undone by a late rerun of the left page's fragment
     if settings_error():  # a bad VAE_EXPLORER_* setting: one sentence, and no server (as the CLI exits)
         sys.exit(f"error: {settings_error()}")
     app = st.App(__file__, lifespan=warm)

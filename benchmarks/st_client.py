@@ -56,6 +56,7 @@ class Session:
         self.texts: list[bytes] = []         # raw deltas since the last request was sent
         self.answer: list[bytes] = []        # raw deltas of the run that answered the last request
         self._runs = 0                       # runs started (new_session messages)
+        self.run_pages: list[str] = []       # the page each started run names, in order
         self._run_texts: list[bytes] = []    # deltas of the run whose messages arrive now
         # (the run's number, its fragments, its status, its deltas) for each run that ended
         self._finished: list[tuple[int, tuple[str, ...], int, list[bytes]]] = []
@@ -85,6 +86,7 @@ class Session:
             kind = msg.WhichOneof("type")
             if kind == "new_session":  # a run starts; its deltas follow, in order, until script_finished
                 self._runs += 1
+                self.run_pages.append(msg.new_session.page_script_hash)
                 self._run_texts = []
                 # a full run says again which fragments poll; those it did not name stop when it ends
                 self._named = set() if not msg.metadata.run.fragment_ids else None

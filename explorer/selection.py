@@ -90,8 +90,7 @@ def _set(model_src: str, data_src: str | None, note: str | None, error: str | No
     changed = (model_src, data_src) != (ss[state.MODEL_SRC], ss[state.DATA_SRC])
     ss[state.MODEL_SRC], ss[state.DATA_SRC] = model_src, data_src
     if changed:
-        ss[state.SELECTED] = None
-        state.renew_point_box(None)
+        state.clear_selection()
         ss[state.Z] = None
         ss[state.SAVED_SELECTIONS] = {}  # their rows index the old data
     ss[state.PAIR_NOTE], ss[state.PICK_ERROR] = note, error

@@ -145,8 +145,7 @@ def _apply_view(view: view_link.View, enc) -> None:
     if view.point is not None:
         select_point(view.point, enc)  # the sliders take its code, unless the view pins another
     else:
-        ss[state.SELECTED] = None
-        state.renew_point_box(None)
+        state.clear_selection()
     if view.z is not None:
         state.set_z(view.z)
     if view.tab is not None:

@@ -153,6 +153,12 @@ def renew_point_box(point: int | None) -> None:
     st.session_state[point_box_key()] = point
 
 
+def clear_selection() -> None:
+    """No point selected, and an empty "Point" box (a new pair, or a view without a point)."""
+    st.session_state[SELECTED] = None
+    renew_point_box(None)
+
+
 def set_z(z: list[float]) -> None:
     """Point the sliders at a new code (selected point, random draw, reset)."""
     st.session_state[Z] = [float(v) for v in z]

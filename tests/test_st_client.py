@@ -57,3 +57,32 @@ def test_a_protocol_session_opens_pages_and_steps_a_slider(server):
     assert first and second and third  # each step's run sent a new image (the last is its answer)
     assert first[-1] != second[-1]  # for the code it was sent: z0 = 2.5 and -2.5 decode differently,
     assert third[-1] == first[-1]  # and 2.5 again gives 2.5's picture again
+
+
+def test_a_fragment_rerun_named_for_a_page_left_is_not_run(server):
+    """Issue 19, item 0: a polling fragment's rerun that the browser asked for on the page it left, but
+    that reached the server after the switch, ran as a run of that page; the browser then emptied the
+    page it showed (and crashed when the new page had a fragment of the same id). The app's server
+    drops it (`explorer/stale_reruns.py`); the same rerun named for the page shown is run."""
+    async def script():
+        async with Session(server.url) as s:
+            assert await s.load("Home") is not None
+            home = s.page_hash
+            assert await s.load("Explore", "decode=server") is not None
+            assert await s.wait_for("latent_sliders", 120, settled=True)  # nothing polls any more
+            explore, fragment = s.page_hash, s.fragment["latent_sliders"]
+            assert fragment  # the sliders live in a fragment: its id is in this session's storage
+            started = len(s.run_pages)
+            s.page_hash = home  # what a timer the browser set on Home sends, arriving after the switch
+            await s._send(fragment_id=fragment, auto=True)
+            await asyncio.sleep(3)
+            late = s.run_pages[started:]
+            s.page_hash = explore
+            answered = await s._run(60, fragment_id=fragment)  # the same rerun, named for Explore
+            return home, explore, late, answered, s.run_pages[-1]
+
+    with ThreadPoolExecutor(1) as pool:
+        home, explore, late, answered, last = pool.submit(asyncio.run, script()).result()
+    assert home and explore and home != explore
+    assert late == [], "a run started for the page left"
+    assert answered and last == explore
