@@ -364,7 +364,7 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> 
     page's selected point; None: the box to pick one)."""
     st.subheader("The selected point")
     c0, _ = st.columns([1, 3])
-    key = state.point_box_key()
+    key = state.point_box_for(idx)
     c0.number_input("Point", 0, len(data) - 1, value=None, key=key, on_change=_on_point_pick,
                     args=(enc, key), placeholder="click the map or type a number",
                     help="Click a point on the map, or type its number")

@@ -36,12 +36,12 @@ def _upload_help() -> str:
             "(python -m vae_core diagnose MODEL --data FILE).")
 
 
-def _on_pick_model() -> None:
-    selection.select(model_src=st.session_state[state.PICK_MODEL])
-
-
-def _on_pick_data() -> None:
-    selection.select(data_src=st.session_state[state.PICK_DATA])
+def _on_pick(key: str) -> None:
+    """A pick in the sidebar; a value that arrives for a replaced picker (a rerun the browser sent before
+    the pair it shows changed) changes nothing."""
+    wanted = state.picked(key)
+    if wanted:
+        selection.select(**wanted)
 
 
 def _save_upload(upload, kind: str) -> Path:
@@ -107,15 +107,18 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
     data_opts += [p for p in ss[state.UPLOADED_DATA].values() if p not in data_opts]
     if ss[state.DATA_SRC] is not None and ss[state.DATA_SRC] not in data_opts:
         data_opts.append(ss[state.DATA_SRC])
-    # The widgets show the active pair on every run of every page: their keys are set from it
-    # before they are drawn (a page switch or a refused pick can never leave them showing another).
-    ss[state.PICK_MODEL], ss[state.PICK_DATA] = ss[state.MODEL_SRC], ss[state.DATA_SRC]
+    # The widgets show the active pair on every run of every page (a page switch or a refused pick can
+    # never leave them showing another): when it changed by anything but them, both get new keys holding
+    # it (state.picker_keys says why they are never written once drawn).
+    model_key, data_key = state.pickers_for_pair()
     selection.recheck_refusal()  # e.g. the missing model has just been trained
     with st.sidebar:
         st.subheader("Model and data")
-        st.selectbox("Model", model_opts, key=state.PICK_MODEL, format_func=selection.label, on_change=_on_pick_model,
+        st.selectbox("Model", model_opts, key=model_key, format_func=selection.label, on_change=_on_pick,
+                     args=(model_key,),
                      help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
-        st.selectbox("Data", data_opts, key=state.PICK_DATA, format_func=selection.label, on_change=_on_pick_data,
+        st.selectbox("Data", data_opts, key=data_key, format_func=selection.label, on_change=_on_pick,
+                     args=(data_key,),
                      placeholder="no data of this model's shape yet",
                      help="A built-in dataset, a file of the server's data folder or one you uploaded; a model "
                      "that takes it is picked with it")
@@ -190,6 +193,7 @@ def open_page(title: str, *, need_model: bool = True, need_data: bool = True):
         st.error(f"This server is misconfigured: {why}, then restart the server.", icon=":material/error:")
         st.stop()
     state.init()
+    state.count_page_run(title)
     from . import share_ui  # imports this module's data_dir_files
 
     share_ui.open_link()  # a link's run and data, once per session, before the pickers draw

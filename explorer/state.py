@@ -22,8 +22,9 @@ DATA_SRC = "data_src"  # str | None: a dataset id or a data file path; None whil
 PAIR_NOTE = "pair_note"  # str | None: what select() switched to make a pair, shown in the sidebar
 PICK_ERROR = "picker_error"  # str | None: why the last pick or upload was refused (the pair was kept)
 PICK_WANTS = "picker_wants"  # str | None: the data a refused pick wanted a model for (PICK_ERROR says so)
-PICK_MODEL = "pick_model"  # the sidebar's model selectbox (shows MODEL_SRC on every run of every page)
-PICK_DATA = "pick_data"  # the sidebar's data selectbox
+PICK_MODEL = "pick_model"  # + PICKERS version: the sidebar's model selectbox (shows MODEL_SRC; see picker_keys)
+PICK_DATA = "pick_data"  # + PICKERS version: the sidebar's data selectbox (shows DATA_SRC)
+PICKERS = "pickers_version"  # int: bumped when the pair changes by anything but the pickers themselves
 UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
 UPLOADED_DATA = "uploaded_data"  # dict label -> path
 SELECTED = "selected_point"  # int | None: index into the shown data
@@ -66,6 +67,8 @@ LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # + POINT_BOX version: the "Point" number input (shows SELECTED; see point_box_key)
 POINT_BOX = "point_box_version"  # int: bumped when anything but the box itself selects a point
+PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
+DRAWN = "versioned_drawn"  # dict: versioned widget ("point box", "pickers") -> the PAGE_RUN that last drew it
 PAD = "pad"  # the drag pad's component state
 MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
 PAD_SEL = "pad_sel"  # (map key, int | None): the map and selection the pad's marker was last moved to
@@ -117,6 +120,9 @@ def init() -> None:
         Z: None,
         Z_VERSION: 0,
         POINT_BOX: 0,
+        PICKERS: 0,
+        PAGE_RUN: (0, ""),
+        DRAWN: {},
         MAP_METHOD: "pca",
         MAP_DIMS: 2,
         MAP_COLOR: "label",
@@ -145,6 +151,69 @@ def point_box_key() -> str:
     carries the old box's old value and undid the selection. The old key's stale value now changes
     nothing (the sliders' Z_VERSION does the same for the code)."""
     return f"{POINT_PICK}{st.session_state.get(POINT_BOX, 0)}"
+
+
+def picker_keys() -> tuple[str, str]:
+    """The sidebar pickers' keys now (model, data). When the pair changes by anything but a picker (an
+    upload, a link, a refused or completed pick, a new run), `renew_pickers` gives both new keys holding
+    the pair, as the "Point" box does, instead of writing into the drawn ones: a rerun the browser sent
+    before the new pair reached it still holds the old values, and would pick them back."""
+    v = st.session_state.get(PICKERS, 0)
+    return f"{PICK_MODEL}{v}", f"{PICK_DATA}{v}"
+
+
+def count_page_run(page: str) -> None:
+    """A full run of `page` begins (every page's `open_page`)."""
+    st.session_state[PAGE_RUN] = (st.session_state[PAGE_RUN][0] + 1, page)
+
+
+def _live(widget: str) -> bool:
+    """Whether the browser holds versioned `widget` as it is now, and it is marked drawn by this run: the
+    previous full run drew it on this page. Streamlit forgets a widget a run did not draw, and a sidebar
+    widget drawn by another page is another widget; such a widget is drawn anew, its key renewed."""
+    ss = st.session_state
+    run, page = ss[PAGE_RUN]
+    last = ss[DRAWN].get(widget)
+    ss[DRAWN][widget] = (run, page)
+    return last is not None and last[1] == page and last[0] >= run - 1
+
+
+def pickers_for_pair() -> tuple[str, str]:
+    """The pickers' keys (model, data), renewed first when they do not show the active pair or are
+    drawn anew."""
+    ss = st.session_state
+    model_key, data_key = picker_keys()
+    live = _live("pickers")
+    if not live or model_key not in ss or (ss[model_key], ss.get(data_key)) != (ss[MODEL_SRC], ss[DATA_SRC]):
+        renew_pickers()
+    return picker_keys()
+
+
+def point_box_for(point: int | None) -> str:
+    """The "Point" box's key for this run: the current one, or, when the box is drawn anew (Explore left
+    and opened again), a new one holding `point`, the selected point."""
+    if not _live("point box"):
+        renew_point_box(point)
+    return point_box_key()
+
+
+def picked(key: str) -> dict[str, str | None]:
+    """What a pick in picker `key` asks of the pair ({"model_src": ...} or {"data_src": ...}); nothing
+    for a replaced picker (a value a rerun the browser sent before the pair changed still held)."""
+    model_key, data_key = picker_keys()
+    if key == model_key:
+        return {"model_src": st.session_state[model_key]}
+    if key == data_key:
+        return {"data_src": st.session_state[data_key]}
+    return {}
+
+
+def renew_pickers() -> None:
+    """New sidebar pickers showing the active pair."""
+    ss = st.session_state
+    ss[PICKERS] = ss.get(PICKERS, 0) + 1
+    model_key, data_key = picker_keys()
+    ss[model_key], ss[data_key] = ss[MODEL_SRC], ss[DATA_SRC]
 
 
 def renew_point_box(point: int | None) -> None:

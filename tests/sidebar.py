@@ -40,3 +40,20 @@ def point_box(at: AppTest):
     boxes = [b for b in at.number_input if b.label == "Point"]
     assert len(boxes) == 1, [b.label for b in at.number_input]
     return boxes[0]
+
+
+def _picker(at: AppTest, label: str):
+    boxes = [b for b in at.sidebar.selectbox if b.label == label]
+    assert len(boxes) == 1, [b.label for b in at.sidebar.selectbox]
+    return boxes[0]
+
+
+def model_picker(at: AppTest):
+    """The sidebar's model picker. Its key carries a version (`state.picker_keys`: a pair changed by
+    anything but the pickers gives both new keys), so it is found by its label."""
+    return _picker(at, "Model")
+
+
+def data_picker(at: AppTest):
+    """The sidebar's data picker (found by its label, as `model_picker`)."""
+    return _picker(at, "Data")

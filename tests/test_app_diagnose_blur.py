@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from settle import settle
 from streamlit.testing.v1 import app_test as app_test_module
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import data_picker  # tests/sidebar.py
 
 TIMEOUT = 300  # the first report on the default run takes ~10 s alone, more on a shared machine
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
@@ -74,7 +75,7 @@ def diagnose() -> tuple[AppTest, dict]:
 
 def test_diagnose_opens_on_default_run_and_mnist(diagnose):
     at, rep = diagnose
-    assert at.selectbox(key="pick_data").value == "mnist"
+    assert data_picker(at).value == "mnist"
     assert CONTRACT_KEYS <= set(rep) and rep["dataset"] == "mnist" and 10 <= rep["iwae_k"] <= 100
     assert rep["iwae_k_chosen_by"] == "budget", "the page's k is auto by default"
     assert rep["summary"] in [i.value for i in at.info], "the plain-language summary is shown"
@@ -158,10 +159,8 @@ def test_verdict_table_flags_planted_collapse(collapsed_run: Path):
     from vae_core.data import load_dataset
 
     at = AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(collapsed_run)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
+    at.session_state["model_src"] = str(collapsed_run)
+    at.session_state["data_src"] = "digits"
     _ok(settle(at.run()))
     assert not at.error, [e.value for e in at.error]
     rep = json.loads(_download_bytes(at, "diag_json"))

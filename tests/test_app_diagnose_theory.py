@@ -42,10 +42,8 @@ def _run(tmp_path_factory, likelihood: str) -> Path:
 
 def _open(run: Path) -> AppTest:
     at = AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(run)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "planted"
+    at.session_state["model_src"] = str(run)
+    at.session_state["data_src"] = "planted"
     at = settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from paths import ROOT  # the repository root (tests/paths.py)
 from sidebar import point_box
+from sidebar import data_picker
 
 
 TIMEOUT = 120
@@ -52,7 +53,7 @@ def test_home_opens_on_default_run_and_mnist():
     text = " ".join(m.value for m in at.markdown)
     assert "Variational Autoencoder" in text
     assert "runs/default" in text and "mnist" in text
-    assert at.selectbox(key="pick_data").value == "mnist"
+    assert data_picker(at).value == "mnist"
     assert _images(at, "rebuilt image"), "Home shows the model rebuilding an image"
 
 
@@ -208,15 +209,32 @@ def test_a_rerun_the_browser_sent_before_a_selection_reached_it_keeps_the_select
     assert explore.session_state["selected_point"] is None
 
 
+def test_the_point_box_shows_the_selected_point_after_leaving_explore_and_coming_back():
+    """A widget a run does not draw is forgotten: the "Point" box came back empty on Explore after a visit
+    to Diagnose, while point 42 was still selected and shown. Drawn anew, it gets a key holding the point."""
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/1_Explore.py").run()
+    at.number_input(key="find_point").set_value(42).run()
+    assert point_box(at).value == 42
+    at.switch_page("app_pages/3_Diagnose.py").run()
+    at.switch_page("app_pages/1_Explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["selected_point"] == 42
+    assert point_box(at).value == 42
+    assert _images(at, "original #42")
+    point_box(at).set_value(7).run()  # and it still selects
+    assert at.session_state["selected_point"] == 7
+
+
 def test_picker_refuses_mismatch_and_keeps_state():
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     point_box(at).set_value(3).run()
-    at.selectbox(key="pick_data").set_value("digits").run()  # 8x8 digits cannot feed a 28x28 model
+    data_picker(at).set_value("digits").run()  # 8x8 digits cannot feed a 28x28 model
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(e.value for e in at.error)
     assert "takes digits (1 x 8 x 8 images; runs/default takes 1 x 28 x 28)" in errors, errors
     assert at.session_state["data_src"] == "mnist"
-    assert at.selectbox(key="pick_data").value == "mnist"
+    assert data_picker(at).value == "mnist"
     assert at.session_state["selected_point"] == 3, "the rest of the state is kept"
 
 

@@ -20,6 +20,7 @@ from vae_core.metrics import diagnose
 from vae_core.models import VAE
 from vae_core.train import fit
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import model_picker  # tests/sidebar.py
 
 APP = str(ROOT / "streamlit_app.py")
 TRAIN = str(ROOT / "app_pages" / "2_Train.py")
@@ -91,7 +92,7 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
         time.sleep(0.5)
         _ok(at.run())
     assert "runs/apptest" in at.success[0].value and "2 epochs" in at.success[0].value
-    assert "runs/apptest" in at.selectbox(key="pick_model").options
+    assert "runs/apptest" in model_picker(at).options
     assert (runs_dir / "apptest" / "model.safetensors").is_file()
     assert any(b.label == "Open in Explore" for b in at.button)
     assert not _train_button(at).disabled
@@ -117,7 +118,7 @@ def test_short_training_run_ends_in_the_picker_and_opens_in_explore(runs_dir):
     assert at.title[0].value == "Explore the latent space"
     assert at.session_state[state.MODEL_SRC] == str(runs_dir / "apptest")
     assert at.session_state[state.DATA_SRC] == "digits"
-    assert at.selectbox(key="pick_model").value == str(runs_dir / "apptest")
+    assert model_picker(at).value == str(runs_dir / "apptest")
 
 
 def _tiny_run(runs: Path, name: str, beta: float) -> Path:
@@ -154,7 +155,6 @@ def test_compare_lists_runs_that_do_not_fit_as_skipped(runs_dir):
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
     at.session_state[state.MODEL_SRC] = str(ROOT / "runs" / "default")  # 28x28: does not fit digits
     at.session_state[state.DATA_SRC] = "digits"
-    at.session_state["pick_model"] = str(b1)  # keep the sidebar picker on a run of this dir
     at.session_state["cmp_runs"] = [str(b1), str(b4), str(ROOT / "runs" / "default")]
     _ok(settle(at.run()))
     warning = " ".join(w.value for w in at.warning)

@@ -16,6 +16,7 @@ from vae_core.runs.run_load import load_run
 from vae_core.runs.checkpoints import run_zip
 
 from sidebar import npy_bytes as _npy, open_app as _app, text, upload as _upload
+from sidebar import model_picker
 from paths import ROOT  # the repository root (tests/paths.py)
 
 HOME = str(ROOT / "streamlit_app.py")
@@ -97,7 +98,7 @@ def test_one_sessions_upload_is_invisible_to_another(tmp_path):
     assert a.session_state["model_src"].endswith(".ts")
     b.run()
     assert b.session_state["model_src"] == str(DEFAULT)
-    assert not any(str(o).endswith(".ts") for o in b.selectbox(key="pick_model").options)
+    assert not any(str(o).endswith(".ts") for o in model_picker(b).options)
 
 
 def test_refusal_gives_way_once_the_missing_model_is_trained(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from explorer import figures
 from vae_core.metrics import collapse as vocab
 from vae_core.metrics.collapse import collapse_stats
 from paths import ROOT  # the repository root (tests/paths.py)
+from sidebar import model_picker  # tests/sidebar.py
 
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
 COMPARE = str(ROOT / "app_pages" / "5_Compare.py")
@@ -194,10 +195,8 @@ def _metric(at: AppTest, label: str) -> str:
 @pytest.fixture(scope="module")
 def diagnose_page(planted_ts) -> AppTest:
     at = AppTest.from_file(DIAGNOSE, default_timeout=TIMEOUT)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(planted_ts)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
+    at.session_state["model_src"] = str(planted_ts)
+    at.session_state["data_src"] = "digits"
     at.session_state["diag_iwae_k"] = 10
     settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
@@ -246,10 +245,8 @@ def test_compare_table_rows_use_the_same_counts(planted_ts, tmp_path, monkeypatc
     monkeypatch.setattr(state, "RUNS_DIR", tmp_path / "runs")
     (tmp_path / "runs").mkdir()
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(planted_ts)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
+    at.session_state["model_src"] = str(planted_ts)
+    at.session_state["data_src"] = "digits"
     at.session_state["cmp_runs"] = [str(planted_ts)]
     settle(at.run())
     assert not at.exception, [e.value for e in at.exception]
@@ -341,7 +338,7 @@ def test_decode_toggle_off_and_disabled_when_the_worker_cannot_export(tmp_path, 
     assert any("Decoding on the server" in c.value and "aten::weird" in c.value for c in at.caption), \
         "the reason is shown"
     # back to runs/default: the user's choice (on) comes back, and the toggle can be used again
-    at.selectbox(key="pick_model").set_value(str(ROOT / "runs" / "default")).run()
+    model_picker(at).set_value(str(ROOT / "runs" / "default")).run()
     assert not at.exception, [e.value for e in at.exception]
     t = at.toggle(key="browser_decode")
     assert t.value is True and not t.disabled

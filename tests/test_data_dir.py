@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sidebar import open_app, text
+from sidebar import data_picker
 from vae_core.data import Images
 
 
@@ -33,7 +34,7 @@ def test_data_folder_files_are_offered_and_load(folders, monkeypatch):
     (folders / "sub.npy").mkdir()  # a folder with a data-like name is not a file
 
     at = open_app()
-    picker = at.selectbox(key="pick_data")
+    picker = data_picker(at)
     offered = [o for o in picker.options]
     assert "lab_big.npy" in offered and "lab_small.npz" in offered, offered
     assert not any(name in " ".join(offered) for name in ("notes.txt", ".hidden", "sub.npy")), offered
@@ -56,7 +57,7 @@ def test_data_folder_files_are_offered_and_load(folders, monkeypatch):
 def test_no_data_folder_offers_only_the_built_ins(monkeypatch):
     monkeypatch.delenv("VAE_EXPLORER_DATA_DIR")
     at = open_app()
-    assert at.selectbox(key="pick_data").options == ["digits", "mnist", "sprites", "planted"]
+    assert data_picker(at).options == ["digits", "mnist", "sprites", "planted"]
 
 
 def test_a_bad_file_in_the_data_folder_is_refused_in_the_sidebar(folders):
@@ -69,14 +70,14 @@ def test_a_bad_file_in_the_data_folder_is_refused_in_the_sidebar(folders):
     before = (at.session_state["model_src"], at.session_state["data_src"])
     for name, needle in (("zero.npy", "the file is empty (0 bytes)"), ("notes.npz", "not a zip file"),
                          ("short.npy", "truncated or corrupt")):
-        at.selectbox(key="pick_data").set_value(str(folders / name))
+        data_picker(at).set_value(str(folders / name))
         at.run()
         assert not at.exception, (name, [e.value for e in at.exception])
         errors = text(at.error)
         assert f"{name} cannot be used" in errors and needle in errors, (name, errors)
         assert str(folders) not in errors  # the file's name, not where the server keeps it
         assert (at.session_state["model_src"], at.session_state["data_src"]) == before
-        assert at.selectbox(key="pick_data").value == before[1]  # the picker shows the pair kept
+        assert data_picker(at).value == before[1]  # the picker shows the pair kept
 
 
 def _npy_header_only(shape: tuple[int, ...]) -> bytes:
@@ -101,5 +102,5 @@ def test_special_files_in_the_data_folder_are_not_offered(folders):
     np.save(folders / "ok.npy", _digits(5))
     with sock:
         at = open_app()
-    offered = " ".join(at.selectbox(key="pick_data").options)
+    offered = " ".join(data_picker(at).options)
     assert "ok.npy" in offered and not any(n in offered for n in ("pipe.npy", "dev.npz", "sock.csv")), offered

@@ -15,6 +15,7 @@ from explorer import jobs, state
 from settle import settle, unsettled
 from vae_core import metrics
 from vae_core.progress import Progress
+from sidebar import model_picker  # tests/sidebar.py
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -121,7 +122,7 @@ def test_leaving_diagnose_mid_report_opens_the_next_page_at_once_and_the_report_
 
         at.switch_page("app_pages/2_Train.py").run(timeout=60)  # the report is still at the gate
         assert not at.exception and not release.is_set()
-        assert at.selectbox(key="pick_model").value == str(ROOT / "runs" / "default")
+        assert model_picker(at).value == str(ROOT / "runs" / "default")
 
         at.switch_page("app_pages/3_Diagnose.py").run(timeout=60)
         bars = [p.proto.text for p in at.get("progress")]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from explorer.model_leases import Leases
+from sidebar import data_picker, model_picker  # tests/sidebar.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,11 +149,11 @@ def test_app_session_releases_an_uploaded_models_worker(tmp_path):
     pid = _worker_pid(model)
     assert pid is not None
 
-    at.selectbox(key="pick_model").set_value(str(ROOT / "runs" / "default")).run()
+    model_picker(at).set_value(str(ROOT / "runs" / "default")).run()
     assert not at.exception and not at.session_state["model_src"].endswith(".ts")
     assert _wait_for(lambda: _gone(pid)), "no session uses it: its worker is stopped"
 
-    at.selectbox(key="pick_model").set_value(src).run()  # back: the worker restarts on use
+    model_picker(at).set_value(src).run()  # back: the worker restarts on use
     assert not at.exception and at.session_state["model_src"] == src
     pid = _worker_pid(model)
     assert pid is not None
@@ -189,13 +190,13 @@ def test_app_session_frees_an_uploaded_data_sets_memory():
 
     ref, n_jobs = held()
     assert n_jobs >= 1
-    at.selectbox(key="pick_data").set_value("mnist").run()
+    data_picker(at).set_value("mnist").run()
     assert not at.exception and at.session_state["data_src"] == "mnist"
     gc.collect()
     assert ref() is None, "no session holds the upload: its arrays are freed"
     assert not any(d in k for q in jobs._queues.values() for k in q.jobs), "and the jobs computed on it"
 
-    at.selectbox(key="pick_data").set_value(src).run()  # back: loaded again from its file
+    data_picker(at).set_value(src).run()  # back: loaded again from its file
     assert not at.exception and at.session_state["data_src"] == src
     ref, n_jobs = held()
     assert ref() is not None and n_jobs >= 1

@@ -15,6 +15,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.models import VAE
 
 from sidebar import npy_bytes as _npy, open_app as _app, text as _text, upload
+from sidebar import data_picker, model_picker
 from paths import ROOT  # the repository root (tests/paths.py)
 from zips import run_zip
 
@@ -45,8 +46,8 @@ def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
 
 def _shows_active_pair(at: AppTest) -> None:
     ss = at.session_state
-    assert at.selectbox(key="pick_model").value == ss["model_src"]
-    assert at.selectbox(key="pick_data").value == ss["data_src"]
+    assert model_picker(at).value == ss["model_src"]
+    assert data_picker(at).value == ss["data_src"]
 
 
 def test_model_first_switches_the_data_to_one_that_fits(tmp_path):
@@ -56,7 +57,7 @@ def test_model_first_switches_the_data_to_one_that_fits(tmp_path):
     assert not _text(at.error)
     _shows_active_pair(at)
     # back to the shipped run: the data follows it to mnist, in the same step
-    at.selectbox(key="pick_model").set_value(DEFAULT).run()
+    model_picker(at).set_value(DEFAULT).run()
     assert (at.session_state["model_src"], at.session_state["data_src"]) == (DEFAULT, "mnist")
     _shows_active_pair(at)
 
@@ -64,14 +65,35 @@ def test_model_first_switches_the_data_to_one_that_fits(tmp_path):
 def test_data_first_switches_to_a_model_that_takes_it(tmp_path):
     at = _upload(_app(), "upload_model", "digits_run.zip", _run_zip(tmp_path, 8, "d8"))
     eight = at.session_state["model_src"]
-    at.selectbox(key="pick_model").set_value(DEFAULT).run()
+    model_picker(at).set_value(DEFAULT).run()
     at = _upload(at, "upload_data", "mine8.npy", _npy(np.random.default_rng(0).random((20, 8, 8)).astype(np.float32)))
     assert at.session_state["model_src"] == eight and at.session_state["data_src"].endswith("mine8.npy")
     assert "Switched the model to" in _text(at.info) and not _text(at.error)
     _shows_active_pair(at)
     # picking mnist (data first) brings back a 28x28 model
-    at.selectbox(key="pick_data").set_value("mnist").run()
+    data_picker(at).set_value("mnist").run()
     assert (at.session_state["model_src"], at.session_state["data_src"]) == (DEFAULT, "mnist")
+
+
+def test_a_rerun_the_browser_sent_before_an_upload_switched_the_pair_keeps_the_new_pair(tmp_path):
+    """The browser reruns the page on its own (a polling progress bar, a component's report), sending the
+    widget values it knows. One sent after an upload switched the pair, but before the page showing the
+    new pair arrived, still holds the pickers on the old pair: its "change" picked the old pair back (the
+    same crossing as the "Point" box's, tests/test_app_pages.py). The pickers get new keys instead."""
+    at = _app()
+    at.file_uploader(key="upload_model").set_value(("digits_run.zip", _run_zip(tmp_path, 8, "d8"),
+                                                    "application/octet-stream"))
+    sent = at._tree.get_widget_states()  # what the browser sends with the upload: pickers on the old pair
+    at.run()
+    pair = (at.session_state["model_src"], at.session_state["data_src"])
+    assert pair[1] == "digits" and pair[0] != DEFAULT
+    at._run(sent)  # the same values again: a rerun crossing the page that shows the new pair
+    assert not at.exception, [e.value for e in at.exception]
+    assert (at.session_state["model_src"], at.session_state["data_src"]) == pair
+    _shows_active_pair(at)
+    model_picker(at).set_value(DEFAULT).run()  # the pickers still pick
+    assert (at.session_state["model_src"], at.session_state["data_src"]) == (DEFAULT, "mnist")
+    _shows_active_pair(at)
 
 
 def test_model_with_no_fitting_data_waits_for_an_upload(tmp_path):

@@ -39,10 +39,8 @@ def _page_with(model: Path, page: str):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / page), default_timeout=300)
-    for key in ("model_src", "pick_model"):
-        at.session_state[key] = str(model)
-    for key in ("data_src", "pick_data"):
-        at.session_state[key] = "digits"
+    at.session_state["model_src"] = str(model)
+    at.session_state["data_src"] = "digits"
     return at.run()
 
 

@@ -73,7 +73,11 @@ def test_a_copied_link_opens_the_same_point_code_and_map_in_a_new_browser(page, 
         assert page2.get_by_role("tab", name="Traversals").get_attribute("aria-selected") == "true"
         assert page2.get_by_label("Point", exact=True).input_value() == "123"
         # the restored state writes the same view back: the same point, code, map and tab
-        page2.wait_for_function("(want) => location.href === want", arg=link, timeout=60_000)
+        try:
+            page2.wait_for_function("(want) => location.href === want", arg=link, timeout=60_000)
+        except Exception:  # say which of the view's values the new browser wrote back differently
+            got = _params(page2.url)
+            raise AssertionError({k: (p.get(k), got.get(k)) for k in set(p) | set(got) if p.get(k) != got.get(k)})
         assert len(p["z"].split(",")) > 1
         # a stale point and a code of the wrong length fall back, one sentence each
         bad = re.sub(r"z=[^&]*", "z=1%2C2", link.replace("point=123", "point=999999"))
