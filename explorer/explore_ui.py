@@ -212,6 +212,10 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     """The "Decode in the browser" toggle: off and disabled, with the reason, when the model's decoder
     cannot run in the browser. The user's own choice is kept and comes back with a model that can.
 
+    The setting is BROWSER_DECODE; the toggle shows it under a versioned key (`state.decode_toggle_for`):
+    when an ONNX export finished and the toggle came back on, a rerun the browser had sent meanwhile
+    carried the disabled toggle's "off", and the toggle then showed on while the server decoded for good.
+
     For an ONNX decoder it also draws the page's ONNX loader (`components/onnx_runtime.py`), which makes
     the browser's session once; until it is ready the server decodes, and if WebAssembly fails the
     caption says why."""
@@ -220,7 +224,9 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     if reason is None:
         if state.BROWSER_DECODE_WANTED in ss:
             ss[state.BROWSER_DECODE] = bool(ss.pop(state.BROWSER_DECODE_WANTED))
-        st.toggle("Decode in the browser", key=state.BROWSER_DECODE, help=BROWSER_DECODE_HELP)
+        key = state.decode_toggle_for(bool(ss[state.BROWSER_DECODE]))
+        st.toggle("Decode in the browser", key=key, help=BROWSER_DECODE_HELP, on_change=_on_decode_toggle,
+                  args=(key,))
         on = bool(ss[state.BROWSER_DECODE])
         # One container whatever it holds, so the elements after it (the pad) keep their place in the
         # page when the loader or a caption comes or goes: a moved component is drawn anew.
@@ -237,13 +243,19 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     if state.BROWSER_DECODE_WANTED not in ss:
         ss[state.BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
     ss[state.BROWSER_DECODE] = False
-    st.toggle("Decode in the browser", key=state.BROWSER_DECODE, disabled=True,
+    st.toggle("Decode in the browser", key=state.decode_toggle_for(False), disabled=True,
               help=f"Off and unavailable: {reason} The server decodes each position.")
     with st.container():
         st.caption(f"Decoding on the server: {reason}")
         if reason == cache.ONNX_PREPARING:  # the page comes back with the browser's decoder when it is ready
             widgets.rerun_when_done(cache.onnx_decoder_job(m, d))
     return False
+
+
+def _on_decode_toggle(key: str) -> None:
+    """The user turned browser decoding on or off; a value for a replaced toggle changes nothing."""
+    if key == state.versioned_key(state.DECODE_TOGGLE):
+        st.session_state[state.BROWSER_DECODE] = bool(st.session_state[state.versioned_key(state.DECODE_TOGGLE)])
 
 
 def browser_decoder(m: cache.Source, d: cache.Source, affine: dict | None = None) -> dict | None:

@@ -22,9 +22,8 @@ DATA_SRC = "data_src"  # str | None: a dataset id or a data file path; None whil
 PAIR_NOTE = "pair_note"  # str | None: what select() switched to make a pair, shown in the sidebar
 PICK_ERROR = "picker_error"  # str | None: why the last pick or upload was refused (the pair was kept)
 PICK_WANTS = "picker_wants"  # str | None: the data a refused pick wanted a model for (PICK_ERROR says so)
-PICK_MODEL = "pick_model"  # + PICKERS version: the sidebar's model selectbox (shows MODEL_SRC; see picker_keys)
-PICK_DATA = "pick_data"  # + PICKERS version: the sidebar's data selectbox (shows DATA_SRC)
-PICKERS = "pickers_version"  # int: bumped when the pair changes by anything but the pickers themselves
+PICK_MODEL = "pick_model"  # + version: the sidebar's model selectbox (shows MODEL_SRC; see picker_keys)
+PICK_DATA = "pick_data"  # + version: the sidebar's data selectbox (shows DATA_SRC)
 UPLOADED_MODELS = "uploaded_models"  # dict label -> path: this session's uploads only
 UPLOADED_DATA = "uploaded_data"  # dict label -> path
 SELECTED = "selected_point"  # int | None: index into the shown data
@@ -34,6 +33,7 @@ MAP_METHOD = "map_method"
 MAP_DIMS = "map_dims"
 MAP_COLOR = "map_color"
 BROWSER_DECODE = "browser_decode"  # bool: decoders run in the browser, MLPs in JS, others as ONNX (off: the server decodes)
+DECODE_TOGGLE = "decode_toggle"  # + version: the "Decode in the browser" toggle (shows BROWSER_DECODE; see decode_toggle_for)
 BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
 IWAE_K = "diag_iwae_k"  # int or "auto": the Diagnose page's IWAE k; the Blurriness page reuses the same report
 DIAG_BUDGET = "diag_budget"  # float: the Diagnose page's time budget (s); the Blurriness page reuses the report
@@ -65,10 +65,10 @@ LINK_METHOD = "cmp_link_method"  # the linked maps' method (pca, tsne, umap)
 LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 
 # The Explore page's own keys
-POINT_PICK = "point_pick"  # + POINT_BOX version: the "Point" number input (shows SELECTED; see point_box_key)
-POINT_BOX = "point_box_version"  # int: bumped when anything but the box itself selects a point
+POINT_PICK = "point_pick"  # + version: the "Point" number input (shows SELECTED; see point_box_key)
+VERSIONS = "widget_versions"  # dict: a versioned widget's key stem -> the version its key ends with (see renew)
 PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
-DRAWN = "versioned_drawn"  # dict: versioned widget ("point box", "pickers") -> the PAGE_RUN that last drew it
+DRAWN = "versioned_drawn"  # dict: a versioned widget's key stem -> the PAGE_RUN that last drew it
 PAD = "pad"  # the drag pad's component state
 MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
 PAD_SEL = "pad_sel"  # (map key, int | None): the map and selection the pad's marker was last moved to
@@ -119,8 +119,7 @@ def init() -> None:
         SELECTED: None,
         Z: None,
         Z_VERSION: 0,
-        POINT_BOX: 0,
-        PICKERS: 0,
+        VERSIONS: {},
         PAGE_RUN: (0, ""),
         DRAWN: {},
         MAP_METHOD: "pca",
@@ -144,22 +143,38 @@ def first_value(key: str, value) -> None:
     st.session_state.setdefault(key, value)
 
 
+def versioned_key(stem: str) -> str:
+    """The key now of the versioned widget `stem` (`renew`)."""
+    return f"{stem}{st.session_state.setdefault(VERSIONS, {}).get(stem, 0)}"
+
+
+def renew(stem: str, value) -> str:
+    """A new key for the versioned widget `stem`, holding `value`, and that key.
+
+    A widget whose value the app sets (a point selected on the map shown in the "Point" box, the pair an
+    upload made shown in the pickers, browser decoding turned back on when a decoder is ready) gets a new
+    key holding the value instead of the value written into its drawn key: a rerun the browser sent
+    before that write reached it carries the old widget's old value, and Streamlit took it as the user's
+    choice (the selection undone, the old pair picked back, the toggle shown on while the server decoded).
+    A value for a replaced key changes nothing; its state goes when no run draws it."""
+    versions = st.session_state.setdefault(VERSIONS, {})
+    versions[stem] = versions.get(stem, 0) + 1
+    key = versioned_key(stem)
+    st.session_state[key] = value
+    return key
+
+
 def point_box_key() -> str:
-    """The "Point" box's key now. Another control that selects a point (the map, "Find point", a link, a
-    new pair) gives the box a new key holding the point (`renew_point_box`), instead of writing the point
-    into the old box: a rerun the browser sent before that write reached it (the map's own report, say)
-    carries the old box's old value and undid the selection. The old key's stale value now changes
-    nothing (the sliders' Z_VERSION does the same for the code)."""
-    return f"{POINT_PICK}{st.session_state.get(POINT_BOX, 0)}"
+    """The "Point" box's key now; another control that selects a point (the map, "Find point", a link, a
+    new pair) renews it holding the point (`renew`; the sliders' Z_VERSION does the same for the code)."""
+    return versioned_key(POINT_PICK)
 
 
 def picker_keys() -> tuple[str, str]:
-    """The sidebar pickers' keys now (model, data). When the pair changes by anything but a picker (an
+    """The sidebar pickers' keys now (model, data); when the pair changes by anything but a picker (an
     upload, a link, a refused or completed pick, a new run), `renew_pickers` gives both new keys holding
-    the pair, as the "Point" box does, instead of writing into the drawn ones: a rerun the browser sent
-    before the new pair reached it still holds the old values, and would pick them back."""
-    v = st.session_state.get(PICKERS, 0)
-    return f"{PICK_MODEL}{v}", f"{PICK_DATA}{v}"
+    the pair (`renew`)."""
+    return versioned_key(PICK_MODEL), versioned_key(PICK_DATA)
 
 
 def count_page_run(page: str) -> None:
@@ -183,8 +198,7 @@ def pickers_for_pair() -> tuple[str, str]:
     drawn anew."""
     ss = st.session_state
     model_key, data_key = picker_keys()
-    live = _live("pickers")
-    if not live or model_key not in ss or (ss[model_key], ss.get(data_key)) != (ss[MODEL_SRC], ss[DATA_SRC]):
+    if not _live(PICK_MODEL) or (ss.get(model_key), ss.get(data_key)) != (ss[MODEL_SRC], ss[DATA_SRC]):
         renew_pickers()
     return picker_keys()
 
@@ -192,9 +206,19 @@ def pickers_for_pair() -> tuple[str, str]:
 def point_box_for(point: int | None) -> str:
     """The "Point" box's key for this run: the current one, or, when the box is drawn anew (Explore left
     and opened again), a new one holding `point`, the selected point."""
-    if not _live("point box"):
-        renew_point_box(point)
+    if not _live(POINT_PICK):
+        renew(POINT_PICK, point)
     return point_box_key()
+
+
+def decode_toggle_for(on: bool) -> str:
+    """The "Decode in the browser" toggle's key for this run, showing `on` (BROWSER_DECODE): renewed when
+    the app changed the setting (a model whose decoder cannot run in the browser turns it off; the
+    user's choice comes back with one that can) or the toggle is drawn anew."""
+    key = versioned_key(DECODE_TOGGLE)
+    if not _live(DECODE_TOGGLE) or st.session_state.get(key) != on:
+        key = renew(DECODE_TOGGLE, on)
+    return key
 
 
 def picked(key: str) -> dict[str, str | None]:
@@ -210,16 +234,13 @@ def picked(key: str) -> dict[str, str | None]:
 
 def renew_pickers() -> None:
     """New sidebar pickers showing the active pair."""
-    ss = st.session_state
-    ss[PICKERS] = ss.get(PICKERS, 0) + 1
-    model_key, data_key = picker_keys()
-    ss[model_key], ss[data_key] = ss[MODEL_SRC], ss[DATA_SRC]
+    renew(PICK_MODEL, st.session_state[MODEL_SRC])
+    renew(PICK_DATA, st.session_state[DATA_SRC])
 
 
 def renew_point_box(point: int | None) -> None:
-    """A new "Point" box, holding `point` (the old one's state goes when a run no longer draws it)."""
-    st.session_state[POINT_BOX] = st.session_state.get(POINT_BOX, 0) + 1
-    st.session_state[point_box_key()] = point
+    """A new "Point" box, holding `point`."""
+    renew(POINT_PICK, point)
 
 
 def clear_selection() -> None:

@@ -57,3 +57,11 @@ def model_picker(at: AppTest):
 def data_picker(at: AppTest):
     """The sidebar's data picker (found by its label, as `model_picker`)."""
     return _picker(at, "Data")
+
+
+def decode_toggle(at: AppTest):
+    """Explore's "Decode in the browser" toggle. Its key carries a version (`state.decode_toggle_for`: the
+    app turning browser decoding off or back on gives it a new key), so it is found by its label."""
+    toggles = [t for t in at.toggle if t.label == "Decode in the browser"]
+    assert len(toggles) == 1, [t.label for t in at.toggle]
+    return toggles[0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from paths import ROOT  # the repository root (tests/paths.py)
-from sidebar import point_box
+from sidebar import decode_toggle, point_box
 from sidebar import data_picker
 
 
@@ -162,7 +162,7 @@ def test_explore_decode_toggle_switches_to_server_path():
 
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     assert _sliders(at)["image"] is None
-    at.toggle(key="browser_decode").set_value(False).run()
+    decode_toggle(at).set_value(False).run()
     assert not at.exception, [e.value for e in at.exception]
     data = _sliders(at)
     assert data["decoder_id"] is None and data["image"].startswith("data:image/png;base64,")
@@ -273,7 +273,7 @@ def test_pad_walks_the_plane_through_the_selected_points_full_code():
     assert any(f"through point {idx}'s full code" in c.value for c in at.caption)
     # the server path (a fresh session: AppTest runs no JS, which would report the moved marker)
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
-    at.toggle(key="browser_decode").set_value(False).run()
+    decode_toggle(at).set_value(False).run()
     point_box(at).set_value(idx).run()
     assert not at.exception, [e.value for e in at.exception]
     pad = _pad(at)

@@ -24,7 +24,7 @@ from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
 from paths import ROOT  # the repository root (tests/paths.py)
-from sidebar import point_box
+from sidebar import decode_toggle, point_box
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -98,7 +98,7 @@ def test_browser_path_decodes_point_plus_strength_times_vector(explore, referenc
 
 def test_server_path_answers_each_strength_with_its_image(explore, reference):
     model, mu, y = reference
-    explore.toggle(key=state.BROWSER_DECODE).set_value(False).run()
+    decode_toggle(explore).set_value(False).run()
     point_box(explore).set_value(3).run()
     explore.selectbox(key="vec_group_a").set_value("label 1").run()
     explore.selectbox(key="vec_group_b").set_value("label 7").run()

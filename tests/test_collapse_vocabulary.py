@@ -26,7 +26,7 @@ from explorer import figures
 from vae_core.metrics import collapse as vocab
 from vae_core.metrics.collapse import collapse_stats
 from paths import ROOT  # the repository root (tests/paths.py)
-from sidebar import model_picker  # tests/sidebar.py
+from sidebar import decode_toggle, model_picker  # tests/sidebar.py
 
 DIAGNOSE = str(ROOT / "app_pages" / "3_Diagnose.py")
 COMPARE = str(ROOT / "app_pages" / "5_Compare.py")
@@ -295,7 +295,7 @@ def test_compare_heatmap_and_spectrum_log_scales_label_ticks_in_full():
 def test_decode_toggle_enabled_for_the_default_mlp_run():
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
-    t = at.toggle(key="browser_decode")
+    t = decode_toggle(at)
     assert t.value is True and not t.disabled
 
 
@@ -308,7 +308,7 @@ def _upload_torchscript(tmp_path, monkeypatch) -> AppTest:
         warnings.simplefilter("ignore", DeprecationWarning)
         ts = export_torchscript(load_run(ROOT / "runs" / "default").model, tmp_path / "mine.ts")
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
-    assert at.toggle(key="browser_decode").value is True
+    assert decode_toggle(at).value is True
     at.file_uploader(key="upload_model").set_value(("mine.ts", ts.read_bytes(), "application/octet-stream"))
     at.run()  # waits for the jobs: the encoding, and the decoder's export in the model's worker
     assert not at.exception, [e.value for e in at.exception]
@@ -318,7 +318,7 @@ def _upload_torchscript(tmp_path, monkeypatch) -> AppTest:
 
 def test_decode_toggle_on_for_torchscript_exported_by_its_worker(tmp_path, monkeypatch):
     at = _upload_torchscript(tmp_path, monkeypatch)
-    t = at.toggle(key="browser_decode")
+    t = decode_toggle(at)
     assert t.value is True and not t.disabled, "its worker exported the decoder to ONNX: the browser decodes it"
     assert not any("Decoding on the server" in c.value for c in at.caption)
 
@@ -332,7 +332,7 @@ def test_decode_toggle_off_and_disabled_when_the_worker_cannot_export(tmp_path, 
 
     monkeypatch.setattr(RemoteModel, "decoder_onnx", refuse)
     at = _upload_torchscript(tmp_path, monkeypatch)
-    t = at.toggle(key="browser_decode")
+    t = decode_toggle(at)
     assert t.value is False and t.disabled
     assert "could not be exported to ONNX" in t.help and "aten::weird" in t.help
     assert any("Decoding on the server" in c.value and "aten::weird" in c.value for c in at.caption), \
@@ -340,5 +340,5 @@ def test_decode_toggle_off_and_disabled_when_the_worker_cannot_export(tmp_path, 
     # back to runs/default: the user's choice (on) comes back, and the toggle can be used again
     model_picker(at).set_value(str(ROOT / "runs" / "default")).run()
     assert not at.exception, [e.value for e in at.exception]
-    t = at.toggle(key="browser_decode")
+    t = decode_toggle(at)
     assert t.value is True and not t.disabled

@@ -24,7 +24,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.errors import CheckpointError
 from vae_core.models import VAE
 from vae_core.sandbox.proxy import RemoteModel
-from sidebar import point_box
+from sidebar import decode_toggle, point_box
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -102,6 +102,49 @@ def test_conv_run_decoder_travels_once_through_the_loader(tmp_path):
     assert "Decoding on the server" not in _captions(at)
 
 
+def test_a_rerun_the_browser_sent_while_the_decoder_exported_leaves_browser_decoding_on(tmp_path, monkeypatch):
+    """While the decoder exports, the toggle is off and disabled; when the export is done the page comes
+    back with it on. A rerun the browser sent in between (a component's report, a progress poll) carries
+    the disabled toggle's "off": taken as the user's choice, it turned browser decoding off while the
+    toggle showed on, and the server decoded for good (a browser test waited 240 s for the first ONNX
+    session). The toggle gets a new key instead, so that value changes nothing."""
+    import threading
+    import time
+
+    import settle
+    from explorer import jobs
+
+    gate, export = threading.Event(), onnx_export._export
+
+    def held(module, z, path):  # the export, held until the test lets it finish
+        assert gate.wait(120)
+        export(module, z, path)
+
+    monkeypatch.setattr(onnx_export, "_export", held)
+    run, _ = _run(tmp_path, seed=3)
+    with settle.unsettled():
+        at = _explore(run)
+        for _ in range(600):  # the page stops while the data is encoded; the export waits behind it
+            if any(t.label == "Decode in the browser" for t in at.toggle):
+                break
+            time.sleep(0.1)
+            at = _explore(run, at=at)
+        assert decode_toggle(at).disabled and decode_toggle(at).value is False
+        assert _component(at, "vae_onnx_runtime") is None
+        sent = at._tree.get_widget_states()  # what the browser knows now: the toggle off
+        gate.set()
+        assert jobs.queue("encode").wait_idle(120)
+        at = _explore(run, at=at)  # the progress poll's rerun: the decoder is ready
+        assert decode_toggle(at).value is True and not decode_toggle(at).disabled
+        at._run(sent)  # the rerun the browser sent before it saw that page
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[state.BROWSER_DECODE] is True
+    assert decode_toggle(at).value is True
+    assert _component(at, "vae_onnx_runtime") is not None, "the loader is drawn: the browser is sent the decoder"
+    decode_toggle(at).set_value(False).run()  # the toggle itself still turns it off
+    assert at.session_state[state.BROWSER_DECODE] is False and _component(at, "vae_onnx_runtime") is None
+
+
 def test_webassembly_failure_says_why_and_server_decodes(tmp_path):
     run, _ = _run(tmp_path, seed=1)
     at = _explore(run)
@@ -123,7 +166,7 @@ def test_export_failure_falls_back_with_one_sentence(tmp_path, monkeypatch):
     assert _component(at, "vae_onnx_runtime") is None
     assert ("Decoding on the server: its decoder could not be exported to ONNX: torch.onnx.export could not "
             "export this decoder (Unsupported operator aten::weird).") in _captions(at)
-    assert at.toggle(key=state.BROWSER_DECODE).disabled
+    assert decode_toggle(at).disabled
     assert _component(at, "vae_latent_sliders")["image"].startswith("data:image/png")
     assert not list((tmp_path / "onnx").glob("*.onnx"))
 

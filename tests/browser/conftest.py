@@ -8,38 +8,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
-
-# what the page showed when a browser test failed: printed with the failure, so a CI log says more than
-# "Timeout exceeded" (the script's state, each expander open or shut, the alerts and exceptions shown)
-_PAGE_STATE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const text = (sel) => [...document.querySelectorAll(sel)].map((e) => e.innerText.trim().slice(0, 300));
-  return {script: app ? app.getAttribute('data-test-script-state') : 'no app',
-          expanders: [...document.querySelectorAll('details')].map(
-              (d) => (d.querySelector('summary') || d).innerText.trim().slice(0, 60) + (d.open ? ' (open)' : ' (shut)')),
-          alerts: text('[data-testid="stAlert"]'), exceptions: text('[data-testid="stException"]'),
-          status: text('[data-testid="stStatusWidget"]'), progress: text('[data-testid="stProgress"]'),
-          focus: document.activeElement ? document.activeElement.tagName + ' ' +
-                 (document.activeElement.getAttribute('aria-label') || document.activeElement.id || '') : 'none',
-          multiselects: [...document.querySelectorAll('[data-testid="stMultiSelect"]')].map(
-              (e) => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 80) + ' | typed: ' +
-                     JSON.stringify((e.querySelector('input') || {}).value)),
-          options_listed: text('[role="option"]')};
-}"""
-
+from harness import describe_page
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
     page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
     if report.when == "call" and report.failed and page is not None:
-        try:
-            state = page.evaluate(_PAGE_STATE_JS)
-            lines = [f"url: {page.url}"] + [f"{k}: {v}" for k, v in state.items()]
-            lines += ["console (last 15 errors and warnings):", *getattr(page, "_console_errors", [])[-15:]]
-        except Exception as e:  # the page itself may be gone (a crashed tab): say so
-            lines = [f"the page could not be read: {e!r}"]
-        report.sections.append(("page when the test failed", "\n".join(lines)))
+        report.sections.append(("page when the test failed", describe_page(page)))
         if os.environ.get("BROWSER_TEST_SHOTS"):  # a folder: the failed page's screenshot goes there too
             page.screenshot(path=os.path.join(os.environ["BROWSER_TEST_SHOTS"], item.name + ".png"), full_page=True)
     return report

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.browser import REPO, wait_app_ready
-from harness import wait_until
+from harness import describe_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -42,17 +42,23 @@ def app_url(streamlit_server, conv_run, tmp_path_factory, browser) -> str:
     runs, _ = conv_run
     env = {"VAE_EXPLORER_RUNS": str(runs), "VAE_EXPLORER_UPLOADS": str(tmp_path_factory.mktemp("uploads")),
            "VAE_EXPLORER_ONNX_CACHE": str(tmp_path_factory.mktemp("onnx"))}
-    url = streamlit_server(APP, env=env).url
+    server = streamlit_server(APP, env=env)
+    url = server.url
     # The module's cold start, once: the run's first encoding and ONNX export on a fresh server, and
     # onnxruntime-web's 14 MB WebAssembly compiled by a fresh browser (over 60 s once in a full suite run
     # on 2 loaded cores). The tests then time their own steps on a warm server, each in a new context.
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
+        page._console_errors = []
+        page.on("console", lambda m: m.type in ("error", "warning") and page._console_errors.append(m.text[:500]))
         page.goto(f"{url}/Explore")
         panel = page.get_by_test_id("latent-sliders")
-        panel.wait_for(timeout=240_000)
-        wait_until(lambda: panel.get_attribute("data-mode") == "browser", 240, "the first ONNX session")
+        try:
+            panel.wait_for(timeout=240_000)
+            wait_until(lambda: panel.get_attribute("data-mode") == "browser", 240, "the first ONNX session")
+        except Exception as e:  # a setup failure is not dumped by the report hook: say what the page showed
+            raise AssertionError(f"{e}\n{describe_page(page)}\nthe server's log (end):\n{server.log()[-6000:]}") from None
     finally:
         ctx.close()
     return url
