@@ -19,10 +19,18 @@ if __name__ == "__main__":  # a session's script run
     # favicon, fetched from fonts.gstatic.com (nothing on an offline server may come from outside). An
     # emoji is drawn by the browser itself (a data: URL), and every page inherits it.
     st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="wide")
+    from streamlit.runtime.scriptrunner import RerunException
+
+    from explorer import state
+
+    cut_short = False
     try:
         with page_run():  # the server's warm-up waits for it (explorer/startup.py)
             st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME)
                            for p in PAGES]).run()
+    except RerunException:  # a rerun cut this run short: what it drew may not have been sent
+        cut_short = True
+        raise
     except Exception as e:  # the app's edge: one sentence, never a traceback; the session state is kept
         logging.getLogger("explorer").exception("page failed")
         from explorer.messages import for_user
@@ -30,6 +38,9 @@ if __name__ == "__main__":  # a session's script run
 
         st.error(f"This page could not be drawn: {for_user(sentence(e))} Pick another model or data in the sidebar, "
                  "or reload the page.", icon=":material/error:")
+    finally:
+        if not cut_short:  # ended, stopped (st.stop) or failed: the browser has all it drew (state._live)
+            state.page_run_ended()
 else:  # imported by `streamlit run` to find the server: warm it while the first visitor connects
     import sys
 

@@ -69,6 +69,7 @@ POINT_PICK = "point_pick"  # + version: the "Point" number input (shows SELECTED
 VERSIONS = "widget_versions"  # dict: a versioned widget's key stem -> the version its key ends with (see renew)
 PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
 DRAWN = "versioned_drawn"  # dict: a versioned widget's key stem -> the PAGE_RUN that last drew it
+PAGE_ENDED = "page_run_ended"  # int: the last PAGE_RUN count whose run ended, not cut short by a rerun
 PAD = "pad"  # the drag pad's component state
 MAP_VIEW = "latent_map"  # the map element's component state (what it holds, the last click)
 PAD_SEL = "pad_sel"  # (map key, int | None): the map and selection the pad's marker was last moved to
@@ -182,15 +183,28 @@ def count_page_run(page: str) -> None:
     st.session_state[PAGE_RUN] = (st.session_state[PAGE_RUN][0] + 1, page)
 
 
+def page_run_ended() -> None:
+    """The full run `count_page_run` counted last has ended: finished, stopped (`st.stop`) or failed with
+    its sentence, but not cut short by a rerun (the entry script says so; AppTest runs a page without it,
+    so there every run renews the versioned widgets)."""
+    st.session_state[PAGE_ENDED] = st.session_state.get(PAGE_RUN, (0, ""))[0]
+
+
 def _live(widget: str) -> bool:
     """Whether the browser holds versioned `widget` as it is now, and it is marked drawn by this run: the
-    previous full run drew it on this page. Streamlit forgets a widget a run did not draw, and a sidebar
-    widget drawn by another page is another widget; such a widget is drawn anew, its key renewed."""
+    previous full run drew it on this page and ended. Streamlit forgets a widget a run did not draw, and
+    a sidebar widget drawn by another page is another widget. And a run cut short by a rerun (the
+    browser's reports come fast while a page loads) may have stopped before the widget was sent: the
+    next run, not writing its value, had the browser draw it at its default (the "Point" box empty, two
+    boxes on the page for a moment, while its point was selected). Such a widget is drawn anew, its key
+    renewed, holding its value."""
     ss = st.session_state
     run, page = ss[PAGE_RUN]
     last = ss[DRAWN].get(widget)
     ss[DRAWN][widget] = (run, page)
-    return last is not None and last[1] == page and last[0] >= run - 1
+    if last is None or last[1] != page:
+        return False
+    return last[0] == run or (last[0] == run - 1 and ss.get(PAGE_ENDED) == run - 1)
 
 
 def pickers_for_pair() -> tuple[str, str]:
