@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.browser import StreamlitServer, find_chromium, launch_chromium
-from harness import describe_page
+from harness import collect_console, describe_page
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -78,8 +78,6 @@ def page(browser) -> Iterator:
     p = context.new_page()
     # the browser's own errors, printed with a failure (a frontend that could not process a message
     # shows only "Error" in its status otherwise)
-    p._console_errors = []
-    p.on("console", lambda m: m.type in ("error", "warning") and p._console_errors.append(f"{m.type}: {m.text}"[:500]))
-    p.on("pageerror", lambda e: p._console_errors.append(f"pageerror: {e}"[:500]))
+    collect_console(p)
     yield p
     context.close()

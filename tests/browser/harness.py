@@ -23,14 +23,17 @@ def wait_until(fn, timeout: float, what: str, every: float = 0.05):
 _PAGE_STATE_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   const text = (sel) => [...document.querySelectorAll(sel)].map((e) => e.innerText.trim().slice(0, 300));
+  // the components draw inside shadow roots, which querySelectorAll does not enter
+  const deep = (sel, root = document) => [...root.querySelectorAll(sel), ...[...root.querySelectorAll('*')]
+      .filter((e) => e.shadowRoot).flatMap((e) => deep(sel, e.shadowRoot))];
   return {script: app ? app.getAttribute('data-test-script-state') : 'no app',
           expanders: [...document.querySelectorAll('details')].map(
               (d) => (d.querySelector('summary') || d).innerText.trim().slice(0, 60) + (d.open ? ' (open)' : ' (shut)')),
           alerts: text('[data-testid="stAlert"]'), exceptions: text('[data-testid="stException"]'),
           status: text('[data-testid="stStatusWidget"]'), progress: text('[data-testid="stProgress"]'),
           captions: text('[data-testid="stCaptionContainer"]').slice(0, 20),
-          onnx_loaders: [...document.querySelectorAll('[data-testid="onnx-runtime"]')].map((e) => JSON.stringify(e.dataset)),
-          slider_panels: [...document.querySelectorAll('[data-testid="latent-sliders"]')].map(
+          onnx_loaders: deep('[data-testid="onnx-runtime"]').map((e) => JSON.stringify(e.dataset)),
+          slider_panels: deep('[data-testid="latent-sliders"]').map(
               (e) => e.getAttribute('data-mode')),
           focus: document.activeElement ? document.activeElement.tagName + ' ' +
                  (document.activeElement.getAttribute('aria-label') || document.activeElement.id || '') : 'none',
@@ -41,9 +44,16 @@ _PAGE_STATE_JS = """() => {
 }"""
 
 
+def collect_console(page) -> None:
+    """Keep `page`'s console errors and warnings (the last ones are printed by `describe_page`)."""
+    page._console_errors = []
+    page.on("console", lambda m: m.type in ("error", "warning") and page._console_errors.append(f"{m.type}: {m.text}"[:500]))
+    page.on("pageerror", lambda e: page._console_errors.append(f"pageerror: {e}"[:500]))
+
+
 def describe_page(page) -> str:
     """What `page` shows now, a line per part (`_PAGE_STATE_JS`), and its last console errors and warnings
-    (collected where the test listens: the `page` fixture does)."""
+    (kept by `collect_console`, as the `page` fixture does)."""
     try:
         state = page.evaluate(_PAGE_STATE_JS)
         lines = [f"url: {page.url}"] + [f"{k}: {v}" for k, v in state.items()]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.browser import REPO, wait_app_ready
-from harness import describe_page, wait_until
+from harness import collect_console, describe_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -50,8 +50,7 @@ def app_url(streamlit_server, conv_run, tmp_path_factory, browser) -> str:
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
-        page._console_errors = []
-        page.on("console", lambda m: m.type in ("error", "warning") and page._console_errors.append(m.text[:500]))
+        collect_console(page)
         page.goto(f"{url}/Explore")
         panel = page.get_by_test_id("latent-sliders")
         try:
