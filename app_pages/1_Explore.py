@@ -46,9 +46,10 @@ st.caption("One slider per dimension, most informative (highest KL) first. "
 ui.sliders_ui(mdl, m, d, enc, order, set(collapsed), sel)
 
 # A key: the tabs keep the user's tab when the page above them grows or shrinks (a point or a selection
-# made or cleared); without it they came back on Neighbours
-# on_change="rerun": the open tab is in the session state, so the link and a saved session hold it
-t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), key=state.TOOL_TABS, on_change="rerun")
+# made or cleared); without it they came back on Neighbours. The open tab is a session setting (TOOL_TAB),
+# so the link and a saved session hold it and can open it (`state.setting_widget`)
+state.first_value(state.TOOL_TAB, share.TABS[0])
+t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), **state.setting_widget(state.TOOL_TABS, state.TOOL_TAB))
 with t0:
     tools.neighbours_ui(m, d, data, sel, lambda i: ui.select_point(i, enc))
 with t1:

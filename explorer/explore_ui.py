@@ -31,17 +31,20 @@ def _z_png(mdl, z: np.ndarray, scale: int = SCALE) -> np.ndarray:
 
 def map_controls_ui(data) -> tuple[str, int, str]:
     """Method, 2-D/3-D and colouring of the map."""
+    ss = st.session_state
     c1, c2, c3 = st.columns([2, 1, 2])
-    method = c1.segmented_control("Map", ["pca", "tsne", "umap"], key=state.MAP_METHOD,
+    method = c1.segmented_control("Map", ["pca", "tsne", "umap"], required=True,
                                   format_func={"pca": "PCA (instant)", "tsne": "t-SNE", "umap": "UMAP"}.get,
                                   help="PCA is a linear view with an exact way back to latent codes; t-SNE "
-                                       "and UMAP keep neighbours together but only have a local inverse.")
-    dims = c2.segmented_control("View", [2, 3], key=state.MAP_DIMS, format_func=lambda k: f"{k}-D")
+                                       "and UMAP keep neighbours together but only have a local inverse.",
+                                  **state.setting_widget(state.MAP_METHOD_PICK, state.MAP_METHOD))
+    dims = c2.segmented_control("View", [2, 3], required=True, format_func=lambda k: f"{k}-D",
+                                **state.setting_widget(state.MAP_DIMS_PICK, state.MAP_DIMS))
     options = (["label"] if data.y is not None else []) + list(data.factor_names) + \
         ["reconstruction error", "KL", "none"]
-    if st.session_state.get(state.MAP_COLOR) not in options:
-        st.session_state[state.MAP_COLOR] = options[0]
-    color = c3.selectbox("Colour by", options, key=state.MAP_COLOR)
+    if ss.get(state.MAP_COLOR) not in options:
+        ss[state.MAP_COLOR] = options[0]
+    color = c3.selectbox("Colour by", options, **state.setting_widget(state.MAP_COLOR_PICK, state.MAP_COLOR))
     t1, t2, _ = st.columns([1, 1, 3])
     t1.toggle("Thumbnails", key=state.MAP_THUMBS,
               help=f"Draw each point's image in place of its dot once at most {THUMBS_IN_VIEW:,} points are in "
@@ -212,7 +215,7 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     """The "Decode in the browser" toggle: off and disabled, with the reason, when the model's decoder
     cannot run in the browser. The user's own choice is kept and comes back with a model that can.
 
-    The setting is BROWSER_DECODE; the toggle shows it under a versioned key (`state.decode_toggle_for`):
+    The setting is BROWSER_DECODE; the toggle shows it under a versioned key (`state.setting_widget`):
     when an ONNX export finished and the toggle came back on, a rerun the browser had sent meanwhile
     carried the disabled toggle's "off", and the toggle then showed on while the server decoded for good.
 
@@ -224,9 +227,8 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     if reason is None:
         if state.BROWSER_DECODE_WANTED in ss:
             ss[state.BROWSER_DECODE] = bool(ss.pop(state.BROWSER_DECODE_WANTED))
-        key = state.decode_toggle_for(bool(ss[state.BROWSER_DECODE]))
-        st.toggle("Decode in the browser", key=key, help=BROWSER_DECODE_HELP, on_change=_on_decode_toggle,
-                  args=(key,))
+        st.toggle("Decode in the browser", help=BROWSER_DECODE_HELP,
+                  **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE))
         on = bool(ss[state.BROWSER_DECODE])
         # One container whatever it holds, so the elements after it (the pad) keep their place in the
         # page when the loader or a caption comes or goes: a moved component is drawn anew.
@@ -243,19 +245,14 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     if state.BROWSER_DECODE_WANTED not in ss:
         ss[state.BROWSER_DECODE_WANTED] = bool(ss[state.BROWSER_DECODE])
     ss[state.BROWSER_DECODE] = False
-    st.toggle("Decode in the browser", key=state.decode_toggle_for(False), disabled=True,
-              help=f"Off and unavailable: {reason} The server decodes each position.")
+    st.toggle("Decode in the browser", disabled=True,
+              help=f"Off and unavailable: {reason} The server decodes each position.",
+              **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE))
     with st.container():
         st.caption(f"Decoding on the server: {reason}")
         if reason == cache.ONNX_PREPARING:  # the page comes back with the browser's decoder when it is ready
             widgets.rerun_when_done(cache.onnx_decoder_job(m, d))
     return False
-
-
-def _on_decode_toggle(key: str) -> None:
-    """The user turned browser decoding on or off; a value for a replaced toggle changes nothing."""
-    if key == state.versioned_key(state.DECODE_TOGGLE):
-        st.session_state[state.BROWSER_DECODE] = bool(st.session_state[state.versioned_key(state.DECODE_TOGGLE)])
 
 
 def browser_decoder(m: cache.Source, d: cache.Source, affine: dict | None = None) -> dict | None:

@@ -109,7 +109,7 @@ def current_view() -> view_link.View:
     return view_link.View(method=ss.get(state.MAP_METHOD) or "pca", dims=int(ss.get(state.MAP_DIMS) or 2),
                           color=ss.get(state.MAP_COLOR), point=ss.get(state.SELECTED),
                           z=None if z is None else [float(v) for v in z],
-                          tab=ss.get(state.TOOL_TABS) if ss.get(state.TOOL_TABS) in TABS else None)
+                          tab=ss.get(state.TOOL_TAB) if ss.get(state.TOOL_TAB) in TABS else None)
 
 
 def write_url(with_view: bool = True) -> None:
@@ -149,7 +149,7 @@ def _apply_view(view: view_link.View, enc) -> None:
     if view.z is not None:
         state.set_z(view.z)
     if view.tab is not None:
-        ss[state.TOOL_TABS] = view.tab
+        ss[state.TOOL_TAB] = view.tab
 
 
 def apply_link_view(data, enc) -> None:

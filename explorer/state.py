@@ -29,11 +29,14 @@ UPLOADED_DATA = "uploaded_data"  # dict label -> path
 SELECTED = "selected_point"  # int | None: index into the shown data
 Z = "z"  # list[float]: the code the sliders decode
 Z_VERSION = "z_version"  # int: bumped when Z is set from outside the sliders, so they re-read it
-MAP_METHOD = "map_method"
-MAP_DIMS = "map_dims"
-MAP_COLOR = "map_color"
+MAP_METHOD = "map_method"  # str: the map's method (pca, tsne, umap), shown by the "Map" control
+MAP_DIMS = "map_dims"  # int: 2 or 3, shown by the "View" control
+MAP_COLOR = "map_color"  # str: what colours the map, shown by the "Colour by" box
+MAP_METHOD_PICK = "map_method_pick"  # + version: the "Map" control (shows MAP_METHOD; see setting_widget)
+MAP_DIMS_PICK = "map_dims_pick"  # + version: the "View" control (shows MAP_DIMS)
+MAP_COLOR_PICK = "map_color_pick"  # + version: the "Colour by" box (shows MAP_COLOR)
 BROWSER_DECODE = "browser_decode"  # bool: decoders run in the browser, MLPs in JS, others as ONNX (off: the server decodes)
-DECODE_TOGGLE = "decode_toggle"  # + version: the "Decode in the browser" toggle (shows BROWSER_DECODE; see decode_toggle_for)
+DECODE_TOGGLE = "decode_toggle"  # + version: the "Decode in the browser" toggle (shows BROWSER_DECODE; see setting_widget)
 BROWSER_DECODE_WANTED = "_browser_decode_wanted"  # bool: the user's toggle choice, kept while a model cannot use it
 IWAE_K = "diag_iwae_k"  # int or "auto": the Diagnose page's IWAE k; the Blurriness page reuses the same report
 DIAG_BUDGET = "diag_budget"  # float: the Diagnose page's time budget (s); the Blurriness page reuses the report
@@ -77,7 +80,8 @@ PAD_BOUNDS = "_pad_bounds"  # (map content key, (x0, x1, y0, y1)): the pad's bou
 SLIDERS = "latent_sliders"  # the slider panel's component state
 ONNX_LOADER = "onnx_loader"  # the ONNX loader's component state: {"status": {id, state, reason, ms}}
 SLIDERS_ACK = "latent_sliders_ack"  # int: the last vector seq the sliders handled
-TOOL_TABS = "tool_tabs"  # the code tools' tabs (Neighbours, Traversals, ...): their identity across reruns
+TOOL_TAB = "tool_tab"  # str | None: the code tools' open tab (Neighbours, Traversals, ...)
+TOOL_TABS = "tool_tabs"  # + version: the code tools' tabs (show TOOL_TAB; see setting_widget)
 NEIGHBOURS_K = "neighbours_k"  # int: how many nearest codes the neighbours panel shows
 # Box/lasso selections on the map, kept by name for the selection panel and attribute vectors:
 # dict name -> np.ndarray of int64 row indices into the active data (emptied when the pair changes)
@@ -225,14 +229,25 @@ def point_box_for(point: int | None) -> str:
     return point_box_key()
 
 
-def decode_toggle_for(on: bool) -> str:
-    """The "Decode in the browser" toggle's key for this run, showing `on` (BROWSER_DECODE): renewed when
-    the app changed the setting (a model whose decoder cannot run in the browser turns it off; the
-    user's choice comes back with one that can) or the toggle is drawn anew."""
-    key = versioned_key(DECODE_TOGGLE)
-    if not _live(DECODE_TOGGLE) or st.session_state.get(key) != on:
-        key = renew(DECODE_TOGGLE, on)
-    return key
+def setting_widget(stem: str, setting: str) -> dict:
+    """The key and callback, for this run, of the versioned widget `stem` that shows and edits session
+    `setting` (the map's method, 2-D/3-D and colouring, the open tool tab, browser decoding), to pass to
+    the widget: `st.toggle(label, **state.setting_widget(stem, setting))`. The key is renewed, holding
+    the setting, when the app changed the setting (a link or a loaded session applied, browser decoding
+    turned off for a model that cannot use it) or the widget is drawn anew."""
+    value = st.session_state.get(setting)
+    key = versioned_key(stem)
+    if not _live(stem) or st.session_state.get(key) != value:
+        key = renew(stem, value)
+    return dict(key=key, on_change=took, args=(stem, key, setting))
+
+
+def took(stem: str, key: str, setting: str) -> None:
+    """A widget drawn with `setting_widget` changed: its value becomes the session's `setting`. A value
+    for a replaced widget (a rerun the browser sent before the app's new value reached it) changes
+    nothing."""
+    if key == versioned_key(stem):
+        st.session_state[setting] = st.session_state[key]
 
 
 def picked(key: str) -> dict[str, str | None]:

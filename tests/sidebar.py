@@ -60,7 +60,7 @@ def data_picker(at: AppTest):
 
 
 def decode_toggle(at: AppTest):
-    """Explore's "Decode in the browser" toggle. Its key carries a version (`state.decode_toggle_for`: the
+    """Explore's "Decode in the browser" toggle. Its key carries a version (`state.setting_widget`: the
     app turning browser decoding off or back on gives it a new key), so it is found by its label."""
     toggles = [t for t in at.toggle if t.label == "Decode in the browser"]
     assert len(toggles) == 1, [t.label for t in at.toggle]

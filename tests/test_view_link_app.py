@@ -22,8 +22,10 @@ def test_a_link_with_an_uploaded_model_keeps_the_rest_and_says_what_it_needs():
     at = _open(run="upload:my_vae.zip", data="mnist", point="17", dims="3", tab="Traversals")
     warning = " ".join(w.value for w in at.warning)
     assert "uploaded model (my_vae.zip)" in warning and "upload my_vae.zip in the sidebar" in warning
+    from explorer import state
+
     ss = at.session_state
-    assert ss["selected_point"] == 17 and ss["map_dims"] == 3 and ss["tool_tabs"] == "Traversals"
+    assert ss[state.SELECTED] == 17 and ss[state.MAP_DIMS] == 3 and ss[state.TOOL_TAB] == "Traversals"
     # the address bar now holds the view as it is (the shipped run, which is active)
     assert at.query_params["run"] == "default" and at.query_params["point"] == "17"
 
@@ -33,5 +35,53 @@ def test_a_stale_point_and_a_bad_method_fall_back_with_a_sentence_each():
     warning = " ".join(w.value for w in at.warning)
     assert "The link's point '5000' is not a row of this data (0 to 4,999), so no point is selected." in warning
     assert "The link's method 'lda'" in warning
+    from explorer import state
+
     ss = at.session_state
-    assert ss["selected_point"] is None and ss["map_method"] == "pca" and ss["map_color"] == "KL"
+    assert ss[state.SELECTED] is None and ss[state.MAP_METHOD] == "pca" and ss[state.MAP_COLOR] == "KL"
+
+
+def _control(at: AppTest, label: str):
+    """A map control or the tool tabs, found by label: their keys carry a version (`state.setting_widget`)."""
+    found = [w for w in list(at.button_group) + list(at.selectbox) if w.label == label]
+    assert len(found) == 1, label
+    return found[0]
+
+
+def test_a_rerun_the_browser_sent_before_a_view_reached_it_leaves_the_view():
+    """A link's or a loaded session's view sets the map's method, 2-D/3-D, colouring and the open tab. A
+    rerun the browser sent before that view reached it carries the old controls' values: written into the
+    controls' own keys, the view was taken back (a new browser opened a copied 3-D link, and its address
+    bar wrote the 2-D view back: a CI failure). The settings are session values shown by versioned
+    widgets, so the old values change nothing."""
+    from explorer import state
+
+    at = _open(run="default", data="mnist")
+    ss = at.session_state
+    assert (ss[state.MAP_METHOD], ss[state.MAP_DIMS], ss[state.MAP_COLOR]) == ("pca", 2, "label")
+    sent = at._tree.get_widget_states()  # what the browser knows now: PCA, 2-D, by label, Neighbours
+    ss[state.LINK_PARAMS] = {"dims": "3", "color": "KL", "tab": "Traversals"}  # a view the app applies
+    at.run()
+    assert (ss[state.MAP_DIMS], ss[state.MAP_COLOR], ss[state.TOOL_TAB]) == (3, "KL", "Traversals")
+    at._run(sent)  # the rerun the browser sent before it saw that page
+    assert not at.exception, [e.value for e in at.exception]
+    assert (ss[state.MAP_DIMS], ss[state.MAP_COLOR], ss[state.TOOL_TAB]) == (3, "KL", "Traversals")
+    assert _control(at, "View").value == 3 and _control(at, "Colour by").value == "KL"
+    assert at.query_params["dims"] == "3" and at.query_params["tab"] == "Traversals"
+    # the controls themselves still change the settings
+    _control(at, "View").set_value(2).run()
+    _control(at, "Map").set_value("tsne").run()
+    assert (ss[state.MAP_DIMS], ss[state.MAP_METHOD]) == (2, "tsne")
+
+
+def test_the_open_tab_is_kept_when_explore_is_left_and_opened_again():
+    """The tab was a widget key: Streamlit drops a widget's value when a page that does not draw it runs,
+    so Explore came back on Neighbours after a visit to another page."""
+    from explorer import state
+
+    at = _open(run="default", data="mnist", tab="Traversals", dims="3")
+    at.switch_page(str(ROOT / "app_pages" / "3_Diagnose.py")).run()
+    at.switch_page(EXPLORE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[state.TOOL_TAB] == "Traversals" and at.query_params["tab"] == "Traversals"
+    assert at.session_state[state.MAP_DIMS] == 3 and _control(at, "View").value == 3
