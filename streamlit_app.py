@@ -47,7 +47,7 @@ else:  # imported by `streamlit run` to find the server: warm it while the first
     from explorer import stale_reruns
     from explorer.startup import settings_error, warm
 
-    stale_reruns.install()  # a page switch is never undone by a late rerun of the left page's fragment
+    stale_reruns.install()  # a page switch is never undone by a late rerun asked for on the page left
     if settings_error():  # a bad VAE_EXPLORER_* setting: one sentence, and no server (as the CLI exits)
         sys.exit(f"error: {settings_error()}")
     app = st.App(__file__, lifespan=warm)

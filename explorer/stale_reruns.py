@@ -1,47 +1,135 @@
-"""A page switch is never undone by a fragment rerun the browser asked for on the page it left.
+"""A page switch is never undone by a rerun the browser asked for on the page it left.
 
-The fault (a blank page after a page switch, once in about fifteen runs of the test command): a
-polling fragment (`st.fragment(run_every=...)`: a job's progress bar) makes the browser ask for a rerun
-of that fragment every second, naming the page it was on. The browser stops those timers when the
-user switches page, but a timer it set up just after the click (from the leaving page's last
-messages) can still fire before the new page's first message arrives. That request reaches the
-server after the new page's run has started, and Streamlit (1.67) runs the fragment as a run of the
-old page. The browser takes a run of another page as a page change and empties the page it shows.
-The fragment then sends its elements into the emptied page; when the new page has a fragment with the
-same id (the same function at the same place, such as the progress bar both Home and Explore draw while
-the data is encoded), the browser throws "Bad delta path index 5 (should be between [0, 0])" and
-drops the connection. Reproduced by sending that late request by hand (tests/test_st_client.py,
-tests/browser/test_page_switch_browser.py).
+Two faults, one cause: the browser names, in every rerun it asks for, the page it shows, and it learns
+of a new page only when that page's run starts and its first message arrives. A request it sent in
+between names the page left, and Streamlit (1.67) runs it as a run of that page.
 
-The fix is in the server: a fragment rerun that names a page other than the one this session's
-latest run drew is dropped (and logged). A full run is never dropped. The browser asks again, naming the
-new page, once it shows it.
+1. A fragment's rerun (a blank page after a switch, once in about fifteen runs of the test command). A
+   polling fragment (`st.fragment(run_every=...)`: a job's progress bar) makes the browser ask for a
+   rerun of that fragment every second. A timer set up just after the click can fire before the new
+   page arrives. The browser takes a run of another page as a page change and empties the page it
+   shows; the fragment then sends its elements into the emptied page, and when the new page has a
+   fragment with the same id (the progress bar Home and Explore both draw while the data is encoded)
+   the browser throws "Bad delta path index 5 (should be between [0, 0])" and drops the connection
+   (tests/test_st_client.py, tests/browser/test_page_switch_browser.py).
+2. A full rerun (a click on another page that did nothing: the sidebar's page link took focus and the
+   app stayed where it was, one browser test in about 50 runs). A widget or component of the page left
+   reports a value just after the click (the map says what it holds once drawn, a toggle clicked at that
+   moment). With fast reruns the request stops the new page's run before or just after it starts, and
+   the old page runs again (tests/test_page_switches.py, tests/test_st_client.py).
+
+The fix is in the server. A fragment rerun that names a page other than the one this session's latest
+run drew is dropped. So is a full rerun that names the page a switch left, from the moment the switch
+was asked for (or `st.switch_page` started it) until the new page's run has been going `GRACE_S`
+seconds: long enough for a request the browser sent before it saw the new page to arrive. A request
+from the browser's history (back, forward) is never dropped. The one cost: a click back to the page
+left within that moment is dropped too, and the user clicks again.
 """
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
 log = logging.getLogger("explorer")
+
+GRACE_S = 1.0  # after the new page's run started: requests the browser sent before it saw that page
+PENDING_S = 10.0  # a switch asked for whose run has not started yet (the old page's run still stopping)
+
+
+@dataclass
+class Switch:
+    origin: str  # the page left
+    target: str  # the page switched to
+    asked: float | None  # when the browser asked for it (None: started by the server, st.switch_page)
+    started: float | None = None  # when the target's run started
+
+
+class PageSwitches:
+    """One session's page switches as the server sees them: the requests (`asked`) and the full runs
+    that start (`started`). `current` is the page the session's latest run drew (st.navigation's page:
+    a run asked for by address starts as the entry script and finds its page there). Times are
+    `time.monotonic()` seconds, passed in so tests can set them."""
+
+    def __init__(self) -> None:
+        self.switch: Switch | None = None
+
+    def _open(self, now: float) -> bool:
+        sw = self.switch
+        if sw is None:
+            return False
+        if sw.started is None:
+            return sw.asked is not None and now - sw.asked < PENDING_S
+        return now - sw.started < GRACE_S
+
+    def asked(self, page: str, current: str, *, history: bool = False, now: float) -> bool:
+        """A full rerun the browser asked for, naming `page`: whether to run it."""
+        if not page:  # a first request, by address: never stale
+            return True
+        if not history and self.switch is not None and page == self.switch.origin and self._open(now):
+            return False
+        pending = self.switch is not None and self.switch.target == page and self._open(now)
+        if page != current and not pending:
+            self.switch = Switch(origin=current, target=page, asked=now)
+        return True
+
+    def started(self, page: str, current: str, *, now: float) -> None:
+        """A full run asked for as `page` started (a fragment's run is not one)."""
+        if self.switch is not None and self.switch.target == page and self.switch.started is None:
+            self.switch.started = now
+        elif page != current:  # the server switched (st.switch_page)
+            self.switch = Switch(origin=current, target=page, asked=None, started=now)
 
 
 def install() -> None:
     """Guard every session of this server process (idempotent; imported by `streamlit run`)."""
     from streamlit.runtime.app_session import AppSession
 
-    if getattr(AppSession.request_rerun, "_drops_stale_fragments", False):
+    if getattr(AppSession.request_rerun, "_drops_stale_reruns", False):
         return
-    original = AppSession.request_rerun
+    request_rerun, on_event = AppSession.request_rerun, AppSession._handle_scriptrunner_event_on_event_loop
 
-    def request_rerun(self, client_state) -> None:
-        if client_state is not None and is_stale(client_state.fragment_id, client_state.page_script_hash,
-                                                 self._pages_manager.current_page_script_hash):
-            log.info("dropped a rerun of fragment %s asked for on a page this session has left",
-                     client_state.fragment_id)
-            return
-        original(self, client_state)
+    def switches(session) -> PageSwitches:
+        if not hasattr(session, "_explorer_switches"):
+            session._explorer_switches = PageSwitches()
+        return session._explorer_switches
 
-    request_rerun._drops_stale_fragments = True
-    AppSession.request_rerun = request_rerun
+    def guarded_request_rerun(self, client_state) -> None:
+        if client_state is not None:
+            page, fragment = client_state.page_script_hash, client_state.fragment_id
+            if is_stale(fragment, page, self._pages_manager.current_page_script_hash):
+                log.info("dropped a rerun of fragment %s asked for on a page this session has left", fragment)
+                return
+            current = self._pages_manager.current_page_script_hash
+            if not fragment and not switches(self).asked(page, current, history=client_state.is_history_navigation,
+                                                          now=time.monotonic()):
+                log.info("dropped a rerun asked for on the page this session is leaving")
+                return
+        request_rerun(self, client_state)
+
+    def guarded_on_event(self, sender, event, *args, **kwargs) -> None:
+        from streamlit.runtime.scriptrunner import ScriptRunnerEvent
+
+        if (event == ScriptRunnerEvent.SCRIPT_STARTED and sender is self._scriptrunner
+                and not _fragments(args, kwargs)):
+            page = _page(args, kwargs)
+            if page:
+                switches(self).started(page, self._pages_manager.current_page_script_hash, now=time.monotonic())
+        on_event(self, sender, event, *args, **kwargs)
+
+    guarded_request_rerun._drops_stale_reruns = True
+    AppSession.request_rerun = guarded_request_rerun
+    AppSession._handle_scriptrunner_event_on_event_loop = guarded_on_event
+
+
+# _handle_scriptrunner_event_on_event_loop(sender, event, forward_msg, exception, client_state,
+# page_script_hash, fragment_ids_this_run, ...): AppSession passes them by position
+def _page(args, kwargs) -> str | None:
+    return kwargs.get("page_script_hash", args[3] if len(args) > 3 else None)
+
+
+def _fragments(args, kwargs):
+    return kwargs.get("fragment_ids_this_run", args[4] if len(args) > 4 else None)
 
 
 def is_stale(fragment_id: str, page: str, current_page: str) -> bool:

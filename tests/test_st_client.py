@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ import pytest
 
 from benchmarks.browser import REPO, streamlit_server
 from benchmarks.st_client import Session
+from explorer.stale_reruns import GRACE_S
 
 IMAGE = re.compile(rb'"image": ?"(data:image/[a-z]+;base64,[A-Za-z0-9+/=]+)"')
 
@@ -86,3 +88,38 @@ def test_a_fragment_rerun_named_for_a_page_left_is_not_run(server):
     assert home and explore and home != explore
     assert late == [], "a run started for the page left"
     assert answered and last == explore
+
+
+def test_a_full_rerun_from_the_page_left_does_not_undo_a_page_switch(server):
+    """Issue 19, item 0: a click on another page, and at once a report from the page left (the map
+    saying what it holds once drawn, a toggle clicked at that moment), named the old page. With fast
+    reruns that report stopped the new page's run and ran the old page again: the click did nothing (a
+    browser test waited 60 s for Diagnose). The app's server drops it (`explorer/stale_reruns.py`); a
+    click back a moment later is run."""
+    async def script():
+        async with Session(server.url) as s:
+            assert await s.load("Diagnose") is not None
+            diagnose = s.page_hash
+            assert await s.load("Explore", "decode=server") is not None
+            assert await s.wait_for("latent_sliders", 120, settled=True)
+            explore = s.page_hash
+            started = len(s.run_pages)
+            s.page, s.page_hash = "Diagnose", diagnose
+            await s._send()  # the click on Diagnose
+            s.page, s.page_hash = "Explore", explore
+            await s._send()  # Explore's report, sent before Diagnose's page arrived
+            deadline = time.monotonic() + 60
+            while diagnose not in s.run_pages[started:] and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3)  # an Explore run, were it started, starts within this
+            runs = s.run_pages[started:]
+            await asyncio.sleep(GRACE_S)
+            s.page, s.page_hash = "Explore", explore
+            back = await s._run(60)  # the user clicks Explore again, a moment later
+            return diagnose, explore, runs, back, s.run_pages[-1]
+
+    with ThreadPoolExecutor(1) as pool:
+        diagnose, explore, runs, back, last = pool.submit(asyncio.run, script()).result()
+    assert diagnose and explore and diagnose != explore
+    assert runs and set(runs) == {diagnose}, "the switch to Diagnose was undone by Explore's report"
+    assert back and last == explore
