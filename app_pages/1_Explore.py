@@ -49,7 +49,7 @@ ui.sliders_ui(mdl, m, d, enc, order, set(collapsed), sel)
 # made or cleared); without it they came back on Neighbours. The open tab is a session setting (TOOL_TAB),
 # so the link and a saved session hold it and can open it (`state.setting_widget`)
 state.first_value(state.TOOL_TAB, share.TABS[0])
-t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), **state.setting_widget(state.TOOL_TABS, state.TOOL_TAB))
+t0, t1, t2, t3, t4, t5 = st.tabs(list(share.TABS), **state.setting_widget(state.TOOL_TABS, state.TOOL_TAB, "default"))
 with t0:
     tools.neighbours_ui(m, d, data, sel, lambda i: ui.select_point(i, enc))
 with t1:

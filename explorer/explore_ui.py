@@ -37,14 +37,15 @@ def map_controls_ui(data) -> tuple[str, int, str]:
                                   format_func={"pca": "PCA (instant)", "tsne": "t-SNE", "umap": "UMAP"}.get,
                                   help="PCA is a linear view with an exact way back to latent codes; t-SNE "
                                        "and UMAP keep neighbours together but only have a local inverse.",
-                                  **state.setting_widget(state.MAP_METHOD_PICK, state.MAP_METHOD))
+                                  **state.setting_widget(state.MAP_METHOD_PICK, state.MAP_METHOD, "default"))
     dims = c2.segmented_control("View", [2, 3], required=True, format_func=lambda k: f"{k}-D",
-                                **state.setting_widget(state.MAP_DIMS_PICK, state.MAP_DIMS))
+                                **state.setting_widget(state.MAP_DIMS_PICK, state.MAP_DIMS, "default"))
     options = (["label"] if data.y is not None else []) + list(data.factor_names) + \
         ["reconstruction error", "KL", "none"]
     if ss.get(state.MAP_COLOR) not in options:
         ss[state.MAP_COLOR] = options[0]
-    color = c3.selectbox("Colour by", options, **state.setting_widget(state.MAP_COLOR_PICK, state.MAP_COLOR))
+    color = c3.selectbox("Colour by", options,
+                         **state.setting_widget(state.MAP_COLOR_PICK, state.MAP_COLOR, "index", options))
     t1, t2, _ = st.columns([1, 1, 3])
     t1.toggle("Thumbnails", key=state.MAP_THUMBS,
               help=f"Draw each point's image in place of its dot once at most {THUMBS_IN_VIEW:,} points are in "
@@ -228,7 +229,7 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
         if state.BROWSER_DECODE_WANTED in ss:
             ss[state.BROWSER_DECODE] = bool(ss.pop(state.BROWSER_DECODE_WANTED))
         st.toggle("Decode in the browser", help=BROWSER_DECODE_HELP,
-                  **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE))
+                  **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE, "value"))
         on = bool(ss[state.BROWSER_DECODE])
         # One container whatever it holds, so the elements after it (the pad) keep their place in the
         # page when the loader or a caption comes or goes: a moved component is drawn anew.
@@ -247,7 +248,7 @@ def decode_toggle_ui(mdl, m: cache.Source, d: cache.Source) -> bool:
     ss[state.BROWSER_DECODE] = False
     st.toggle("Decode in the browser", disabled=True,
               help=f"Off and unavailable: {reason} The server decodes each position.",
-              **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE))
+              **state.setting_widget(state.DECODE_TOGGLE, state.BROWSER_DECODE, "value"))
     with st.container():
         st.caption(f"Decoding on the server: {reason}")
         if reason == cache.ONNX_PREPARING:  # the page comes back with the browser's decoder when it is ready
@@ -373,9 +374,9 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> 
     page's selected point; None: the box to pick one)."""
     st.subheader("The selected point")
     c0, _ = st.columns([1, 3])
-    key = state.point_box_for(idx)
-    c0.number_input("Point", 0, len(data) - 1, value=None, key=key, on_change=_on_point_pick,
-                    args=(enc, key), placeholder="click the map or type a number",
+    key = state.point_box_for(idx)  # written, with no default: emptied, it selects nothing (state.renew)
+    c0.number_input("Point", 0, len(data) - 1, value=None, key=key, on_change=_on_point_pick, args=(enc, key),
+                    placeholder="click the map or type a number",
                     help="Click a point on the map, or type its number")
     if idx is None:
         st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "

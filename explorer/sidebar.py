@@ -114,10 +114,12 @@ def sidebar_picker() -> tuple[cache.Source, cache.Source | None]:
     selection.recheck_refusal()  # e.g. the missing model has just been trained
     with st.sidebar:
         st.subheader("Model and data")
-        st.selectbox("Model", model_opts, key=model_key, format_func=selection.label, on_change=_on_pick,
+        st.selectbox("Model", model_opts, key=model_key, index=state.shown_index(state.PICK_MODEL, model_opts),
+                     format_func=selection.label, on_change=_on_pick,
                      args=(model_key,),
                      help="A run under runs/ or a model you uploaded; data that fits it is picked with it")
-        st.selectbox("Data", data_opts, key=data_key, format_func=selection.label, on_change=_on_pick,
+        st.selectbox("Data", data_opts, key=data_key, index=state.shown_index(state.PICK_DATA, data_opts),
+                     format_func=selection.label, on_change=_on_pick,
                      args=(data_key,),
                      placeholder="no data of this model's shape yet",
                      help="A built-in dataset, a file of the server's data folder or one you uploaded; a model "

@@ -70,6 +70,7 @@ LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # + version: the "Point" number input (shows SELECTED; see point_box_key)
 VERSIONS = "widget_versions"  # dict: a versioned widget's key stem -> the version its key ends with (see renew)
+SHOWN = "widget_shown"  # dict: a versioned widget's key stem -> the value its current key was made with (its default)
 PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
 DRAWN = "versioned_drawn"  # dict: a versioned widget's key stem -> the PAGE_RUN that last drew it
 PAGE_ENDED = "page_run_ended"  # int: the last PAGE_RUN count whose run ended, not cut short by a rerun
@@ -153,20 +154,41 @@ def versioned_key(stem: str) -> str:
     return f"{stem}{st.session_state.setdefault(VERSIONS, {}).get(stem, 0)}"
 
 
-def renew(stem: str, value) -> str:
-    """A new key for the versioned widget `stem`, holding `value`, and that key.
+def renew(stem: str, value, *, write: bool = False) -> str:
+    """A new key for the versioned widget `stem`, drawn with `value` as its default, and that key.
 
     A widget whose value the app sets (a point selected on the map shown in the "Point" box, the pair an
-    upload made shown in the pickers, browser decoding turned back on when a decoder is ready) gets a new
-    key holding the value instead of the value written into its drawn key: a rerun the browser sent
-    before that write reached it carries the old widget's old value, and Streamlit took it as the user's
-    choice (the selection undone, the old pair picked back, the toggle shown on while the server decoded).
-    A value for a replaced key changes nothing; its state goes when no run draws it."""
+    upload made shown in the pickers, a link's view shown in the map's controls, browser decoding turned
+    back on when a decoder is ready) gets a new key instead of the value written into its drawn key: a
+    rerun the browser sent before that write reached it carries the old widget's old value, and
+    Streamlit took it as the user's choice (the selection undone, the old pair picked back, a copied
+    3-D link shown in 2-D). A value for a replaced key changes nothing; its state goes when no run draws it.
+
+    The value travels as the widget's default (`shown`), never written into the session state: Streamlit
+    sends a value written there only with the run that wrote it, and a run's elements can be dropped
+    before they reach the browser (a run that ends while the next is already asked for: the next run's
+    start clears what was not yet sent). The run after it draws the same key without the value, and the
+    browser, meeting that widget for the first time, drew it at its default. A default is in every run's
+    copy of the widget. The "Point" box alone is written (`write`): its default must stay empty, since a
+    number box emptied by the user returns its default, and an empty box selects no point."""
     versions = st.session_state.setdefault(VERSIONS, {})
     versions[stem] = versions.get(stem, 0) + 1
-    key = versioned_key(stem)
-    st.session_state[key] = value
-    return key
+    st.session_state.setdefault(SHOWN, {})[stem] = value
+    if write:
+        st.session_state[versioned_key(stem)] = value
+    return versioned_key(stem)
+
+
+def shown(stem: str):
+    """The value the versioned widget `stem`'s current key was made with: draw it as the widget's default
+    (`renew`)."""
+    return st.session_state.get(SHOWN, {}).get(stem)
+
+
+def shown_index(stem: str, options: list) -> int | None:
+    """`shown` as a selectbox's `index` into `options` (None: nothing picked)."""
+    value = shown(stem)
+    return options.index(value) if value in options else None
 
 
 def point_box_key() -> str:
@@ -225,21 +247,23 @@ def point_box_for(point: int | None) -> str:
     """The "Point" box's key for this run: the current one, or, when the box is drawn anew (Explore left
     and opened again), a new one holding `point`, the selected point."""
     if not _live(POINT_PICK):
-        renew(POINT_PICK, point)
+        renew(POINT_PICK, point, write=True)
     return point_box_key()
 
 
-def setting_widget(stem: str, setting: str) -> dict:
-    """The key and callback, for this run, of the versioned widget `stem` that shows and edits session
-    `setting` (the map's method, 2-D/3-D and colouring, the open tool tab, browser decoding), to pass to
-    the widget: `st.toggle(label, **state.setting_widget(stem, setting))`. The key is renewed, holding
-    the setting, when the app changed the setting (a link or a loaded session applied, browser decoding
-    turned off for a model that cannot use it) or the widget is drawn anew."""
+def setting_widget(stem: str, setting: str, default: str = "default", options: list | None = None) -> dict:
+    """The key, default and callback, for this run, of the versioned widget `stem` that shows and edits
+    session `setting` (the map's method, 2-D/3-D and colouring, the open tool tab, browser decoding), to
+    pass to the widget: `st.toggle(label, **state.setting_widget(stem, setting, "value"))`. `default`
+    names the widget's default argument ("default", "value", or "index" into `options`). The key is
+    renewed, holding the setting, when the app changed the setting (a link or a loaded session applied,
+    browser decoding turned off for a model that cannot use it) or the widget is drawn anew."""
     value = st.session_state.get(setting)
     key = versioned_key(stem)
-    if not _live(stem) or st.session_state.get(key) != value:
+    if not _live(stem) or st.session_state.get(key, shown(stem)) != value:
         key = renew(stem, value)
-    return dict(key=key, on_change=took, args=(stem, key, setting))
+    first = shown(stem) if options is None else shown_index(stem, options)
+    return {"key": key, default: first, "on_change": took, "args": (stem, key, setting)}
 
 
 def took(stem: str, key: str, setting: str) -> None:
@@ -269,7 +293,7 @@ def renew_pickers() -> None:
 
 def renew_point_box(point: int | None) -> None:
     """A new "Point" box, holding `point`."""
-    renew(POINT_PICK, point)
+    renew(POINT_PICK, point, write=True)
 
 
 def clear_selection() -> None:

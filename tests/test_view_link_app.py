@@ -5,6 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from paths import ROOT
+from sidebar import point_box
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -57,10 +58,11 @@ def test_a_rerun_the_browser_sent_before_a_view_reached_it_leaves_the_view():
     from explorer import state
 
     at = _open(run="default", data="mnist")
+    color_options = [w for w in at.selectbox if w.label == "Colour by"][0].options
     ss = at.session_state
     assert (ss[state.MAP_METHOD], ss[state.MAP_DIMS], ss[state.MAP_COLOR]) == ("pca", 2, "label")
     sent = at._tree.get_widget_states()  # what the browser knows now: PCA, 2-D, by label, Neighbours
-    ss[state.LINK_PARAMS] = {"dims": "3", "color": "KL", "tab": "Traversals"}  # a view the app applies
+    ss[state.LINK_PARAMS] = {"dims": "3", "color": "KL", "tab": "Traversals", "point": "17"}  # a view applied
     at.run()
     assert (ss[state.MAP_DIMS], ss[state.MAP_COLOR], ss[state.TOOL_TAB]) == (3, "KL", "Traversals")
     at._run(sent)  # the rerun the browser sent before it saw that page
@@ -68,6 +70,14 @@ def test_a_rerun_the_browser_sent_before_a_view_reached_it_leaves_the_view():
     assert (ss[state.MAP_DIMS], ss[state.MAP_COLOR], ss[state.TOOL_TAB]) == (3, "KL", "Traversals")
     assert _control(at, "View").value == 3 and _control(at, "Colour by").value == "KL"
     assert at.query_params["dims"] == "3" and at.query_params["tab"] == "Traversals"
+    # Every run's copy of the controls carries the view as its default, not only the run that applied
+    # it: a run's elements can be dropped before they reach the browser (the next run's start clears
+    # what was not sent yet), and the browser, meeting a control first in a later run's copy, drew that
+    # copy's default (2-D: the same CI failure)
+    at.run()
+    assert list(_control(at, "View").proto.default) == [1], "3-D, the second of [2, 3]"
+    assert _control(at, "Colour by").proto.default == color_options.index("KL")
+    assert point_box(at).value == 17
     # the controls themselves still change the settings
     _control(at, "View").set_value(2).run()
     _control(at, "Map").set_value("tsne").run()
