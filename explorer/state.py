@@ -70,6 +70,7 @@ LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # + version: the "Point" number input (shows SELECTED; see point_box_key)
 VERSIONS = "widget_versions"  # dict: a versioned widget's key stem -> the version its key ends with (see renew)
+WRITTEN = "widget_written"  # dict: a written versioned widget's stem -> the page run that wrote its key (renew)
 SHOWN = "widget_shown"  # dict: a versioned widget's key stem -> the value its current key was made with (its default)
 PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
 DRAWN = "versioned_drawn"  # dict: a versioned widget's key stem -> the PAGE_RUN that last drew it
@@ -176,6 +177,7 @@ def renew(stem: str, value, *, write: bool = False) -> str:
     st.session_state.setdefault(SHOWN, {})[stem] = value
     if write:
         st.session_state[versioned_key(stem)] = value
+        st.session_state.setdefault(WRITTEN, {})[stem] = st.session_state.get(PAGE_RUN, (0, ""))[0]
     return versioned_key(stem)
 
 
@@ -246,8 +248,13 @@ def pickers_for_pair() -> tuple[str, str]:
 def point_box_for(point: int | None) -> str:
     """The "Point" box's key for this run: the current one, or, when the box is drawn anew (Explore left
     and opened again), a new one holding `point`, the selected point."""
+    ss = st.session_state
     if not _live(POINT_PICK):
         renew(POINT_PICK, point, write=True)
+    elif ss[PAGE_RUN][0] - ss.get(WRITTEN, {}).get(POINT_PICK, -9) <= 2 and point_box_key() in ss:
+        # written again by the two runs after the one that made the key: a run's elements can be dropped
+        # before they reach the browser (`renew`), and a written value travels only with a run that writes it
+        ss[point_box_key()] = ss[point_box_key()]
     return point_box_key()
 
 

@@ -55,3 +55,20 @@ def test_a_box_the_previous_run_did_not_draw_is_renewed():
     at.session_state["versioned_drawn"] = {}  # as after a run of another page, which drew no box
     at.run()
     assert _box(at).key != first and _box(at).value == 123
+
+
+def test_the_box_is_sent_again_by_the_two_runs_after_the_one_that_made_its_key():
+    """A run's elements can be dropped before they reach the browser (the next run's start clears what
+    was not yet sent), and a value written into the session state travels only with the run that wrote
+    it: the browser would meet the box in a later run's copy and draw it empty. The two runs after the
+    one that made the key write it again; later runs leave the box to the browser (what the user is
+    typing is never overwritten)."""
+    at = AppTest.from_function(_page).run()
+    first = _box(at)
+    assert first.proto.set_value and first.proto.value == 123
+    for _ in range(2):
+        at.run()
+        assert _box(at).key == first.key and _box(at).proto.set_value and _box(at).proto.value == 123
+    at.run()
+    assert _box(at).key == first.key and not _box(at).proto.set_value
+    assert _box(at).value == 123
