@@ -97,10 +97,10 @@ def install() -> None:
     def guarded_request_rerun(self, client_state) -> None:
         if client_state is not None:
             page, fragment = client_state.page_script_hash, client_state.fragment_id
-            if is_stale(fragment, page, self._pages_manager.current_page_script_hash):
+            current = self._pages_manager.current_page_script_hash
+            if is_stale(fragment, page, current):
                 log.info("dropped a rerun of fragment %s asked for on a page this session has left", fragment)
                 return
-            current = self._pages_manager.current_page_script_hash
             if not fragment and not switches(self).asked(page, current, history=client_state.is_history_navigation,
                                                           now=time.monotonic()):
                 log.info("dropped a rerun asked for on the page this session is leaving")

@@ -250,12 +250,13 @@ def point_box_for(point: int | None) -> str:
     and opened again), a new one holding `point`, the selected point."""
     ss = st.session_state
     if not _live(POINT_PICK):
-        renew(POINT_PICK, point, write=True)
-    elif ss[PAGE_RUN][0] - ss.get(WRITTEN, {}).get(POINT_PICK, -9) <= 2 and point_box_key() in ss:
+        return renew(POINT_PICK, point, write=True)
+    key, written = point_box_key(), ss.get(WRITTEN, {}).get(POINT_PICK)
+    if written is not None and ss[PAGE_RUN][0] - written <= 2 and key in ss:
         # written again by the two runs after the one that made the key: a run's elements can be dropped
         # before they reach the browser (`renew`), and a written value travels only with a run that writes it
-        ss[point_box_key()] = ss[point_box_key()]
-    return point_box_key()
+        ss[key] = ss[key]
+    return key
 
 
 def setting_widget(stem: str, setting: str, default: str = "default", options: list | None = None) -> dict:
