@@ -174,8 +174,10 @@ def attribute_vector_ui(mdl, m: cache.Source, d: cache.Source, data, enc, sel: i
         ss[state.VEC_GROUP_A] = names[0]
     if ss.get(state.VEC_GROUP_B) not in names:
         ss[state.VEC_GROUP_B] = names[1]
-    a = c1.selectbox("From group A", names, key=state.VEC_GROUP_A)
-    b = c2.selectbox("To group B", names, key=state.VEC_GROUP_B)
+    a = c1.selectbox("From group A", names, **state.setting_widget(state.VEC_GROUP_A_PICK, state.VEC_GROUP_A,
+                                                                    "index", names))
+    b = c2.selectbox("To group B", names, **state.setting_widget(state.VEC_GROUP_B_PICK, state.VEC_GROUP_B,
+                                                                  "index", names))
     try:
         v = lt.attribute_vector(enc.mu, groups[a], groups[b])
     except ValueError as e:

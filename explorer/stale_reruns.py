@@ -18,10 +18,16 @@ between names the page left, and Streamlit (1.67) runs it as a run of that page.
    moment). With fast reruns the request stops the new page's run before or just after it starts, and
    the old page runs again (tests/test_page_switches.py, tests/test_st_client.py).
 
+3. A rerun the page left asks for itself (a click on another page did nothing, the same symptom). A job's
+   polling fragment calls `st.rerun()` once its job is done. When the click arrives while that run is
+   going, Streamlit folds the two requests into one and keeps the newer one's page: the page left.
+
 The fix is in the server. A fragment rerun that names a page other than the one this session's latest
 run drew is dropped. So is a full rerun that names the page a switch left, from the moment the switch
 was asked for (or `st.switch_page` started it) until the new page's run has been going `GRACE_S`
-seconds: long enough for a request the browser sent before it saw the new page to arrive. A request
+seconds: long enough for a request the browser sent before it saw the new page to arrive. A rerun a
+script asks for its own page (`st.rerun()`) while a run of another page is waiting is dropped: the run
+waiting is a full one, and the old page's script stops at once for it. A request
 from the browser's history (back, forward) is never dropped. The one cost: a click back to the page
 left within that moment is dropped too, and the user clicks again.
 """
@@ -73,8 +79,11 @@ class PageSwitches:
             self.switch = Switch(origin=current, target=page, asked=now)
         return True
 
-    def started(self, page: str, current: str, *, now: float) -> None:
-        """A full run asked for as `page` started (a fragment's run is not one)."""
+    def started(self, page: str, current: str, *, now: float, entry: str = "") -> None:
+        """A full run asked for as `page` started (a fragment's run is not one). A run asked for by its
+        address starts as the `entry` script, which finds its page later: no page to record yet."""
+        if page == entry:
+            return
         if self.switch is not None and self.switch.target == page and self.switch.started is None:
             self.switch.started = now
         elif page != current:  # the server switched (st.switch_page)
@@ -114,12 +123,52 @@ def install() -> None:
                 and not _fragments(args, kwargs)):
             page = _page(args, kwargs)
             if page:
-                switches(self).started(page, self._pages_manager.current_page_script_hash, now=time.monotonic())
+                pm = self._pages_manager
+                switches(self).started(page, pm.current_page_script_hash, now=time.monotonic(),
+                                       entry=pm.main_script_hash)
         on_event(self, sender, event, *args, **kwargs)
 
     guarded_request_rerun._drops_stale_reruns = True
     AppSession.request_rerun = guarded_request_rerun
     AppSession._handle_scriptrunner_event_on_event_loop = guarded_on_event
+    _guard_script_reruns()
+
+
+def _guard_script_reruns() -> None:
+    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequests
+
+    if not getattr(ScriptRequests._request_rerun_locked, "_drops_stale_reruns", False):
+        ScriptRequests._request_rerun_locked = keeping_switches(ScriptRequests._request_rerun_locked)
+
+
+def keeping_switches(fold):
+    """`ScriptRequests._request_rerun_locked` (`fold`: Streamlit folds a rerun request into the one waiting
+    and keeps the newer one's page), except that a script's own `st.rerun()` does not take the page back
+    from a switch the browser asked for while it ran."""
+    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    def guarded_fold(self, new_data) -> bool:
+        ctx = get_script_run_ctx(suppress_warning=True)
+        waiting = self._rerun_data if self._state == ScriptRequestType.RERUN else None
+        if ctx is not None and waiting is not None and script_rerun_is_stale(
+                ctx.page_script_hash, new_data.page_script_hash, waiting.page_script_hash, waiting.page_name,
+                full=not waiting.fragment_id and not waiting.fragment_id_queue):
+            log.info("dropped a rerun the page left asked for while a switch to another page waited")
+            return True
+        return fold(self, new_data)
+
+    guarded_fold._drops_stale_reruns = True
+    return guarded_fold
+
+
+def script_rerun_is_stale(script_page: str, asked_page: str, waiting_page: str, waiting_name: str, *,
+                          full: bool) -> bool:
+    """Whether a script running as `script_page` that asks for a rerun of `asked_page` asks too late: a
+    full rerun of another page (by its hash, or by its name: an address) is already waiting. A script
+    that asks for another page (`st.switch_page`) is never stale."""
+    return (full and bool(script_page) and asked_page == script_page
+            and (waiting_page or waiting_name) != "" and waiting_page != script_page)
 
 
 # _handle_scriptrunner_event_on_event_loop(sender, event, forward_msg, exception, client_state,

@@ -94,8 +94,10 @@ SELECTION_NAME = "selection_name"  # str: the name the selection panel keeps the
 ATTR_SLIDER = "attr_strength_slider"  # the attribute vector's strength panel's component state
 ATTR_ACK = "attr_strength_ack"  # int: the last strength seq that panel's Python side handled
 ATTR_STRENGTH = "attr_strength"  # float: the strength applied to the attribute vector
-VEC_GROUP_A = "vec_group_a"  # str: the attribute vector's "From group A" selectbox
-VEC_GROUP_B = "vec_group_b"  # str: its "To group B" selectbox
+VEC_GROUP_A = "vec_group_a"  # str: the attribute vector's group A, shown by the "From group A" box
+VEC_GROUP_B = "vec_group_b"  # str: its group B, shown by the "To group B" box
+VEC_GROUP_A_PICK = "vec_group_a_pick"  # + version: the "From group A" box (shows VEC_GROUP_A; see setting_widget)
+VEC_GROUP_B_PICK = "vec_group_b_pick"  # + version: the "To group B" box (shows VEC_GROUP_B)
 
 # The link and the session file (explorer/share_ui.py, explorer/view_link.py)
 LINK_PARAMS = "_link_params"  # dict | None: the query parameters the session opened with, until Explore applies them
@@ -261,8 +263,9 @@ def point_box_for(point: int | None) -> str:
 
 def setting_widget(stem: str, setting: str, default: str = "default", options: list | None = None) -> dict:
     """The key, default and callback, for this run, of the versioned widget `stem` that shows and edits
-    session `setting` (the map's method, 2-D/3-D and colouring, the open tool tab, browser decoding), to
-    pass to the widget: `st.toggle(label, **state.setting_widget(stem, setting, "value"))`. `default`
+    session `setting` (the map's method, 2-D/3-D and colouring, the open tool tab, browser decoding, the
+    attribute vector's groups), to pass to the widget:
+    `st.toggle(label, **state.setting_widget(stem, setting, "value"))`. `default`
     names the widget's default argument ("default", "value", or "index" into `options`). The key is
     renewed, holding the setting, when the app changed the setting (a link or a loaded session applied,
     browser decoding turned off for a model that cannot use it) or the widget is drawn anew."""

@@ -65,3 +65,10 @@ def decode_toggle(at: AppTest):
     toggles = [t for t in at.toggle if t.label == "Decode in the browser"]
     assert len(toggles) == 1, [t.label for t in at.toggle]
     return toggles[0]
+
+
+def selectbox(at: AppTest, label: str):
+    """The one selectbox of the page labelled `label` (a versioned widget's key changes: `state.setting_widget`)."""
+    boxes = [b for b in at.selectbox if b.label == label]
+    assert len(boxes) == 1, [b.label for b in at.selectbox]
+    return boxes[0]

@@ -24,7 +24,7 @@ from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from vae_core.metrics._common import encode_all
 from paths import ROOT  # the repository root (tests/paths.py)
-from sidebar import decode_toggle, point_box
+from sidebar import decode_toggle, point_box, selectbox
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -76,8 +76,8 @@ def _run_payload(decoder: dict, s: float) -> np.ndarray:
 def test_browser_path_decodes_point_plus_strength_times_vector(explore, reference):
     model, mu, y = reference
     point_box(explore).set_value(3).run()
-    explore.selectbox(key="vec_group_a").set_value("label 1").run()
-    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    selectbox(explore, "From group A").set_value("label 1").run()
+    selectbox(explore, "To group B").set_value("label 7").run()
     data = _panel(explore)
     assert data["decoder_id"] and data["image"] is None, "an MLP decoder runs in the browser"
     assert data["meta"]["dims"][0]["label"] == "strength" and data["testid"] == "strength-sliders"
@@ -100,8 +100,8 @@ def test_server_path_answers_each_strength_with_its_image(explore, reference):
     model, mu, y = reference
     decode_toggle(explore).set_value(False).run()
     point_box(explore).set_value(3).run()
-    explore.selectbox(key="vec_group_a").set_value("label 1").run()
-    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    selectbox(explore, "From group A").set_value("label 1").run()
+    selectbox(explore, "To group B").set_value("label 7").run()
     pngs = {}
     for s in (0.0, 1.5):
         data = _panel(_move(explore, s))
@@ -119,11 +119,11 @@ def test_saved_selections_are_groups(explore, reference):
     left, right = np.array([5, 9, 40, 77]), np.array([2, 3, 1000, 4000, 4999])
     explore.session_state[state.SAVED_SELECTIONS] = {"left": left, "right": right, "bad": np.array([10 ** 7])}
     explore.run()
-    names = explore.selectbox(key="vec_group_a").options
+    names = selectbox(explore, "From group A").options
     assert "selection left" in names and "selection right" in names
     assert "selection bad" not in names, "rows outside the data never form a group"
-    explore.selectbox(key="vec_group_a").set_value("selection left").run()
-    explore.selectbox(key="vec_group_b").set_value("selection right").run()
+    selectbox(explore, "From group A").set_value("selection left").run()
+    selectbox(explore, "To group B").set_value("selection right").run()
     point_box(explore).set_value(11).run()
     _move(explore, 1.0)
     explore.button(key="vec_to_sliders").click().run()
@@ -187,8 +187,8 @@ def test_another_point_sends_the_first_layer_alone(reference):
 
 def test_explore_sends_the_first_layer_alone_for_another_point(explore, reference):
     point_box(explore).set_value(3).run()
-    explore.selectbox(key="vec_group_a").set_value("label 1").run()
-    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    selectbox(explore, "From group A").set_value("label 1").run()
+    selectbox(explore, "To group B").set_value("label 7").run()
     first = _panel(explore)
     assert "layers" in first["decoder"], "the first draw sends the whole decoder"
     # The panel's JS reports what it holds, the model's id included.

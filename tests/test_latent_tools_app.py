@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from vae_core.runs.run_load import load_run
 from vae_core.data import load_dataset
 from paths import ROOT  # the repository root (tests/paths.py)
-from sidebar import point_box
+from sidebar import point_box, selectbox
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -59,8 +59,8 @@ def test_neighbours_are_the_nearest_codes_and_select(explore: AppTest, reference
 def test_attribute_vector_moves_the_selected_code(explore: AppTest, reference):
     mu, y = reference
     point_box(explore).set_value(3).run()
-    explore.selectbox(key="vec_group_a").set_value("label 1").run()
-    explore.selectbox(key="vec_group_b").set_value("label 7").run()
+    selectbox(explore, "From group A").set_value("label 1").run()
+    selectbox(explore, "To group B").set_value("label 7").run()
     # the strength panel (a components-v2 slider) reports its value as the latent sliders do
     explore.session_state["attr_strength_slider"] = {"z": {"values": [0.5], "version": 0, "seq": 1, "final": True}}
     explore.run()

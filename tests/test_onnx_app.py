@@ -24,7 +24,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.errors import CheckpointError
 from vae_core.models import VAE
 from vae_core.sandbox.proxy import RemoteModel
-from sidebar import decode_toggle, point_box
+from sidebar import decode_toggle, point_box, selectbox
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -242,8 +242,8 @@ def test_strength_slider_gets_point_and_vector_for_the_graph(tmp_path):
     graph = base64.b64decode(loader["onnx"])
     at = _explore(run, {"id": loader["id"], "state": "ready"}, at)
     point_box(at).set_value(3).run()
-    at.selectbox(key="vec_group_a").set_value("label 1").run()
-    at.selectbox(key="vec_group_b").set_value("label 7").run()
+    selectbox(at, "From group A").set_value("label 1").run()
+    selectbox(at, "To group B").set_value("label 7").run()
     assert not at.exception, [e.value for e in at.exception]
     panel = _component(at, "vae_strength_sliders")
     assert panel["decoder_id"] == loader["id"] and panel["image"] is None

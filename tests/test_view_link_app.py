@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from paths import ROOT
-from sidebar import point_box
+from sidebar import point_box, selectbox
 
 EXPLORE = str(ROOT / "app_pages" / "1_Explore.py")
 
@@ -95,3 +95,26 @@ def test_the_open_tab_is_kept_when_explore_is_left_and_opened_again():
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state[state.TOOL_TAB] == "Traversals" and at.query_params["tab"] == "Traversals"
     assert at.session_state[state.MAP_DIMS] == 3 and _control(at, "View").value == 3
+
+
+def test_a_loaded_sessions_vector_groups_survive_a_rerun_the_browser_sent_before_they_reached_it():
+    """A loaded session sets the attribute vector's groups. Written into the boxes' own keys, a rerun the
+    browser sent before the session reached it took them back (the race of the test above); they are
+    session values shown by versioned boxes, as the map's controls are."""
+    from explorer import state
+
+    at = _open(run="default", data="mnist", tab="Attribute vectors")
+    ss = at.session_state
+    assert (ss[state.VEC_GROUP_A], ss[state.VEC_GROUP_B]) == ("label 0", "label 1")  # the first two groups
+    sent = at._tree.get_widget_states()
+    ss[state.VEC_GROUP_A], ss[state.VEC_GROUP_B] = "label 3", "label 8"  # what share_ui's session load does
+    at.run()
+    at._run(sent)
+    assert not at.exception, [e.value for e in at.exception]
+    assert (ss[state.VEC_GROUP_A], ss[state.VEC_GROUP_B]) == ("label 3", "label 8")
+    at.run()
+    a, b = selectbox(at, "From group A"), selectbox(at, "To group B")
+    assert (a.value, b.value) == ("label 3", "label 8")
+    assert (a.proto.default, b.proto.default) == (a.options.index("label 3"), b.options.index("label 8"))
+    a.set_value("label 5").run()  # the boxes themselves still choose
+    assert ss[state.VEC_GROUP_A] == "label 5"
