@@ -40,6 +40,7 @@ from benchmarks.browser import CHROMIUM_ARGS, REPO, find_chromium, streamlit_ser
 from benchmarks.common import load, load_line, percentile, print_figures
 from benchmarks.load import STEP_LOOP
 from benchmarks.st_client import Session
+from explorer.state import MAP_METHOD_PICK
 
 PAGE_S, STEP_S, MAP_S = 120, 20, 600
 
@@ -121,7 +122,11 @@ async def protocol_script(url: str, steps: int, pause_ms: int) -> dict:
             await asyncio.sleep(pause_ms / 1000 * (0.5 + random.random()))
         out["loads"].append(await s.load("Diagnose", timeout=PAGE_S))
         out["loads"].append(await s.load("Explore", timeout=PAGE_S))
-        out["map_s"] = await s.set("map_method", MAP_S, until=b"local inverse", string_array_value=["t-SNE"])
+        control = s.versioned(MAP_METHOD_PICK)
+        if control is None:
+            out["why"] = "the map's method control was never drawn"
+        else:
+            out["map_s"] = await s.set(control, MAP_S, until=b"local inverse", string_array_value=["t-SNE"])
     return out
 
 
@@ -180,7 +185,7 @@ def summary(n: int, results: list[dict], peak: float, jobs: list[dict], steps: i
         (f"{n} session(s): the Chromium tab: served, step p50, page loads",
          f"{tab_served} / {tab_actions}, {percentile(tab['steps'], 50):.0f} ms, "
          + ", ".join(f"{x:.1f}" for x in tab_loads) + " s"),
-        (f"{n} session(s): sessions whose steps could not start",
+        (f"{n} session(s): sessions with an action that could not start",
          "; ".join(f"{c} x {w}" for w, c in sorted(whys.items())) or "none"),
         (f"{n} session(s): jobs run, longest queue wait",
          f"{len(jobs)}, {max(waits):.1f} s" if waits else "0, -"),

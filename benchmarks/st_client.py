@@ -34,6 +34,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 _ID = re.compile(rb"\$\$ID-[0-9a-f]{32}-([A-Za-z0-9_]+)")
+_VERSIONED = re.compile(r"(.*[A-Za-z_])[0-9]+$")  # a versioned widget's key: its stem and a version
 FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
 
 
@@ -53,6 +54,7 @@ class Session:
         self.query = ""
         self.ids: dict[str, str] = {}        # widget key -> its element id
         self.fragment: dict[str, str] = {}   # widget key -> the fragment it was drawn in ("" for none)
+        self.latest: dict[str, str] = {}     # a versioned widget's stem -> its key drawn last (`versioned`)
         self.texts: list[bytes] = []         # raw deltas since the last request was sent
         self.answer: list[bytes] = []        # raw deltas of the run that answered the last request
         self._runs = 0                       # runs started (new_session messages)
@@ -97,8 +99,12 @@ class Session:
                 self.texts.append(body)
                 self._run_texts.append(body)
                 for m in _ID.finditer(body):
-                    self.ids[m.group(1).decode()] = m.group(0).decode()
-                    self.fragment[m.group(1).decode()] = msg.delta.fragment_id
+                    key = m.group(1).decode()
+                    self.ids[key] = m.group(0).decode()
+                    self.fragment[key] = msg.delta.fragment_id
+                    stem = _VERSIONED.match(key)
+                    if stem:
+                        self.latest[stem.group(1)] = key
             elif kind == "page_info_changed":
                 self.query = msg.page_info_changed.query_string
             elif kind == "auto_rerun":
@@ -193,6 +199,7 @@ class Session:
         self.page, self.page_hash, self.query = page, "", query
         self.ids.clear()
         self.fragment.clear()
+        self.latest.clear()
         t0 = time.perf_counter()
         ok = await self._run(timeout, page_name=page)
         return time.perf_counter() - t0 if ok else None
@@ -206,6 +213,11 @@ class Session:
                 return False
             await asyncio.sleep(0.1)
         return True
+
+    def versioned(self, stem: str) -> str | None:
+        """The key the page drew last for the versioned widget `stem` (the app gives such a widget a new
+        key, stem + version, when it sets its value: `explorer.state.renew`); None if never drawn."""
+        return self.latest.get(stem)
 
     async def set(self, key: str, timeout: float, until: bytes | None = None, **value: Any) -> float | None:
         """Set widget `key` (one WidgetState field, e.g. json_value='...'); seconds until its run ends

@@ -16,6 +16,7 @@ import pytest
 from benchmarks.browser import REPO, streamlit_server
 from benchmarks.st_client import Session
 from explorer.stale_reruns import GRACE_S
+from explorer.state import MAP_METHOD_PICK
 
 IMAGE = re.compile(rb'"image": ?"(data:image/[a-z]+;base64,[A-Za-z0-9+/=]+)"')
 
@@ -38,6 +39,10 @@ def test_a_protocol_session_opens_pages_and_steps_a_slider(server):
             assert await s.load("Explore", "decode=server") is not None
             assert await s.wait_for("latent_sliders", 120, settled=True)  # the data's encoding has ended
             explore = s.page_hash
+            # the class benchmark picks t-SNE through the map's method control, a versioned widget (its
+            # key changed from "map_method" to stem + version, and every session's map went unasked)
+            control = s.versioned(MAP_METHOD_PICK)
+            assert control and control.startswith(MAP_METHOD_PICK) and control in s.ids, control
             z = [float(x) for x in parse_qs(s.query)["z"][0].split(",")]
             assert len(z) == 16  # the shipped model's latent size, from the address the app set
             got = []
