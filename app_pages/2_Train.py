@@ -21,8 +21,9 @@ left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Settings")
     sweep_ui.option_ui()
-    train_ui.form_ui(running=train_ui.running())
+    running = train_ui.running()  # read once: the form and the progress panel agree on it
+    train_ui.form_ui(running=running)
     sweep_ui.progress_ui()
 with right:
     st.subheader("Progress")
-    train_ui.job_ui()
+    train_ui.job_ui(running)

@@ -289,17 +289,20 @@ def result_ui(job: training.TrainingJob) -> None:
     _replay_any_ui(job.out if job.status in ("done", "stopped") else None, job.id)
 
 
-def job_ui() -> None:
-    """This session's job, if any: live progress (a fragment polling every second) or its result."""
+def job_ui(running: bool) -> None:
+    """This session's job, if any: live progress (a fragment polling every second) or its result.
+    `running` is what the form above was drawn with (`running()` earlier in this run): a job that ends
+    between the two is shown live, and the live panel reruns the page at once, so the page never shows
+    the result beside a Train button still disabled."""
     job = training.registry().get(st.session_state.get(state.TRAIN_JOB))
     if job is None:
         st.caption("No training in this session yet: choose the settings and press Train.")
         _replay_any_ui()
         return
-    if job.poll().finished:
-        result_ui(job)
-    else:
+    if running:
         _live(job.id)
+    else:
+        result_ui(job)
 
 
 def _replay_any_ui(just_saved: Path | None = None, job_id: str | None = None) -> None:
