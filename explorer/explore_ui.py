@@ -185,8 +185,13 @@ def _on_point_pick(enc, key: str) -> None:
     v = st.session_state.get(state.point_box_key())
     if v is not None:
         select_point(int(v), enc, from_box=True)
-    else:  # the box emptied: no point selected (the map's marker and the point's panel go)
+    else:  # a box made empty, filled and emptied again: no point selected (the marker and the panel go)
         st.session_state[state.SELECTED] = None
+
+
+def _on_clear_point() -> None:
+    """No point selected: the box, whose default is the point, cannot be emptied (`state.point_box_for`)."""
+    state.clear_selection()
 
 
 # --- drag pad -----------------------------------------------------------------------------------
@@ -373,11 +378,13 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> 
     """Original, reconstruction, the code (mu, sigma per dim) and samples from q(z|x) of point idx (the
     page's selected point; None: the box to pick one)."""
     st.subheader("The selected point")
-    c0, _ = st.columns([1, 3])
-    key = state.point_box_for(idx)  # written, with no default: emptied, it selects nothing (state.renew)
-    c0.number_input("Point", 0, len(data) - 1, value=None, key=key, on_change=_on_point_pick, args=(enc, key),
+    c0, c1, _ = st.columns([2, 1, 5], vertical_alignment="bottom")
+    box = state.point_box_for(idx)  # the point is the box's default (state.renew)
+    c0.number_input("Point", 0, len(data) - 1, **box, on_change=_on_point_pick, args=(enc, box["key"]),
                     placeholder="click the map or type a number",
                     help="Click a point on the map, or type its number")
+    if idx is not None:
+        c1.button("Clear", key="clear_point", on_click=_on_clear_point, help="Select no point")
     if idx is None:
         st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "
                 "what q(z|x) draws.")

@@ -70,7 +70,6 @@ LINK_ALIGN = "cmp_link_align"  # bool: the right map aligned to the left one
 # The Explore page's own keys
 POINT_PICK = "point_pick"  # + version: the "Point" number input (shows SELECTED; see point_box_key)
 VERSIONS = "widget_versions"  # dict: a versioned widget's key stem -> the version its key ends with (see renew)
-WRITTEN = "widget_written"  # dict: a written versioned widget's stem -> the page run that wrote its key (renew)
 SHOWN = "widget_shown"  # dict: a versioned widget's key stem -> the value its current key was made with (its default)
 PAGE_RUN = "page_run"  # (int, str): this session's full page runs so far (open_page counts them), and the page
 DRAWN = "versioned_drawn"  # dict: a versioned widget's key stem -> the PAGE_RUN that last drew it
@@ -157,7 +156,7 @@ def versioned_key(stem: str) -> str:
     return f"{stem}{st.session_state.setdefault(VERSIONS, {}).get(stem, 0)}"
 
 
-def renew(stem: str, value, *, write: bool = False) -> str:
+def renew(stem: str, value) -> str:
     """A new key for the versioned widget `stem`, drawn with `value` as its default, and that key.
 
     A widget whose value the app sets (a point selected on the map shown in the "Point" box, the pair an
@@ -172,14 +171,11 @@ def renew(stem: str, value, *, write: bool = False) -> str:
     before they reach the browser (a run that ends while the next is already asked for: the next run's
     start clears what was not yet sent). The run after it draws the same key without the value, and the
     browser, meeting that widget for the first time, drew it at its default. A default is in every run's
-    copy of the widget. The "Point" box alone is written (`write`): its default must stay empty, since a
-    number box emptied by the user returns its default, and an empty box selects no point."""
+    copy of the widget, the "Point" box's included: a number box whose default is a number cannot be
+    emptied by the user (emptied, it returns its default), so a "Clear" button beside it deselects."""
     versions = st.session_state.setdefault(VERSIONS, {})
     versions[stem] = versions.get(stem, 0) + 1
     st.session_state.setdefault(SHOWN, {})[stem] = value
-    if write:
-        st.session_state[versioned_key(stem)] = value
-        st.session_state.setdefault(WRITTEN, {})[stem] = st.session_state.get(PAGE_RUN, (0, ""))[0]
     return versioned_key(stem)
 
 
@@ -247,18 +243,16 @@ def pickers_for_pair() -> tuple[str, str]:
     return picker_keys()
 
 
-def point_box_for(point: int | None) -> str:
-    """The "Point" box's key for this run: the current one, or, when the box is drawn anew (Explore left
-    and opened again), a new one holding `point`, the selected point."""
-    ss = st.session_state
+def point_box_for(point: int | None) -> dict:
+    """The "Point" box's key and default for this run, to pass to the box: the current key, or, when the
+    box is drawn anew (Explore left and opened again, a run cut short), a new one holding `point`, the
+    selected point. The point travels as the box's default, in every run's copy of it (`renew`): written
+    into the session state instead, it travelled only with the run that wrote it, and when that run's
+    elements were dropped the browser drew the box empty and sent "empty" back, which took the selection
+    away (1 fresh-clone run in 8 of tests/browser/test_attribute_slider.py)."""
     if not _live(POINT_PICK):
-        return renew(POINT_PICK, point, write=True)
-    key, written = point_box_key(), ss.get(WRITTEN, {}).get(POINT_PICK)
-    if written is not None and ss[PAGE_RUN][0] - written <= 2 and key in ss:
-        # written again by the two runs after the one that made the key: a run's elements can be dropped
-        # before they reach the browser (`renew`), and a written value travels only with a run that writes it
-        ss[key] = ss[key]
-    return key
+        renew(POINT_PICK, point)
+    return {"key": point_box_key(), "value": shown(POINT_PICK)}
 
 
 def setting_widget(stem: str, setting: str, default: str = "default", options: list | None = None) -> dict:
@@ -304,7 +298,7 @@ def renew_pickers() -> None:
 
 def renew_point_box(point: int | None) -> None:
     """A new "Point" box, holding `point`."""
-    renew(POINT_PICK, point, write=True)
+    renew(POINT_PICK, point)
 
 
 def clear_selection() -> None:

@@ -30,7 +30,6 @@ def test_the_chosen_tab_stays_when_a_point_is_picked_and_cleared(page, streamlit
     box.press("Enter")
     _wait_rerun_done(page, "original #5")  # the page above the tabs grew: the point's panel
     assert _selected_tab(page) == "Prior samples", "picking a point kept the tab"
-    box.fill("")
-    box.press("Enter")
+    page.get_by_role("button", name="Clear", exact=True).click()
     _wait_rerun_done(page, "Click a point on the map (or type its number)")
     assert _selected_tab(page) == "Prior samples", "clearing the point kept the tab"
