@@ -184,3 +184,34 @@ def test_form_shows_only_fields_that_apply_two_to_a_row(runs_dir):
     assert {"tr_warmup_fraction", "tr_beta_start"} <= shown() and "tr_cycles" not in shown()
     for block in at.get("horizontal_block"):  # every row of the settings: at most two side by side
         assert len(block.children) <= 2
+
+
+def _job_page():
+    import streamlit as st
+
+    from explorer import state, train_ui
+
+    state.init()
+    runs = st.session_state["page_runs"] = st.session_state.get("page_runs", 0) + 1
+    train_ui.job_ui(running=runs == 1)  # the first run's form was drawn with the job running
+
+
+def test_a_job_seen_running_that_ended_before_its_panel_reruns_the_page_at_once(runs_dir):
+    """The Train page reads once whether its job runs, for the form (Train disabled) and the progress
+    panel alike. A job that ends between that read and the panel is drawn live, and the live panel,
+    finding it ended, reruns the page at once: the page never shows the result beside a Train button
+    still disabled with nothing left to rerun it (1 fresh-clone run, when the page read it twice)."""
+    from explorer import training
+
+    job = training.TrainingJob(training.TrainSpec(data="digits", name="ended"), runs_dir)
+    job.status = "cancelled"  # ended (as `poll` settles it) after the form was drawn
+    training.registry().jobs[job.id] = job
+    try:
+        at = AppTest.from_function(_job_page, default_timeout=TIMEOUT)
+        at.session_state[state.TRAIN_JOB] = job.id
+        _ok(at.run())
+        assert at.session_state["page_runs"] == 2, "the live panel reran the page"
+        assert any("runs/ended was cancelled" in i.value for i in at.info), [i.value for i in at.info]
+    finally:
+        training.registry().jobs.pop(job.id, None)
+        job.cleanup()
