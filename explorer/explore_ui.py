@@ -189,11 +189,6 @@ def _on_point_pick(enc, key: str) -> None:
         st.session_state[state.SELECTED] = None
 
 
-def _on_clear_point() -> None:
-    """No point selected: the box, whose default is the point, cannot be emptied (`state.point_box_for`)."""
-    state.clear_selection()
-
-
 # --- drag pad -----------------------------------------------------------------------------------
 
 def _bounds(emb: np.ndarray) -> tuple[float, float, float, float]:
@@ -384,7 +379,8 @@ def selected_point_ui(mdl, data, enc, collapsed: list[int], idx: int | None) -> 
                     placeholder="click the map or type a number",
                     help="Click a point on the map, or type its number")
     if idx is not None:
-        c1.button("Clear", key="clear_point", on_click=_on_clear_point, help="Select no point")
+        # the box, whose default is the point, cannot be emptied (state.point_box_for): this deselects
+        c1.button("Clear", key="clear_point", on_click=state.clear_selection, help="Select no point")
     if idx is None:
         st.info("Click a point on the map (or type its number) to see its code, its reconstruction and "
                 "what q(z|x) draws.")
